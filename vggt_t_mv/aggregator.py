@@ -56,9 +56,14 @@ class Aggregator(nn.Module):
         nn.init.normal_(self.camera_token, std=1e-6)
         nn.init.normal_(self.register_token, std=1e-6)
         self.patch_embed = DinoVisionTransformer(
-            img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=dim, depth=cfg.dino_depth,
-            num_heads=cfg.dino_num_heads, mlp_ratio=cfg.dino_mlp_ratio,
-            num_register_tokens=cfg.dino_num_register_tokens, init_values=cfg.dino_init_values,
+            img_size=cfg.img_size,
+            patch_size=cfg.patch_size,
+            embed_dim=dim,
+            depth=cfg.dino_depth,
+            num_heads=cfg.dino_num_heads,
+            mlp_ratio=cfg.dino_mlp_ratio,
+            num_register_tokens=cfg.dino_num_register_tokens,
+            init_values=cfg.dino_init_values,
             interpolate_antialias=cfg.dino_interpolate_antialias,
             interpolate_offset=cfg.dino_interpolate_offset,
         )
@@ -71,8 +76,16 @@ class Aggregator(nn.Module):
 
     def _make_block(self) -> Block:
         cfg = self.cfg
-        return Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, proj_bias=cfg.proj_bias,
-                     ffn_bias=cfg.ffn_bias, init_values=cfg.init_values, qk_norm=cfg.qk_norm)
+        return Block(
+            cfg.embed_dim,
+            cfg.num_heads,
+            cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            proj_bias=cfg.proj_bias,
+            ffn_bias=cfg.ffn_bias,
+            init_values=cfg.init_values,
+            qk_norm=cfg.qk_norm,
+        )
 
     @property
     def patch_start_idx(self) -> int:

@@ -18,9 +18,15 @@ def quaternion_to_rotation(quaternion: Tensor) -> Tensor:
     two_s = 2.0 / (quaternion * quaternion).sum(-1)
     matrix = torch.stack(
         (
-            1 - two_s * (y * y + z * z), two_s * (x * y - z * w), two_s * (x * z + y * w),
-            two_s * (x * y + z * w), 1 - two_s * (x * x + z * z), two_s * (y * z - x * w),
-            two_s * (x * z - y * w), two_s * (y * z + x * w), 1 - two_s * (x * x + y * y),
+            1 - two_s * (y * y + z * z),
+            two_s * (x * y - z * w),
+            two_s * (x * z + y * w),
+            two_s * (x * y + z * w),
+            1 - two_s * (x * x + z * z),
+            two_s * (y * z - x * w),
+            two_s * (x * z - y * w),
+            two_s * (y * z + x * w),
+            1 - two_s * (x * x + y * y),
         ),
         dim=-1,
     )
@@ -36,9 +42,7 @@ def rotation_to_quaternion(rotation: Tensor) -> Tensor:
     m = rotation
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
     # 4 * component^2 for w, x, y, z
-    squares = torch.stack(
-        (1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), dim=-1
-    )
+    squares = torch.stack((1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), dim=-1)
     roots = squares.clamp(min=1e-12).sqrt()  # 2 * |component|
     d21, d12 = m[..., 2, 1], m[..., 1, 2]
     d02, d20 = m[..., 0, 2], m[..., 2, 0]
@@ -70,8 +74,7 @@ def pose_encoding_to_extri_intri(pose_encoding: Tensor, image_hw: tuple[int, int
     fov_h, fov_w = pose_encoding[..., 7], pose_encoding[..., 8]
     rotation = quaternion_to_rotation(quaternion)
     extrinsics = torch.cat([rotation, translation[..., None]], dim=-1)
-    intrinsics = torch.zeros(pose_encoding.shape[:-1] + (3, 3), dtype=pose_encoding.dtype,
-                             device=pose_encoding.device)
+    intrinsics = torch.zeros(pose_encoding.shape[:-1] + (3, 3), dtype=pose_encoding.dtype, device=pose_encoding.device)
     intrinsics[..., 0, 0] = (width / 2.0) / torch.tan(fov_w / 2.0)
     intrinsics[..., 1, 1] = (height / 2.0) / torch.tan(fov_h / 2.0)
     intrinsics[..., 0, 2] = width / 2.0

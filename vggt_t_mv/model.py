@@ -98,32 +98,68 @@ class VGGTTMV(nn.Module):
         self.aggregator = Aggregator(cfg)
         dim_in = cfg.token_dim
         self.camera_head = (
-            CameraHead(dim_in=dim_in, trunk_depth=cfg.camera_trunk_depth, num_heads=cfg.camera_num_heads,
-                       mlp_ratio=cfg.camera_mlp_ratio, init_values=cfg.camera_init_values,
-                       trans_act=cfg.trans_act, quat_act=cfg.quat_act, fl_act=cfg.fl_act)
-            if cfg.camera_head else None
+            CameraHead(
+                dim_in=dim_in,
+                trunk_depth=cfg.camera_trunk_depth,
+                num_heads=cfg.camera_num_heads,
+                mlp_ratio=cfg.camera_mlp_ratio,
+                init_values=cfg.camera_init_values,
+                trans_act=cfg.trans_act,
+                quat_act=cfg.quat_act,
+                fl_act=cfg.fl_act,
+            )
+            if cfg.camera_head
+            else None
         )
-        dpt_sizes = dict(dim_in=dim_in, patch_size=cfg.patch_size, features=cfg.dpt_features,
-                         out_channels=cfg.dpt_out_channels, intermediate_layers=cfg.dpt_intermediate_layers)
+        dpt_sizes = dict(
+            dim_in=dim_in,
+            patch_size=cfg.patch_size,
+            features=cfg.dpt_features,
+            out_channels=cfg.dpt_out_channels,
+            intermediate_layers=cfg.dpt_intermediate_layers,
+        )
         self.depth_head = (
-            DPTHead(**dpt_sizes, output_dim=2, activation=cfg.depth_activation, conf_activation=cfg.conf_activation,
-                    pos_embed=cfg.dpt_pos_embed)
-            if cfg.depth_head else None
+            DPTHead(
+                **dpt_sizes,
+                output_dim=2,
+                activation=cfg.depth_activation,
+                conf_activation=cfg.conf_activation,
+                pos_embed=cfg.dpt_pos_embed,
+            )
+            if cfg.depth_head
+            else None
         )
         self.point_head = (
-            DPTHead(**dpt_sizes, output_dim=4, activation=cfg.point_activation, conf_activation=cfg.conf_activation,
-                    pos_embed=cfg.dpt_pos_embed)
-            if cfg.point_head else None
+            DPTHead(
+                **dpt_sizes,
+                output_dim=4,
+                activation=cfg.point_activation,
+                conf_activation=cfg.conf_activation,
+                pos_embed=cfg.dpt_pos_embed,
+            )
+            if cfg.point_head
+            else None
         )
         self.track_head = (
-            TrackHead(dim_in=dim_in, patch_size=cfg.patch_size, features=cfg.track_features,
-                      out_channels=cfg.dpt_out_channels, intermediate_layers=cfg.dpt_intermediate_layers,
-                      iters=cfg.track_iters, stride=cfg.track_stride, corr_levels=cfg.track_corr_levels,
-                      corr_radius=cfg.track_corr_radius, hidden_size=cfg.track_hidden_size,
-                      predict_conf=cfg.track_predict_conf, tracker_depth=cfg.tracker_depth,
-                      tracker_num_heads=cfg.tracker_num_heads, num_virtual_tracks=cfg.tracker_num_virtual_tracks,
-                      max_scale=cfg.tracker_max_scale)
-            if cfg.track_head else None
+            TrackHead(
+                dim_in=dim_in,
+                patch_size=cfg.patch_size,
+                features=cfg.track_features,
+                out_channels=cfg.dpt_out_channels,
+                intermediate_layers=cfg.dpt_intermediate_layers,
+                iters=cfg.track_iters,
+                stride=cfg.track_stride,
+                corr_levels=cfg.track_corr_levels,
+                corr_radius=cfg.track_corr_radius,
+                hidden_size=cfg.track_hidden_size,
+                predict_conf=cfg.track_predict_conf,
+                tracker_depth=cfg.tracker_depth,
+                tracker_num_heads=cfg.tracker_num_heads,
+                num_virtual_tracks=cfg.tracker_num_virtual_tracks,
+                max_scale=cfg.tracker_max_scale,
+            )
+            if cfg.track_head
+            else None
         )
 
     def forward(self, images: Tensor, masks: Tensor | None = None, query_points: Tensor | None = None) -> Predictions:
@@ -146,8 +182,9 @@ class VGGTTMV(nn.Module):
         preds.images = images
         return _restore_leading_dims(preds, leading)
 
-    def run_heads(self, aggregated: AggregatorOutput, image_hw: tuple[int, int],
-                  query_points: Tensor | None = None) -> Predictions:
+    def run_heads(
+        self, aggregated: AggregatorOutput, image_hw: tuple[int, int], query_points: Tensor | None = None
+    ) -> Predictions:
         """Apply the enabled heads to aggregator output; results have leading dims ``[B, S]``, S = T*N."""
         layers, start = aggregated.layers, aggregated.patch_start_idx
         preds = Predictions()
@@ -182,8 +219,17 @@ def _restore_leading_dims(preds: Predictions, leading: tuple[int, ...]) -> Predi
     def reshape(t: Tensor) -> Tensor:
         return t.reshape(*leading, *t.shape[2:])
 
-    for name in ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf", "dynamic_mask",
-                 "track", "vis", "conf"):
+    for name in (
+        "pose_enc",
+        "depth",
+        "depth_conf",
+        "world_points",
+        "world_points_conf",
+        "dynamic_mask",
+        "track",
+        "vis",
+        "conf",
+    ):
         value = getattr(preds, name)
         if value is not None:
             setattr(preds, name, reshape(value))

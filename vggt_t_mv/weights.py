@@ -41,8 +41,10 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def summary(self) -> str:
-        return (f"{len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
-                f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape mismatches")
+        return (
+            f"{len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
+            f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape mismatches"
+        )
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -63,8 +65,10 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({error}); "
-                                  "the file may be truncated, download or copy it again") from error
+            raise CheckpointError(
+                f"checkpoint {path} is not a readable safetensors file ({error}); "
+                "the file may be truncated, download or copy it again"
+            ) from error
     else:
         state = _torch_load(path)
     return _unwrap(state, path)
@@ -108,7 +112,7 @@ def _unwrap(state: object, path: Path) -> dict[str, Tensor]:
             continue
         for prefix in _STRIPPED_PREFIXES:
             while key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         cleaned[key] = value
     return cleaned
 
@@ -123,7 +127,7 @@ def rename_vggt_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     for key, value in state.items():
         for old, new in VGGT_RENAMES:
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         renamed[key] = value
     return renamed
@@ -154,7 +158,9 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | None = None, stri
                 report.loaded[name] = name
     report.unexpected = sorted(set(source) - set(target))
     if strict and not report.ok:
-        raise ValueError(f"strict load of {checkpoint} failed: {report.summary()}; "
-                         f"missing {report.missing[:5]}, unexpected {report.unexpected[:5]}, "
-                         f"mismatched {list(report.mismatched.items())[:5]}")
+        raise ValueError(
+            f"strict load of {checkpoint} failed: {report.summary()}; "
+            f"missing {report.missing[:5]}, unexpected {report.unexpected[:5]}, "
+            f"mismatched {list(report.mismatched.items())[:5]}"
+        )
     return report

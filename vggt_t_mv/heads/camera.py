@@ -36,8 +36,18 @@ class CameraHead(nn.Module):
 
     target_dim = 9
 
-    def __init__(self, *, dim_in: int, trunk_depth: int, num_heads: int, mlp_ratio: float, init_values: float,
-                 trans_act: str = "linear", quat_act: str = "linear", fl_act: str = "relu") -> None:
+    def __init__(
+        self,
+        *,
+        dim_in: int,
+        trunk_depth: int,
+        num_heads: int,
+        mlp_ratio: float,
+        init_values: float,
+        trans_act: str = "linear",
+        quat_act: str = "linear",
+        fl_act: str = "relu",
+    ) -> None:
         super().__init__()
         self.acts = (trans_act, quat_act, fl_act)
         self.trunk = nn.Sequential(

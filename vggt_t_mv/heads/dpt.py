@@ -42,10 +42,10 @@ def uv_grid(width: int, height: int, aspect_ratio: float, dtype: torch.dtype, de
     """Centred uv coordinates of a ``height x width`` map, normalised by the image diagonal: ``[H, W, 2]``."""
     diagonal = (aspect_ratio**2 + 1.0) ** 0.5
     span_x, span_y = aspect_ratio / diagonal, 1.0 / diagonal
-    xs = torch.linspace(-span_x * (width - 1) / width, span_x * (width - 1) / width, width,
-                        dtype=dtype, device=device)
-    ys = torch.linspace(-span_y * (height - 1) / height, span_y * (height - 1) / height, height,
-                        dtype=dtype, device=device)
+    xs = torch.linspace(-span_x * (width - 1) / width, span_x * (width - 1) / width, width, dtype=dtype, device=device)
+    ys = torch.linspace(
+        -span_y * (height - 1) / height, span_y * (height - 1) / height, height, dtype=dtype, device=device
+    )
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([grid_x, grid_y], dim=-1)
 
@@ -109,10 +109,21 @@ class DPTHead(nn.Module):
     With ``feature_only`` it returns a feature map; otherwise values and a confidence per pixel.
     """
 
-    def __init__(self, *, dim_in: int, patch_size: int, features: int, out_channels: Sequence[int],
-                 intermediate_layers: Sequence[int], output_dim: int = 4, activation: str = "inv_log",
-                 conf_activation: str = "expp1", pos_embed: bool = True, feature_only: bool = False,
-                 down_ratio: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        dim_in: int,
+        patch_size: int,
+        features: int,
+        out_channels: Sequence[int],
+        intermediate_layers: Sequence[int],
+        output_dim: int = 4,
+        activation: str = "inv_log",
+        conf_activation: str = "expp1",
+        pos_embed: bool = True,
+        feature_only: bool = False,
+        down_ratio: int = 1,
+    ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.intermediate_layers = tuple(intermediate_layers)
@@ -123,12 +134,14 @@ class DPTHead(nn.Module):
         self.down_ratio = down_ratio
         self.norm = nn.LayerNorm(dim_in)
         self.projects = nn.ModuleList(nn.Conv2d(dim_in, channels, 1) for channels in out_channels)
-        self.resize_layers = nn.ModuleList([
-            nn.ConvTranspose2d(out_channels[0], out_channels[0], kernel_size=4, stride=4),
-            nn.ConvTranspose2d(out_channels[1], out_channels[1], kernel_size=2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(out_channels[3], out_channels[3], kernel_size=3, stride=2, padding=1),
-        ])
+        self.resize_layers = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(out_channels[0], out_channels[0], kernel_size=4, stride=4),
+                nn.ConvTranspose2d(out_channels[1], out_channels[1], kernel_size=2, stride=2),
+                nn.Identity(),
+                nn.Conv2d(out_channels[3], out_channels[3], kernel_size=3, stride=2, padding=1),
+            ]
+        )
         self.scratch = nn.Module()
         for index, channels in enumerate(out_channels, start=1):
             setattr(self.scratch, f"layer{index}_rn", nn.Conv2d(channels, features, 3, padding=1, bias=False))
@@ -144,8 +157,13 @@ class DPTHead(nn.Module):
                 nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, output_dim, 1)
             )
 
-    def forward(self, layers: Sequence[Tensor | None], image_hw: tuple[int, int], patch_start_idx: int,
-                frames_chunk_size: int | None = 8) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        layers: Sequence[Tensor | None],
+        image_hw: tuple[int, int],
+        patch_start_idx: int,
+        frames_chunk_size: int | None = 8,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """
         Args:
             layers: aggregator outputs indexed by layer number, each ``[B, S, P, dim_in]`` (entries the
@@ -168,8 +186,9 @@ class DPTHead(nn.Module):
             return torch.cat(chunks, dim=1)
         return torch.cat([c[0] for c in chunks], dim=1), torch.cat([c[1] for c in chunks], dim=1)
 
-    def _forward_frames(self, layers: Sequence[Tensor | None], image_hw: tuple[int, int], patch_start_idx: int,
-                        start: int, end: int) -> Tensor | tuple[Tensor, Tensor]:
+    def _forward_frames(
+        self, layers: Sequence[Tensor | None], image_hw: tuple[int, int], patch_start_idx: int, start: int, end: int
+    ) -> Tensor | tuple[Tensor, Tensor]:
         height, width = image_hw
         grid_h, grid_w = height // self.patch_size, width // self.patch_size
         maps = []

@@ -71,9 +71,7 @@ class TrackerPredictor(nn.Module):
         if predict_conf:
             self.conf_predictor = nn.Sequential(nn.Linear(latent_dim, 1))
 
-    def _transformer_input(
-        self, coords: Tensor, track_feats: Tensor, corr: Tensor, pos_embed: Tensor
-    ) -> Tensor:
+    def _transformer_input(self, coords: Tensor, track_feats: Tensor, corr: Tensor, pos_embed: Tensor) -> Tensor:
         """Assemble the update-transformer tokens.
 
         coords [B, S, M, 2] (feature pixels), track_feats [B, S, M, latent], corr [B, S, M, corr_dim],

@@ -26,9 +26,7 @@ def sample_grid_pixels(maps: Tensor, points: Tensor, padding_mode: str = "border
     height, width = maps.shape[-2:]
     points = points.to(device=maps.device, dtype=maps.dtype)
     # align_corners=True maps pixel index i to -1 + 2 i / (size - 1)
-    scale = torch.tensor(
-        [2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=maps.device, dtype=maps.dtype
-    )
+    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=maps.device, dtype=maps.dtype)
     grid = points * scale - 1.0
     return F.grid_sample(maps, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 

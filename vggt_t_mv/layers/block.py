@@ -15,8 +15,9 @@ class Attention(nn.Module):
     ``qk_norm`` adds a LayerNorm (eps 1e-5) over the head dim of queries and keys, applied before RoPE.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True,
-                 qk_norm: bool = False) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True, qk_norm: bool = False
+    ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
@@ -49,8 +50,9 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     """Linear -> GELU (exact) -> Linear."""
 
-    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None,
-                 bias: bool = True) -> None:
+    def __init__(
+        self, in_features: int, hidden_features: int, out_features: int | None = None, bias: bool = True
+    ) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
         self.act = nn.GELU()
@@ -74,9 +76,18 @@ class LayerScale(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: ``x + ls1(attn(norm1(x)))`` then ``x + ls2(mlp(norm2(x)))``."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 proj_bias: bool = True, ffn_bias: bool = True, init_values: float | None = None,
-                 qk_norm: bool = False, norm_eps: float = 1e-5) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        ffn_bias: bool = True,
+        init_values: float | None = None,
+        qk_norm: bool = False,
+        norm_eps: float = 1e-5,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias, qk_norm=qk_norm)

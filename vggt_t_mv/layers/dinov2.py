@@ -30,9 +30,20 @@ class DinoVisionTransformer(nn.Module):
     grids; registers get no position embedding.
     """
 
-    def __init__(self, *, img_size: int, patch_size: int, embed_dim: int, depth: int, num_heads: int,
-                 mlp_ratio: float, num_register_tokens: int, init_values: float,
-                 interpolate_antialias: bool, interpolate_offset: float) -> None:
+    def __init__(
+        self,
+        *,
+        img_size: int,
+        patch_size: int,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float,
+        num_register_tokens: int,
+        init_values: float,
+        interpolate_antialias: bool,
+        interpolate_offset: float,
+    ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.num_register_tokens = num_register_tokens
@@ -72,14 +83,15 @@ class DinoVisionTransformer(nn.Module):
         patch_pos = patch_pos.reshape(1, side, side, dim).permute(0, 3, 1, 2)
         if self.interpolate_offset:
             scale = ((grid_h + self.interpolate_offset) / side, (grid_w + self.interpolate_offset) / side)
-            resized = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic",
-                                    antialias=self.interpolate_antialias)
+            resized = F.interpolate(patch_pos, scale_factor=scale, mode="bicubic", antialias=self.interpolate_antialias)
         else:
-            resized = F.interpolate(patch_pos, size=(grid_h, grid_w), mode="bicubic",
-                                    antialias=self.interpolate_antialias)
+            resized = F.interpolate(
+                patch_pos, size=(grid_h, grid_w), mode="bicubic", antialias=self.interpolate_antialias
+            )
         if resized.shape[-2:] != (grid_h, grid_w):
-            raise RuntimeError(f"position embedding resized to {tuple(resized.shape[-2:])}, "
-                               f"expected {(grid_h, grid_w)}")
+            raise RuntimeError(
+                f"position embedding resized to {tuple(resized.shape[-2:])}, expected {(grid_h, grid_w)}"
+            )
         resized = resized.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, dim)
         return torch.cat([class_pos, resized], dim=1).to(dtype)
 
@@ -93,4 +105,4 @@ class DinoVisionTransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
-        return x[:, 1 + self.num_register_tokens:]
+        return x[:, 1 + self.num_register_tokens :]
