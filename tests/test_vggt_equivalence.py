@@ -34,9 +34,8 @@ def our_tensors(model: VGGTTMV, images: torch.Tensor, query_points: torch.Tensor
     with torch.no_grad():
         preds = model(images, query_points=query_points)
         aggregated = agg_module(images.unsqueeze(1), layers="all")
-        normalized = (images.flatten(0, 1) - agg_module._image_mean) / agg_module._image_std
-        patch_tokens = agg_module.patch_embed(normalized)
-        tokens_in = torch.cat([agg_module.special_tokens(batch, frames), patch_tokens], dim=1)
+        tokens_in = agg_module.embed(images.unsqueeze(1)).flatten(0, 2)
+        patch_tokens = tokens_in[:, agg_module.patch_start_idx :]
         positions = frame_positions(grid_h, grid_w, agg_module.patch_start_idx)
         track_features = model.track_head.feature_extractor(
             aggregated.layers, (height, width), aggregated.patch_start_idx

@@ -121,21 +121,32 @@ class Aggregator(nn.Module):
         Returns:
             :class:`AggregatorOutput` with layers ``[B, T*N, P, token_dim]``.
         """
+        tokens = self.embed(images)
+        rope = self.rope_for(images.shape[-2:], images.device)
+        return self.alternate(tokens, rope, layers)
+
+    def embed(self, images: Tensor) -> Tensor:
+        """Images ``[B, T, N, 3, H, W]`` in [0, 1] -> input tokens ``[B, T, N, P, C]`` (special tokens, patches)."""
         batch, times, views, channels, height, width = images.shape
         num_frames = times * views
+        frames = images.reshape(batch * num_frames, channels, height, width)
+        patch_tokens = self.patch_embed((frames - self._image_mean) / self._image_std)  # [B*F, h*w, C]
+        special = self.special_tokens(batch, num_frames).to(patch_tokens.dtype)
+        tokens = torch.cat([special, patch_tokens], dim=1)
+        return tokens.view(batch, times, views, *tokens.shape[1:])
+
+    def rope_for(self, image_hw: tuple[int, int], device: torch.device) -> RopeTable | None:
+        """RoPE table of one frame's tokens, ``[P, head_dim]``, or None when RoPE is off."""
+        if self.cfg.rope_freq <= 0:
+            return None
+        grid_h, grid_w = image_hw[0] // self.cfg.patch_size, image_hw[1] // self.cfg.patch_size
+        positions = frame_positions(grid_h, grid_w, self.patch_start_idx, device=device)
+        return rope_table(positions, self.cfg.embed_dim // self.cfg.num_heads, self.cfg.rope_freq)
+
+    def alternate(self, x: Tensor, rope: RopeTable | None, layers: LayerSelection = "heads") -> AggregatorOutput:
+        """Run the alternating time/view layers on tokens ``x [B, T, N, P, C]``."""
+        batch, times, views, tokens_per_frame, _ = x.shape
         keep = self._layers_to_keep(layers)
-        normalized = (images.reshape(batch * num_frames, channels, height, width) - self._image_mean) / self._image_std
-        patch_tokens = self.patch_embed(normalized)  # [B*F, h*w, C]
-        tokens = torch.cat([self.special_tokens(batch, num_frames).to(patch_tokens.dtype), patch_tokens], dim=1)
-        tokens_per_frame, dim = tokens.shape[1], tokens.shape[2]
-        x = tokens.view(batch, times, views, tokens_per_frame, dim)
-
-        rope = None
-        if self.cfg.rope_freq > 0:
-            grid_h, grid_w = height // self.cfg.patch_size, width // self.cfg.patch_size
-            positions = frame_positions(grid_h, grid_w, self.patch_start_idx, device=images.device)
-            rope = rope_table(positions, dim // self.cfg.num_heads, self.cfg.rope_freq)
-
         outputs: list[Tensor | None] = [None] * self.cfg.depth
         block_size = self.cfg.aa_block_size
         for first in range(0, self.cfg.depth, block_size):
@@ -148,7 +159,7 @@ class Aggregator(nn.Module):
             for offset, index in enumerate(range(first, first + block_size)):
                 if index in keep:
                     parts = [per_kind[kind][offset] for kind in ATTENTION_KINDS if kind in per_kind]
-                    outputs[index] = torch.cat(parts, dim=-1).view(batch, num_frames, tokens_per_frame, -1)
+                    outputs[index] = torch.cat(parts, dim=-1).view(batch, times * views, tokens_per_frame, -1)
             del per_kind
         return AggregatorOutput(outputs, self.patch_start_idx, times, views)
 

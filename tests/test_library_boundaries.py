@@ -1,0 +1,35 @@
+"""The model library stands alone: importing it pulls in no viewer or app code, and the
+attention-cost benchmark runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def test_model_library_imports_no_app_or_viewer_code() -> None:
+    code = (
+        "import sys, vggt_t_mv, vggt_t_mv.geometry; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'app', 'viser', 'open3d', 'trimesh', 'cv2'}); "
+        "print(','.join(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_attention_cost_benchmark_runs_quick() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/attention_cost.py", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=300,
+    )
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1] == "4x2"
+    assert all(float(c) > 0 for c in cells[2:])
