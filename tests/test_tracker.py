@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import require
 from vggt_t_mv.heads.tracker import TrackerPredictor
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_FIXTURE = REPO_ROOT / ".." / "shared" / "reference" / "vggt_tiny"
 TRACKER_MODULE = "track_head.tracker (derived, built by TrackHead)"
 PREFIX = "track_head.tracker."
 ATOL = 1e-3
@@ -34,19 +32,9 @@ ARGS_1B = {
 }
 
 
-def _missing(what: str) -> None:
-    reason = f"reference data not found: {what}"
-    if os.environ.get("VGGT_MV_REQUIRE_SHARED") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def fixture_dir() -> Path:
-    path = Path(os.environ.get("VGGT_MV_FIXTURE", DEFAULT_FIXTURE)).resolve()
-    if not (path / "config.json").is_file():
-        _missing(str(path))
-    return path
+def fixture_dir(vggt_fixture_dir: Path) -> Path:
+    return vggt_fixture_dir
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +99,8 @@ def _read_keys(path: Path) -> list[tuple[str, tuple[int, ...]]]:
     return rows
 
 
-def test_tracker_keys_match_vggt_1b(fixture_dir: Path):
-    keys_path = fixture_dir.parent / "vggt_1b.keys.tsv"
-    if not keys_path.is_file():
-        _missing(str(keys_path))
+def test_tracker_keys_match_vggt_1b(reference_dir: Path):
+    keys_path = require(reference_dir / "vggt_1b.keys.tsv", "VGGT-1B key list")
     expected = _read_keys(keys_path)
     assert expected, "no track_head.tracker keys in the key list"
     with torch.device("meta"):
