@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vggt_t_mv import ModelConfig
+from vggt_t_mv import VGGTTMV, ModelConfig, load_pretrained
 
 
 def test_vggt_1b_preset_has_the_released_sizes() -> None:
@@ -53,3 +53,10 @@ def test_inconsistent_sizes_are_refused(overrides: dict, message: str) -> None:
 def test_unknown_fields_are_named() -> None:
     with pytest.raises(ValueError, match="embed_dimm"):
         ModelConfig.from_dict({"embed_dimm": 3})
+
+
+def test_tiny_preset_has_the_layout_of_the_reference_tiny_vggt(reference_dir: Path) -> None:
+    model = VGGTTMV(ModelConfig.tiny())
+    report = load_pretrained(model, reference_dir / "vggt_tiny" / "weights.safetensors", strict=True)
+    assert report.ok
+    assert len(report.loaded) == len(model.state_dict())
