@@ -67,12 +67,11 @@ def measure(cfg: ModelConfig, times: int, views: int, image_hw: tuple[int, int],
     aggregator = Aggregator(cfg).eval()
     images = torch.rand(1, times, views, 3, *image_hw)
     flat = images.reshape(1, 1, times * views, 3, *image_hw)
-    rope = aggregator.rope_for(image_hw, images.device)
     with torch.inference_mode():
         tokens_grid = aggregator.embed(images)
         tokens_flat = tokens_grid.reshape(1, 1, times * views, *tokens_grid.shape[3:])
-        layers_grid = timed(lambda: aggregator.alternate(tokens_grid, rope), repeats)
-        layers_flat = timed(lambda: aggregator.alternate(tokens_flat, rope), repeats)
+        layers_grid = timed(lambda: aggregator.alternate(tokens_grid, image_hw), repeats)
+        layers_flat = timed(lambda: aggregator.alternate(tokens_flat, image_hw), repeats)
         whole_grid = timed(lambda: aggregator(images), repeats)
         whole_flat = timed(lambda: aggregator(flat), repeats)
     return {

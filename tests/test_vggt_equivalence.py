@@ -1,8 +1,10 @@
 """Compatibility mode reproduces upstream VGGT: a 5-D input [B, S, ...] runs as T=1, N=S and matches
-the stored outputs of the upstream model, tensor by tensor."""
+the stored outputs of the upstream model, tensor by tensor. The same holds through a two-stream model
+(shared or branched blocks) when the dynamic bias is off: both streams then compute VGGT's layers."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,11 +20,20 @@ ATOL = 1e-4
 INPUT_KEYS = {"images", "query_points"}
 
 
-@pytest.fixture(scope="module")
-def model(vggt_fixture_dir: Path) -> VGGTTMV:
-    model = VGGTTMV(fixture_config(vggt_fixture_dir)).eval()
-    report = load_pretrained(model, vggt_fixture_dir / "weights.safetensors", strict=True)
-    assert report.ok, report.summary()
+NEW_IN_TWO_STREAMS = ("aggregator.mask_head.", "aggregator.mask_fusion.")
+
+
+@pytest.fixture(scope="module", params=["single-stream", "two-stream-shared", "two-stream-branched"])
+def model(request: pytest.FixtureRequest, vggt_fixture_dir: Path) -> VGGTTMV:
+    cfg = fixture_config(vggt_fixture_dir)
+    if request.param != "single-stream":
+        mode = request.param.rsplit("-", 1)[1]
+        cfg = dataclasses.replace(cfg, stream_split=cfg.depth // 2, stream_mode=mode, dynamic_bias=False)
+    model = VGGTTMV(cfg).eval()
+    strict = request.param == "single-stream"
+    report = load_pretrained(model, vggt_fixture_dir / "weights.safetensors", strict=strict)
+    assert not report.unexpected and not report.mismatched, report.summary()
+    assert all(name.startswith(NEW_IN_TWO_STREAMS) for name in report.missing), report.missing
     return model
 
 
@@ -34,6 +45,8 @@ def our_tensors(model: VGGTTMV, images: torch.Tensor, query_points: torch.Tensor
     with torch.no_grad():
         preds = model(images, query_points=query_points)
         aggregated = agg_module(images.unsqueeze(1), layers="all")
+        for pose_layer, geo_layer in zip(aggregated.pose_layers, aggregated.geo_layers, strict=True):
+            torch.testing.assert_close(pose_layer, geo_layer, rtol=0, atol=0)
         tokens_in = agg_module.embed(images.unsqueeze(1)).flatten(0, 2)
         patch_tokens = tokens_in[:, agg_module.patch_start_idx :]
         positions = frame_positions(grid_h, grid_w, agg_module.patch_start_idx)

@@ -1,16 +1,20 @@
-"""The time x view aggregator: DINOv2 patch tokens, special tokens, alternating Time-SA / View-SA."""
+"""The time x view aggregator: DINOv2 patch tokens, special tokens, alternating Time-SA / View-SA,
+and from layer pair ``stream_split`` on a pose stream and a geo stream biased by a dynamic mask."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vggt_t_mv.config import ATTENTION_KINDS, ModelConfig
+from vggt_t_mv.config import ATTENTION_KINDS, STREAMS, ModelConfig
+from vggt_t_mv.heads.mask import MaskFusion, SpatialMaskHead, pool_to_patches
 from vggt_t_mv.layers.block import Block
 from vggt_t_mv.layers.dinov2 import DinoVisionTransformer
 from vggt_t_mv.layers.rope import RopeTable, frame_positions, rope_table
@@ -25,15 +29,45 @@ LayerSelection = Literal["heads", "all"] | Iterable[int]
 class AggregatorOutput:
     """Aggregator result.
 
-    ``layers[i]`` is layer pair i's output ``[B, T*N, P, token_dim]`` (frames in (t, n) order, the
-    attention kinds' outputs concatenated on channels in the order time, view), or None for layers
-    that were not kept. ``P = patch_start_idx + grid_h * grid_w``.
+    ``pose_layers[i]`` / ``geo_layers[i]`` are layer pair i's outputs ``[B, T*N, P, token_dim]``
+    (frames in (t, n) order, the attention kinds' outputs concatenated on channels in the order time,
+    view), or None for layers that were not kept. Before the stream split both lists hold the same
+    shared-trunk tensors; with one stream they are the same list. ``P = patch_start_idx + h*w``.
     """
 
-    layers: list[Tensor | None]
+    pose_layers: list[Tensor | None]
+    geo_layers: list[Tensor | None]
     patch_start_idx: int
     num_times: int
     num_views: int
+    dynamic_logits: Tensor | None = None  # [B, T*N, H, W] predicted per-pixel logits (two streams only)
+    dynamic_mask: Tensor | None = None  # [B, T*N, H, W] probability after fusion with external masks
+
+    @property
+    def layers(self) -> list[Tensor | None]:
+        """The geo stream's layers (all layers when there is one stream)."""
+        return self.geo_layers
+
+
+def to_sequences(x: Tensor, kind: str) -> Tensor:
+    """Grid-ordered ``[B, T, N, P, *rest]`` -> attention sequences.
+
+    ``time``: ``[B*N, T*P, *rest]`` (one sequence per camera); ``view``: ``[B*T, N*P, *rest]`` (one per timestep).
+    """
+    batch, times, views, per_frame = x.shape[:4]
+    rest = x.shape[4:]
+    if kind == "time":
+        return x.transpose(1, 2).reshape(batch * views, times * per_frame, *rest)
+    return x.reshape(batch * times, views * per_frame, *rest)
+
+
+def from_sequences(sequences: Tensor, kind: str, grid: tuple[int, int, int, int]) -> Tensor:
+    """Inverse of :func:`to_sequences`; ``grid`` is (B, T, N, P). Returns ``[B, T, N, P, *rest]`` (maybe strided)."""
+    batch, times, views, per_frame = grid
+    rest = sequences.shape[2:]
+    if kind == "time":
+        return sequences.view(batch, views, times, per_frame, *rest).transpose(1, 2)
+    return sequences.view(batch, times, views, per_frame, *rest)
 
 
 class Aggregator(nn.Module):
@@ -67,9 +101,25 @@ class Aggregator(nn.Module):
             interpolate_antialias=cfg.dino_interpolate_antialias,
             interpolate_offset=cfg.dino_interpolate_offset,
         )
-        for kind in ATTENTION_KINDS:
-            if kind in cfg.aa_order:
-                setattr(self, f"{kind}_blocks", nn.ModuleList(self._make_block() for _ in range(cfg.depth)))
+        branched = cfg.two_streams and cfg.stream_mode == "branched"
+        trunk_depth = cfg.first_stream_layer if branched else cfg.depth
+        for kind in cfg.aa_order:
+            setattr(self, f"{kind}_blocks", nn.ModuleList(self._make_block() for _ in range(trunk_depth)))
+        if branched:
+            # Keyed by layer number, so pose_time_blocks.12 is the copy of time_blocks.12.
+            for stream in STREAMS:
+                for kind in cfg.aa_order:
+                    copies = nn.ModuleDict({str(i): self._make_block() for i in range(cfg.stream_split, cfg.depth)})
+                    setattr(self, f"{stream}_{kind}_blocks", copies)
+        if cfg.two_streams:
+            self.mask_head = SpatialMaskHead(
+                dim_in=cfg.token_dim, hidden=cfg.mask_head_hidden, patch_size=cfg.patch_size
+            )
+            self.mask_fusion = MaskFusion(cfg.external_masks)
+            if cfg.dynamic_bias:
+                raw = math.log(cfg.lambda_init / (cfg.lambda_max - cfg.lambda_init))
+                self.lambda_pose_raw = nn.Parameter(torch.tensor(raw))
+                self.lambda_geo_raw = nn.Parameter(torch.tensor(raw))
         self.register_buffer("_image_mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("_image_std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
         self.gradient_checkpointing = True  # only active in training mode, as upstream
@@ -91,15 +141,32 @@ class Aggregator(nn.Module):
     def patch_start_idx(self) -> int:
         return self.cfg.num_special_tokens
 
-    def _layers_to_keep(self, layers: LayerSelection) -> set[int]:
+    def lambdas(self) -> tuple[Tensor, Tensor]:
+        """(lambda_pose, lambda_geo) = lambda_max * sigmoid(raw): always within (0, lambda_max), never stuck."""
+        scale = self.cfg.lambda_max
+        return scale * torch.sigmoid(self.lambda_pose_raw), scale * torch.sigmoid(self.lambda_geo_raw)
+
+    @torch.no_grad()
+    def set_lambdas(self, pose: float, geo: float) -> None:
+        """Set the effective lambdas (0 allowed: raw = -inf) for experiments and tests."""
+        for param, value in ((self.lambda_pose_raw, pose), (self.lambda_geo_raw, geo)):
+            if not 0 <= value < self.cfg.lambda_max:
+                raise ValueError(f"lambda must be in [0, {self.cfg.lambda_max}), got {value}")
+            param.fill_(-math.inf if value == 0 else math.log(value / (self.cfg.lambda_max - value)))
+
+    def _layers_to_keep(self, layers: LayerSelection) -> tuple[set[int], set[int]]:
+        """Layer numbers to keep for the (pose, geo) streams."""
         depth = self.cfg.depth
         if layers == "all":
-            return set(range(depth))
+            everything = set(range(depth))
+            return everything, everything
         if layers == "heads":
             if self.cfg.cached_layers is not None:
-                return {i % depth for i in self.cfg.cached_layers}
-            return set(self.cfg.layers_read_by_heads())
-        return {int(i) % depth for i in layers}
+                cached = {i % depth for i in self.cfg.cached_layers}
+                return cached, cached
+            return set(self.cfg.pose_layers_read()), set(self.cfg.geo_layers_read())
+        chosen = {int(i) % depth for i in layers}
+        return chosen, chosen
 
     def special_tokens(self, batch: int, num_frames: int) -> Tensor:
         """Camera + register tokens per frame, ``[B*F, 1+R, C]``.
@@ -112,18 +179,22 @@ class Aggregator(nn.Module):
         per_frame = tokens[variant]  # [F, 1+R, C]
         return per_frame.unsqueeze(0).expand(batch, -1, -1, -1).reshape(batch * num_frames, *tokens.shape[1:])
 
-    def forward(self, images: Tensor, layers: LayerSelection = "heads") -> AggregatorOutput:
+    def forward(
+        self, images: Tensor, layers: LayerSelection = "heads", external_masks: Tensor | None = None
+    ) -> AggregatorOutput:
         """
         Args:
             images: ``[B, T, N, 3, H, W]`` in [0, 1]; H, W multiples of the patch size.
             layers: which layer outputs to keep: ``"heads"`` (those the heads read), ``"all"``, or
                 layer numbers. Others are returned as None to save memory.
+            external_masks: optional dynamic masks ``[B, T, N, H, W]`` in [0, 1] (two streams only).
         Returns:
             :class:`AggregatorOutput` with layers ``[B, T*N, P, token_dim]``.
         """
         tokens = self.embed(images)
-        rope = self.rope_for(images.shape[-2:], images.device)
-        return self.alternate(tokens, rope, layers)
+        if external_masks is not None:
+            external_masks = external_masks.flatten(1, 2)
+        return self.alternate(tokens, tuple(images.shape[-2:]), layers, external_masks)
 
     def embed(self, images: Tensor) -> Tensor:
         """Images ``[B, T, N, 3, H, W]`` in [0, 1] -> input tokens ``[B, T, N, P, C]`` (special tokens, patches)."""
@@ -143,40 +214,117 @@ class Aggregator(nn.Module):
         positions = frame_positions(grid_h, grid_w, self.patch_start_idx, device=device)
         return rope_table(positions, self.cfg.embed_dim // self.cfg.num_heads, self.cfg.rope_freq)
 
-    def alternate(self, x: Tensor, rope: RopeTable | None, layers: LayerSelection = "heads") -> AggregatorOutput:
-        """Run the alternating time/view layers on tokens ``x [B, T, N, P, C]``."""
-        batch, times, views, tokens_per_frame, _ = x.shape
-        keep = self._layers_to_keep(layers)
-        outputs: list[Tensor | None] = [None] * self.cfg.depth
+    def alternate(
+        self,
+        x: Tensor,
+        image_hw: tuple[int, int],
+        layers: LayerSelection = "heads",
+        external_masks: Tensor | None = None,
+    ) -> AggregatorOutput:
+        """Run the alternating time/view layers on tokens ``x [B, T, N, P, C]`` of images of size ``image_hw``.
+
+        ``external_masks``: optional ``[B, T*N, H, W]`` in [0, 1], fused with the predicted mask.
+        """
+        cfg = self.cfg
+        rope = self.rope_for(image_hw, x.device)
+        batch, times, views, per_frame, _ = x.shape
+        keep_pose, keep_geo = self._layers_to_keep(layers)
+        split = cfg.first_stream_layer
+        trunk_keep = {i for i in keep_pose | keep_geo if i < split}
+        if cfg.two_streams:
+            trunk_keep.add(split - 1)  # the mask head reads it
+        trunk: list[Tensor | None] = [None] * cfg.depth
+        x = self._run_layers(x, rope, range(0, split), trunk_keep, trunk, stream=None, key_bias=None)
+        out = AggregatorOutput(trunk, trunk, self.patch_start_idx, times, views)
+        if not cfg.two_streams:
+            return out
+
+        grid_hw = (image_hw[0] // cfg.patch_size, image_hw[1] // cfg.patch_size)
+        out.dynamic_logits = self.mask_head(trunk[split - 1], self.patch_start_idx, grid_hw)
+        out.dynamic_mask = self.mask_fusion(torch.sigmoid(out.dynamic_logits), external_masks)
+        if split - 1 not in keep_pose | keep_geo:
+            trunk[split - 1] = None
+        out.pose_layers, out.geo_layers = list(trunk), list(trunk)
+        pose_bias, geo_bias = self._stream_key_bias(out.dynamic_mask, (batch, times, views, per_frame))
+        stream_layers = range(split, cfg.depth)
+        if cfg.stream_mode == "branched":
+            self._run_layers(x, rope, stream_layers, keep_pose, out.pose_layers, stream="pose", key_bias=pose_bias)
+            self._run_layers(x, rope, stream_layers, keep_geo, out.geo_layers, stream="geo", key_bias=geo_bias)
+        elif pose_bias is None:
+            # Same weights, no bias: the two streams are identical, compute them once.
+            shared: list[Tensor | None] = [None] * cfg.depth
+            self._run_layers(x, rope, stream_layers, keep_pose | keep_geo, shared, stream=None, key_bias=None)
+            for i in stream_layers:
+                out.pose_layers[i] = shared[i] if i in keep_pose else None
+                out.geo_layers[i] = shared[i] if i in keep_geo else None
+        else:
+            # Same weights, different biases: both streams in one batched call per layer.
+            both: list[Tensor | None] = [None] * cfg.depth
+            self._run_layers(
+                torch.cat([x, x]),
+                rope,
+                stream_layers,
+                keep_pose | keep_geo,
+                both,
+                stream=None,
+                key_bias=torch.cat([pose_bias, geo_bias]),
+            )
+            for i in stream_layers:
+                if both[i] is not None:
+                    out.pose_layers[i] = both[i][:batch] if i in keep_pose else None
+                    out.geo_layers[i] = both[i][batch:] if i in keep_geo else None
+        return out
+
+    def _stream_key_bias(self, mask: Tensor, grid: tuple[int, int, int, int]) -> tuple[Tensor | None, Tensor | None]:
+        """Per-key logit biases ``[B, T, N, P]`` of the pose (``-lambda_pose * m``) and geo (``+lambda_geo * m``)
+        streams from a per-pixel mask ``[B, T*N, H, W]``; special tokens get m = 0."""
+        if not self.cfg.dynamic_bias:
+            return None, None
+        per_patch = pool_to_patches(mask, self.cfg.patch_size)  # [B, F, h*w]
+        per_token = F.pad(per_patch, (self.patch_start_idx, 0)).view(grid)
+        lambda_pose, lambda_geo = self.lambdas()
+        return -lambda_pose * per_token, lambda_geo * per_token
+
+    def _block(self, kind: str, index: int, stream: str | None) -> Block:
+        if stream is None or self.cfg.stream_mode == "shared":
+            return getattr(self, f"{kind}_blocks")[index]
+        return getattr(self, f"{stream}_{kind}_blocks")[str(index)]
+
+    def _run_layers(
+        self,
+        x: Tensor,
+        rope: RopeTable | None,
+        layer_range: range,
+        keep: set[int],
+        outputs: list[Tensor | None],
+        stream: str | None,
+        key_bias: Tensor | None,
+    ) -> Tensor:
+        """Run layer pairs ``layer_range`` on ``x [B', T, N, P, C]``; store kept outputs in ``outputs``."""
+        batch, times, views, per_frame, _ = x.shape
         block_size = self.cfg.aa_block_size
-        for first in range(0, self.cfg.depth, block_size):
+        for first in range(layer_range.start, layer_range.stop, block_size):
             per_kind: dict[str, list[Tensor]] = {}
             for kind in self.cfg.aa_order:
                 per_kind[kind] = []
                 for index in range(first, first + block_size):
-                    x = self._run_block(kind, index, x, rope)
+                    x = self._run_block(self._block(kind, index, stream), kind, x, rope, key_bias)
                     per_kind[kind].append(x)
             for offset, index in enumerate(range(first, first + block_size)):
                 if index in keep:
                     parts = [per_kind[kind][offset] for kind in ATTENTION_KINDS if kind in per_kind]
-                    outputs[index] = torch.cat(parts, dim=-1).view(batch, times * views, tokens_per_frame, -1)
+                    outputs[index] = torch.cat(parts, dim=-1).view(batch, times * views, per_frame, -1)
             del per_kind
-        return AggregatorOutput(outputs, self.patch_start_idx, times, views)
+        return x
 
-    def _run_block(self, kind: str, index: int, x: Tensor, rope: RopeTable | None) -> Tensor:
-        """Run ``{kind}_blocks[index]`` on tokens ``x [B, T, N, P, C]`` (any strides); returns the same dims."""
-        batch, times, views, tokens_per_frame, dim = x.shape
-        block = getattr(self, f"{kind}_blocks")[index]
-        if kind == "time":
-            sequences = x.transpose(1, 2).reshape(batch * views, times * tokens_per_frame, dim)
-            table = rope.repeat(times) if rope is not None else None
-        else:
-            sequences = x.reshape(batch * times, views * tokens_per_frame, dim)
-            table = rope.repeat(views) if rope is not None else None
+    def _run_block(self, block: Block, kind: str, x: Tensor, rope: RopeTable | None, key_bias: Tensor | None) -> Tensor:
+        """One block on tokens ``x [B, T, N, P, C]`` (any strides) grouped by ``kind``; returns the same dims."""
+        grid = tuple(x.shape[:4])
+        sequences = to_sequences(x, kind)
+        bias = None if key_bias is None else to_sequences(key_bias, kind)
+        table = None if rope is None else rope.repeat(grid[1] if kind == "time" else grid[2])
         if self.training and self.gradient_checkpointing and torch.is_grad_enabled():
-            out = checkpoint(block, sequences, table, use_reentrant=False)
+            out = checkpoint(block, sequences, table, bias, use_reentrant=False)
         else:
-            out = block(sequences, rope=table)
-        if kind == "time":
-            return out.view(batch, views, times, tokens_per_frame, dim).transpose(1, 2)
-        return out.view(batch, times, views, tokens_per_frame, dim)
+            out = block(sequences, rope=table, key_bias=bias)
+        return from_sequences(out, kind, grid)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -29,11 +31,14 @@ class Predictions:
     depth_conf: Tensor | None = None  # [*L, H, W]
     world_points: Tensor | None = None  # [*L, H, W, 3]
     world_points_conf: Tensor | None = None  # [*L, H, W]
-    dynamic_mask: Tensor | None = None  # [*L, H, W] probability (when the mask head is on)
+    dynamic_mask: Tensor | None = None  # [*L, H, W] probability, fused with external masks (two streams)
+    dynamic_mask_logits: Tensor | None = None  # [*L, H, W] the mask head's logits, before fusion (for training)
     track: Tensor | None = None  # [*L, M, 2] pixels, last iteration (when query points are given)
     track_list: list[Tensor] | None = None  # track_iters x [*L, M, 2]
     vis: Tensor | None = None  # [*L, M]
     conf: Tensor | None = None  # [*L, M] track confidence
+    pose_tokens: Tensor | None = None  # [*L, P, token_dim] pose stream's last layer (on request)
+    geo_tokens: Tensor | None = None  # [*L, P, token_dim] geo stream's last layer (on request)
     images: Tensor | None = None  # the input, [*L, 3, H, W]
 
     def __getitem__(self, key: str) -> Any:
@@ -162,43 +167,88 @@ class VGGTTMV(nn.Module):
             else None
         )
 
-    def forward(self, images: Tensor, masks: Tensor | None = None, query_points: Tensor | None = None) -> Predictions:
+    def forward(
+        self,
+        images: Tensor,
+        masks: Tensor | None = None,
+        query_points: Tensor | None = None,
+        return_stream_tokens: bool = False,
+    ) -> Predictions:
         """
         Args:
             images: ``[B, T, N, 3, H, W]`` or ``[B, S, 3, H, W]`` (run as ``T = 1, N = S``), RGB in [0, 1],
                 H and W multiples of the patch size. Frame (t=0, n=0) is the reference: all outputs are
                 in its camera frame.
-            masks: external dynamic masks ``[B, T, N, H, W]``; not supported by this configuration yet.
+            masks: optional external dynamic masks in [0, 1], ``[B, T, N, H, W]`` (or ``[B, S, H, W]`` with
+                5-D images), e.g. from a motion segmenter; fused with the predicted mask as
+                ``cfg.external_masks`` says (two-stream models only).
             query_points: optional ``[B, M, 2]`` (or ``[M, 2]``) pixel (x, y) in the reference frame to track.
+            return_stream_tokens: also return both streams' final-layer tokens (``pose_tokens``, ``geo_tokens``).
         Returns:
             :class:`Predictions` with leading dims of the input.
         """
         grid, leading = as_time_view_grid(images, self.cfg.patch_size)
-        if masks is not None:
-            raise ValueError("this model configuration has no external-mask input; call it with masks=None")
+        masks = self._check_masks(masks, grid, leading)
         height, width = grid.shape[-2:]
-        aggregated = self.aggregator(grid)
+        layers = "heads"
+        if return_stream_tokens:
+            layers = set(self.cfg.layers_read_by_heads()) | {self.cfg.depth - 1}
+        aggregated = self.aggregator(grid, layers=layers, external_masks=masks)
         preds = self.run_heads(aggregated, (height, width), query_points)
+        if return_stream_tokens:
+            preds.pose_tokens = aggregated.pose_layers[-1]
+            preds.geo_tokens = aggregated.geo_layers[-1]
         preds.images = images
         return _restore_leading_dims(preds, leading)
+
+    def _check_masks(self, masks: Tensor | None, grid: Tensor, leading: tuple[int, ...]) -> Tensor | None:
+        """Validate external masks; returns them as ``[B, T, N, H, W]`` float, or None when unused."""
+        if masks is None:
+            return None
+        expected = (*leading, *grid.shape[-2:])
+        if not isinstance(masks, Tensor) or tuple(masks.shape) != expected:
+            got = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
+            raise ValueError(f"masks must have shape {expected} (the images' leading dims and H, W), got {got}")
+        if not self.cfg.two_streams:
+            raise ValueError("external masks need a two-stream model (cfg.stream_split set); call with masks=None")
+        masks = masks.to(grid.dtype) if masks.dtype == torch.bool else masks
+        if not masks.is_floating_point():
+            raise ValueError(f"masks must be float in [0, 1] or bool, got {masks.dtype}")
+        low, high = masks.min().item(), masks.max().item()
+        if low < 0 or high > 1 or math.isnan(low) or math.isnan(high):
+            raise ValueError(
+                f"masks must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]; scale 0/255 masks by 1/255"
+            )
+        if self.cfg.external_masks == "off":
+            warnings.warn("external masks are ignored: this model's config has external_masks='off'", stacklevel=3)
+            return None
+        return masks.reshape(grid.shape[:3] + grid.shape[-2:])
 
     def run_heads(
         self, aggregated: AggregatorOutput, image_hw: tuple[int, int], query_points: Tensor | None = None
     ) -> Predictions:
-        """Apply the enabled heads to aggregator output; results have leading dims ``[B, S]``, S = T*N."""
-        layers, start = aggregated.layers, aggregated.patch_start_idx
-        preds = Predictions()
-        device_type = next(t for t in layers if t is not None).device.type
+        """Apply the enabled heads to aggregator output; results have leading dims ``[B, S]``, S = T*N.
+
+        The camera head reads the pose stream, the depth / point / track heads the geo stream.
+        """
+        pose_layers, geo_layers = aggregated.pose_layers, aggregated.geo_layers
+        start = aggregated.patch_start_idx
+        preds = Predictions(dynamic_mask=aggregated.dynamic_mask, dynamic_mask_logits=aggregated.dynamic_logits)
+        device_type = next(t for t in geo_layers + pose_layers if t is not None).device.type
         chunk = self.cfg.frames_chunk_size
         # As upstream: the geometry heads run in float32 even under the caller's autocast.
         with torch.autocast(device_type=device_type, enabled=False):
             if self.camera_head is not None:
-                preds.pose_enc_list = self.camera_head(layers[-1][:, :, 0].float(), self.cfg.camera_iterations)
+                camera_tokens = pose_layers[-1][:, :, 0].float()
+                preds.pose_enc_list = self.camera_head(camera_tokens, self.cfg.camera_iterations)
                 preds.pose_enc = preds.pose_enc_list[-1]
             if self.depth_head is not None:
-                preds.depth, preds.depth_conf = self.depth_head(_float(layers), image_hw, start, chunk)
+                preds.depth, preds.depth_conf = self.depth_head(_float(geo_layers), image_hw, start, chunk)
             if self.point_head is not None:
-                preds.world_points, preds.world_points_conf = self.point_head(_float(layers), image_hw, start, chunk)
+                preds.world_points, preds.world_points_conf = self.point_head(
+                    _float(geo_layers), image_hw, start, chunk
+                )
+        layers = geo_layers
         if self.track_head is not None and query_points is not None:
             if query_points.dim() == 2:
                 query_points = query_points.unsqueeze(0)
@@ -219,22 +269,12 @@ def _restore_leading_dims(preds: Predictions, leading: tuple[int, ...]) -> Predi
     def reshape(t: Tensor) -> Tensor:
         return t.reshape(*leading, *t.shape[2:])
 
-    for name in (
-        "pose_enc",
-        "depth",
-        "depth_conf",
-        "world_points",
-        "world_points_conf",
-        "dynamic_mask",
-        "track",
-        "vis",
-        "conf",
-    ):
-        value = getattr(preds, name)
-        if value is not None:
-            setattr(preds, name, reshape(value))
-    for name in ("pose_enc_list", "track_list"):
-        value = getattr(preds, name)
-        if value is not None:
-            setattr(preds, name, [reshape(t) for t in value])
+    for field in fields(preds):
+        value = getattr(preds, field.name)
+        if field.name == "images" or value is None:
+            continue
+        if isinstance(value, list):
+            setattr(preds, field.name, [reshape(t) for t in value])
+        else:
+            setattr(preds, field.name, reshape(value))
     return preds

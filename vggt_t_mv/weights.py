@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,11 +134,29 @@ def rename_vggt_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return renamed
 
 
+_STREAM_COPY = re.compile(r"^aggregator\.(?:pose|geo)_(time|view)_blocks\.(\d+)\.(.+)$")
+
+
+def source_key_for(name: str, source: dict[str, Tensor]) -> str | None:
+    """The source key that fills model tensor ``name``: the same name, or for a branched stream copy
+    (``aggregator.pose_time_blocks.12.*``) the single-stream layer it copies (``aggregator.time_blocks.12.*``)."""
+    if name in source:
+        return name
+    match = _STREAM_COPY.match(name)
+    if match:
+        kind, index, rest = match.groups()
+        trunk_name = f"aggregator.{kind}_blocks.{index}.{rest}"
+        if trunk_name in source:
+            return trunk_name
+    return None
+
+
 def load_pretrained(model: nn.Module, checkpoint: str | Path | None = None, strict: bool = False) -> LoadReport:
     """Load a VGGT-layout (or our own) checkpoint into ``model``.
 
     Every model tensor with a same-named, same-shaped checkpoint tensor is overwritten (cast to the
-    model tensor's dtype); the rest keep their initialisation. ``strict=True`` raises if anything is
+    model tensor's dtype); branched stream copies are filled from the single-stream layer they copy;
+    the rest keep their initialisation. ``strict=True`` raises if anything is
     missing, unexpected or mismatched.
     """
     report = LoadReport()
@@ -146,17 +165,21 @@ def load_pretrained(model: nn.Module, checkpoint: str | Path | None = None, stri
         report.missing = sorted(target)
         return report
     source = rename_vggt_keys(read_state_dict(checkpoint))
+    used: set[str] = set()
     with torch.no_grad():
         for name, tensor in target.items():
-            found = source.get(name)
-            if found is None:
+            key = source_key_for(name, source)
+            if key is None:
                 report.missing.append(name)
-            elif tuple(found.shape) != tuple(tensor.shape):
+                continue
+            used.add(key)
+            found = source[key]
+            if tuple(found.shape) != tuple(tensor.shape):
                 report.mismatched[name] = (tuple(tensor.shape), tuple(found.shape))
             else:
                 tensor.copy_(found.to(dtype=tensor.dtype))
-                report.loaded[name] = name
-    report.unexpected = sorted(set(source) - set(target))
+                report.loaded[name] = key
+    report.unexpected = sorted(set(source) - used)
     if strict and not report.ok:
         raise ValueError(
             f"strict load of {checkpoint} failed: {report.summary()}; "

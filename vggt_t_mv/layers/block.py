@@ -28,23 +28,38 @@ class Attention(nn.Module):
         self.k_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
-    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_bias: Tensor | None = None) -> Tensor:
-        """
-        Args:
-            x: tokens ``[batch, L, dim]``.
-            rope: cos/sin table ``[L, head_dim]`` or None for no RoPE.
-            attn_bias: optional additive logit bias broadcastable to ``[batch, heads, L, L]``.
-        Returns:
-            ``[batch, L, dim]``.
-        """
-        batch, length, dim = x.shape
+    def _qkv(self, x: Tensor, rope: RopeTable | None) -> tuple[Tensor, Tensor, Tensor]:
+        batch, length, _ = x.shape
         qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)
+        return q, k, v
+
+    def forward(self, x: Tensor, rope: RopeTable | None = None, key_bias: Tensor | None = None) -> Tensor:
+        """
+        Args:
+            x: tokens ``[batch, L, dim]``.
+            rope: cos/sin table ``[L, head_dim]`` or None for no RoPE.
+            key_bias: optional additive logit bias per key token ``[batch, L]``, the same for every
+                head and query (passed to SDPA as a ``[batch, 1, 1, L]`` float mask, never as ``[L, L]``).
+        Returns:
+            ``[batch, L, dim]``.
+        """
+        batch, length, dim = x.shape
+        q, k, v = self._qkv(x, rope)
+        mask = None if key_bias is None else key_bias[:, None, None, :].to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(out.transpose(1, 2).reshape(batch, length, dim))
+
+    def attention_probs(self, x: Tensor, rope: RopeTable | None = None, key_bias: Tensor | None = None) -> Tensor:
+        """The attention weights ``[batch, heads, L, L]`` that :meth:`forward` uses (for analysis and tests)."""
+        q, k, _ = self._qkv(x, rope)
+        logits = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5
+        if key_bias is not None:
+            logits = logits + key_bias[:, None, None, :]
+        return logits.softmax(dim=-1)
 
 
 class Mlp(nn.Module):
@@ -96,7 +111,7 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), bias=ffn_bias)
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
 
-    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_bias: Tensor | None = None) -> Tensor:
-        """``x [batch, L, dim]`` -> ``[batch, L, dim]``; ``rope`` and ``attn_bias`` as in :class:`Attention`."""
-        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, attn_bias=attn_bias))
+    def forward(self, x: Tensor, rope: RopeTable | None = None, key_bias: Tensor | None = None) -> Tensor:
+        """``x [batch, L, dim]`` -> ``[batch, L, dim]``; ``rope`` and ``key_bias`` as in :class:`Attention`."""
+        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, key_bias=key_bias))
         return x + self.ls2(self.mlp(self.norm2(x)))
