@@ -33,3 +33,21 @@ def test_attention_cost_benchmark_runs_quick() -> None:
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert cells[1] == "4x2"
     assert all(float(c) > 0 for c in cells[2:])
+
+
+def test_stream_cost_benchmark_runs_quick() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/stream_cost.py", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=300,
+    )
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny")]
+    assert [row.split("|")[2].strip() for row in rows] == [
+        "single stream",
+        "two streams, shared, bias off",
+        "two streams, shared",
+        "two streams, branched",
+    ]
