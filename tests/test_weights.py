@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vggt_t_mv import VGGTTMV, CheckpointError, ModelConfig, load_pretrained
+from vggt_t_mv import VGGTTMV, CheckpointError, ModelConfig, load_pretrained, save_pretrained
+from vggt_t_mv.weights import Mismatch
 
 
 def upstream_layout_state(model: VGGTTMV) -> dict[str, torch.Tensor]:
@@ -49,8 +50,10 @@ def test_pt_checkpoints_load_completely(source: VGGTTMV, tmp_path: Path, wrap) -
     torch.save(wrap(upstream_layout_state(source)), path)
     target = VGGTTMV(ModelConfig.tiny())
     report = load_pretrained(target, path, strict=True)
-    assert report.ok and not report.missing and not report.unexpected
-    assert report.loaded["aggregator.time_blocks.0.attn.qkv.weight"] == "aggregator.time_blocks.0.attn.qkv.weight"
+    assert report.ok and not report.new and not report.unexpected
+    assert report.layouts == {"checkpoint": "vggt"}
+    qkv = report.sources["aggregator.time_blocks.0.attn.qkv.weight"]
+    assert qkv == "checkpoint:aggregator.frame_blocks.0.attn.qkv.weight"
     assert_same_weights(source, target)
 
 
@@ -73,10 +76,13 @@ def test_missing_unexpected_and_mismatched_tensors_are_reported(source: VGGTTMV,
     save_file(state, str(path))
     target = VGGTTMV(ModelConfig.tiny())
     report = load_pretrained(target, path)
-    assert report.missing == ["camera_head.empty_pose_tokens"]
-    assert report.unexpected == ["extra.weight"]
-    assert report.mismatched == {"aggregator.camera_token": ((1, 2, 1, 64), (1, 2, 1, 7))}
-    with pytest.raises(ValueError, match="strict load"):
+    assert report.new == ["aggregator.camera_token", "camera_head.empty_pose_tokens"]
+    assert report.unused == {"checkpoint": ["aggregator.camera_token", "extra.weight"]}
+    assert report.mismatches == [
+        Mismatch("aggregator.camera_token", "checkpoint", "aggregator.camera_token", (1, 2, 1, 64), (1, 2, 1, 7))
+    ]
+    assert "shape mismatch: aggregator.camera_token expects [1, 2, 1, 64]" in report.table()
+    with pytest.raises(CheckpointError, match="strict load failed"):
         load_pretrained(target, path, strict=True)
 
 
@@ -102,8 +108,46 @@ def test_truncated_file_is_named(source: VGGTTMV, tmp_path: Path, name: str) -> 
         load_pretrained(VGGTTMV(ModelConfig.tiny()), path)
 
 
-def test_pickled_objects_are_refused_with_a_conversion_hint(tmp_path: Path) -> None:
+class _Payload:
+    """Unpickling this would create a file: proof that code ran."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickled_objects_are_refused_without_running_them(tmp_path: Path) -> None:
     path = tmp_path / "pickled.pt"
-    torch.save({"model": {}, "args": argparse.Namespace(lr=1e-4)}, path)
-    with pytest.raises(CheckpointError, match="safetensors"):
+    payload = _Payload()
+    payload.marker = str(tmp_path / "code-ran")
+    torch.save({"model": {}, "args": argparse.Namespace(lr=1e-4), "payload": payload}, path)
+    with pytest.raises(CheckpointError, match="never loaded"):
         load_pretrained(VGGTTMV(ModelConfig.tiny()), path)
+    assert not (tmp_path / "code-ran").exists()
+
+
+def test_a_file_that_is_no_checkpoint_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.pth"
+    path.write_text("these are not weights")
+    with pytest.raises(CheckpointError, match="notes.pth could not be read"):
+        load_pretrained(VGGTTMV(ModelConfig.tiny()), path)
+
+
+def test_save_and_from_pretrained_round_trip_exactly(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = VGGTTMV(ModelConfig.tiny_two_stream())
+    folder = save_pretrained(model, tmp_path / "run")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    again = VGGTTMV.from_pretrained(folder)
+    assert again.cfg == model.cfg
+    assert_same_weights(model, again)
+    report = load_pretrained(VGGTTMV(model.cfg), folder)
+    assert report.layouts == {"checkpoint": "ours"} and report.ok and not report.new
+
+
+def test_saved_folder_with_another_format_version_is_refused(tmp_path: Path) -> None:
+    folder = save_pretrained(VGGTTMV(ModelConfig.tiny()), tmp_path / "run")
+    (folder / "config.json").write_text('{"format_version": 99, "model": {}}')
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        VGGTTMV.from_pretrained(folder)

@@ -2,8 +2,16 @@
 
 from vggt_t_mv.aggregator import Aggregator, AggregatorOutput
 from vggt_t_mv.config import ModelConfig
+from vggt_t_mv.infer_config import infer_config
 from vggt_t_mv.model import VGGTTMV, Predictions
-from vggt_t_mv.weights import CheckpointError, LoadReport, load_pretrained, read_state_dict
+from vggt_t_mv.weights import (
+    CheckpointError,
+    LoadReport,
+    detect_layout,
+    load_pretrained,
+    read_state_dict,
+    save_pretrained,
+)
 
 __all__ = [
     "Aggregator",
@@ -13,7 +21,10 @@ __all__ = [
     "ModelConfig",
     "Predictions",
     "VGGTTMV",
+    "detect_layout",
+    "infer_config",
     "load_pretrained",
     "read_state_dict",
+    "save_pretrained",
 ]
 __version__ = "0.1.0"

@@ -135,6 +135,7 @@ class Aggregator(nn.Module):
             ffn_bias=cfg.ffn_bias,
             init_values=cfg.init_values,
             qk_norm=cfg.qk_norm,
+            norm_eps=cfg.block_norm_eps,
         )
 
     @property

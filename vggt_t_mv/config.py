@@ -48,6 +48,7 @@ class ModelConfig:
     qk_norm: bool = True
     rope_freq: float = 100.0  # <= 0 disables 2D RoPE
     init_values: float = 0.01
+    block_norm_eps: float = 1e-5  # LayerNorm eps of the time/view blocks (VGGT 1e-5; Pi3's blocks use 1e-6)
     aa_order: tuple[str, ...] = ("time", "view")
     aa_block_size: int = 1
 

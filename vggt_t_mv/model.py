@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -166,6 +167,21 @@ class VGGTTMV(nn.Module):
             if cfg.track_head
             else None
         )
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> VGGTTMV:
+        """Rebuild a model written by :func:`vggt_t_mv.save_pretrained` (config.json + model.safetensors)."""
+        from vggt_t_mv.weights import load_pretrained, read_saved_config
+
+        model = cls(ModelConfig.from_dict(read_saved_config(folder)))
+        load_pretrained(model, folder, strict=True, checkpoint_layout="ours")
+        return model.to(map_location)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``folder/model.safetensors`` and ``folder/config.json`` (see :func:`vggt_t_mv.save_pretrained`)."""
+        from vggt_t_mv.weights import save_pretrained
+
+        return save_pretrained(self, folder)
 
     def forward(
         self,

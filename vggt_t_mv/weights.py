@@ -1,63 +1,71 @@
-"""Reading checkpoints and loading them into a :class:`~vggt_t_mv.VGGTTMV`."""
+"""Reading checkpoints, mapping their layouts onto ours, and loading them with a per-tensor report.
+
+Sources in priority order: a VGGT-family checkpoint (``checkpoint=``), then Pi3 (``pi3=``); each model
+tensor takes the first source that has a tensor of the right shape for it, everything else keeps its
+initialisation and is reported as ``new``.
+
+Layouts (detected from the keys, overridable):
+
+* ``vggt`` -- upstream VGGT: ``aggregator.frame_blocks`` / ``global_blocks`` (-> ``time_blocks`` /
+  ``view_blocks``), plus the aliases in :data:`VGGT_ALIASES`.
+* ``ours`` -- what :func:`save_pretrained` writes (our module names).
+* ``pi3`` -- Pi3: ``encoder.*`` is the DINOv2 patch embedding; ``decoder.{2k}`` (per-view "frame"
+  attention) -> ``time_blocks.k`` and ``decoder.{2k+1}`` (all-view "global" attention) -> ``view_blocks.k``
+  for k < 18; ``register_token`` only where the shapes match; Pi3's heads have no counterpart.
+
+Branched stream copies (``aggregator.pose_time_blocks.12.*``) are filled from the layer they copy
+(``aggregator.time_blocks.12.*``) when the source has no copy of its own.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-# Upstream VGGT names of the two attention kinds -> ours.
-VGGT_RENAMES = (
+LAYOUTS = ("vggt", "ours", "pi3")
+# Upstream VGGT names -> ours. The last two are names of older training branches.
+VGGT_ALIASES = (
     ("aggregator.frame_blocks.", "aggregator.time_blocks."),
     ("aggregator.global_blocks.", "aggregator.view_blocks."),
+    ("aggregator.pose_token", "aggregator.camera_token"),
+    ("aggregator.image_backbone.", "aggregator.patch_embed."),
 )
+PI3_DECODER_PAIRS = 18
 _WRAPPER_KEYS = ("model", "state_dict", "module")
 _STRIPPED_PREFIXES = ("module.", "_orig_mod.")
+_STREAM_COPY = re.compile(r"^aggregator\.(?:pose|geo)_(time|view)_blocks\.(\d+)\.(.+)$")
+_PI3_DECODER = re.compile(r"^decoder\.(\d+)\.(.+)$")
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read; the message names the file and the fix."""
+    """A checkpoint that cannot be read or loaded; the message names the file and the fix."""
 
 
-@dataclass
-class LoadReport:
-    """What :func:`load_pretrained` did.
-
-    ``missing``: model tensors the checkpoint did not provide (they keep their initialisation);
-    ``unexpected``: checkpoint tensors the model has no place for; ``mismatched``: name -> (expected
-    shape, found shape); ``loaded``: model tensor -> checkpoint key it came from.
-    """
-
-    loaded: dict[str, str] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
-
-    def summary(self) -> str:
-        return (
-            f"{len(self.loaded)} tensors loaded, {len(self.missing)} missing, "
-            f"{len(self.unexpected)} unexpected, {len(self.mismatched)} shape mismatches"
-        )
-
-
+# --------------------------------------------------------------------------------------------- reading
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Read a state dict from ``.safetensors`` or a ``torch.save`` file (``weights_only=True``).
+    """Read a state dict from ``.safetensors`` or a ``torch.save`` file (always ``weights_only=True``).
 
     Accepts wrappers ``{"model": ...}``, ``{"state_dict": ...}``, ``{"module": ...}`` and strips the
-    ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes.
+    ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes. A folder written by
+    :func:`save_pretrained` is read through its ``model.safetensors``.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
     if path.is_dir():
+        if (path / WEIGHTS_FILE).is_file():
+            return read_state_dict(path / WEIGHTS_FILE)
         raise CheckpointError(f"checkpoint {path} is a directory; pass the .pt/.pth/.safetensors file inside it")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
@@ -68,7 +76,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(
                 f"checkpoint {path} is not a readable safetensors file ({error}); "
-                "the file may be truncated, download or copy it again"
+                "the file may be truncated: copy or download it again"
             ) from error
     else:
         state = _torch_load(path)
@@ -78,27 +86,22 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 def _torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as error:
+    except Exception as error:  # truncation and unpickling errors come in many types
         if "Weights only load failed" in str(error):
             raise CheckpointError(
-                f"checkpoint {path} contains pickled Python objects that are not loaded for safety. Convert it "
-                "once in a trusted environment: sd = torch.load(path, weights_only=False)['model']; "
-                "safetensors.torch.save_file(sd, 'model.safetensors')"
+                f"checkpoint {path} contains pickled Python objects, which are never loaded (they could run "
+                "code). Convert it once where you trust the file: sd = torch.load(path, weights_only=False); "
+                "safetensors.torch.save_file(sd['model'], 'model.safetensors'), then pass model.safetensors"
             ) from error
-        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch checkpoint ({error})") from error
-    except Exception as error:  # unpickling errors have many types
-        if "Weights only load failed" in str(error):
-            raise CheckpointError(
-                f"checkpoint {path} contains pickled Python objects that are not loaded for safety. Convert it "
-                "once in a trusted environment: sd = torch.load(path, weights_only=False)['model']; "
-                "safetensors.torch.save_file(sd, 'model.safetensors')"
-            ) from error
-        raise CheckpointError(f"checkpoint {path} could not be read as a PyTorch checkpoint ({error})") from error
+        kind = "truncated" if isinstance(error, (zipfile.BadZipFile, EOFError)) else "not a PyTorch checkpoint"
+        raise CheckpointError(
+            f"checkpoint {path} could not be read ({kind}: {error}); pass a .pt/.pth/.safetensors state dict"
+        ) from error
 
 
 def _unwrap(state: object, path: Path) -> dict[str, Tensor]:
     while isinstance(state, dict) and not _is_tensor_dict(state):
-        inner = next((state[key] for key in _WRAPPER_KEYS if key in state and isinstance(state[key], dict)), None)
+        inner = next((state[key] for key in _WRAPPER_KEYS if isinstance(state.get(key), dict)), None)
         if inner is None:
             raise CheckpointError(
                 f"checkpoint {path} holds no state dict: top-level keys {sorted(map(str, state))[:10]}; "
@@ -122,68 +125,260 @@ def _is_tensor_dict(state: dict) -> bool:
     return bool(state) and all(isinstance(v, Tensor) for v in state.values())
 
 
-def rename_vggt_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Upstream VGGT names -> ours: ``frame_blocks`` -> ``time_blocks``, ``global_blocks`` -> ``view_blocks``."""
-    renamed = {}
-    for key, value in state.items():
-        for old, new in VGGT_RENAMES:
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        renamed[key] = value
-    return renamed
+# --------------------------------------------------------------------------------------------- layouts
+def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
+    """``"pi3"``, ``"vggt"`` or ``"ours"`` from a state dict's key names."""
+    keys = list(keys)
+    if any(k.startswith("decoder.") for k in keys) and any(k.startswith("encoder.") for k in keys):
+        return "pi3"
+    if any(k.startswith(("aggregator.frame_blocks.", "aggregator.global_blocks.")) for k in keys):
+        return "vggt"
+    if any(k.startswith("aggregator.") for k in keys):
+        return "ours"
+    raise CheckpointError(
+        "cannot tell the checkpoint layout: no aggregator.* (VGGT) or encoder./decoder.* (Pi3) keys; "
+        f"first keys: {keys[:5]}"
+    )
 
 
-_STREAM_COPY = re.compile(r"^aggregator\.(?:pose|geo)_(time|view)_blocks\.(\d+)\.(.+)$")
+def rename_vggt_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Upstream VGGT names -> ours (:data:`VGGT_ALIASES`)."""
+    return {_vggt_to_ours(key): value for key, value in state.items()}
 
 
-def source_key_for(name: str, source: dict[str, Tensor]) -> str | None:
-    """The source key that fills model tensor ``name``: the same name, or for a branched stream copy
-    (``aggregator.pose_time_blocks.12.*``) the single-stream layer it copies (``aggregator.time_blocks.12.*``)."""
-    if name in source:
+def _vggt_to_ours(key: str) -> str:
+    for old, new in VGGT_ALIASES:
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
+
+
+def _pi3_to_ours(key: str) -> str | None:
+    if key.startswith("encoder."):
+        return "aggregator.patch_embed." + key[len("encoder.") :]
+    if key == "register_token":
+        return "aggregator.register_token"
+    match = _PI3_DECODER.match(key)
+    if match:
+        index, rest = int(match.group(1)), match.group(2)
+        pair, kind = divmod(index, 2)
+        if pair < PI3_DECODER_PAIRS:
+            return f"aggregator.{'view' if kind else 'time'}_blocks.{pair}.{rest}"
+    return None  # Pi3's heads, image_mean / image_std: no counterpart
+
+
+def model_names(state: Mapping[str, Tensor], layout: str) -> dict[str, str]:
+    """Our tensor name -> the source key it maps to, for every source key that has a counterpart."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {LAYOUTS}")
+    mapping: dict[str, str] = {}
+    for key in state:
+        ours = {"vggt": _vggt_to_ours, "ours": lambda k: k, "pi3": _pi3_to_ours}[layout](key)
+        if ours is not None:
+            mapping.setdefault(ours, key)
+    return mapping
+
+
+def source_key_for(name: str, available: Mapping[str, object]) -> str | None:
+    """The name in ``available`` (our names) that fills model tensor ``name``: itself, or for a branched
+    stream copy (``aggregator.pose_time_blocks.12.*``) the layer it copies (``aggregator.time_blocks.12.*``)."""
+    if name in available:
         return name
     match = _STREAM_COPY.match(name)
     if match:
         kind, index, rest = match.groups()
         trunk_name = f"aggregator.{kind}_blocks.{index}.{rest}"
-        if trunk_name in source:
+        if trunk_name in available:
             return trunk_name
     return None
 
 
-def load_pretrained(model: nn.Module, checkpoint: str | Path | None = None, strict: bool = False) -> LoadReport:
-    """Load a VGGT-layout (or our own) checkpoint into ``model``.
+# ---------------------------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class Mismatch:
+    target: str
+    source: str  # "checkpoint" or "pi3"
+    key: str  # the source's own key
+    expected: tuple[int, ...]
+    found: tuple[int, ...]
 
-    Every model tensor with a same-named, same-shaped checkpoint tensor is overwritten (cast to the
-    model tensor's dtype); branched stream copies are filled from the single-stream layer they copy;
-    the rest keep their initialisation. ``strict=True`` raises if anything is
-    missing, unexpected or mismatched.
+
+@dataclass
+class LoadReport:
+    """Where every model tensor came from.
+
+    ``sources[name]`` is ``"checkpoint:<key>"``, ``"pi3:<key>"`` or ``"new"`` (kept its initialisation);
+    ``unused[source]`` lists a source's keys that filled nothing; ``mismatches`` lists same-named tensors
+    whose shapes differ (expected vs found); ``layouts`` the detected (or given) layout per source.
     """
-    report = LoadReport()
-    target = model.state_dict()
-    if checkpoint is None:
-        report.missing = sorted(target)
-        return report
-    source = rename_vggt_keys(read_state_dict(checkpoint))
-    used: set[str] = set()
-    with torch.no_grad():
-        for name, tensor in target.items():
-            key = source_key_for(name, source)
-            if key is None:
-                report.missing.append(name)
-                continue
-            used.add(key)
-            found = source[key]
-            if tuple(found.shape) != tuple(tensor.shape):
-                report.mismatched[name] = (tuple(tensor.shape), tuple(found.shape))
-            else:
-                tensor.copy_(found.to(dtype=tensor.dtype))
-                report.loaded[name] = key
-    report.unexpected = sorted(set(source) - used)
-    if strict and not report.ok:
-        raise ValueError(
-            f"strict load of {checkpoint} failed: {report.summary()}; "
-            f"missing {report.missing[:5]}, unexpected {report.unexpected[:5]}, "
-            f"mismatched {list(report.mismatched.items())[:5]}"
+
+    sources: dict[str, str] = field(default_factory=dict)
+    unused: dict[str, list[str]] = field(default_factory=dict)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    layouts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def new(self) -> list[str]:
+        return [name for name, source in self.sources.items() if source == "new"]
+
+    @property
+    def loaded(self) -> dict[str, str]:
+        return {name: source for name, source in self.sources.items() if source != "new"}
+
+    # Names of the first load_pretrained, kept for callers that use them.
+    @property
+    def missing(self) -> list[str]:
+        return self.new
+
+    @property
+    def unexpected(self) -> list[str]:
+        return [f"{source}:{key}" for source, keys in self.unused.items() for key in keys]
+
+    @property
+    def mismatched(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        return {m.target: (m.expected, m.found) for m in reversed(self.mismatches)}
+
+    @property
+    def ok(self) -> bool:
+        """Nothing unused and no shape mismatch (new tensors are fine: they are the model's own)."""
+        return not self.unexpected and not self.mismatches
+
+    def summary(self) -> str:
+        counts = defaultdict(int)
+        for source in self.sources.values():
+            counts[source.split(":", 1)[0]] += 1
+        filled = ", ".join(f"{counts[s]} from {s}" for s in ("checkpoint", "pi3") if counts[s])
+        return (
+            f"{len(self.sources)} tensors: {filled or 'none loaded'}, {counts['new']} new; "
+            f"{len(self.unexpected)} unused source tensors, {len(self.mismatches)} shape mismatches"
         )
+
+    def table(self) -> str:
+        """A readable table: per module, how many tensors came from each source; then leftovers."""
+        rows: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for name, source in self.sources.items():
+            rows[module_group(name)][source.split(":", 1)[0]] += 1
+        columns = ("checkpoint", "pi3", "new")
+        lines = [f"{'module':<42} " + " ".join(f"{c:>10}" for c in columns)]
+        for module in sorted(rows):
+            lines.append(f"{module:<42} " + " ".join(f"{rows[module][c] or '':>10}" for c in columns))
+        totals = [sum(r[c] for r in rows.values()) for c in columns]
+        lines.append(f"{'total':<42} " + " ".join(f"{t:>10}" for t in totals))
+        for source, keys in self.unused.items():
+            if keys:
+                groups: dict[str, int] = defaultdict(int)
+                for key in keys:
+                    groups[module_group(key)] += 1
+                listed = ", ".join(f"{g} ({n})" for g, n in sorted(groups.items()))
+                lines.append(f"unused in {source} ({len(keys)}): {listed}")
+        for m in self.mismatches:
+            lines.append(
+                f"shape mismatch: {m.target} expects {list(m.expected)}, {m.source}:{m.key} has {list(m.found)}"
+            )
+        if self.new:
+            lines.append(f"new ({len(self.new)}): " + ", ".join(sorted({module_group(n) for n in self.new})))
+        return "\n".join(lines)
+
+
+def module_group(name: str) -> str:
+    """The module a tensor belongs to in the report: ``aggregator.time_blocks``, ``track_head.tracker``,
+    ``camera_head``, ``decoder`` ... (two name parts inside the aggregator and the track head, else one)."""
+    parts = name.split(".")
+    if parts[0] in ("aggregator", "track_head") and len(parts) >= 3:
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+# ----------------------------------------------------------------------------------------------- load
+@dataclass
+class _Source:
+    label: str
+    tensors: Mapping[str, Tensor]
+    layout: str
+    names: dict[str, str]  # our name -> source key
+    used: set[str] = field(default_factory=set)
+
+
+def _open_source(label: str, spec: str | Path | Mapping[str, Tensor], layout: str | None) -> _Source:
+    tensors = dict(spec) if isinstance(spec, Mapping) else read_state_dict(spec)
+    if isinstance(spec, Mapping):
+        tensors = _unwrap(tensors, Path(f"<{label} state dict>"))
+    layout = layout or detect_layout(tensors)
+    return _Source(label, tensors, layout, model_names(tensors, layout))
+
+
+def load_pretrained(
+    model: nn.Module,
+    checkpoint: str | Path | Mapping[str, Tensor] | None = None,
+    pi3: str | Path | Mapping[str, Tensor] | None = None,
+    strict: bool = False,
+    checkpoint_layout: str | None = None,
+    pi3_layout: str | None = None,
+) -> LoadReport:
+    """Fill ``model`` from a VGGT-family checkpoint first and Pi3 second.
+
+    Args:
+        model: a :class:`~vggt_t_mv.VGGTTMV` (any module with our tensor names works).
+        checkpoint: path (``.pt``, ``.pth``, ``.safetensors``, or a :func:`save_pretrained` folder) or a
+            state dict; layout detected unless ``checkpoint_layout`` says (``vggt``, ``ours``, ``pi3``).
+        pi3: Pi3 weights (``model.safetensors`` or ``.pt``) or a state dict; layout ``pi3`` unless
+            ``pi3_layout`` says otherwise.
+        strict: raise :class:`CheckpointError` if any source tensor is unused or any shape mismatches.
+    Returns:
+        :class:`LoadReport`. Tensors are cast to the model tensor's dtype and copied in place.
+    """
+    sources = []
+    if checkpoint is not None:
+        sources.append(_open_source("checkpoint", checkpoint, checkpoint_layout))
+    if pi3 is not None:
+        sources.append(_open_source("pi3", pi3, pi3_layout or "pi3"))
+    report = LoadReport(layouts={s.label: s.layout for s in sources})
+    with torch.no_grad():
+        for name, target in model.state_dict().items():
+            report.sources[name] = "new"
+            for source in sources:
+                ours = source_key_for(name, source.names)
+                if ours is None:
+                    continue
+                key = source.names[ours]
+                found = source.tensors[key]
+                if tuple(found.shape) != tuple(target.shape):
+                    report.mismatches.append(Mismatch(name, source.label, key, tuple(target.shape), tuple(found.shape)))
+                    continue
+                target.copy_(found.to(dtype=target.dtype))
+                source.used.add(key)
+                report.sources[name] = f"{source.label}:{key}"
+                break
+    report.unused = {s.label: sorted(set(s.tensors) - s.used) for s in sources}
+    if strict and not report.ok:
+        raise CheckpointError(f"strict load failed: {report.summary()}\n{report.table()}")
     return report
+
+
+# ---------------------------------------------------------------------------------------- save / load
+def save_pretrained(model: nn.Module, folder: str | Path) -> Path:
+    """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.json``; returns the folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    temporary = folder / f".{WEIGHTS_FILE}.tmp"
+    save_file(state, str(temporary), metadata={"format": "vggt_t_mv", "format_version": str(FORMAT_VERSION)})
+    temporary.replace(folder / WEIGHTS_FILE)
+    config = {"format_version": FORMAT_VERSION, "model": model.cfg.to_dict()}
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def read_saved_config(folder: str | Path) -> dict:
+    """The ``model`` entry of a :func:`save_pretrained` folder's config.json."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; it was not written by save_pretrained")
+    data = json.loads(path.read_text())
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {data.get('format_version')!r}; this vggt_t_mv reads {FORMAT_VERSION}"
+        )
+    return data["model"]
