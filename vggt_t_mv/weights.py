@@ -53,39 +53,66 @@ class CheckpointError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------- reading
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+def read_state_dict(path: str | Path, shapes_only: bool = False) -> dict[str, Tensor]:
     """Read a state dict from ``.safetensors`` or a ``torch.save`` file (always ``weights_only=True``).
 
     Accepts wrappers ``{"model": ...}``, ``{"state_dict": ...}``, ``{"module": ...}`` and strips the
     ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes. A folder written by
-    :func:`save_pretrained` is read through its ``model.safetensors``.
+    :func:`save_pretrained` is read through its ``model.safetensors``. ``shapes_only`` returns meta
+    tensors (names, shapes, dtypes) without reading the data, for inspecting large checkpoints.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
     if path.is_dir():
         if (path / WEIGHTS_FILE).is_file():
-            return read_state_dict(path / WEIGHTS_FILE)
+            return read_state_dict(path / WEIGHTS_FILE, shapes_only)
         raise CheckpointError(f"checkpoint {path} is a directory; pass the .pt/.pth/.safetensors file inside it")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
-            state = load_file(str(path))
+            state = _safetensors_shapes(path) if shapes_only else load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(
                 f"checkpoint {path} is not a readable safetensors file ({error}); "
                 "the file may be truncated: copy or download it again"
             ) from error
     else:
-        state = _torch_load(path)
-    return _unwrap(state, path)
+        state = _torch_load(path, mmap=shapes_only)
+    state = _unwrap(state, path)
+    return {k: v.to("meta") for k, v in state.items()} if shapes_only else state
 
 
-def _torch_load(path: Path) -> object:
+def _safetensors_shapes(path: Path) -> dict[str, Tensor]:
+    from safetensors import safe_open
+
+    dtypes = {
+        "F64": torch.float64,
+        "F32": torch.float32,
+        "F16": torch.float16,
+        "BF16": torch.bfloat16,
+        "I64": torch.int64,
+        "I32": torch.int32,
+        "I16": torch.int16,
+        "I8": torch.int8,
+        "U8": torch.uint8,
+        "BOOL": torch.bool,
+    }
+    state = {}
+    with safe_open(str(path), framework="pt") as handle:
+        for key in handle.keys():
+            piece = handle.get_slice(key)
+            state[key] = torch.empty(
+                piece.get_shape(), dtype=dtypes.get(piece.get_dtype(), torch.float32), device="meta"
+            )
+    return state
+
+
+def _torch_load(path: Path, mmap: bool = False) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # truncation and unpickling errors come in many types
         if "Weights only load failed" in str(error):
             raise CheckpointError(
@@ -129,7 +156,7 @@ def _is_tensor_dict(state: dict) -> bool:
 def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
     """``"pi3"``, ``"vggt"`` or ``"ours"`` from a state dict's key names."""
     keys = list(keys)
-    if any(k.startswith("decoder.") for k in keys) and any(k.startswith("encoder.") for k in keys):
+    if not any(k.startswith("aggregator.") for k in keys) and any(k.startswith(("decoder.", "encoder.")) for k in keys):
         return "pi3"
     if any(k.startswith(("aggregator.frame_blocks.", "aggregator.global_blocks.")) for k in keys):
         return "vggt"
