@@ -123,6 +123,8 @@ class Aggregator(nn.Module):
         self.register_buffer("_image_mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("_image_std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
         self.gradient_checkpointing = True  # only active in training mode, as upstream
+        # Shared mode with a bias: run both streams as one batched call per layer (False: one after the other).
+        self.batch_shared_streams = True
 
     def _make_block(self) -> Block:
         cfg = self.cfg
@@ -141,6 +143,17 @@ class Aggregator(nn.Module):
     @property
     def patch_start_idx(self) -> int:
         return self.cfg.num_special_tokens
+
+    def blocks(self) -> list[Block]:
+        """Every time/view block (trunk and stream copies)."""
+        dino = set(self.patch_embed.modules())
+        return [m for m in self.modules() if isinstance(m, Block) and m not in dino]
+
+    def compile_blocks(self, **compile_kwargs) -> None:
+        """``torch.compile`` every time/view block in place (e.g. ``mode="max-autotune"``); the layer loop,
+        reshapes and heads stay eager, so changing T, N or the image size recompiles only the blocks."""
+        for block in self.blocks():
+            block.compile(**compile_kwargs)
 
     def lambdas(self) -> tuple[Tensor, Tensor]:
         """(lambda_pose, lambda_geo) = lambda_max * sigmoid(raw): always within (0, lambda_max), never stuck."""
@@ -258,6 +271,9 @@ class Aggregator(nn.Module):
             for i in stream_layers:
                 out.pose_layers[i] = shared[i] if i in keep_pose else None
                 out.geo_layers[i] = shared[i] if i in keep_geo else None
+        elif not self.batch_shared_streams:
+            self._run_layers(x, rope, stream_layers, keep_pose, out.pose_layers, stream=None, key_bias=pose_bias)
+            self._run_layers(x, rope, stream_layers, keep_geo, out.geo_layers, stream=None, key_bias=geo_bias)
         else:
             # Same weights, different biases: both streams in one batched call per layer.
             both: list[Tensor | None] = [None] * cfg.depth
