@@ -51,3 +51,19 @@ def test_stream_cost_benchmark_runs_quick() -> None:
         "two streams, shared",
         "two streams, branched",
     ]
+
+
+def test_gpu_benchmark_smoke_runs_without_the_app_dependencies() -> None:
+    # Self-contained: PYTHONPATH=. and only vggt_t_mv / torch / numpy / safetensors imported.
+    code = (
+        "import runpy, sys; sys.argv = ['gpu.py', '--smoke']; "
+        "runpy.run_path('benchmarks/gpu.py', run_name='__main__'); "
+        "app_modules = {'app', 'viser', 'open3d', 'trimesh', 'cv2', 'click'}; "
+        "print('IMPORTED:' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in app_modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True, timeout=300
+    )
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| vggt")]
+    assert len(rows) == 6
+    assert result.stdout.strip().endswith("IMPORTED:")
