@@ -1,0 +1,483 @@
+"""Sliding-window inference over a rig capture, stitched into an on-disk Reconstruction.
+
+The capture's ``T`` timesteps are cut into windows of ``window`` timesteps every ``stride`` (see
+:func:`app.stitching.window_spans`); each window is one model call ``[1, Tw, N, 3, H, W]`` under
+``torch.inference_mode()`` (bf16 autocast on CUDA where supported, fp16 on older GPUs, fp32 on CPU).
+Window ``w > 0`` is moved into the first window's frame by a robust Sim(3) fitted on the geo-stream
+world points of the timesteps it shares with window ``w - 1`` (as stored on disk, so a resumed run
+computes exactly what an uninterrupted one does); the same Sim(3) moves its cameras, depth and the
+pose-stream points. Each window is written to disk as soon as it is done.
+
+Default window / stride per device (override with ``--window`` / ``--stride``):
+
+============  ======  ======  =====================================================================
+device        window  stride  why
+============  ======  ======  =====================================================================
+cuda          16      12      1B model, 4 cameras at 518 px: ~64 frames per call fit a 24 GB GPU
+mps           8       6
+cpu           6       4       keeps a CPU call to seconds with the tiny model; 2 shared timesteps
+============  ======  ======  =====================================================================
+
+Frames are decoded by a background thread; at most one window of preprocessed frames (plus the
+prefetch queue) is held in memory, so memory does not grow with the capture's length.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.capture import CaptureError, RigCalibration, RigCapture, discover_cameras, load_calibration
+from app.preprocess import FrameTransform, PreprocessConfig, frame_transform, preprocess_frame
+from app.reconstruction import Reconstruction, ReconstructionError
+from app.stitching import (
+    Sim3,
+    align_window,
+    metric_scale,
+    rig_diagnostics,
+    rig_error,
+    rigid_rig,
+    window_spans,
+)
+from vggt_t_mv.geometry import depth_to_world_points, pose_encoding_to_extri_intri
+
+WINDOW_DEFAULTS = {"cuda": (16, 12), "mps": (8, 6), "cpu": (6, 4)}
+FOV_LIMITS = (float(np.radians(0.5)), float(np.radians(179.5)))  # radians; predicted FoVs are clamped to this
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class PipelineError(RuntimeError):
+    """The run cannot go on; what is already on disk is kept (resume with --resume)."""
+
+
+class PipelineWarning(UserWarning):
+    """Something in the run deserves attention (an alignment fell back, a calibration mismatch...)."""
+
+
+@dataclass
+class PipelineConfig:
+    """How to run: ``window``/``stride`` None = the device default (module docstring); ``device``
+    ``auto``|``cpu``|``cuda``|``cuda:1``...; ``dtype`` ``auto``|``float32``|``bfloat16``|``float16`` (autocast
+    dtype of the trunk; the heads always run in float32); ``masks``: folder of external dynamic masks (one
+    image folder or video per camera, named like the cameras); ``rigid_rig``: average intrinsics and
+    camera-to-camera-0 poses over time at the end; ``calibration``: rig calibration file for metric scale."""
+
+    window: int | None = None
+    stride: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    masks: Path | None = None
+    rigid_rig: bool = False
+    calibration: Path | None = None
+    prefetch: int = 8
+
+
+@dataclass
+class RunPlan:
+    """Resolved settings of one run (what goes into meta.json's ``settings``)."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    window: int
+    stride: int
+    spans: list[tuple[int, int]]
+    image_hw: tuple[int, int]
+    transforms: list[FrameTransform]
+    calibration: RigCalibration | None
+
+    def settings(self, config: PipelineConfig) -> dict:
+        return {
+            "window": self.window,
+            "stride": self.stride,
+            "device": str(self.device),
+            "dtype": "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch."),
+            "size": config.preprocess.size,
+            "mode": config.preprocess.mode,
+            "masks": None if config.masks is None else str(Path(config.masks).resolve()),
+            "rigid_rig": config.rigid_rig,
+            "calibration": None if config.calibration is None else str(Path(config.calibration).resolve()),
+        }
+
+
+@dataclass
+class Progress:
+    """Reported after each window: counts, throughput (camera images of new timesteps per second), ETA."""
+
+    window: int
+    num_windows: int
+    timesteps_done: int
+    num_timesteps: int
+    elapsed_s: float
+    frames_per_s: float
+    eta_s: float
+
+
+@dataclass
+class RunResult:
+    reconstruction: Reconstruction
+    first_window: int  # > 0 when resumed
+    windows_run: int
+    seconds: float
+    frames_per_s: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PipelineError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def resolve_dtype(device: torch.device, name: str) -> torch.dtype | None:
+    """Autocast dtype, or None for plain float32."""
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    if name not in DTYPES:
+        raise PipelineError(f"--dtype must be one of auto, {', '.join(DTYPES)}; got {name!r}")
+    return None if name == "float32" else DTYPES[name]
+
+
+def plan_run(capture: RigCapture, config: PipelineConfig) -> RunPlan:
+    device = resolve_device(config.device)
+    autocast_dtype = resolve_dtype(device, config.dtype)
+    default_window, default_stride = WINDOW_DEFAULTS.get(device.type, WINDOW_DEFAULTS["cpu"])
+    window = config.window or default_window
+    stride = config.stride or min(default_stride, max(window - 1, 1))
+    if window < 1 or stride < 1 or (stride >= window and capture.num_timesteps > window):
+        raise PipelineError(
+            f"--window {window} / --stride {stride}: need window >= 2 and 1 <= stride < window so that windows "
+            "share timesteps for stitching"
+        )
+    spans = window_spans(capture.num_timesteps, window, stride)
+    reference = capture.sources[0]
+    image_hw = config.preprocess.target_hw(reference.height, reference.width)
+    transforms = [frame_transform((s.height, s.width), image_hw, config.preprocess.mode) for s in capture.sources]
+    calibration = None
+    if config.calibration is not None:
+        calibration = load_calibration(config.calibration, capture.camera_names)
+    return RunPlan(device, autocast_dtype, window, stride, spans, image_hw, transforms, calibration)
+
+
+def run_metadata(capture: RigCapture, plan: RunPlan, config: PipelineConfig, model_info: dict) -> dict:
+    """The meta.json content that identifies a run (compared on --resume)."""
+    return {
+        "capture": capture.describe(),
+        "model": model_info,
+        "settings": plan.settings(config),
+        "camera_names": capture.camera_names,
+        "num_timesteps_planned": capture.num_timesteps,
+        "image_hw": list(plan.image_hw),
+        "spans": [list(s) for s in plan.spans],
+        "preprocess": [t.to_dict() for t in plan.transforms],
+        "convention": "OpenCV camera-from-world; frame of camera 0 at the first timestep",
+    }
+
+
+_IDENTITY_KEYS = ("model", "settings", "camera_names", "spans", "image_hw", "preprocess")
+
+
+def _identity(meta: dict) -> dict:
+    capture = {k: v for k, v in meta["capture"].items() if k != "warnings"}
+    return json.loads(json.dumps({"capture": capture, **{k: meta.get(k) for k in _IDENTITY_KEYS}}))
+
+
+def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> tuple[Reconstruction, int]:
+    """Create the output reconstruction or reopen it for ``--resume``; returns it and the first window to run."""
+    out = Path(out)
+    if resume and (out / "meta.json").is_file():
+        recon = Reconstruction.open(out)
+        old, new = _identity(recon.meta), _identity(meta)
+        if old != new:
+            differ = sorted(k for k in new if old.get(k) != new.get(k))
+            raise ReconstructionError(
+                f"--resume: {out} was made from a different run (differs in: {', '.join(differ)}); "
+                "use the same capture, weights and options, or pass --overwrite to start again"
+            )
+        recon.discard_incomplete()
+        recon.meta["status"] = "running"
+        recon.save_meta()
+        return recon, len(recon.windows(refresh=True))
+    if resume and out.exists() and any(out.iterdir()) and not overwrite:
+        raise ReconstructionError(f"--resume: {out} holds no reconstruction to resume (no meta.json)")
+    return Reconstruction.create(out, meta, overwrite=overwrite), 0
+
+
+# --------------------------------------------------------------------------------------------- masks
+def _open_masks(folder: Path, capture: RigCapture) -> list:
+    _, found = discover_cameras(Path(folder))
+    by_name = {name: (path, files) for name, path, files in found}
+    missing = [n for n in capture.camera_names if n not in by_name]
+    if missing:
+        raise CaptureError(
+            f"mask folder {folder} has no masks for camera(s) {', '.join(missing)}; give one image folder or "
+            f"video per camera, named like the cameras ({', '.join(capture.camera_names)})"
+        )
+    from app.capture import _open_source
+
+    sources = [_open_source(n, *by_name[n]) for n in capture.camera_names]
+    for source, camera in zip(sources, capture.sources, strict=True):
+        if source.num_frames < int(capture.frame_index[:, capture.camera_names.index(camera.name)].max()) + 1:
+            raise CaptureError(f"mask folder for {camera.name} ({source.path}) has fewer frames than the camera")
+    return sources
+
+
+# --------------------------------------------------------------------------------------------- run
+def _predict(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | None, plan: RunPlan) -> dict:
+    """One model call on ``images [1, Tw, N, 3, H, W]``; returns float32 numpy arrays ``[Tw, N, ...]``."""
+    images = images.to(plan.device, non_blocking=True)
+    kwargs = {} if masks is None else {"masks": masks.to(plan.device)}
+    with torch.inference_mode():
+        if plan.autocast_dtype is not None:
+            with torch.autocast(device_type=plan.device.type, dtype=plan.autocast_dtype):
+                preds = model(images, **kwargs)
+        else:
+            preds = model(images, **kwargs)
+        height, width = images.shape[-2:]
+        pose_enc = preds["pose_enc"].float().clone()
+        # A degenerate FoV (0 or 180 degrees, e.g. from untrained weights) would make the intrinsics infinite.
+        pose_enc[..., 7:9] = pose_enc[..., 7:9].clamp(FOV_LIMITS[0], FOV_LIMITS[1])
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_enc, (height, width))
+        depth = preds["depth"].float()[..., 0]
+        from_depth = depth_to_world_points(depth, extrinsics, intrinsics)
+        out = {
+            "depth": depth,
+            "depth_conf": preds["depth_conf"].float(),
+            "world_points": preds["world_points"].float(),
+            "world_points_conf": preds["world_points_conf"].float(),
+            "world_points_from_depth": from_depth,
+            "extrinsics": extrinsics,
+            "intrinsics": intrinsics,
+        }
+        if "dynamic_mask" in preds:
+            out["dynamic_mask"] = preds["dynamic_mask"].float()
+        return {k: v[0].cpu().numpy().astype(np.float32) for k, v in out.items()}
+
+
+def _apply_sim3(arrays: dict[str, np.ndarray], sim3: Sim3) -> dict[str, np.ndarray]:
+    out = dict(arrays)
+    for name in ("world_points", "world_points_from_depth"):
+        out[name] = sim3.apply_points(arrays[name])
+    out["depth"] = arrays["depth"] * np.float32(sim3.scale)
+    out["extrinsics"] = sim3.apply_extrinsics(arrays["extrinsics"])
+    return out
+
+
+def run_pipeline(
+    model: torch.nn.Module,
+    capture: RigCapture,
+    recon: Reconstruction,
+    plan: RunPlan,
+    config: PipelineConfig,
+    *,
+    first_window: int = 0,
+    progress: Callable[[Progress], None] | None = None,
+    on_window: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run windows ``first_window..`` of ``plan`` and write them to ``recon``; then the rig report.
+
+    ``progress`` is called after every window; ``on_window(index)`` after each window is committed (tests
+    use it to interrupt a run).
+    """
+    model = model.to(plan.device).eval()
+    mask_sources = None if config.masks is None else _open_masks(Path(config.masks), capture)
+    messages: list[str] = []
+    spans = plan.spans
+    start_t = spans[first_window][0] if first_window < len(spans) else capture.num_timesteps
+    cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    frames = capture.iter_timesteps(range(start_t, capture.num_timesteps), prefetch=config.prefetch)
+    started = time.perf_counter()
+    done_timesteps = spans[first_window - 1][1] if first_window > 0 else 0
+    new_timesteps = 0
+    try:
+        for w in range(first_window, len(spans)):
+            begin, end = spans[w]
+            while len(cache) == 0 or max(cache) < end - 1:
+                t, raw = next(frames)
+                cache[t] = _prepare_timestep(t, raw, plan, capture, mask_sources)
+            for t in [t for t in cache if t < begin]:
+                del cache[t]
+            steps = [cache[t] for t in range(begin, end)]
+            images_u8 = np.stack([s[0] for s in steps])  # [Tw, N, H, W, 3]
+            images = torch.from_numpy(np.stack([s[1] for s in steps]))[None]  # [1, Tw, N, 3, H, W]
+            masks = None if mask_sources is None else torch.from_numpy(np.stack([s[2] for s in steps]))[None]
+            tic = time.perf_counter()
+            try:
+                arrays = _predict(model, images, masks, plan)
+            except ValueError as error:
+                if masks is not None and "mask" in str(error):
+                    raise PipelineError(f"--masks: {error}") from error
+                raise
+            info: dict = {"model_seconds": time.perf_counter() - tic}
+            sim3, info["alignment"] = _align(recon, w, arrays, plan, messages)
+            arrays = _apply_sim3(arrays, sim3)
+            arrays["images"] = images_u8
+            recon.write_window(w, arrays, info)
+            new_timesteps += end - max(begin, done_timesteps)
+            done_timesteps = end
+            if on_window is not None:
+                on_window(w)
+            if progress is not None:
+                elapsed = time.perf_counter() - started
+                rate = new_timesteps / max(elapsed, 1e-9)
+                progress(
+                    Progress(
+                        w,
+                        len(spans),
+                        done_timesteps,
+                        capture.num_timesteps,
+                        elapsed,
+                        rate * capture.num_cameras,
+                        (capture.num_timesteps - done_timesteps) / max(rate, 1e-9),
+                    )
+                )
+    finally:
+        frames.close()
+    seconds = time.perf_counter() - started
+    _finish(recon, capture, plan, config, messages)
+    for message in messages:
+        warnings.warn(message, PipelineWarning, stacklevel=2)
+    return RunResult(
+        recon,
+        first_window,
+        len(spans) - first_window,
+        seconds,
+        new_timesteps * capture.num_cameras / max(seconds, 1e-9),
+        messages,
+    )
+
+
+def _prepare_timestep(
+    t: int, raw: list[np.ndarray], plan: RunPlan, capture: RigCapture, mask_sources: list | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """N original frames -> uint8 ``[N, H, W, 3]``, float ``[N, 3, H, W]`` in [0, 1], masks ``[N, H, W]``."""
+    import cv2
+
+    resized = np.stack([preprocess_frame(frame, tf) for frame, tf in zip(raw, plan.transforms, strict=True)])
+    floats = resized.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    masks = None
+    if mask_sources is not None:
+        masks = np.stack(
+            [
+                preprocess_frame(src.read(int(capture.frame_index[t, n]))[..., 0], tf, interpolation=cv2.INTER_NEAREST)
+                > 127
+                for n, (src, tf) in enumerate(zip(mask_sources, plan.transforms, strict=True))
+            ]
+        ).astype(np.float32)
+    return resized, floats, masks
+
+
+def _align(recon: Reconstruction, w: int, arrays: dict, plan: RunPlan, messages: list[str]) -> tuple[Sim3, dict]:
+    """The Sim(3) of window ``w`` into the stitched frame (window 0: identity, or the metric scale)."""
+    if w == 0:
+        if plan.calibration is None or plan.calibration.extrinsics is None or len(recon.camera_names) < 2:
+            return Sim3.identity(), {"kind": "reference"}
+        try:
+            scale, ratios = metric_scale(arrays["extrinsics"], plan.calibration.extrinsics)
+        except ValueError as error:
+            messages.append(f"--calibration: no metric scale ({error}); the reconstruction keeps the model's scale")
+            return Sim3.identity(), {"kind": "reference", "metric_scale": None}
+        if not np.isfinite(scale) or scale <= 0:
+            messages.append("--calibration: the predicted rig has no usable baseline; metric scale not applied")
+            return Sim3.identity(), {"kind": "reference", "metric_scale": None}
+        return Sim3(scale), {"kind": "reference", "metric_scale": scale, "baseline_ratios": ratios}
+    previous = recon.window_arrays(w - 1)
+    prev_begin, prev_end = recon.spans[w - 1]
+    begin = plan.spans[w][0]
+    overlap = slice(begin - prev_begin, prev_end - prev_begin)
+    shared = prev_end - begin
+    try:
+        fit = align_window(
+            np.asarray(previous["world_points"][overlap]),
+            np.asarray(previous["world_points_conf"][overlap]),
+            arrays["world_points"][:shared],
+            arrays["world_points_conf"][:shared],
+        )
+        ok = np.isfinite(fit.sim3.matrix()).all() and fit.sim3.scale > 0
+    except (ValueError, np.linalg.LinAlgError) as error:
+        fit, ok = None, False
+        messages.append(f"window {w}: Sim(3) fit failed ({error}); window left unaligned")
+    if not ok:
+        if fit is not None:
+            messages.append(f"window {w}: Sim(3) fit is degenerate; window left unaligned")
+        return Sim3.identity(), {"kind": "failed", "overlap": shared}
+    return fit.sim3, {"kind": "sim3", "overlap": shared, **fit.to_dict()}
+
+
+def _finish(recon: Reconstruction, capture: RigCapture, plan: RunPlan, config: PipelineConfig, messages: list) -> None:
+    """Rig diagnostics, optional rigid-rig averaging and calibration report; marks the run complete."""
+    names = recon.camera_names
+    extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
+    report: dict = {"diagnostics": rig_diagnostics(extrinsics, intrinsics, names)}
+    if config.rigid_rig and len(names) > 1:
+        stored = recon.meta.get("rig", {}).get("rigid")
+        if stored is None:
+            _, rigid_intrinsics, rig = rigid_rig(extrinsics, intrinsics)
+            stored = {"camera_from_camera0": rig.tolist(), "intrinsics": rigid_intrinsics[0].tolist()}
+            recon.meta["rig"] = {**report, "rigid": stored}
+            recon.save_meta()
+        rig, rig_k = np.array(stored["camera_from_camera0"]), np.array(stored["intrinsics"], np.float32)
+        for record in recon.windows():
+            arrays = recon.window_arrays(record.index)
+            ext = np.array(arrays["extrinsics"], np.float64)
+            new_rot = rig[None, :, :, :3] @ ext[:, :1, :, :3]
+            new_trans = np.einsum("nij,tj->tni", rig[:, :, :3], ext[:, 0, :, 3]) + rig[None, :, :, 3]
+            new_ext = np.concatenate([new_rot, new_trans[..., None]], -1).astype(np.float32)
+            new_k = np.broadcast_to(rig_k, arrays["intrinsics"].shape).astype(np.float32)
+            from_depth = depth_to_world_points(
+                torch.from_numpy(np.array(arrays["depth"])), torch.from_numpy(new_ext), torch.from_numpy(new_k)
+            ).numpy()
+            recon.replace_arrays(
+                record.index, {"extrinsics": new_ext, "intrinsics": new_k, "world_points_from_depth": from_depth}
+            )
+        extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
+        report["rigid"] = stored
+        report["diagnostics_after_rigid"] = rig_diagnostics(extrinsics, intrinsics, names)
+    if plan.calibration is not None:
+        report["calibration"] = _calibration_report(extrinsics, intrinsics, capture, plan)
+    recon.meta["rig"] = report
+    recon.meta["status"] = "complete"
+    recon.meta["num_timesteps"] = recon.num_timesteps
+    recon.meta["run_warnings"] = messages
+    recon.save_meta()
+
+
+def _calibration_report(extrinsics: np.ndarray, intrinsics: np.ndarray, capture: RigCapture, plan: RunPlan) -> dict:
+    calibration = plan.calibration
+    cameras = []
+    for n, (source, transform) in enumerate(zip(capture.sources, plan.transforms, strict=True)):
+        predicted = transform.intrinsics_to_source(np.median(intrinsics[:, n], axis=0))
+        k = calibration.intrinsics[n].copy()
+        size = calibration.sizes[n]
+        if size is not None and tuple(size) != (source.width, source.height):
+            k[0] *= source.width / size[0]
+            k[1] *= source.height / size[1]
+        focal_pred, focal_cal = (predicted[0, 0] + predicted[1, 1]) / 2, (k[0, 0] + k[1, 1]) / 2
+        cameras.append(
+            {
+                "name": source.name,
+                "focal_predicted_px": float(focal_pred),
+                "focal_calibrated_px": float(focal_cal),
+                "focal_error_pct": float(100 * (focal_pred - focal_cal) / focal_cal),
+            }
+        )
+    report: dict = {"file": str(calibration.path), "intrinsics": cameras}
+    if calibration.extrinsics is not None and len(capture.sources) > 1:
+        report["rig"] = rig_error(extrinsics, calibration.extrinsics, capture.camera_names)
+    return report

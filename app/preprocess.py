@@ -1,0 +1,139 @@
+"""Frame preprocessing as VGGT's ``load_and_preprocess_images`` does it, for frames of any size.
+
+Two modes, ``size`` = 518 by default (``--size`` picks a smaller one; always a multiple of the patch size):
+
+* ``crop``: width ``size``, height the frame's aspect ratio times ``size`` rounded to a multiple of 14,
+  at most ``size`` (taller frames are centre-cropped). The target size is fixed once per capture (from the
+  reference camera, camera 0); a camera of another aspect ratio is scaled to *cover* the target and
+  centre-cropped, so it is never distorted.
+* ``pad``: the frame is scaled so that its longer side is ``size`` and padded with white to ``size x size``
+  (as VGGT's ``pad`` mode), so nothing is cut off.
+
+The mapping from original pixels to model pixels is kept per camera (:class:`FrameTransform`) so
+intrinsics and points can be taken back to the original resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PATCH_SIZE = 14
+MODES = ("crop", "pad")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """``size``: model input width (``crop``) or side (``pad``), a multiple of ``patch_size``."""
+
+    size: int = 518
+    mode: str = "crop"
+    patch_size: int = PATCH_SIZE
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"preprocessing mode must be one of {MODES}, got {self.mode!r}")
+        if self.size < self.patch_size or self.size % self.patch_size:
+            raise ValueError(
+                f"--size must be a positive multiple of {self.patch_size} (e.g. 518, 266, 112), got {self.size}"
+            )
+
+    def target_hw(self, height: int, width: int) -> tuple[int, int]:
+        """Model input ``(H, W)`` for a reference frame of ``height x width`` pixels."""
+        if self.mode == "pad":
+            return self.size, self.size
+        rows = round(height * self.size / width / self.patch_size) * self.patch_size
+        return int(min(max(rows, self.patch_size), self.size)), self.size
+
+
+@dataclass(frozen=True)
+class FrameTransform:
+    """Original pixel ``(u, v)`` -> model pixel ``(scale * u + offset_x, scale * v + offset_y)``.
+
+    Isotropic scale (no distortion); ``offset`` is negative for a crop and positive for padding.
+    """
+
+    scale: float
+    offset_x: float
+    offset_y: float
+    source_hw: tuple[int, int]
+    target_hw: tuple[int, int]
+
+    def to_dict(self) -> dict:
+        return {
+            "scale": self.scale,
+            "offset_x": self.offset_x,
+            "offset_y": self.offset_y,
+            "source_hw": list(self.source_hw),
+            "target_hw": list(self.target_hw),
+        }
+
+    def intrinsics_to_source(self, intrinsics: np.ndarray) -> np.ndarray:
+        """Model-resolution intrinsics ``[..., 3, 3]`` -> intrinsics of the original frame ``[..., 3, 3]``."""
+        out = np.array(intrinsics, dtype=np.float64, copy=True)
+        out[..., 0, 2] -= self.offset_x
+        out[..., 1, 2] -= self.offset_y
+        out[..., :2, :] /= self.scale
+        return out
+
+
+def frame_transform(source_hw: tuple[int, int], target_hw: tuple[int, int], mode: str) -> FrameTransform:
+    """The transform ``crop`` (cover + centre crop) or ``pad`` (fit + centre pad) uses for one frame size."""
+    (h, w), (th, tw) = source_hw, target_hw
+    scale = max(th / h, tw / w) if mode == "crop" else min(th / h, tw / w)
+    return FrameTransform(scale, (tw - w * scale) / 2.0, (th - h * scale) / 2.0, (h, w), (th, tw))
+
+
+def to_rgb_uint8(frame: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Any OpenCV-decoded frame -> RGB uint8 ``[H, W, 3]``, plus a note when it was converted.
+
+    Accepts BGR ``[H, W, 3]``, grayscale ``[H, W]`` / ``[H, W, 1]`` (replicated), BGRA ``[H, W, 4]`` (alpha
+    composited over white) and 16-bit images (scaled to 8 bit).
+    """
+    note = None
+    if frame.dtype == np.uint16:
+        frame, note = (frame / 257.0).round().astype(np.uint8), "16-bit, scaled to 8 bit"
+    elif frame.dtype != np.uint8:
+        note = f"{frame.dtype} pixels, clipped to 8 bit"
+        frame = np.clip(frame.astype(np.float64), 0, 255).astype(np.uint8)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[..., 0]
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB), "grayscale, replicated to RGB"
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        alpha = frame[..., 3:4].astype(np.float32) / 255.0
+        rgb = cv2.cvtColor(frame[..., :3], cv2.COLOR_BGR2RGB).astype(np.float32)
+        return (rgb * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8), "RGBA, alpha composited over white"
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), note
+    raise ValueError(f"unsupported frame shape {frame.shape}")
+
+
+def preprocess_frame(rgb: np.ndarray, transform: FrameTransform, *, interpolation: int | None = None) -> np.ndarray:
+    """RGB uint8 ``[h, w, 3]`` (or a mask ``[h, w]``) -> ``[H, W, 3]`` (or ``[H, W]``) at the model size.
+
+    Crop pixels outside the target; pad with white (255) for images and 0 for masks.
+    """
+    th, tw = transform.target_hw
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if transform.scale < 1 else cv2.INTER_CUBIC
+    matrix = np.array([[transform.scale, 0, transform.offset_x], [0, transform.scale, transform.offset_y]])
+    # Pixel centres: OpenCV maps integer pixel indices, which matches the (u, v) index convention of geometry.py.
+    border = 255 if rgb.ndim == 3 else 0
+    if transform.scale < 1 and interpolation == cv2.INTER_AREA:
+        # warpAffine has no area filter: resize first, then shift (an integer-ish translation, no further blur).
+        h, w = rgb.shape[:2]
+        resized = cv2.resize(
+            rgb, (max(1, round(w * transform.scale)), max(1, round(h * transform.scale))), interpolation=interpolation
+        )
+        shift = np.array([[1.0, 0, transform.offset_x], [0, 1.0, transform.offset_y]])
+        shift[0, 0] = (w * transform.scale) / resized.shape[1]
+        shift[1, 1] = (h * transform.scale) / resized.shape[0]
+        return cv2.warpAffine(
+            resized, shift, (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+        )
+    return cv2.warpAffine(
+        rgb, matrix, (tw, th), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+    )
