@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from app.capture import CaptureError, CaptureOptions, RigCapture
+from app.distributed import init_from_env, shutdown
 from app.preprocess import MODES, PreprocessConfig
 from app.reconstruction import ReconstructionError
 
@@ -32,54 +33,68 @@ def sha256_of(path: Path, chunk: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
-def build_model(config: str | None, checkpoint: Path | None, pi3: Path | None, random_weights: bool):
-    """The model and its description for meta.json. ``config``: a preset name (``vggt_1b``, ``tiny``) or a
-    JSON file of ``ModelConfig.to_dict()``."""
+PRESETS = ("vggt_1b", "vggt_t_mv", "tiny", "tiny_two_stream")
+
+
+def resolve_config(config: str | None, checkpoint: Path | None):
+    """The model config: a preset name, a JSON file (``ModelConfig.to_dict()``), the config of a
+    ``save_pretrained`` folder, or (no ``--config``) inferred from the checkpoint's tensor shapes."""
     import json
 
+    from vggt_t_mv import ModelConfig, detect_layout, infer_config
+    from vggt_t_mv.weights import read_saved_config, read_state_dict
+
+    if config in PRESETS:
+        return getattr(ModelConfig, config)()
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise click.BadParameter(
+                f"{config} is neither a preset ({', '.join(PRESETS)}) nor a JSON file", param_hint="--config"
+            )
+        try:
+            return ModelConfig.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as error:
+            raise click.BadParameter(f"{path}: {error}", param_hint="--config") from error
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        return ModelConfig.from_dict(read_saved_config(checkpoint))
+    if checkpoint is not None:
+        shapes = read_state_dict(checkpoint, shapes_only=True)
+        if detect_layout(shapes) != "pi3":
+            return infer_config(shapes)
+    return ModelConfig.vggt_1b()
+
+
+def build_model(config: str | None, checkpoint: Path | None, pi3: Path | None, random_weights: bool):
+    """The model and its description for meta.json (see :func:`resolve_config` for ``config``)."""
     import torch
 
-    from vggt_t_mv import VGGTTMV, ModelConfig, load_pretrained
+    from vggt_t_mv import VGGTTMV, CheckpointError, load_pretrained
 
     if checkpoint is None and pi3 is None and not random_weights:
         raise click.UsageError(
             "no weights given: pass --checkpoint FILE (VGGT-family checkpoint) and/or --pi3 FILE (Pi3 weights); "
             "--random-weights runs an untrained model (for testing only)"
         )
-    name = config or "vggt_1b"
-    if name in ("vggt_1b", "tiny"):
-        cfg = getattr(ModelConfig, name)()
-    else:
-        path = Path(name)
-        if not path.is_file():
-            raise click.BadParameter(
-                f"{name} is neither a preset (vggt_1b, tiny) nor a JSON file", param_hint="--config"
+    try:
+        cfg = resolve_config(config, checkpoint)
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)  # random weights are reproducible (a --resume gets the same model)
+        model = VGGTTMV(cfg).eval()
+        info: dict = {"config": cfg.to_dict(), "random_weights": bool(random_weights and not (checkpoint or pi3))}
+        if info["random_weights"]:
+            info["seed"] = RANDOM_WEIGHTS_SEED
+            warnings.warn(
+                "--random-weights: the model is untrained, the reconstruction is meaningless (use it for testing)",
+                stacklevel=2,
             )
-        try:
-            cfg = ModelConfig.from_dict(json.loads(path.read_text()))
-        except (ValueError, TypeError) as error:
-            raise click.BadParameter(f"{path}: {error}", param_hint="--config") from error
-    torch.manual_seed(RANDOM_WEIGHTS_SEED)  # random weights are reproducible (a --resume gets the same model)
-    model = VGGTTMV(cfg).eval()
-    info: dict = {"config": cfg.to_dict(), "random_weights": bool(random_weights and not (checkpoint or pi3))}
-    if info["random_weights"]:
-        info["seed"] = RANDOM_WEIGHTS_SEED
-        warnings.warn(
-            "--random-weights: the model is untrained, the reconstruction is meaningless (use it for testing)",
-            stacklevel=2,
-        )
-    if checkpoint is not None or pi3 is not None:
-        kwargs = {"checkpoint": checkpoint}
-        if pi3 is not None:
-            kwargs["pi3"] = pi3
-        try:
-            report = load_pretrained(model, **kwargs)
-        except TypeError as error:
-            raise click.UsageError(f"--pi3 is not supported by this version of the model library ({error})") from error
-        info["load_report"] = report.summary()
-        click.echo(f"weights: {report.summary()}", err=True)
+        if checkpoint is not None or pi3 is not None:
+            report = load_pretrained(model, checkpoint=checkpoint, pi3=pi3)
+            info["load_report"] = report.summary()
+            click.echo(f"weights: {report.summary()}", err=True)
+    except CheckpointError as error:
+        raise click.ClickException(str(error)) from error
     for key, path in (("checkpoint", checkpoint), ("pi3", pi3)):
-        if path is not None:
+        if path is not None and Path(path).is_file():
             info[key] = str(Path(path).resolve())
             info[f"{key}_sha256"] = sha256_of(Path(path))
     return model, info
@@ -104,9 +119,18 @@ def _progress_printer(num_windows: int):
 @main.command("run")
 @click.argument("capture", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output reconstruction folder.")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="VGGT-family weights.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, path_type=Path),
+    help="VGGT-family weights (.pt/.pth/.safetensors, or a save_pretrained folder).",
+)
 @click.option("--pi3", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Pi3 weights.")
-@click.option("--config", "model_config", help="Model config: preset 'vggt_1b' (default), 'tiny', or a JSON file.")
+@click.option(
+    "--config",
+    "model_config",
+    help="Model config: a preset (vggt_1b, vggt_t_mv, tiny, tiny_two_stream) or a JSON file. Default: inferred "
+    "from --checkpoint's shapes (vggt_1b without a VGGT-layout checkpoint).",
+)
 @click.option("--random-weights", is_flag=True, help="Run an untrained model (testing only; output is meaningless).")
 @click.option("--window", type=int, help="Timesteps per window (default: cuda 16, mps 8, cpu 6).")
 @click.option("--stride", type=int, help="Timesteps between window starts (default: cuda 12, mps 6, cpu 4).")
@@ -157,6 +181,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
     warnings.showwarning = lambda message, category, *args, **kw: click.secho(
         f"warning: {message}", fg="yellow", err=True
     )
+    ctx = init_from_env()
     try:
         rig = RigCapture.open(
             capture,
@@ -173,7 +198,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
         config = PipelineConfig(
             window=options["window"],
             stride=options["stride"],
-            device=options["device"],
+            device=ctx.device_name(options["device"]),
             dtype=options["dtype"],
             preprocess=PreprocessConfig(size=options["size"], mode=options["mode"]),
             masks=options["masks"],
@@ -185,22 +210,37 @@ def run_command(capture: Path, out: Path, **options) -> None:
             options["model_config"], options["checkpoint"], options["pi3"], options["random_weights"]
         )
         meta = run_metadata(rig, plan, config, model_info)
-        recon, first = prepare_output(out, meta, resume=options["resume"], overwrite=options["overwrite"])
-        if first:
+        recon, first, failure = None, 0, None
+        if ctx.is_main:
+            try:
+                recon, first = prepare_output(out, meta, resume=options["resume"], overwrite=options["overwrite"])
+            except (ReconstructionError, ValueError) as error:
+                failure = str(error)
+        first, failure = ctx.broadcast((first, failure))  # every rank starts at the same window, or stops
+        if failure is not None:
+            raise ReconstructionError(failure)
+        if first and ctx.is_main:
             click.echo(f"resuming {out} at window {first + 1}/{len(plan.spans)}", err=True)
-        bar, update = _progress_printer(len(plan.spans) - first)
+        if ctx.enabled and ctx.is_main:
+            click.echo(f"{ctx.world_size} processes share the windows (torchrun)", err=True)
+        bar, update = _progress_printer(len(plan.spans) - first) if ctx.is_main else (None, None)
         try:
-            result = run_pipeline(model, rig, recon, plan, config, first_window=first, progress=update)
+            result = run_pipeline(model, rig, recon, plan, config, first_window=first, progress=update, dist=ctx)
         finally:
-            bar.__exit__(None, None, None)
+            if bar is not None:
+                bar.__exit__(None, None, None)
     except (CaptureError, ReconstructionError, PipelineError, ValueError) as error:
         message = str(error)
-        if "recon" in locals() and recon.windows(refresh=True):
+        if "recon" in locals() and recon is not None and recon.windows(refresh=True):
             message += f"\n{len(recon.windows())} complete window(s) are kept in {out}; continue with --resume"
         raise click.ClickException(message) from error
     except KeyboardInterrupt:
         click.secho(f"\ninterrupted: complete windows are kept in {out}; continue with --resume", err=True, fg="red")
         sys.exit(130)
+    finally:
+        shutdown(ctx)
+    if result is None:  # a torchrun rank other than 0: rank 0 wrote the reconstruction
+        return
     click.echo(summary_text(result.reconstruction, result))
 
 

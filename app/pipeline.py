@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from app.capture import CaptureError, RigCalibration, RigCapture, discover_cameras, load_calibration
+from app.distributed import DistContext
 from app.preprocess import FrameTransform, PreprocessConfig, frame_transform, preprocess_frame
 from app.reconstruction import Reconstruction, ReconstructionError
 from app.stitching import (
@@ -282,73 +283,73 @@ def _apply_sim3(arrays: dict[str, np.ndarray], sim3: Sim3) -> dict[str, np.ndarr
 def run_pipeline(
     model: torch.nn.Module,
     capture: RigCapture,
-    recon: Reconstruction,
+    recon: Reconstruction | None,
     plan: RunPlan,
     config: PipelineConfig,
     *,
     first_window: int = 0,
     progress: Callable[[Progress], None] | None = None,
     on_window: Callable[[int], None] | None = None,
-) -> RunResult:
+    dist: DistContext | None = None,
+) -> RunResult | None:
     """Run windows ``first_window..`` of ``plan`` and write them to ``recon``; then the rig report.
 
     ``progress`` is called after every window; ``on_window(index)`` after each window is committed (tests
-    use it to interrupt a run).
+    use it to interrupt a run). Under ``torchrun`` (``dist``), rank ``r`` computes windows ``w % K == r``,
+    and rank 0 (the only one with a ``recon``) aligns and writes every window in order; other ranks return
+    None.
     """
+    dist = dist or DistContext()
     model = model.to(plan.device).eval()
     mask_sources = None if config.masks is None else _open_masks(Path(config.masks), capture)
     messages: list[str] = []
     spans = plan.spans
-    start_t = spans[first_window][0] if first_window < len(spans) else capture.num_timesteps
-    cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    mine = [w for w in range(first_window, len(spans)) if w % dist.world_size == dist.rank]
+    start_t = spans[mine[0]][0] if mine else capture.num_timesteps
     frames = capture.iter_timesteps(range(start_t, capture.num_timesteps), prefetch=config.prefetch)
+    cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
     started = time.perf_counter()
     done_timesteps = spans[first_window - 1][1] if first_window > 0 else 0
     new_timesteps = 0
     try:
-        for w in range(first_window, len(spans)):
-            begin, end = spans[w]
-            while len(cache) == 0 or max(cache) < end - 1:
-                t, raw = next(frames)
-                cache[t] = _prepare_timestep(t, raw, plan, capture, mask_sources)
-            for t in [t for t in cache if t < begin]:
-                del cache[t]
-            steps = [cache[t] for t in range(begin, end)]
-            images_u8 = np.stack([s[0] for s in steps])  # [Tw, N, H, W, 3]
-            images = torch.from_numpy(np.stack([s[1] for s in steps]))[None]  # [1, Tw, N, 3, H, W]
-            masks = None if mask_sources is None else torch.from_numpy(np.stack([s[2] for s in steps]))[None]
-            tic = time.perf_counter()
-            try:
-                arrays = _predict(model, images, masks, plan)
-            except ValueError as error:
-                if masks is not None and "mask" in str(error):
-                    raise PipelineError(f"--masks: {error}") from error
-                raise
-            info: dict = {"model_seconds": time.perf_counter() - tic}
-            sim3, info["alignment"] = _align(recon, w, arrays, plan, messages)
-            arrays = _apply_sim3(arrays, sim3)
-            arrays["images"] = images_u8
-            recon.write_window(w, arrays, info)
-            new_timesteps += end - max(begin, done_timesteps)
-            done_timesteps = end
-            if on_window is not None:
-                on_window(w)
-            if progress is not None:
-                elapsed = time.perf_counter() - started
-                rate = new_timesteps / max(elapsed, 1e-9)
-                progress(
-                    Progress(
-                        w,
-                        len(spans),
-                        done_timesteps,
-                        capture.num_timesteps,
-                        elapsed,
-                        rate * capture.num_cameras,
-                        (capture.num_timesteps - done_timesteps) / max(rate, 1e-9),
+        for round_start in range(first_window, len(spans), dist.world_size):
+            w = round_start + dist.rank
+            payload = (
+                _compute_window(model, spans[w], frames, cache, plan, capture, mask_sources) if w in mine else None
+            )
+            gathered = dist.gather(payload)
+            if not dist.is_main:
+                continue
+            for w, window in enumerate(gathered, start=round_start):
+                if window is None:
+                    continue
+                arrays, info = window
+                sim3, info["alignment"] = _align(recon, w, arrays, plan, messages)
+                arrays = _apply_sim3(arrays, sim3)
+                recon.write_window(w, arrays, info)
+                begin, end = spans[w]
+                new_timesteps += end - max(begin, done_timesteps)
+                done_timesteps = end
+                if on_window is not None:
+                    on_window(w)
+                if progress is not None:
+                    elapsed = time.perf_counter() - started
+                    rate = new_timesteps / max(elapsed, 1e-9)
+                    progress(
+                        Progress(
+                            w,
+                            len(spans),
+                            done_timesteps,
+                            capture.num_timesteps,
+                            elapsed,
+                            rate * capture.num_cameras,
+                            (capture.num_timesteps - done_timesteps) / max(rate, 1e-9),
+                        )
                     )
-                )
     finally:
         frames.close()
+    if not dist.is_main:
+        return None
     seconds = time.perf_counter() - started
     _finish(recon, capture, plan, config, messages)
     for message in messages:
@@ -361,6 +362,38 @@ def run_pipeline(
         new_timesteps * capture.num_cameras / max(seconds, 1e-9),
         messages,
     )
+
+
+def _compute_window(
+    model: torch.nn.Module,
+    span: tuple[int, int],
+    frames,
+    cache: dict,
+    plan: RunPlan,
+    capture: RigCapture,
+    mask_sources: list | None,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Read (through ``cache``, filled from the ``frames`` iterator) and predict one window ``[begin, end)``.
+
+    Returns its arrays in the window's own frame (``images`` uint8 included) and the window info."""
+    begin, end = span
+    while len(cache) == 0 or max(cache) < end - 1:
+        t, raw = next(frames)
+        cache[t] = _prepare_timestep(t, raw, plan, capture, mask_sources)
+    for t in [t for t in cache if t < begin]:
+        del cache[t]
+    steps = [cache[t] for t in range(begin, end)]
+    images = torch.from_numpy(np.stack([s[1] for s in steps]))[None]  # [1, Tw, N, 3, H, W]
+    masks = None if mask_sources is None else torch.from_numpy(np.stack([s[2] for s in steps]))[None]
+    tic = time.perf_counter()
+    try:
+        arrays = _predict(model, images, masks, plan)
+    except ValueError as error:
+        if masks is not None and "mask" in str(error):
+            raise PipelineError(f"--masks: {error}") from error
+        raise
+    arrays["images"] = np.stack([s[0] for s in steps])  # [Tw, N, H, W, 3]
+    return arrays, {"model_seconds": time.perf_counter() - tic}
 
 
 def _prepare_timestep(
