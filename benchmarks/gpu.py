@@ -108,13 +108,31 @@ def measure(fn: Callable[[], object], repeats: int, device: torch.device) -> flo
     return statistics.median(samples)
 
 
+def print_flop_model() -> None:
+    """The FLOP model of the full-size workloads (no device needed)."""
+    configs = models(smoke=False)
+    print("| model | workload | aggregator TFLOP (model) | flattened / grid |")
+    print("|---|---|---|---|")
+    for load in workloads(smoke=False):
+        cfg = configs[load.model]
+        flops = aggregator_flops(cfg, load.times, load.views, load.flatten, (336, 518))
+        grid = aggregator_flops(cfg, load.times, load.views, False, (336, 518))
+        print(f"| {load.model} | {load.name} | {flops / 1e12:.1f} | {flops / grid:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny models and images on CPU")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="torch.compile the time/view blocks")
     parser.add_argument("--only", choices=["vggt_1b", "vggt_t_mv"], help="run one model's workloads")
+    parser.add_argument(
+        "--flops-only", action="store_true", help="print the FLOP model of the GPU workloads, run nothing"
+    )
     args = parser.parse_args()
+    if args.flops_only:
+        print_flop_model()
+        return
 
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.smoke:
