@@ -303,9 +303,11 @@ def summary_text(recon, result=None) -> str:
 
 
 def _register_subcommands() -> None:
+    from app.export import export_command
     from app.weights_cli import weights
 
     main.add_command(weights)
+    main.add_command(export_command)
 
 
 _register_subcommands()
