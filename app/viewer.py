@@ -1,0 +1,455 @@
+"""``vggt-mv-view`` (also ``vggt-mv view``): the viser 4D viewer.
+
+``vggt-mv-view [PATH]`` opens
+
+* a **Reconstruction** folder (has ``meta.json``): instantly, no model; a folder still being written by
+  ``vggt-mv run`` fills up as its windows land (polled every second);
+* a **capture** (anything ``vggt-mv run`` reads): the pipeline runs in a background thread into ``--out`` (a new
+  temporary folder by default, printed) and each window appears as soon as it is stitched;
+* nothing: the bundled demo rig (``assets/demo_rig``) with the bundled demo weights (``assets/demo_weights``,
+  a ``save_pretrained`` folder) when they exist, else the tiny model with random weights and a notice.
+
+The server binds ``127.0.0.1`` (``--host`` to change; anything else is reachable from the network and viser has
+no authentication, so it warns), serves on ``--port`` (8080, or the next free port), prints the URL and opens a
+browser unless ``--no-browser``. Ctrl-C (or SIGTERM) stops the pipeline after its current window (what is
+written stays, resumable with ``vggt-mv run --resume``) and shuts the server down.
+
+**Point budget.** Every loaded timestep is sent once, both streams (so the stream toggle and time scrubbing only
+flip visibility). The browser holds about 9 bytes per point (float16 xyz + RGB): the default budget of
+:data:`DEFAULT_POINT_BUDGET` points per timestep and stream is ~1.8 MB per timestep, so 200 timesteps fit in
+~400 MB of GPU memory and the one visible timestep (100k points) draws at full frame rate on integrated GPUs.
+Lower it (``--point-budget`` or the GUI) for long captures, raise it for a close look at a few timesteps.
+
+Architecture: :mod:`app.viewer_data` (numpy: filters, poses, background), :mod:`app.viewer_scene` (viser scene
+nodes and their visibility), :mod:`app.viewer_gui` (the panel), :mod:`app.viewer_live` (the pipeline thread),
+this module (:class:`ViewerConfig`, :class:`Viewer`: threads and server; the CLI).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import signal
+import socket
+import tempfile
+import threading
+import time
+import warnings
+import webbrowser
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import viser
+
+from app.reconstruction import Reconstruction
+from app.viewer_data import CloudSettings, camera_poses
+from app.viewer_gui import ViewerGui, format_status
+from app.viewer_live import DEMO_RIG, DEMO_WEIGHTS, LiveRun, LiveRunSpec, ModelSpec, demo_weights_available
+from app.viewer_scene import STREAMS, SceneOptions, ViewerScene
+
+DEFAULT_POINT_BUDGET = 100_000
+UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
+
+
+@dataclass
+class ViewerConfig:
+    """Server and initial display settings. ``port=0`` picks any free port (tests); ``open_browser``: open a tab
+    on :meth:`Viewer.start`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    open_browser: bool = True
+    stream: str = "geo"
+    conf_percentile: float = 10.0
+    point_budget: int = DEFAULT_POINT_BUDGET
+    point_size: float = 0.4  # percent of the median depth of the first timestep
+    fps: float = 5.0
+    loop: bool = True
+    show_background: bool = False
+    preload_both_streams: bool = True
+    poll_interval_s: float = 1.0
+    notice: str | None = None
+    label: str = "vggt-mv"
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` names only this machine (``localhost``, ``127.x.y.z``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Viewer:
+    """The viser server, its scene and GUI, a worker thread (loads timesteps, applies filters, builds the
+    background) and a playback thread. ``open(path)`` shows a reconstruction; ``run_live(spec)`` runs the
+    pipeline and shows it as it grows."""
+
+    def __init__(self, config: ViewerConfig | None = None) -> None:
+        self.config = config or ViewerConfig()
+        if self.config.stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, got {self.config.stream!r}")
+        self.server: viser.ViserServer | None = None
+        self.gui: ViewerGui | None = None
+        self.scene: ViewerScene | None = None
+        self.recon: Reconstruction | None = None
+        self.live: LiveRun | None = None
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._complete = False
+        self._camera_set = False
+        self.errors: list[str] = []
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> Viewer:
+        config = self.config
+        if not is_loopback(config.host):
+            warnings.warn(
+                f"--host {config.host}: the viewer is reachable from other machines and has no authentication",
+                stacklevel=2,
+            )
+        self.server = viser.ViserServer(host=config.host, port=config.port, label=config.label, verbose=False)
+        self.server.scene.set_up_direction("-y")  # OpenCV world: y points down
+        self.gui = ViewerGui(self.server, self)
+        for target, name in ((self._worker, "vggt-mv-viewer-worker"), (self._player, "vggt-mv-viewer-playback")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if config.open_browser:
+            threading.Thread(target=webbrowser.open, args=(self.url,), daemon=True).start()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "start() the viewer first"
+        return self.server.get_port()
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        return f"http://{shown}:{self.port}"
+
+    def open(self, path: str | Path) -> None:
+        """Show the reconstruction in ``path`` (complete or being written)."""
+        recon = Reconstruction.open(path)
+        scene = ViewerScene(
+            self.server.scene,
+            recon,
+            CloudSettings(conf_percentile=self.config.conf_percentile, point_budget=self.config.point_budget),
+            SceneOptions(
+                stream=self.config.stream,
+                point_size=self.config.point_size,
+                show_background=self.config.show_background,
+            ),
+            preload_both_streams=self.config.preload_both_streams,
+        )
+        if self.gui is not None:
+            scene.options.show_background = bool(self.gui.show_background.value)
+        with self._lock:
+            self.recon, self.scene = recon, scene
+        self.wake()
+
+    def run_live(self, spec: LiveRunSpec) -> LiveRun:
+        """Run the pipeline on a capture in the background; its windows stream into this viewer."""
+        self.live = LiveRun(spec, on_ready=self.open, on_window=self.wake).start()
+        return self.live
+
+    def stop(self, pipeline_timeout: float | None = None) -> None:
+        """Stop the pipeline after its current window (waits up to ``pipeline_timeout`` s), then the server."""
+        if self.live is not None:
+            self.live.stop(pipeline_timeout)
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.gui is not None:
+            self.gui.shutdown()
+        if self.server is not None:
+            self.server.stop()
+
+    def wake(self) -> None:
+        """Something changed (a window landed, a setting moved): let the worker look now."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------------------------------ GUI hooks
+    def with_scene(self, action: Callable[[ViewerScene], None]) -> None:
+        """Apply a display change to the scene (if one is open) and wake the worker."""
+        scene = self.scene
+        if scene is not None:
+            action(scene)
+        self.wake()
+
+    def set_timestep(self, t: int) -> None:
+        self.with_scene(lambda scene: scene.set_timestep(t))
+
+    def num_timesteps(self) -> int:
+        scene = self.scene
+        return 0 if scene is None else scene.num_available
+
+    def camera_names(self) -> list[str]:
+        recon = self.recon
+        return [] if recon is None else recon.camera_names
+
+    def reconstruction_root(self) -> Path | None:
+        recon = self.recon
+        return None if recon is None else recon.root
+
+    def view_from_camera(self, client: viser.ClientHandle, n: int) -> None:
+        """Put ``client``'s view at camera ``n`` of the current timestep, with its predicted vertical FoV."""
+        scene = self.scene
+        pose = None if scene is None else scene.camera_view(n)
+        if pose is None:
+            return
+        with client.atomic():
+            client.camera.position = pose.position
+            client.camera.wxyz = pose.wxyz
+            client.camera.fov = pose.fov_y
+
+    # ------------------------------------------------------------------------------------------ threads
+    def _poll(self) -> None:
+        """Pick up newly stitched windows (from our pipeline thread or another process)."""
+        recon, scene = self.recon, self.scene
+        if recon is None or scene is None:
+            return
+        if not self._complete:
+            recon.windows(refresh=True)
+            try:
+                self._complete = json.loads((recon.root / "meta.json").read_text()).get("status") == "complete"
+            except (OSError, json.JSONDecodeError):
+                pass  # being replaced right now: next poll
+        count = recon.num_timesteps
+        if count != scene.num_available:
+            scene.set_available(count)
+            self.gui.set_num_timesteps(count, recon.camera_names)
+            if count and not self._camera_set:
+                self._set_initial_camera(recon, scene)
+
+    def _set_initial_camera(self, recon: Reconstruction, scene: ViewerScene) -> None:
+        """Look at the scene from a little behind and above camera 0 at the first timestep."""
+        pose = camera_poses(recon.get("extrinsics", 0)[:1], recon.get("intrinsics", 0)[:1], recon.image_hw)[0]
+        import viser.transforms as vtf
+
+        rotation = vtf.SO3(pose.wxyz).as_matrix()
+        scale = scene.scale or 1.0
+        position = pose.position + rotation @ np.array([0.0, -0.3, -0.6]) * scale
+        look_at = pose.position + rotation @ np.array([0.0, 0.0, 1.0]) * scale
+        up = -rotation[:, 1]
+        initial = self.server.initial_camera
+        initial.position, initial.look_at, initial.up = position, look_at, up
+        for client in self.server.get_clients().values():
+            with client.atomic():
+                client.camera.position = position
+                client.camera.look_at = look_at
+                client.camera.up_direction = up
+        self._camera_set = True
+
+    def _status(self) -> str:
+        scene, recon = self.scene, self.recon
+        pipeline = None if self.live is None else dict(self.live.state)
+        if scene is None or recon is None:
+            text = format_status(0, 0, 0, 0, pipeline, False)
+        else:
+            loaded = sum(1 for node in scene.timesteps.values() if node.built.get(scene.options.stream) is not None)
+            planned = int(recon.meta.get("num_timesteps_planned") or 0)
+            text = format_status(loaded, scene.num_available, planned, recon.num_cameras, pipeline, self._complete)
+        if pipeline and pipeline.get("error"):
+            text += f"\n\n**pipeline failed:** {pipeline['error']}"
+        if self.errors:
+            text += f"\n\n**viewer error:** {self.errors[-1]}"
+        return text
+
+    def _worker(self) -> None:
+        last_poll, last_status = 0.0, ""
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            woken = self._wake.is_set()
+            self._wake.clear()
+            try:
+                if woken or now - last_poll >= self.config.poll_interval_s:
+                    self._poll()
+                    last_poll = now
+                job = None if self.scene is None else self.scene.next_job()
+                if job is not None:
+                    self.scene.run_job(job)
+            except Exception as error:  # shown in the GUI; the viewer keeps serving
+                job = None
+                message = f"{type(error).__name__}: {error}"
+                if not self.errors or self.errors[-1] != message:
+                    self.errors.append(message)
+                    warnings.warn(f"viewer: {message}", stacklevel=1)
+                self._stopping.wait(self.config.poll_interval_s)
+            status = self._status()
+            if status != last_status and self.gui is not None:
+                self.gui.status.content = status
+                last_status = status
+            if job is None:
+                self._wake.wait(self.config.poll_interval_s)
+
+    def _player(self) -> None:
+        while not self._stopping.is_set():
+            delay = self.gui.playback_step() if self.gui is not None else 0.2
+            self._stopping.wait(delay)
+
+    # ------------------------------------------------------------------------------------------ test hooks
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> bool:
+        """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        return predicate()
+
+    def idle(self) -> bool:
+        """Every available timestep is loaded with the current settings (no worker job left)."""
+        scene = self.scene
+        return scene is not None and scene.num_available > 0 and scene.next_job() is None
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _free_port(host: str, port: int) -> int:
+    """``port`` if it can be bound on ``host``, else the next free one (viser does the same; we print it)."""
+    for candidate in range(port, port + 1000):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            try:
+                probe.bind((host, candidate))
+                return candidate
+            except OSError:
+                continue
+    return port
+
+
+def _serve_until_interrupted(viewer: Viewer, exit_after: float | None) -> None:
+    """Block until Ctrl-C / SIGTERM (or ``exit_after`` seconds), then stop everything cleanly."""
+
+    def terminate(*_) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        deadline = None if exit_after is None else time.monotonic() + exit_after
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if viewer.live is not None and not viewer.live.done:
+        click.echo("stopping: the pipeline finishes its current window (Ctrl-C again to quit now)", err=True)
+    try:
+        viewer.stop()
+    except KeyboardInterrupt:
+        click.echo("quit without waiting for the pipeline; complete windows are on disk", err=True)
+    if viewer.live is not None and viewer.recon is not None:
+        click.echo(f"reconstruction: {viewer.recon.root}", err=True)
+
+
+@click.command("view", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="For a capture: where the reconstruction goes.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (not loopback: warns).")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port (the next free one if taken).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="VGGT-family weights.")
+@click.option("--pi3", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Pi3 weights.")
+@click.option("--weights", type=click.Path(exists=True, file_okay=False, path_type=Path), help="save_pretrained dir.")
+@click.option("--config", "model_config", help="Model config: preset 'vggt_1b' (default), 'tiny', or a JSON file.")
+@click.option("--random-weights", is_flag=True, help="Run an untrained model (testing only).")
+@click.option("--window", type=int, help="Timesteps per window (default per device, see vggt-mv run).")
+@click.option("--stride", type=int, help="Timesteps between window starts.")
+@click.option("--size", type=int, help="Model input width (default 518; the demo: 224).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--max-frames", type=int, help="At most this many timesteps of the capture.")
+@click.option("--resume", is_flag=True, help="Continue the reconstruction in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace a reconstruction already in --out.")
+@click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Stream shown first.")
+@click.option("--conf-percentile", type=float, default=10.0, show_default=True, help="Drop the least confident %.")
+@click.option(
+    "--point-budget", type=int, default=DEFAULT_POINT_BUDGET, show_default=True, help="Points per timestep/stream."
+)
+@click.option("--fps", type=float, default=5.0, show_default=True, help="Playback speed.")
+@click.option("--exit-after", type=float, help="Serve this many seconds, then stop as on Ctrl-C (scripts, tests).")
+def view_command(path: Path | None, **options) -> None:
+    """Open PATH in the 4D viewer: a reconstruction folder (instantly), or a capture (the pipeline runs in the
+    background and windows appear as they are stitched). No PATH: the bundled demo rig."""
+    from app.pipeline import PipelineConfig
+    from app.preprocess import PreprocessConfig
+
+    warnings.simplefilter("default")
+    warnings.showwarning = lambda message, category, *args, **kw: click.secho(
+        f"warning: {message}", fg="yellow", err=True
+    )
+    notice = None
+    is_recon = path is not None and (path / "meta.json").is_file()
+    spec = None
+    if not is_recon:
+        capture, size = path, options["size"]
+        model = ModelSpec(options["model_config"], options["checkpoint"], options["pi3"], options["random_weights"])
+        model.pretrained = options["weights"]
+        if path is None:
+            capture, size = DEMO_RIG, size or 224
+            if not any((model.checkpoint, model.pi3, model.pretrained, model.random_weights)):
+                if demo_weights_available():
+                    model.pretrained = DEMO_WEIGHTS
+                else:
+                    model.config, model.random_weights = model.config or "tiny", True
+            click.echo(f"demo: {capture}" + (f" with {model.pretrained}" if model.pretrained else ""), err=True)
+        if model.random_weights and not any((model.checkpoint, model.pi3, model.pretrained)):
+            notice = UNTRAINED_NOTICE
+        if not any((model.checkpoint, model.pi3, model.pretrained, model.random_weights)):
+            raise click.UsageError(
+                "no weights for the capture: pass --checkpoint/--pi3 (VGGT-family / Pi3 weights), --weights DIR "
+                "(save_pretrained folder), or --random-weights (untrained, testing only)"
+            )
+        out = options["out"] or Path(tempfile.mkdtemp(prefix="vggt-mv-view-"))
+        spec = LiveRunSpec(
+            capture=capture,
+            out=out,
+            model=model,
+            pipeline=PipelineConfig(
+                window=options["window"],
+                stride=options["stride"],
+                device=options["device"],
+                preprocess=PreprocessConfig(size=size or 518),
+            ),
+            resume=options["resume"],
+            overwrite=options["overwrite"] or (options["out"] is None),
+        )
+        if options["max_frames"]:
+            spec.capture_options.max_frames = options["max_frames"]
+        click.echo(f"reconstruction goes to {out}", err=True)
+    config = ViewerConfig(
+        host=options["host"],
+        port=_free_port(options["host"], options["port"]),
+        open_browser=not options["no_browser"],
+        stream=options["stream"],
+        conf_percentile=options["conf_percentile"],
+        point_budget=options["point_budget"],
+        fps=options["fps"],
+        notice=notice,
+    )
+    viewer = Viewer(config).start()
+    if is_recon:
+        viewer.open(path)
+    else:
+        viewer.run_live(spec)
+    click.echo(f"vggt-mv viewer: {viewer.url}  (Ctrl-C to stop)")
+    _serve_until_interrupted(viewer, options["exit_after"])
+
+
+def main() -> None:
+    """Console script ``vggt-mv-view``."""
+    view_command()
+
+
+if __name__ == "__main__":
+    main()

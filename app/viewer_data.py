@@ -1,0 +1,172 @@
+"""What the viewer draws, computed from a Reconstruction with numpy alone (no viser): filtered point clouds,
+camera poses and frustum shapes, the accumulated static background.
+
+Filters of one timestep and stream (the same order and rules as the export module):
+
+1. **valid**: finite point and confidence, positive depth;
+2. **confidence percentile** ``P``: keep pixels whose confidence is ``>=`` the ``P``-th percentile of the valid
+   pixels of all cameras at that timestep (``P = 0`` keeps every valid pixel);
+3. **point budget**: at most ``point_budget`` points per timestep and stream (all cameras together), a uniform
+   random subset with a seed fixed per timestep, so the same settings always draw the same points;
+4. **motion split**: a pixel is *dynamic* when its ``dynamic_mask`` probability is ``>=`` ``dynamic_threshold``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.reconstruction import Reconstruction
+
+DYNAMIC_TINT = np.array([255, 40, 200], np.float32)  # magenta: far from most scene colours
+TRAJECTORY_COLORS = ((230, 80, 60), (60, 160, 230), (90, 200, 90), (240, 190, 40), (170, 90, 220), (40, 200, 190))
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """The settings that change which points are sent (changing one re-sends the clouds)."""
+
+    conf_percentile: float = 10.0
+    point_budget: int = 100_000
+    dynamic_threshold: float = 0.5
+
+
+@dataclass
+class CameraCloud:
+    """One camera's kept points at one timestep, split into static and dynamic (image colours ``uint8 [K, 3]``,
+    untinted: the scene tints the dynamic ones when masks are shown)."""
+
+    static_points: np.ndarray
+    static_colors: np.ndarray
+    dynamic_points: np.ndarray
+    dynamic_colors: np.ndarray
+
+
+@dataclass
+class TimestepCloud:
+    """The filtered cloud of one timestep and stream, per camera, with the counts of each filter step."""
+
+    cameras: list[CameraCloud]
+    num_valid: int
+    num_after_conf: int
+    num_kept: int
+    stats: dict = field(default_factory=dict)
+
+
+def tint(colors: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """Blend ``uint8 [K, 3]`` colours towards :data:`DYNAMIC_TINT`."""
+    out = colors.astype(np.float32) * (1.0 - strength) + DYNAMIC_TINT * strength
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def filter_timestep(recon: Reconstruction, t: int, stream: str, settings: CloudSettings) -> TimestepCloud:
+    """Apply the module's filters to timestep ``t`` of ``stream`` (``geo`` or ``pose``)."""
+    points, conf = (np.asarray(a) for a in recon.stream(t, stream))
+    images = np.asarray(recon.get("images", t))
+    depth = np.asarray(recon.get("depth", t))
+    dynamic = np.asarray(recon.get("dynamic_mask", t), np.float32) if recon.has("dynamic_mask") else None
+    valid = np.isfinite(points).all(-1) & np.isfinite(conf) & (depth > 0)
+    num_valid = int(valid.sum())
+    keep = valid.copy()
+    if settings.conf_percentile > 0 and num_valid:
+        threshold = np.percentile(conf[valid], settings.conf_percentile)
+        keep &= conf >= threshold
+    num_after_conf = int(keep.sum())
+    if num_after_conf > settings.point_budget:
+        flat = np.flatnonzero(keep)
+        chosen = np.random.default_rng(t).choice(flat, size=settings.point_budget, replace=False)
+        keep = np.zeros(keep.size, bool)
+        keep[chosen] = True
+        keep = keep.reshape(valid.shape)
+    cameras = []
+    for n in range(points.shape[0]):
+        mask = keep[n]
+        is_dynamic = (
+            np.zeros(int(mask.sum()), bool) if dynamic is None else dynamic[n][mask] >= settings.dynamic_threshold
+        )
+        pts, cols = points[n][mask].astype(np.float32), images[n][mask]
+        cameras.append(CameraCloud(pts[~is_dynamic], cols[~is_dynamic], pts[is_dynamic], cols[is_dynamic]))
+    return TimestepCloud(cameras, num_valid, num_after_conf, int(keep.sum()))
+
+
+def static_points(
+    recon: Reconstruction, t: int, stream: str, settings: CloudSettings, max_dynamic: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Valid, confident points of timestep ``t`` whose dynamic probability is ``< max_dynamic`` (no budget)."""
+    points, conf = (np.asarray(a) for a in recon.stream(t, stream))
+    depth = np.asarray(recon.get("depth", t))
+    valid = np.isfinite(points).all(-1) & np.isfinite(conf) & (depth > 0)
+    keep = valid.copy()
+    if settings.conf_percentile > 0 and valid.any():
+        keep &= conf >= np.percentile(conf[valid], settings.conf_percentile)
+    if recon.has("dynamic_mask"):
+        keep &= np.asarray(recon.get("dynamic_mask", t), np.float32) < max_dynamic
+    return points[keep].astype(np.float32), np.asarray(recon.get("images", t))[keep]
+
+
+def voxel_downsample(points: np.ndarray, colors: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Open3D voxel grid downsampling (one averaged point and colour per occupied voxel)."""
+    import open3d as o3d
+
+    if len(points) == 0 or voxel <= 0:
+        return points, colors
+    cloud = o3d.geometry.PointCloud()
+    cloud.points = o3d.utility.Vector3dVector(points.astype(np.float64))
+    cloud.colors = o3d.utility.Vector3dVector(colors.astype(np.float64) / 255.0)
+    down = cloud.voxel_down_sample(float(voxel))
+    return (
+        np.asarray(down.points, np.float32),
+        np.clip(np.asarray(down.colors) * 255.0 + 0.5, 0, 255).astype(np.uint8),
+    )
+
+
+@dataclass
+class CameraPose:
+    """A camera in the viewer: world-from-camera rotation (quaternion ``wxyz``) and position, and the frustum
+    shape from the predicted intrinsics: vertical FoV (radians) and aspect ``tan(fov_x / 2) / tan(fov_y / 2)``."""
+
+    wxyz: np.ndarray
+    position: np.ndarray
+    fov_y: float
+    aspect: float
+
+
+def rotation_to_wxyz(rotation: np.ndarray) -> np.ndarray:
+    """A 3x3 rotation matrix -> unit quaternion ``(w, x, y, z)``."""
+    import viser.transforms as vtf
+
+    return np.asarray(vtf.SO3.from_matrix(np.asarray(rotation, np.float64)).wxyz)
+
+
+def camera_poses(extrinsics: np.ndarray, intrinsics: np.ndarray, image_hw: tuple[int, int]) -> list[CameraPose]:
+    """Poses of the ``N`` cameras of one timestep from OpenCV camera-from-world ``[N, 3, 4]`` and ``[N, 3, 3]``."""
+    height, width = image_hw
+    poses = []
+    for ext, k in zip(np.asarray(extrinsics, np.float64), np.asarray(intrinsics, np.float64), strict=True):
+        rotation = ext[:, :3].T  # world-from-camera
+        position = -rotation @ ext[:, 3]
+        fx, fy = abs(k[0, 0]) or 1.0, abs(k[1, 1]) or 1.0
+        half_h, half_w = height / (2 * fy), width / (2 * fx)
+        poses.append(CameraPose(rotation_to_wxyz(rotation), position, float(2 * np.arctan(half_h)), half_w / half_h))
+    return poses
+
+
+def scene_scale(recon: Reconstruction, t: int = 0) -> float:
+    """A length that sizes frustums and voxels: the median depth of timestep ``t`` (1.0 when unusable)."""
+    depth = np.asarray(recon.get("depth", t))
+    good = depth[np.isfinite(depth) & (depth > 0)]
+    value = float(np.median(good)) if good.size else 1.0
+    return value if np.isfinite(value) and value > 0 else 1.0
+
+
+def thumbnail(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` shrunk (area interpolation) so its longer side is at most ``max_side``."""
+    import cv2
+
+    height, width = image.shape[:2]
+    factor = max_side / max(height, width)
+    if factor >= 1:
+        return np.ascontiguousarray(image)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)

@@ -1,0 +1,238 @@
+"""The viewer's GUI panel (viser typed handles). Callbacks only flip scene visibility, change settings and wake
+the worker; anything heavy (filtering, downsampling, exports) runs on other threads."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import viser
+
+from app.viewer_scene import MOTION_FILTERS, STREAM_LABELS
+
+if TYPE_CHECKING:
+    from app.viewer import Viewer
+
+EXPORT_FORMATS = {
+    "PLY points": ("ply", ".ply"),
+    "GLB points + cameras": ("glb", ".glb"),
+    "mesh (GLB)": ("mesh", ".glb"),
+    "NPZ (VGGT keys)": ("npz", ".npz"),
+    "COLMAP (zip)": ("colmap", ""),
+}
+EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
+MOTION_TO_EXPORT = {"all": "all", "static only": "static", "dynamic only": "dynamic"}
+
+
+class ViewerGui:
+    """Builds the panel on ``server.gui`` and wires it to ``viewer``."""
+
+    def __init__(self, server: viser.ViserServer, viewer: Viewer) -> None:
+        self.server, self.viewer = server, viewer
+        config = viewer.config
+        gui = server.gui
+        self._export_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vggt-mv-export")
+        self.playing = False
+        gui.add_markdown("**vggt-mv** 4D viewer")
+        self.notice = gui.add_markdown(f"⚠️ **{config.notice}**" if config.notice else "", visible=bool(config.notice))
+        self.status = gui.add_markdown("starting…")
+
+        with gui.add_folder("Time"):
+            self.timestep = gui.add_slider("Timestep", min=0, max=1, step=1, initial_value=0, disabled=True)
+            self.play = gui.add_button("Play", icon=viser.Icon.PLAYER_PLAY)
+            self.fps = gui.add_number("FPS", initial_value=config.fps, min=0.5, max=60.0, step=0.5)
+            self.loop = gui.add_checkbox("Loop", initial_value=config.loop)
+        with gui.add_folder("Points"):
+            self.stream = gui.add_dropdown(
+                "Stream", tuple(STREAM_LABELS.values()), initial_value=STREAM_LABELS[config.stream]
+            )
+            self.motion = gui.add_dropdown("Motion", MOTION_FILTERS, initial_value="all")
+            self.conf = gui.add_slider(
+                "Conf. percentile", min=0.0, max=99.0, step=1.0, initial_value=float(config.conf_percentile)
+            )
+            self.point_size = gui.add_slider(
+                "Point size (%)", min=0.05, max=3.0, step=0.05, initial_value=float(config.point_size)
+            )
+            self.budget = gui.add_number(
+                "Points / timestep", initial_value=int(config.point_budget), min=1000, max=5_000_000, step=10_000
+            )
+        with gui.add_folder("Show"):
+            self.show_cameras = gui.add_checkbox("Cameras", initial_value=True)
+            self.show_images = gui.add_checkbox("Images", initial_value=True)
+            self.show_trajectories = gui.add_checkbox("Trajectories", initial_value=True)
+            self.show_masks = gui.add_checkbox("Dynamic masks (tint)", initial_value=True)
+            self.show_background = gui.add_checkbox("Static background", initial_value=config.show_background)
+        with gui.add_folder("Camera view"):
+            self.camera = gui.add_dropdown("Camera", ("(none yet)",), initial_value="(none yet)")
+            self.view_from = gui.add_button("View from camera", icon=viser.Icon.CAMERA)
+        with gui.add_folder("Export", expand_by_default=False):
+            self.export_format = gui.add_dropdown("Format", tuple(EXPORT_FORMATS), initial_value="PLY points")
+            self.export_scope = gui.add_dropdown("Timesteps", EXPORT_SCOPES, initial_value=EXPORT_SCOPES[0])
+            self.export_button = gui.add_button("Export and download", icon=viser.Icon.DOWNLOAD)
+            self.export_status = gui.add_markdown("uses the stream, motion and confidence settings above")
+        self._wire()
+
+    # ------------------------------------------------------------------------------------------ wiring
+    def _wire(self) -> None:
+        viewer = self.viewer
+        stream_by_label = {label: key for key, label in STREAM_LABELS.items()}
+
+        @self.timestep.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.set_timestep(int(self.timestep.value))
+
+        @self.play.on_click
+        def _(_: viser.GuiEvent) -> None:
+            self.set_playing(not self.playing)
+
+        @self.stream.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_stream(stream_by_label[self.stream.value]))
+
+        @self.motion.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_motion(self.motion.value))
+
+        @self.conf.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_cloud_settings(conf_percentile=float(self.conf.value)))
+
+        @self.budget.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_cloud_settings(point_budget=max(1, int(self.budget.value))))
+
+        @self.point_size.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_point_size(float(self.point_size.value)))
+
+        toggles = (
+            (self.show_cameras, "set_show_cameras"),
+            (self.show_images, "set_show_images"),
+            (self.show_trajectories, "set_show_trajectories"),
+            (self.show_masks, "set_show_masks"),
+            (self.show_background, "set_show_background"),
+        )
+        for handle, method in toggles:
+            handle.on_update(
+                lambda _event, h=handle, m=method: viewer.with_scene(lambda scene: getattr(scene, m)(bool(h.value)))
+            )
+
+        @self.view_from.on_click
+        def _(event: viser.GuiEvent) -> None:
+            if event.client is not None and self.camera.value in viewer.camera_names():
+                viewer.view_from_camera(event.client, viewer.camera_names().index(self.camera.value))
+
+        @self.export_button.on_click
+        def _(event: viser.GuiEvent) -> None:
+            client = event.client
+            self.export_button.disabled = True
+            self.export_status.content = "exporting…"
+            self._export_pool.submit(self._export, client)
+
+    # ------------------------------------------------------------------------------------------ updates
+    def set_playing(self, playing: bool) -> None:
+        self.playing = playing
+        self.play.label = "Pause" if playing else "Play"
+        self.play.icon = viser.Icon.PLAYER_PAUSE if playing else viser.Icon.PLAYER_PLAY
+
+    def set_num_timesteps(self, count: int, camera_names: list[str]) -> None:
+        """More timesteps are readable: widen the slider (and fill the camera list once)."""
+        if count > 0:
+            self.timestep.max = max(count - 1, 1)
+            self.timestep.disabled = count < 2
+        if camera_names and tuple(self.camera.options) != tuple(camera_names):
+            self.camera.options = tuple(camera_names)
+            self.camera.value = camera_names[0]
+
+    def playback_step(self) -> float:
+        """Advance one timestep when playing; returns the seconds to wait before the next step."""
+        count = self.viewer.num_timesteps()
+        if self.playing and count > 1:
+            t = int(self.timestep.value) + 1
+            if t >= count:
+                if self.loop.value:
+                    t = 0
+                else:
+                    t = count - 1
+                    self.set_playing(False)
+            self.timestep.value = t
+        return 1.0 / max(float(self.fps.value), 0.1)
+
+    # ------------------------------------------------------------------------------------------ export
+    def _export(self, client: viser.ClientHandle | None) -> None:
+        try:
+            message = self._export_and_send(client)
+        except Exception as error:  # shown to the user, never kills the viewer
+            message = f"export failed: {error}"
+        finally:
+            self.export_button.disabled = False
+        self.export_status.content = message
+
+    def _export_and_send(self, client: viser.ClientHandle | None) -> str:
+        try:
+            from app.export import ExportOptions, Selection, export_reconstruction
+        except ImportError:
+            return "export module not available"
+        viewer = self.viewer
+        root = viewer.reconstruction_root()
+        count = viewer.num_timesteps()
+        if root is None or count == 0:
+            return "nothing to export yet"
+        from app.reconstruction import Reconstruction
+
+        recon = Reconstruction.open(root)  # this thread's own reader
+        fmt, suffix = EXPORT_FORMATS[self.export_format.value]
+        current = int(self.timestep.value) if self.export_scope.value == EXPORT_SCOPES[0] else None
+        timesteps = (current,) if current is not None else tuple(range(count))
+        stream = {label: key for key, label in STREAM_LABELS.items()}[self.stream.value]
+        selection = Selection(
+            timesteps=timesteps,
+            stream=stream,
+            conf_percentile=float(min(self.conf.value, 99.0)),
+            motion=MOTION_TO_EXPORT[self.motion.value],
+        )
+        scope = "all" if current is None else f"t{current:05d}"
+        stem = f"{Path(root).name}_{scope}_{stream}"
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="vggt-mv-export-") as tmp:
+            out = Path(tmp) / f"{stem}{suffix}"
+            written = export_reconstruction(recon, fmt, selection, out, ExportOptions(merge=True, overwrite=True))
+            if fmt == "colmap":
+                archive = shutil.make_archive(str(Path(tmp) / stem), "zip", root_dir=written[0])
+                path = Path(archive)
+            else:
+                path = written[0]
+            content = path.read_bytes()
+        if client is not None:
+            client.send_file_download(path.name, content, save_immediately=True)
+        size_mb = len(content) / 1e6
+        return f"exported {path.name} ({size_mb:.1f} MB, {time.perf_counter() - started:.1f} s)"
+
+    def shutdown(self) -> None:
+        self._export_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def format_status(
+    loaded: int, available: int, planned: int, num_cameras: int, pipeline: dict | None, complete: bool
+) -> str:
+    """The status line: timesteps loaded into the viewer, windows done and the pipeline's speed."""
+    parts = [f"timesteps {loaded}/{available}" + (f" of {planned}" if planned and planned != available else "")]
+    parts.append(f"{num_cameras} cameras")
+    if pipeline is not None:
+        state = pipeline.get("state", "")
+        windows = pipeline.get("windows")
+        if windows:
+            parts.append(f"windows {windows[0]}/{windows[1]}")
+        if pipeline.get("frames_per_s"):
+            parts.append(f"pipeline {pipeline['frames_per_s']:.1f} frames/s")
+        if pipeline.get("eta_s") and state == "running":
+            parts.append(f"ETA {time.strftime('%H:%M:%S', time.gmtime(pipeline['eta_s']))}")
+        if state:
+            parts.append(state)
+    elif complete:
+        parts.append("complete")
+    return " · ".join(parts)

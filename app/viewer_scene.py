@@ -1,0 +1,437 @@
+"""The viewer's 3D scene: viser scene nodes per timestep, shown and hidden rather than re-sent.
+
+Node tree (``TTTTT`` the zero-padded timestep, ``cam`` a camera name)::
+
+    /t/TTTTT                          frame: visible only at the current timestep
+    /t/TTTTT/geo, /t/TTTTT/pose       frames: visible only for the active stream
+    /t/TTTTT/<stream>/static/<cam>    point cloud: points with dynamic probability < threshold
+    /t/TTTTT/<stream>/dynamic/<cam>   point cloud: the others (tinted while masks are shown)
+    /t/TTTTT/cameras/plain/<cam>      camera frustum (predicted FoV and aspect), no image
+    /t/TTTTT/cameras/image/<cam>      the same frustum with the camera's image
+    /trajectories/<cam>               the camera's centres over all loaded timesteps (Catmull-Rom spline)
+    /background                       accumulated static points of all loaded timesteps, voxel-downsampled
+
+Moving the time slider, switching stream or motion filter, showing cameras, images or the background only
+flips ``visible`` flags (a few bytes per node). Clouds are (re)sent only when a timestep is first loaded or a
+setting that changes the points (confidence percentile, point budget) changes; showing or hiding masks
+re-sends only the colours of the dynamic points. :meth:`ViewerScene.next_job` hands the background worker the
+most useful piece of work first (the current timestep and stream, then outwards).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import viser
+
+from app.reconstruction import Reconstruction
+from app.viewer_data import (
+    TRAJECTORY_COLORS,
+    CameraPose,
+    CloudSettings,
+    camera_poses,
+    scene_scale,
+    static_points,
+    thumbnail,
+    tint,
+    voxel_downsample,
+)
+
+STREAMS = ("geo", "pose")
+STREAM_LABELS = {
+    "geo": "geo stream: point map",
+    "pose": "pose stream: depth unprojected with the predicted cameras",
+}
+MOTION_FILTERS = ("all", "static only", "dynamic only")
+
+
+@dataclass
+class SceneOptions:
+    """Display options that only change node visibility or small properties (nothing is re-sent)."""
+
+    stream: str = "geo"
+    motion: str = "all"
+    show_cameras: bool = True
+    show_images: bool = True
+    show_masks: bool = True
+    show_trajectories: bool = True
+    show_background: bool = False
+    point_size: float = 0.4  # percent of the scene scale (median depth of the first timestep)
+
+
+@dataclass
+class SceneLimits:
+    """Sizes of what is sent: frustum thumbnails, the background's voxel and size cap."""
+
+    thumbnail_side: int = 160
+    frustum_scale: float = 0.06  # times the scene scale
+    background_max_dynamic: float = 0.2  # "low-dynamic": probability below this
+    background_voxel: float = 0.01  # times the scene scale
+    background_max_points: int = 300_000
+
+
+@dataclass
+class _Timestep:
+    frame: viser.FrameHandle
+    streams: dict[str, viser.FrameHandle]
+    motion: dict[tuple[str, str], viser.FrameHandle]  # (stream, "static"|"dynamic") -> frame
+    cameras: viser.FrameHandle
+    camera_kinds: dict[str, viser.FrameHandle]  # "plain" | "image"
+    poses: list[CameraPose]
+    frustums: dict[tuple[str, int], viser.CameraFrustumHandle] = field(default_factory=dict)  # (kind, camera)
+    clouds: dict[tuple[str, str, int], viser.PointCloudHandle] = field(default_factory=dict)
+    dynamic_colors: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # untinted
+    built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation it was built with
+    tinted: dict[str, bool] = field(default_factory=dict)  # stream -> whether its dynamic colours are tinted
+    counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # stream -> (valid, conf, kept)
+
+
+class ViewerScene:
+    """Owns every scene node of one Reconstruction. All methods are thread-safe (one lock)."""
+
+    def __init__(
+        self,
+        scene: viser.SceneApi,
+        recon: Reconstruction,
+        settings: CloudSettings | None = None,
+        options: SceneOptions | None = None,
+        limits: SceneLimits | None = None,
+        preload_both_streams: bool = True,
+    ) -> None:
+        self.scene, self.recon = scene, recon
+        self.settings = settings or CloudSettings()
+        self.options = options or SceneOptions()
+        self.limits = limits or SceneLimits()
+        self.preload_both_streams = preload_both_streams
+        self.lock = threading.RLock()
+        self.generation = 0
+        self.current = 0
+        self.timesteps: dict[int, _Timestep] = {}
+        self.scale: float | None = None
+        self.num_available = 0
+        self._trajectories: dict[str, viser.SceneNodeHandle] = {}
+        self._trajectory_frame: viser.FrameHandle | None = None
+        self._trajectory_count = 0
+        self._background: viser.PointCloudHandle | None = None
+        self._background_key: tuple | None = None
+        self.background_points = 0
+
+    # ------------------------------------------------------------------------------------------ queries
+    @property
+    def names(self) -> list[str]:
+        return self.recon.camera_names
+
+    def point_size_world(self) -> float:
+        return (self.scale or 1.0) * self.options.point_size / 100.0
+
+    def visible_timesteps(self) -> list[int]:
+        """Timesteps whose frame is visible (one, the current one, once it is loaded)."""
+        with self.lock:
+            return [t for t, node in sorted(self.timesteps.items()) if node.frame.visible]
+
+    def visible_clouds(self) -> list[tuple[int, str, str, int]]:
+        """``(t, stream, motion, camera)`` of every point cloud drawn now (all its parents visible)."""
+        with self.lock:
+            out = []
+            for t, node in self.timesteps.items():
+                if not node.frame.visible:
+                    continue
+                for (stream, motion, n), _ in node.clouds.items():
+                    if node.streams[stream].visible and node.motion[(stream, motion)].visible:
+                        out.append((t, stream, motion, n))
+            return sorted(out)
+
+    def cloud_handles(self, t: int, stream: str) -> dict[tuple[str, int], viser.PointCloudHandle]:
+        with self.lock:
+            node = self.timesteps[t]
+            return {(m, n): h for (s, m, n), h in node.clouds.items() if s == stream}
+
+    def frustums(self, t: int) -> dict[tuple[str, int], viser.CameraFrustumHandle]:
+        """``(kind, camera) -> frustum`` of a loaded timestep (kind ``plain`` or ``image``)."""
+        with self.lock:
+            return dict(self.timesteps[t].frustums)
+
+    def counts(self, t: int, stream: str) -> tuple[int, int, int]:
+        """(valid pixels, after the confidence filter, kept after the budget) of a built timestep and stream."""
+        with self.lock:
+            return self.timesteps[t].counts[stream]
+
+    def node_names(self) -> list[str]:
+        """Names of all scene nodes this scene made (for tests and diagnostics)."""
+        with self.lock:
+            names = []
+            for node in self.timesteps.values():
+                names += [node.frame.name, node.cameras.name]
+                names += [h.name for h in node.streams.values()]
+                names += [h.name for h in node.motion.values()]
+                names += [h.name for h in node.camera_kinds.values()]
+                names += [h.name for h in node.clouds.values()]
+                names += [h.name for h in node.frustums.values()]
+            names += [h.name for h in self._trajectories.values()]
+            if self._background is not None:
+                names.append(self._background.name)
+            return sorted(names)
+
+    # ------------------------------------------------------------------------------------------ building
+    def set_available(self, num_timesteps: int) -> None:
+        """The reconstruction now has ``num_timesteps`` readable timesteps (more windows were stitched)."""
+        with self.lock:
+            self.num_available = num_timesteps
+            if self.scale is None and num_timesteps > 0:
+                self.scale = scene_scale(self.recon, 0)
+
+    def next_job(self) -> tuple[str, int, str] | None:
+        """The most useful work left: ``("timestep", t, stream)``, ``("tint", t, stream)``, ``("trajectories",
+        0, "")``, ``("background", 0, "")``, or None. Order: the active stream from the current timestep
+        outwards, trajectories, then the other stream, then the background."""
+        with self.lock:
+            order = sorted(range(self.num_available), key=lambda t: (abs(t - self.current), t))
+            active = self.options.stream
+            streams = [active] + ([s for s in STREAMS if s != active] if self.preload_both_streams else [])
+            for index, stream in enumerate(streams):
+                for t in order:
+                    node = self.timesteps.get(t)
+                    if node is None or node.built.get(stream) != self.generation:
+                        return ("timestep", t, stream)
+                    if node.tinted.get(stream) != self.options.show_masks:
+                        return ("tint", t, stream)
+                if index == 0 and self._trajectory_count != self.num_available and self.options.show_trajectories:
+                    return ("trajectories", 0, "")
+            if self._trajectory_count != self.num_available:
+                return ("trajectories", 0, "")
+            if self.options.show_background and self._background_key != self._wanted_background_key():
+                return ("background", 0, "")
+            return None
+
+    def run_job(self, job: tuple[str, int, str]) -> None:
+        kind, t, stream = job
+        if kind == "timestep":
+            self.build_timestep(t, stream)
+        elif kind == "tint":
+            self.apply_tint(t, stream)
+        elif kind == "trajectories":
+            self.build_trajectories()
+        elif kind == "background":
+            self.build_background()
+
+    def _ensure_timestep(self, t: int) -> _Timestep:
+        """Create the frames and frustums of timestep ``t`` once (with the lock held)."""
+        node = self.timesteps.get(t)
+        if node is not None:
+            return node
+        scene, opts, base = self.scene, self.options, f"/t/{t:05d}"
+        frame = scene.add_frame(base, show_axes=False, visible=(t == self.current))
+        streams = {s: scene.add_frame(f"{base}/{s}", show_axes=False, visible=(s == opts.stream)) for s in STREAMS}
+        motion = {
+            (s, m): scene.add_frame(f"{base}/{s}/{m}", show_axes=False, visible=self._motion_visible(m))
+            for s in STREAMS
+            for m in ("static", "dynamic")
+        }
+        cameras = scene.add_frame(f"{base}/cameras", show_axes=False, visible=opts.show_cameras)
+        kinds = {
+            "plain": scene.add_frame(f"{base}/cameras/plain", show_axes=False, visible=not opts.show_images),
+            "image": scene.add_frame(f"{base}/cameras/image", show_axes=False, visible=opts.show_images),
+        }
+        extrinsics, intrinsics = self.recon.get("extrinsics", t), self.recon.get("intrinsics", t)
+        poses = camera_poses(extrinsics, intrinsics, self.recon.image_hw)
+        images = self.recon.get("images", t)
+        frustum_scale = (self.scale or 1.0) * self.limits.frustum_scale
+        frustums: dict[tuple[str, int], viser.CameraFrustumHandle] = {}
+        for n, (name, pose) in enumerate(zip(self.names, poses, strict=True)):
+            color = TRAJECTORY_COLORS[n % len(TRAJECTORY_COLORS)]
+            common = dict(
+                fov=pose.fov_y, aspect=pose.aspect, scale=frustum_scale, color=color, wxyz=pose.wxyz,
+                position=pose.position, thickness=2.0, thickness_units="screen",
+            )  # fmt: skip
+            frustums[("plain", n)] = scene.add_camera_frustum(f"{base}/cameras/plain/{name}", **common)
+            image = thumbnail(np.asarray(images[n]), self.limits.thumbnail_side)
+            frustums[("image", n)] = scene.add_camera_frustum(
+                f"{base}/cameras/image/{name}", image=image, format="jpeg", **common
+            )
+        node = _Timestep(frame, streams, motion, cameras, kinds, poses, frustums)
+        self.timesteps[t] = node
+        return node
+
+    def build_timestep(self, t: int, stream: str) -> None:
+        """(Re)build the clouds of timestep ``t`` and ``stream`` with the current settings."""
+        from app.viewer_data import filter_timestep
+
+        with self.lock:
+            generation, settings = self.generation, self.settings
+        cloud = filter_timestep(self.recon, t, stream, settings)  # the heavy part, outside the lock
+        with self.lock:
+            if generation != self.generation:
+                return  # settings changed meanwhile: next_job hands this timestep out again
+            node = self._ensure_timestep(t)
+            base, size, tinted = f"/t/{t:05d}/{stream}", self.point_size_world(), self.options.show_masks
+            for n, (name, cam) in enumerate(zip(self.names, cloud.cameras, strict=True)):
+                dyn_colors = tint(cam.dynamic_colors) if tinted else cam.dynamic_colors
+                for motion, points, colors in (
+                    ("static", cam.static_points, cam.static_colors),
+                    ("dynamic", cam.dynamic_points, dyn_colors),
+                ):
+                    node.clouds[(stream, motion, n)] = self.scene.add_point_cloud(
+                        f"{base}/{motion}/{name}", points, colors, point_size=size, point_shape="rounded"
+                    )
+                node.dynamic_colors[(stream, n)] = cam.dynamic_colors
+            node.built[stream], node.tinted[stream] = generation, tinted
+            node.counts[stream] = (cloud.num_valid, cloud.num_after_conf, cloud.num_kept)
+
+    def apply_tint(self, t: int, stream: str) -> None:
+        """Re-send only the dynamic points' colours of ``t`` / ``stream`` (tinted or not, as masks are shown)."""
+        with self.lock:
+            node, tinted = self.timesteps[t], self.options.show_masks
+            for n in range(len(self.names)):
+                colors = node.dynamic_colors.get((stream, n))
+                if colors is not None and len(colors):
+                    node.clouds[(stream, "dynamic", n)].colors = tint(colors) if tinted else colors
+            node.tinted[stream] = tinted
+
+    def build_trajectories(self) -> None:
+        """One spline per camera through its centres over the loaded timesteps (small: re-sent as they grow)."""
+        with self.lock:
+            count = self.num_available
+            if count == 0:
+                return
+            centres = np.stack([-np.einsum("nji,nj->ni", e[:, :, :3], e[:, :, 3]) for e in self._extrinsics(count)])
+            if self._trajectory_frame is None:
+                self._trajectory_frame = self.scene.add_frame(
+                    "/trajectories", show_axes=False, visible=self.options.show_trajectories
+                )
+            for n, name in enumerate(self.names):
+                color = TRAJECTORY_COLORS[n % len(TRAJECTORY_COLORS)]
+                points = centres[:, n].astype(np.float64)
+                if len(points) < 2 or not np.isfinite(points).all():
+                    continue
+                self._trajectories[name] = self.scene.add_spline_catmull_rom(
+                    f"/trajectories/{name}", points, color=color, thickness=2.0, thickness_units="screen"
+                )
+            self._trajectory_count = count
+
+    def _extrinsics(self, count: int) -> list[np.ndarray]:
+        return [np.asarray(self.recon.get("extrinsics", t), np.float64) for t in range(count)]
+
+    def _wanted_background_key(self) -> tuple:
+        return (self.options.stream, self.generation, self.num_available)
+
+    def build_background(self) -> None:
+        """Accumulate the low-dynamic points of every loaded timestep and voxel-downsample them (open3d)."""
+        with self.lock:
+            key, settings, stream = self._wanted_background_key(), self.settings, self.options.stream
+            count, scale = self.num_available, self.scale or 1.0
+        voxel = scale * self.limits.background_voxel
+        parts_p, parts_c = [], []
+        for t in range(count):
+            points, colors = static_points(self.recon, t, stream, settings, self.limits.background_max_dynamic)
+            points, colors = voxel_downsample(points, colors, voxel)
+            parts_p.append(points)
+            parts_c.append(colors)
+        points = np.concatenate(parts_p) if parts_p else np.zeros((0, 3), np.float32)
+        colors = np.concatenate(parts_c) if parts_c else np.zeros((0, 3), np.uint8)
+        points, colors = voxel_downsample(points, colors, voxel)
+        if len(points) > self.limits.background_max_points:
+            chosen = np.random.default_rng(0).choice(len(points), self.limits.background_max_points, replace=False)
+            points, colors = points[chosen], colors[chosen]
+        with self.lock:
+            if key != self._wanted_background_key():
+                return
+            self._background = self.scene.add_point_cloud(
+                "/background",
+                points,
+                colors,
+                point_size=self.point_size_world(),
+                point_shape="rounded",
+                visible=self.options.show_background,
+            )
+            self._background_key, self.background_points = key, len(points)
+
+    # ------------------------------------------------------------------------------------------ display
+    def _motion_visible(self, motion: str) -> bool:
+        return {"all": True, "static only": motion == "static", "dynamic only": motion == "dynamic"}[
+            self.options.motion
+        ]
+
+    def set_timestep(self, t: int) -> None:
+        with self.lock:
+            if t == self.current:
+                return
+            old, new = self.timesteps.get(self.current), self.timesteps.get(t)
+            if old is not None:
+                old.frame.visible = False
+            if new is not None:
+                new.frame.visible = True
+            self.current = t
+
+    def set_stream(self, stream: str) -> None:
+        if stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
+        with self.lock:
+            self.options.stream = stream
+            for node in self.timesteps.values():
+                for name, handle in node.streams.items():
+                    handle.visible = name == stream
+
+    def set_motion(self, motion: str) -> None:
+        if motion not in MOTION_FILTERS:
+            raise ValueError(f"motion filter must be one of {MOTION_FILTERS}, got {motion!r}")
+        with self.lock:
+            self.options.motion = motion
+            for node in self.timesteps.values():
+                for (_, kind), handle in node.motion.items():
+                    handle.visible = self._motion_visible(kind)
+
+    def set_show_cameras(self, show: bool) -> None:
+        with self.lock:
+            self.options.show_cameras = show
+            for node in self.timesteps.values():
+                node.cameras.visible = show
+
+    def set_show_images(self, show: bool) -> None:
+        with self.lock:
+            self.options.show_images = show
+            for node in self.timesteps.values():
+                node.camera_kinds["image"].visible = show
+                node.camera_kinds["plain"].visible = not show
+
+    def set_show_trajectories(self, show: bool) -> None:
+        with self.lock:
+            self.options.show_trajectories = show
+            if self._trajectory_frame is not None:
+                self._trajectory_frame.visible = show
+
+    def set_show_background(self, show: bool) -> None:
+        with self.lock:
+            self.options.show_background = show
+            if self._background is not None:
+                self._background.visible = show
+
+    def set_show_masks(self, show: bool) -> None:
+        """Masks shown = dynamic points tinted; the worker re-sends their colours (see :meth:`next_job`)."""
+        with self.lock:
+            self.options.show_masks = show
+
+    def set_point_size(self, percent: float) -> None:
+        with self.lock:
+            self.options.point_size = float(percent)
+            size = self.point_size_world()
+            for node in self.timesteps.values():
+                for handle in node.clouds.values():
+                    handle.point_size = size
+            if self._background is not None:
+                self._background.point_size = size
+
+    def set_cloud_settings(self, **changes) -> None:
+        """Change :class:`CloudSettings` fields; every cloud is rebuilt by the worker (current timestep first)."""
+        with self.lock:
+            new = replace(self.settings, **changes)
+            if new != self.settings:
+                self.settings = new
+                self.generation += 1
+
+    def camera_view(self, n: int) -> CameraPose | None:
+        """Pose of camera ``n`` at the current timestep (None until that timestep is loaded)."""
+        with self.lock:
+            node = self.timesteps.get(self.current)
+            return None if node is None else node.poses[n]

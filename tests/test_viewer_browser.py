@@ -1,0 +1,239 @@
+"""The viewer in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by playwright's Python
+package, offline (viser serves its client from the installed package).
+
+Also the README screenshot's maker (same code path)::
+
+    python -m tests.test_viewer_browser --screenshot docs/viewer.png            # runs the demo rig first
+    python -m tests.test_viewer_browser --screenshot docs/viewer.png --recon R  # an existing reconstruction
+    python -m tests.test_viewer_browser --screenshot docs/viewer.png --ground-truth  # the demo rig's true geometry
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.viewer import Viewer, ViewerConfig
+from tests.test_viewer_support import make_reconstruction
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+GUI_PANEL_WIDTH = 340  # px at the right edge of the viewport (viser's floating panel)
+
+
+@dataclass
+class BrowserRun:
+    """What :func:`drive_viewer` saw."""
+
+    screenshot: bytes
+    labels_found: list[str]
+    timesteps_seen: list[list[int]]
+    camera_after_view_from: np.ndarray | None = None  # the browser camera's position after "View from camera"
+
+
+def browser_missing() -> str | None:
+    """Why the browser test cannot run here (None when it can)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[test]')"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)"
+    return None
+
+
+def drive_viewer(viewer: Viewer, profile: Path, screenshot: Path | None = None, step: bool = True) -> BrowserRun:
+    """Open the viewer in headless Chromium, wait for the canvas and the GUI, save a screenshot, then move the
+    timestep slider with the keyboard (ArrowRight, then End) and record the server's visible timesteps."""
+    from playwright.sync_api import sync_playwright
+
+    labels = ["Timestep", "Stream", "Conf. percentile", "View from camera"]
+    seen: list[list[int]] = []
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS, viewport=VIEWPORT
+        )
+        try:
+            page = context.new_page()
+            page.goto(viewer.url)
+            page.wait_for_selector("canvas", timeout=30_000)
+            found = []
+            for label in labels:
+                page.get_by_text(label, exact=True).first.wait_for(timeout=30_000)
+                found.append(label)
+            page.wait_for_function(  # the stream toggle (a select) shows the geo stream
+                "() => [...document.querySelectorAll('input')].some(i => i.value === 'geo stream: point map')",
+                timeout=30_000,
+            )
+            found.append("geo stream: point map")
+            close = page.locator(".mantine-Notification-closeButton")  # "software WebGL" notice (no GPU here)
+            for index in range(close.count()):
+                close.nth(index).click()
+            page.mouse.move(10, VIEWPORT["height"] - 10)
+            time.sleep(2.0)  # let the point clouds arrive and render a few frames
+            image = page.screenshot()
+            if screenshot is not None:
+                screenshot.parent.mkdir(parents=True, exist_ok=True)
+                screenshot.write_bytes(image)
+            seen.append(viewer.scene.visible_timesteps())
+            if step:
+                slider = page.get_by_role("slider").first  # the timestep slider is the panel's first slider
+                slider.focus()
+                page.keyboard.press("ArrowRight")
+                viewer.wait_until(lambda: viewer.scene.visible_timesteps() != seen[0], 10)
+                seen.append(viewer.scene.visible_timesteps())
+                page.keyboard.press("End")
+                viewer.wait_until(lambda: viewer.scene.visible_timesteps() != seen[1], 10)
+                seen.append(viewer.scene.visible_timesteps())
+                target = viewer.scene.camera_view(0).position
+                page.get_by_text("View from camera", exact=True).first.click()
+                clients = lambda: list(viewer.server.get_clients().values())  # noqa: E731
+                viewer.wait_until(lambda: bool(clients()) and np.allclose(clients()[0].camera.position, target), 10)
+                camera = np.array(clients()[0].camera.position) if clients() else None
+        finally:
+            context.close()
+    return BrowserRun(image, found, seen, camera if step else None)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    import cv2
+
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+@pytest.mark.browser
+def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
+    reason = browser_missing()
+    if reason is not None:
+        if os.environ.get("VGGT_MV_REQUIRE_SHARED") == "1":  # CI (.ci/run) installs both: fail, never skip
+            pytest.fail(reason)
+        pytest.skip(reason)
+    num_timesteps = 4
+    make_reconstruction(tmp_path / "recon", num_timesteps, 3, (48, 64))
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
+    try:
+        viewer.open(tmp_path / "recon")
+        assert viewer.wait_until(viewer.idle, 30)
+        run = drive_viewer(viewer, tmp_path / "profile", tmp_path / "shot.png")
+        pose = viewer.scene.camera_view(0)
+    finally:
+        viewer.stop()
+    assert run.labels_found == ["Timestep", "Stream", "Conf. percentile", "View from camera", "geo stream: point map"]
+    image = decode_png(run.screenshot)
+    assert image.shape[:2] == (VIEWPORT["height"], VIEWPORT["width"])
+    assert image.reshape(-1, 3).std(axis=0).max() > 10  # not uniform
+    scene_part = image[:, : VIEWPORT["width"] - GUI_PANEL_WIDTH - 40].reshape(-1, 3)
+    assert len(np.unique(scene_part, axis=0)) > 50  # the 3D view drew the points and images, not just a background
+    # the slider moved through the GUI (keyboard): the server shows timestep 1, then the last one
+    assert run.timesteps_seen == [[0], [1], [num_timesteps - 1]]
+    # "View from camera" put the browser's camera at camera 0 of the current timestep
+    assert run.camera_after_view_from is not None
+    assert np.allclose(run.camera_after_view_from, pose.position, atol=1e-3)
+
+
+def _demo_reconstruction(out: Path) -> Path:
+    """Run the demo rig through the pipeline as ``vggt-mv-view`` with no arguments does."""
+    from app.pipeline import PipelineConfig
+    from app.preprocess import PreprocessConfig
+    from app.viewer_live import DEMO_RIG, DEMO_WEIGHTS, LiveRun, LiveRunSpec, ModelSpec, demo_weights_available
+
+    model = ModelSpec(pretrained=DEMO_WEIGHTS) if demo_weights_available() else ModelSpec("tiny", random_weights=True)
+    spec = LiveRunSpec(DEMO_RIG, out, model, PipelineConfig(preprocess=PreprocessConfig(size=224)), overwrite=True)
+    live = LiveRun(spec, on_ready=lambda _: None).start()
+    live.thread.join()
+    if live.state["state"] != "complete":
+        raise SystemExit(f"demo run failed: {live.state}")
+    return out
+
+
+def _ground_truth_reconstruction(out: Path) -> Path:
+    """The demo rig's ground truth (``assets/demo_rig/ground_truth.npz``) written as a Reconstruction in the
+    frame of camera 0 at timestep 0: what the viewer shows for a perfect model."""
+    from app.reconstruction import Reconstruction
+    from app.viewer_live import DEMO_RIG
+    from vggt_t_mv.data import load_ground_truth
+
+    rig = load_ground_truth(DEMO_RIG)
+    num_timesteps, num_cameras, height, width = rig.depth.shape
+    first = np.eye(4)
+    first[:3] = rig.extrinsics[0, 0]
+    to_cam0 = first.astype(np.float32)  # world -> camera 0 at t = 0
+    points = rig.world_points.astype(np.float32) @ to_cam0[:3, :3].T + to_cam0[:3, 3]
+    extrinsics = np.concatenate(
+        [rig.extrinsics, np.broadcast_to([0, 0, 0, 1], (*rig.extrinsics.shape[:2], 1, 4))], axis=2
+    ) @ np.linalg.inv(to_cam0)
+    conf = 1.0 + rig.valid.astype(np.float32)
+    recon = Reconstruction.create(
+        out,
+        {"camera_names": rig.camera_names, "image_hw": [height, width], "spans": [[0, num_timesteps]]},
+        overwrite=True,
+    )
+    recon.write_window(
+        0,
+        {
+            "images": rig.images,
+            "depth": rig.depth,
+            "depth_conf": conf,
+            "world_points": points,
+            "world_points_conf": conf,
+            "world_points_from_depth": points,
+            "extrinsics": extrinsics[:, :, :3].astype(np.float32),
+            "intrinsics": rig.intrinsics,
+            "dynamic_mask": rig.dynamic_masks.astype(np.float16),
+        },
+        {"alignment": {"kind": "ground truth"}},
+    )
+    recon.meta["status"] = "complete"
+    recon.save_meta()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Save a screenshot of the viewer (the browser test's code path).")
+    parser.add_argument("--screenshot", type=Path, required=True)
+    parser.add_argument("--recon", type=Path, help="reconstruction to show (default: run the demo rig)")
+    parser.add_argument("--ground-truth", action="store_true", help="show the demo rig's ground truth")
+    parser.add_argument("--timestep", type=int, default=0)
+    args = parser.parse_args()
+    reason = browser_missing()
+    if reason:
+        raise SystemExit(reason)
+    work = Path(tempfile.mkdtemp(prefix="vggt-mv-shot-"))
+    try:
+        if args.ground_truth:
+            recon = _ground_truth_reconstruction(work / "recon")
+        else:
+            recon = args.recon or _demo_reconstruction(work / "recon")
+        viewer = Viewer(ViewerConfig(port=0, open_browser=False)).start()
+        try:
+            viewer.open(recon)
+            viewer.wait_until(viewer.idle, 120)
+            viewer.gui.timestep.value = args.timestep
+            drive_viewer(viewer, work / "profile", args.screenshot, step=False)
+        finally:
+            viewer.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {args.screenshot} ({args.screenshot.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""``vggt-mv-view`` / ``vggt-mv view``: binding, ports, the no-argument demo, Ctrl-C, options."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main as cli_main
+from app.viewer import Viewer, ViewerConfig, is_loopback, view_command
+from tests.test_viewer_support import make_reconstruction
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if int(hex_port, 16) == port and fields[3] == "0A":  # 0A = LISTEN
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
+                else:
+                    words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, 32, 8)]
+                    found.add(socket.inet_ntop(socket.AF_INET6, b"".join(words)))
+    return found
+
+
+needs_proc = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads /proc/net/tcp (Linux)")
+
+
+@needs_proc
+def test_listens_on_loopback_only_by_default() -> None:
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False)).start()
+    try:
+        assert viewer.url.startswith("http://127.0.0.1:")
+        assert listening_addresses(viewer.port) == {"127.0.0.1"}
+        with urllib.request.urlopen(viewer.url, timeout=10) as response:
+            assert response.status == 200 and b"<html" in response.read().lower()
+    finally:
+        viewer.stop()
+
+
+@needs_proc
+def test_host_option_binds_elsewhere_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="no authentication"):
+        viewer = Viewer(ViewerConfig(host="0.0.0.0", port=0, open_browser=False)).start()
+    try:
+        assert listening_addresses(viewer.port) == {"0.0.0.0"}
+    finally:
+        viewer.stop()
+    assert is_loopback("localhost") and is_loopback("127.0.0.2") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+def test_taken_port_moves_to_the_next_free_one() -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        viewer = Viewer(ViewerConfig(port=taken, open_browser=False)).start()
+        try:
+            assert viewer.port != taken and viewer.port > taken
+        finally:
+            viewer.stop()
+
+
+def test_view_subcommand_is_registered() -> None:
+    result = CliRunner().invoke(cli_main, ["view", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--host", "--port", "--no-browser", "--point-budget", "--checkpoint", "--out"):
+        assert option in result.output
+
+
+def test_opens_a_reconstruction_folder_without_a_model(tmp_path: Path) -> None:
+    make_reconstruction(tmp_path / "recon")
+    args = [str(tmp_path / "recon"), "--no-browser", "--port", "0", "--exit-after", "0.5"]
+    result = CliRunner().invoke(view_command, args)
+    assert result.exit_code == 0, result.output
+    assert "vggt-mv viewer: http://127.0.0.1:" in result.output
+    assert "reconstruction goes to" not in result.output
+
+
+def test_capture_without_weights_is_a_usage_error(tmp_path: Path) -> None:
+    from tests.capture_helpers import write_solid_rig
+
+    capture = write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=4)
+    result = CliRunner().invoke(view_command, [str(capture), "--no-browser", "--port", "0", "--exit-after", "0"])
+    assert result.exit_code == 2 and "--random-weights" in result.output
+
+
+def test_no_arguments_serves_the_demo_and_ctrl_c_keeps_the_windows(tmp_path: Path) -> None:
+    """``vggt-mv-view --no-browser``: the demo rig streams into the viewer; Ctrl-C stops after the current window,
+    keeps what is written and exits 0."""
+    script = Path(sys.executable).with_name("vggt-mv-view")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "app.viewer"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [*command, "--no-browser", "--exit-after", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if "vggt-mv viewer: " in line:
+                url = line.split("vggt-mv viewer: ")[1].split()[0]
+        assert url and url.startswith("http://127.0.0.1:"), "no URL printed"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+        recons = []
+        while time.monotonic() < deadline + 60 and not recons:
+            recons = list(tmp_path.glob("vggt-mv-view-*/windows/00000/window.json"))
+            time.sleep(0.2)
+        assert recons, "the demo pipeline wrote no window"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "demo:" in err and "assets/demo_rig" in err
+    weights = Path(__file__).resolve().parents[1] / "assets" / "demo_weights" / "model.safetensors"
+    if not weights.exists():
+        assert "untrained" in err
+    assert "stopping: the pipeline finishes its current window" in err or "reconstruction:" in err
+    assert (recons[0].parents[2] / "meta.json").is_file()

@@ -1,0 +1,306 @@
+"""The viewer's scene, server side (no browser): nodes per timestep and camera, stream toggle, filters, masks,
+playback, background, and a capture streaming into a running viewer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.reconstruction import Reconstruction
+from app.viewer import Viewer, ViewerConfig
+from app.viewer_scene import STREAM_LABELS
+from tests.test_viewer_support import make_reconstruction
+
+T, N, HW = 6, 3, (24, 32)
+
+
+@pytest.fixture
+def viewer(tmp_path: Path) -> Iterator[Viewer]:
+    make_reconstruction(tmp_path / "recon", T, N, HW)
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
+    viewer.open(tmp_path / "recon")
+    assert viewer.wait_until(viewer.idle, 30), "the viewer did not load the reconstruction"
+    yield viewer
+    viewer.stop()
+
+
+def total_points(handles) -> int:
+    return sum(len(h.points) for h in handles)
+
+
+def test_scene_holds_the_expected_nodes(viewer: Viewer) -> None:
+    scene = viewer.scene
+    assert sorted(scene.timesteps) == list(range(T))
+    names = set(scene.node_names())
+    for t in range(T):
+        base = f"/t/{t:05d}"
+        for n in range(N):
+            for stream in ("geo", "pose"):
+                assert {f"{base}/{stream}/static/cam{n}", f"{base}/{stream}/dynamic/cam{n}"} <= names
+            assert {f"{base}/cameras/plain/cam{n}", f"{base}/cameras/image/cam{n}"} <= names
+        assert len(scene.timesteps[t].clouds) == 2 * 2 * N
+    assert {f"/trajectories/cam{n}" for n in range(N)} <= names
+    # only timestep 0, geo stream, is drawn at first
+    assert scene.visible_timesteps() == [0]
+    assert {(t, s) for t, s, _, _ in scene.visible_clouds()} == {(0, "geo")}
+    assert viewer.gui.timestep.max == T - 1
+    assert "timesteps 6/6" in viewer.gui.status.content and "3 cameras" in viewer.gui.status.content
+
+
+def test_frustums_use_the_predicted_intrinsics(viewer: Viewer) -> None:
+    recon = Reconstruction.open(viewer.recon.root)
+    k = np.asarray(recon.get("intrinsics", 2))
+    height, width = HW
+    for n in range(N):
+        fx, fy = k[n, 0, 0], k[n, 1, 1]
+        for kind in ("plain", "image"):
+            frustum = viewer.scene.frustums(2)[(kind, n)]
+            assert frustum.fov == pytest.approx(2 * np.arctan(height / (2 * fy)), rel=1e-5)
+            assert frustum.aspect == pytest.approx((width / fx) / (height / fy), rel=1e-5)
+            assert np.allclose(frustum.position, [0.3 * n, 0.0, -0.2], atol=1e-5)  # camera centre at t = 2
+        assert viewer.scene.frustums(2)[("image", n)].image is not None
+        assert viewer.scene.frustums(2)[("plain", n)].image is None
+
+
+def test_stream_toggle_switches_visible_clouds_without_resending(viewer: Viewer) -> None:
+    scene = viewer.scene
+    before = {key: id(handle) for key, handle in scene.timesteps[0].clouds.items()}
+    viewer.gui.stream.value = STREAM_LABELS["pose"]
+    assert {(t, s) for t, s, _, _ in scene.visible_clouds()} == {(0, "pose")}
+    viewer.gui.stream.value = STREAM_LABELS["geo"]
+    assert {(t, s) for t, s, _, _ in scene.visible_clouds()} == {(0, "geo")}
+    assert viewer.wait_until(viewer.idle, 10)
+    assert {key: id(handle) for key, handle in scene.timesteps[0].clouds.items()} == before  # same nodes
+
+
+def test_pose_stream_shows_the_depth_unprojected_points(viewer: Viewer) -> None:
+    geo = viewer.scene.cloud_handles(1, "geo")[("static", 0)].points.astype(np.float32)
+    pose = viewer.scene.cloud_handles(1, "pose")[("static", 0)].points.astype(np.float32)
+    assert np.allclose(pose - geo, 0.05, atol=2e-3)  # the helper's pose stream is the geo stream + 0.05
+
+
+def test_confidence_filter_removes_the_expected_fraction(viewer: Viewer) -> None:
+    scene, t = viewer.scene, 0
+    all_pixels = N * HW[0] * HW[1]
+    assert scene.counts(t, "geo")[0] == all_pixels
+    viewer.gui.conf.value = 0.0
+    assert viewer.wait_until(viewer.idle, 10)
+    assert total_points(scene.cloud_handles(t, "geo").values()) == all_pixels
+    viewer.gui.conf.value = 40.0
+    assert viewer.wait_until(viewer.idle, 10)
+    conf = np.asarray(Reconstruction.open(viewer.recon.root).get("world_points_conf", t))
+    expected = int((conf >= np.percentile(conf, 40)).sum())
+    kept = total_points(scene.cloud_handles(t, "geo").values())
+    assert kept == expected == scene.counts(t, "geo")[1]
+    assert abs(kept / all_pixels - 0.6) < 0.01
+    # every other timestep and the other stream were rebuilt too
+    assert all(total_points(scene.cloud_handles(s, "pose").values()) == expected for s in range(T))
+
+
+def test_point_budget_caps_each_timestep(viewer: Viewer) -> None:
+    viewer.gui.budget.value = 500
+    assert viewer.wait_until(viewer.idle, 10)
+    for t in range(T):
+        assert total_points(viewer.scene.cloud_handles(t, "geo").values()) == 500
+
+
+def test_motion_filter_and_mask_tint(viewer: Viewer) -> None:
+    scene = viewer.scene
+    viewer.gui.conf.value = 0.0
+    assert viewer.wait_until(viewer.idle, 10)
+    handles = scene.cloud_handles(0, "geo")
+    dynamic = total_points(h for (m, _), h in handles.items() if m == "dynamic")
+    assert dynamic == N * HW[0] * (HW[1] // 4)  # the helper's mask: the left quarter of each image
+    viewer.gui.motion.value = "dynamic only"
+    assert {m for _, _, m, _ in scene.visible_clouds()} == {"dynamic"}
+    viewer.gui.motion.value = "static only"
+    assert {m for _, _, m, _ in scene.visible_clouds()} == {"static"}
+    viewer.gui.motion.value = "all"
+    assert {m for _, _, m, _ in scene.visible_clouds()} == {"static", "dynamic"}
+
+    image = np.asarray(Reconstruction.open(viewer.recon.root).get("images", 0))[0]
+    original = image[:, : HW[1] // 4].reshape(-1, 3)
+    static_before = id(handles[("static", 0)])
+    tinted = handles[("dynamic", 0)].colors.copy()
+    assert not np.array_equal(tinted, original)
+    viewer.gui.show_masks.value = False
+    assert viewer.wait_until(viewer.idle, 10)
+    assert np.array_equal(handles[("dynamic", 0)].colors, original)
+    assert id(scene.cloud_handles(0, "geo")[("static", 0)]) == static_before  # static points not re-sent
+
+
+def test_timestep_slider_playback_and_loop(viewer: Viewer) -> None:
+    scene, gui = viewer.scene, viewer.gui
+    gui.timestep.value = 4
+    assert scene.visible_timesteps() == [4]
+    assert {t for t, *_ in scene.visible_clouds()} == {4}
+    gui.fps.value = 50.0
+    seen = set()
+    gui.set_playing(True)
+    assert viewer.wait_until(lambda: seen.add(scene.visible_timesteps()[0]) or len(seen) == T, 10)
+    gui.set_playing(False)
+    gui.loop.value = False
+    gui.timestep.value = T - 2
+    gui.set_playing(True)
+    assert viewer.wait_until(lambda: not gui.playing, 5)  # stops at the end without loop
+    assert scene.visible_timesteps() == [T - 1]
+
+
+def test_cameras_images_and_point_size(viewer: Viewer) -> None:
+    node = viewer.scene.timesteps[3]
+    viewer.gui.show_images.value = False
+    assert not node.camera_kinds["image"].visible and node.camera_kinds["plain"].visible
+    viewer.gui.show_cameras.value = False
+    assert not node.cameras.visible
+    viewer.gui.point_size.value = 1.0
+    size = viewer.scene.point_size_world()
+    assert size == pytest.approx(viewer.scene.scale / 100)
+    assert all(h.point_size == pytest.approx(size) for h in node.clouds.values())
+
+
+def test_background_is_accumulated_static_and_voxel_downsampled(viewer: Viewer) -> None:
+    scene = viewer.scene
+    viewer.gui.conf.value = 0.0
+    viewer.gui.show_background.value = True
+    assert viewer.wait_until(viewer.idle, 30)
+    background = scene._background
+    assert background is not None and background.visible
+    static_pixels = T * N * HW[0] * (HW[1] - HW[1] // 4)
+    assert 0 < len(background.points) < static_pixels
+    # camera 0's dynamic left quarter is the leftmost part of the scene: x < local x of column W/4; the static
+    # points all lie right of it (averaging within a voxel cannot move a point left of its voxel's points)
+    height, width = HW
+    first_static_x = (width // 4 - width / 2) / (0.8 * width) * 2.0
+    assert background.points[:, 0].astype(np.float64).min() >= first_static_x - 0.01
+    assert scene.timesteps[0].clouds[("geo", "dynamic", 0)].points[:, 0].min() < first_static_x - 0.1
+    viewer.gui.show_background.value = False
+    assert not background.visible
+
+
+def test_camera_view_is_the_camera_pose_at_the_current_timestep(viewer: Viewer) -> None:
+    assert np.allclose(viewer.scene.camera_view(1).position, [0.3, 0.0, 0.0], atol=1e-6)
+    viewer.gui.timestep.value = 3
+    assert np.allclose(viewer.scene.camera_view(1).position, [0.3, 0.0, -0.3], atol=1e-6)
+
+
+def test_reconstruction_being_written_grows_in_the_viewer(tmp_path: Path) -> None:
+    from tests.test_viewer_support import spans_for, window_arrays
+
+    recon = make_reconstruction(tmp_path / "recon", 8, 2, (12, 16), windows=1)
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
+    try:
+        viewer.open(tmp_path / "recon")
+        assert viewer.wait_until(lambda: viewer.idle() and viewer.scene.num_available == 4, 20)
+        counts = [len(viewer.scene.node_names())]
+        for index in range(1, len(spans_for(8))):
+            span = spans_for(8)[index]
+            recon.write_window(index, window_arrays(span, 2, (12, 16), True), {"alignment": {}})
+            assert viewer.wait_until(lambda s=span: viewer.idle() and viewer.scene.num_available == s[1], 20)
+            counts.append(len(viewer.scene.node_names()))
+        assert counts == sorted(set(counts)) and len(counts) == 3
+        assert viewer.gui.timestep.max == 7
+    finally:
+        viewer.stop()
+
+
+def test_capture_streams_windows_into_a_running_viewer(tmp_path: Path) -> None:
+    """The pipeline (tiny model, random weights) runs in the viewer's background thread; each window shows up
+    as it is written: the node count grows window by window while the pipeline runs."""
+    from app.pipeline import PipelineConfig
+    from app.preprocess import PreprocessConfig
+    from app.viewer_live import LiveRun, LiveRunSpec, ModelSpec
+    from tests.capture_helpers import write_solid_rig
+
+    capture = write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=8)
+    spec = LiveRunSpec(
+        capture=capture,
+        out=tmp_path / "recon",
+        model=ModelSpec(config="tiny", random_weights=True),
+        pipeline=PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
+    )
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
+    counts: list[tuple[int, int]] = []
+
+    def window_done() -> None:  # called by the pipeline thread after each window (and once at the end)
+        viewer.wake()
+        state = live.state
+        if state.get("windows") and state["state"] == "running":
+            done = state["windows"][0]
+            end = Reconstruction.open(spec.out).spans[done - 1][1]
+            assert viewer.wait_until(lambda: viewer.idle() and viewer.scene.num_available == end, 20)
+            counts.append((end, len(viewer.scene.node_names())))
+
+    live = LiveRun(spec, on_ready=viewer.open, on_window=window_done)
+    viewer.live = live
+    try:
+        with pytest.warns(UserWarning, match="random-weights"):
+            live.start()
+            live.thread.join(120)
+        assert live.state["state"] == "complete", live.state
+        assert [end for end, _ in counts] == [4, 6, 8]
+        assert [c for _, c in counts] == sorted({c for _, c in counts})  # strictly growing
+        assert sorted(viewer.scene.timesteps) == list(range(8))
+        assert "windows 3/3" in viewer._status()
+    finally:
+        viewer.stop()
+
+
+def test_stop_keeps_the_windows_written(tmp_path: Path) -> None:
+    from app.pipeline import PipelineConfig
+    from app.preprocess import PreprocessConfig
+    from app.viewer_live import LiveRunSpec, ModelSpec
+    from tests.capture_helpers import write_solid_rig
+
+    capture = write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=8)
+    spec = LiveRunSpec(
+        capture=capture,
+        out=tmp_path / "recon",
+        model=ModelSpec(config="tiny", random_weights=True),
+        pipeline=PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
+    )
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
+    try:
+        with pytest.warns(UserWarning, match="random-weights"):
+            live = viewer.run_live(spec)
+            assert viewer.wait_until(lambda: viewer.num_timesteps() > 0, 60)
+            viewer.stop(pipeline_timeout=60)  # as on Ctrl-C: stops after the window being computed
+        assert live.done and live.state["state"].startswith("stopped"), live.state
+        kept = Reconstruction.open(spec.out)
+        assert 1 <= len(kept.windows()) < 3 and kept.meta["status"] == "running"
+    finally:
+        viewer.stop()
+
+
+class _FakeClient:
+    """Records what the export panel sends to a browser."""
+
+    def __init__(self) -> None:
+        self.files: list[tuple[str, bytes]] = []
+
+    def send_file_download(self, filename: str, content: bytes, save_immediately: bool = False) -> None:
+        self.files.append((filename, content))
+
+
+@pytest.mark.parametrize("label", ["PLY points", "COLMAP (zip)"])
+def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) -> None:
+    pytest.importorskip("app.export")
+    client = _FakeClient()
+    viewer.gui.timestep.value = 2
+    viewer.gui.motion.value = "static only"
+    viewer.gui.export_format.value = label
+    viewer.gui._export(client)
+    assert "exported" in viewer.gui.export_status.content, viewer.gui.export_status.content
+    ((name, content),) = client.files
+    if label == "PLY points":
+        assert name == "recon_t00002_geo.ply" and content.startswith(b"ply")
+        header = content[: content.index(b"end_header")].decode()
+        conf = np.asarray(Reconstruction.open(viewer.recon.root).get("world_points_conf", 2))
+        static = np.zeros(conf.shape, bool)
+        static[:, :, HW[1] // 4 :] = True
+        expected = int(((conf >= np.percentile(conf, 10)) & static).sum())
+        assert f"element vertex {expected}" in header
+    else:
+        assert name == "recon_t00002_geo.zip" and content.startswith(b"PK")
