@@ -304,12 +304,15 @@ def summary_text(recon, result=None) -> str:
 
 def _register_subcommands() -> None:
     from app.export import export_command
+    from app.train_cli import eval_command, train_command
     from app.viewer import view_command
     from app.weights_cli import weights
 
     main.add_command(weights)
     main.add_command(view_command)
     main.add_command(export_command)
+    main.add_command(train_command)
+    main.add_command(eval_command)
 
 
 _register_subcommands()

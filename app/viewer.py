@@ -50,6 +50,9 @@ from app.viewer_gui import ViewerGui, format_status
 from app.viewer_live import DEMO_RIG, DEMO_WEIGHTS, LiveRun, LiveRunSpec, ModelSpec, demo_weights_available
 from app.viewer_scene import STREAMS, SceneOptions, ViewerScene
 
+# The demo weights were trained at 112x154 px; the demo rig (224x160) cropped to width 154 gives 112x154.
+DEMO_SIZE = 154
+
 DEFAULT_POINT_BUDGET = 100_000
 UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
 
@@ -366,7 +369,7 @@ def _serve_until_interrupted(viewer: Viewer, exit_after: float | None) -> None:
 @click.option("--random-weights", is_flag=True, help="Run an untrained model (testing only).")
 @click.option("--window", type=int, help="Timesteps per window (default per device, see vggt-mv run).")
 @click.option("--stride", type=int, help="Timesteps between window starts.")
-@click.option("--size", type=int, help="Model input width (default 518; the demo: 224).")
+@click.option("--size", type=int, help=f"Model input width (default 518; the demo: {DEMO_SIZE}).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--max-frames", type=int, help="At most this many timesteps of the capture.")
 @click.option("--resume", is_flag=True, help="Continue the reconstruction in --out.")
@@ -396,7 +399,7 @@ def view_command(path: Path | None, **options) -> None:
         model = ModelSpec(options["model_config"], options["checkpoint"], options["pi3"], options["random_weights"])
         model.pretrained = options["weights"]
         if path is None:
-            capture, size = DEMO_RIG, size or 224
+            capture, size = DEMO_RIG, size or DEMO_SIZE
             if not any((model.checkpoint, model.pi3, model.pretrained, model.random_weights)):
                 if demo_weights_available():
                     model.pretrained = DEMO_WEIGHTS

@@ -156,7 +156,11 @@ def _demo_reconstruction(out: Path) -> Path:
     from app.viewer_live import DEMO_RIG, DEMO_WEIGHTS, LiveRun, LiveRunSpec, ModelSpec, demo_weights_available
 
     model = ModelSpec(pretrained=DEMO_WEIGHTS) if demo_weights_available() else ModelSpec("tiny", random_weights=True)
-    spec = LiveRunSpec(DEMO_RIG, out, model, PipelineConfig(preprocess=PreprocessConfig(size=224)), overwrite=True)
+    from app.viewer import DEMO_SIZE
+
+    spec = LiveRunSpec(
+        DEMO_RIG, out, model, PipelineConfig(preprocess=PreprocessConfig(size=DEMO_SIZE)), overwrite=True
+    )
     live = LiveRun(spec, on_ready=lambda _: None).start()
     live.thread.join()
     if live.state["state"] != "complete":

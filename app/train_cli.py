@@ -1,0 +1,264 @@
+"""``vggt-mv train CONFIG`` and ``vggt-mv eval TARGET --gt GT`` (click commands registered by :mod:`app.cli`).
+
+Under ``torchrun --nproc_per_node K -m app.train_cli CONFIG`` the training runs in K processes with
+DistributedDataParallel (gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import click
+import numpy as np
+
+SYNTHETIC_PREFIX = "synthetic:"
+
+
+# ------------------------------------------------------------------------------------------------------------ train
+def _apply_overrides(data: dict, assignments: tuple[str, ...]) -> dict:
+    """``a.b.c=value`` (value parsed as YAML, or JSON without PyYAML) into the nested config dict."""
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise click.BadParameter(f"{assignment!r} is not KEY=VALUE", param_hint="--set")
+        key, raw = assignment.split("=", 1)
+        try:
+            import yaml
+
+            value = yaml.safe_load(raw)
+        except ImportError:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return data
+
+
+def _read_config_dict(path: Path) -> dict:
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    return json.loads(text)
+
+
+@click.command("train")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in the run's output folder.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (replaces run.out).")
+@click.option("--stop-after", type=int, help="Stop (with a checkpoint) after this many steps; the schedule is kept.")
+@click.option("--set", "assignments", multiple=True, help="Override a config value: --set optim.lr=1e-4 (repeatable).")
+def train_command(config: Path, resume: bool, out: Path | None, stop_after: int | None, assignments: tuple) -> None:
+    """Train or fine-tune as CONFIG (YAML or JSON, see configs/demo_tiny.yaml) says.
+
+    Single process, or under torchrun (DistributedDataParallel). Writes checkpoints, metrics.jsonl, loss_curve.png
+    and final/ (save_pretrained) into run.out.
+    """
+    from vggt_t_mv.train.config import TrainConfig
+    from vggt_t_mv.train.trainer import train
+
+    try:
+        data = _apply_overrides(_read_config_dict(config), assignments)
+        if out is not None:
+            data.setdefault("run", {})["out"] = str(out)
+        cfg = TrainConfig.from_dict(data)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(f"{config}: {error}") from error
+    try:
+        result = train(cfg, resume=resume, stop_after=stop_after, log=lambda text: click.echo(text, err=True))
+    except (FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    if os.environ.get("RANK", "0") != "0":
+        return
+    loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
+    click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s, last loss {loss}; output in {result.out}")
+
+
+# ------------------------------------------------------------------------------------------------------------- eval
+def _gt_sequences(spec: str, synthetic_hw: tuple[int, int]) -> tuple[str, list]:
+    """``synthetic:SEEDS`` (held-out procedural rigs, drawn as in training) or a folder: a realdata set, a recorded
+    sample (``ground_truth.npz``), or a folder of recorded samples."""
+    from vggt_t_mv.eval.realdata import load_realdata
+    from vggt_t_mv.train.dataset import SyntheticDataConfig, recorded_sequences, synthetic_sequences
+
+    if spec.startswith(SYNTHETIC_PREFIX):
+        height, width = synthetic_hw
+        cfg = SyntheticDataConfig(seeds=spec[len(SYNTHETIC_PREFIX) :], height=height, width=width)
+        return spec, synthetic_sequences(cfg)
+    path = Path(spec)
+    if not path.exists():
+        raise click.BadParameter(f"{spec} is neither 'synthetic:SEEDS' nor an existing folder", param_hint="--gt")
+    try:
+        return path.name, [load_realdata(path)]
+    except FileNotFoundError:
+        return path.name, recorded_sequences(path)
+
+
+def _window_shape(sequences: list, timesteps: int, cameras: int | None, width: int) -> tuple[int, int, int, int]:
+    """Window ``(T, N, H, W)`` for a set: ``T`` and ``N`` clipped to the sequences, ``H`` from the frames' aspect."""
+    first = sequences[0]
+    t = min(timesteps, min(s.num_timesteps for s in sequences))
+    n = min(cameras or first.num_cameras, min(s.num_cameras for s in sequences))
+    h, w = first.images.shape[2:4]
+    height = max(14, round(h * width / w / 14) * 14)
+    return t, n, height, width
+
+
+def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
+    import torch
+
+    from vggt_t_mv import VGGTTMV
+    from vggt_t_mv.eval.runner import evaluate
+
+    model = VGGTTMV.from_pretrained(target).to(device).eval()
+    results = [evaluate(model, dataset, f"model {target.name}")]
+    if baselines:
+        torch.manual_seed(0)
+        untrained = VGGTTMV(model.cfg).to(device).eval()
+        results.append(evaluate(untrained, dataset, "untrained (same config, seed 0)"))
+        results.append(evaluate("trivial", dataset, "trivial: identity cams / const depth / static mask"))
+    return results
+
+
+def _recon_result(target: Path, gt: Path):
+    """Metrics of a Reconstruction folder against a recorded capture's ground truth (``ground_truth.npz``)."""
+    from app.reconstruction import Reconstruction, ReconstructionError
+    from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, window_metrics
+    from vggt_t_mv.train.dataset import load_recorded_sequence, window_sample
+
+    try:
+        recon = Reconstruction.open(target)
+    except ReconstructionError as error:
+        raise click.ClickException(str(error)) from error
+    truth = load_recorded_sequence(gt)
+    frame_index = np.asarray(recon.meta["capture"]["frame_index"])  # [T, N] GT frame of each reconstructed frame
+    transforms = recon.meta["preprocess"]
+    height, width = recon.image_hw
+    result = EvalResult(f"reconstruction {target.name}")
+    for record in recon.windows():
+        start, end = record.span
+        times = range(start, end)
+        cams = range(recon.num_cameras)
+        # Ground truth resampled at the model pixels: source pixel = (model pixel - offset) / scale, nearest.
+        arrays = {k: [] for k in ("images", "depth", "valid", "extrinsics", "intrinsics", "dynamic_masks")}
+        for t in times:
+            for key in arrays:
+                arrays[key].append([])
+            for n in cams:
+                f = int(frame_index[t, n])
+                tr = transforms[n] if isinstance(transforms, list) else transforms
+                v, u = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+                su = np.rint((u - tr["offset_x"]) / tr["scale"]).astype(int)
+                sv = np.rint((v - tr["offset_y"]) / tr["scale"]).astype(int)
+                gh, gw = truth.depth.shape[2:]
+                inside = (su >= 0) & (su < gw) & (sv >= 0) & (sv < gh)
+                su, sv = np.clip(su, 0, gw - 1), np.clip(sv, 0, gh - 1)
+                k = truth.intrinsics[f, n].astype(np.float64).copy()
+                k[:2] *= tr["scale"]
+                k[0, 2] += tr["offset_x"]
+                k[1, 2] += tr["offset_y"]
+                arrays["images"][-1].append(truth.images[f, n][sv, su])
+                arrays["depth"][-1].append(np.where(inside, truth.depth[f, n][sv, su], 0))
+                arrays["valid"][-1].append(inside & truth.valid[f, n][sv, su])
+                arrays["dynamic_masks"][-1].append(truth.dynamic_masks[f, n][sv, su])
+                arrays["extrinsics"][-1].append(truth.extrinsics[f, n])
+                arrays["intrinsics"][-1].append(k)
+        sample = window_sample(
+            **{k: np.asarray(v) for k, v in arrays.items()}, mask_known=truth.mask_known, target_hw=(height, width)
+        )
+        pred = WindowPrediction(
+            extrinsics=recon.load("extrinsics", times),
+            depth=recon.load("depth", times),
+            world_points=recon.load("world_points", times),
+            dynamic_prob=recon.load("dynamic_mask", times).astype(np.float32) if recon.has("dynamic_mask") else None,
+        )
+        result.windows.append(window_metrics(pred, sample))
+    return result
+
+
+@click.command("eval")
+@click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--gt",
+    "gts",
+    multiple=True,
+    required=True,
+    help="Ground truth: 'synthetic:1000-1005' (held-out procedural rigs), a realdata folder (pi3_room, "
+    "middlebury_templeSparseRing, caliscope_4cam_charuco), or a recorded-sample folder. Repeatable.",
+)
+@click.option("--timesteps", "-T", type=int, default=2, show_default=True, help="Window timesteps (clipped).")
+@click.option("--cameras", "-N", type=int, help="Window cameras (default: 3 for synthetic, all for real sets).")
+@click.option("--width", type=int, default=154, show_default=True, help="Model input width (height from aspect).")
+@click.option("--height", type=int, default=112, show_default=True, help="Model input height of synthetic rigs.")
+@click.option("--baselines", is_flag=True, help="Also evaluate the untrained model and the trivial baselines.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all numbers here.")
+def eval_command(
+    target: Path,
+    gts: tuple[str, ...],
+    timesteps: int,
+    cameras: int | None,
+    width: int,
+    height: int,
+    baselines: bool,
+    device: str,
+    json_out: Path | None,
+) -> None:
+    """Evaluate TARGET (a model folder written by save_pretrained, or a reconstruction folder) against ground truth.
+
+    Metrics per window, averaged: ATE (Sim(3)-aligned camera centres), RPE translation / rotation, AUC@30 of
+    relative-pose errors, depth Abs Rel and δ<1.25 (per-window median scaling), point accuracy / completeness
+    (Sim(3)-aligned), dynamic-mask IoU. Prints a markdown table.
+    """
+    from vggt_t_mv.eval.runner import eval_windows, markdown_table
+
+    report: dict = {}
+    tables = []
+    is_recon = (target / "meta.json").is_file()
+    if not is_recon and not (target / "config.json").is_file():
+        raise click.BadParameter(f"{target} is neither a model folder (config.json) nor a reconstruction (meta.json)")
+    for spec in gts:
+        if is_recon:
+            results, name = [_recon_result(target, Path(spec))], Path(spec).name
+        else:
+            name, sequences = _gt_sequences(spec, (height, width))
+            synthetic = spec.startswith(SYNTHETIC_PREFIX)
+            t, n, h, w = _window_shape(sequences, timesteps, cameras or (3 if synthetic else None), width)
+            if synthetic:
+                h = height
+            dataset = eval_windows(sequences, t, n, h, w)
+            results = _model_results(target, dataset, baselines, device)
+            name = f"{name} (windows {t}x{n} at {h}x{w})"
+        tables.append(markdown_table(results, name))
+        report[name] = {r.name: {"means": r.means(), "windows": r.windows} for r in results}
+    click.echo("\n\n".join(tables))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1, default=_nan_safe) + "\n")
+
+
+def _nan_safe(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m app.train_cli [train] CONFIG ...`` (what torchrun launches) or ``... eval TARGET --gt GT``."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "eval":
+        eval_command(args[1:])
+    else:
+        train_command(args[1:] if args and args[0] == "train" else args)
+
+
+if __name__ == "__main__":
+    main()

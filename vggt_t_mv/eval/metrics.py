@@ -1,0 +1,220 @@
+"""Evaluation metrics: pure numpy functions, conventions in each docstring.
+
+Cameras are OpenCV camera-from-world extrinsics ``[..., 3, 4]`` (``x_cam = R X + t``); the camera centre is
+``-R^T t``. Predicted and ground-truth cameras of one sequence are compared after a similarity (Sim(3)) alignment
+of the predicted centres onto the ground-truth ones (Umeyama), because a reconstruction is only defined up to
+one. Angles are in degrees; distances in the ground truth's units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------------------------------------- helpers
+def camera_centers(extrinsics: np.ndarray) -> np.ndarray:
+    """Camera centres ``[..., 3]`` of camera-from-world ``extrinsics [..., 3, 4]``: ``-R^T t``."""
+    rotation, translation = extrinsics[..., :3, :3], extrinsics[..., :3, 3]
+    return -np.einsum("...ji,...j->...i", rotation, translation)
+
+
+def umeyama_sim3(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity ``target ~ s R source + t`` for corresponding points ``[M, 3]`` (Umeyama 1991).
+
+    Returns ``(s, R [3, 3], t [3])``. A degenerate source (all points equal) gives ``s = 0`` (everything maps to the
+    target's centroid)."""
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    src, tgt = source - mu_s, target - mu_t
+    var_s = (src**2).sum() / len(source)
+    covariance = tgt.T @ src / len(source)
+    u, d, vt = np.linalg.svd(covariance)
+    sign = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2, 2] = -1
+    rotation = u @ sign @ vt
+    scale = float(np.trace(np.diag(d) @ sign) / var_s) if var_s > 1e-20 else 0.0
+    return scale, rotation, mu_t - scale * rotation @ mu_s
+
+
+def apply_sim3(points: np.ndarray, sim3: tuple[float, np.ndarray, np.ndarray]) -> np.ndarray:
+    """``s R x + t`` for points ``[..., 3]``."""
+    scale, rotation, translation = sim3
+    return scale * points @ rotation.T + translation
+
+
+def rotation_angle_deg(rotation: np.ndarray) -> np.ndarray:
+    """Angle of rotation matrices ``[..., 3, 3]`` in degrees."""
+    cos = (np.trace(rotation, axis1=-2, axis2=-1) - 1) / 2
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _homogeneous(extrinsics: np.ndarray) -> np.ndarray:
+    out = np.zeros(extrinsics.shape[:-2] + (4, 4))
+    out[..., :3, :] = extrinsics
+    out[..., 3, 3] = 1
+    return out
+
+
+def relative_poses(extrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All ordered pairs ``i < j`` of the cameras ``[M, 3, 4]``: the pose of camera ``j`` relative to ``i``,
+    ``P_j P_i^-1`` (camera-i-to-camera-j); returns ``(R [K, 3, 3], t [K, 3], pair indices [K, 2])``."""
+    poses = _homogeneous(np.asarray(extrinsics, np.float64))
+    i, j = np.triu_indices(len(poses), k=1)
+    relative = poses[j] @ np.linalg.inv(poses[i])
+    return relative[:, :3, :3], relative[:, :3, 3], np.stack([i, j], axis=1)
+
+
+# --------------------------------------------------------------------------------------------------------- cameras
+def ate(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> float:
+    """Absolute trajectory error: RMSE of camera centres after the Sim(3) alignment of the predicted centres onto the
+    ground truth. ``[..., 3, 4]`` each (flattened over all leading dims)."""
+    pred = camera_centers(pred_extrinsics).reshape(-1, 3)
+    gt = camera_centers(gt_extrinsics).reshape(-1, 3)
+    aligned = apply_sim3(pred, umeyama_sim3(pred, gt))
+    return float(np.sqrt(((aligned - gt) ** 2).sum(-1).mean()))
+
+
+def rpe(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> tuple[float, float]:
+    """Relative pose error over all camera pairs ``i < j`` (flattened ``[..., 3, 4]``): mean translation error (the
+    predicted relative translations scaled by the Sim(3) scale of :func:`ate`'s alignment; GT units) and mean rotation
+    error (degrees)."""
+    pred = np.asarray(pred_extrinsics, np.float64).reshape(-1, 3, 4)
+    gt = np.asarray(gt_extrinsics, np.float64).reshape(-1, 3, 4)
+    scale = umeyama_sim3(camera_centers(pred), camera_centers(gt))[0]
+    r_pred, t_pred, _ = relative_poses(pred)
+    r_gt, t_gt, _ = relative_poses(gt)
+    if len(r_gt) == 0:
+        return float("nan"), float("nan")
+    trans = np.linalg.norm(scale * t_pred - t_gt, axis=-1).mean()
+    rot = rotation_angle_deg(np.einsum("kji,kjl->kil", r_pred, r_gt)).mean()
+    return float(trans), float(rot)
+
+
+def translation_angle_deg(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Angle between translation directions ``[K, 3]`` in degrees; 180 where either vector is zero."""
+    norms = np.linalg.norm(pred, axis=-1) * np.linalg.norm(gt, axis=-1)
+    cos = (pred * gt).sum(-1) / np.where(norms > 1e-12, norms, 1.0)
+    return np.where(norms > 1e-12, np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))), 180.0)
+
+
+def relative_pose_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per camera pair ``i < j``: rotation error and translation-direction error (degrees, scale-free), as in
+    VGGT's / PoseDiffusion's RRA / RTA. Pairs with no ground-truth baseline (shorter than 1e-6 of the longest, e.g.
+    a static rig seen twice) have no direction: their translation error is 0 (only the rotation counts)."""
+    r_pred, t_pred, _ = relative_poses(np.reshape(pred_extrinsics, (-1, 3, 4)))
+    r_gt, t_gt, _ = relative_poses(np.reshape(gt_extrinsics, (-1, 3, 4)))
+    rot = rotation_angle_deg(np.einsum("kji,kjl->kil", r_pred, r_gt))
+    baseline = np.linalg.norm(t_gt, axis=-1)
+    no_baseline = baseline <= 1e-6 * max(baseline.max(initial=0.0), 1e-12)
+    return rot, np.where(no_baseline, 0.0, translation_angle_deg(t_pred, t_gt))
+
+
+def pose_auc(rotation_errors: np.ndarray, translation_errors: np.ndarray, max_threshold: int = 30) -> float:
+    """AUC of the pose accuracy curve up to ``max_threshold`` degrees: the mean over thresholds ``1 .. max`` of the
+    fraction of pairs whose ``max(rotation error, translation-direction error)`` is below the threshold (VGGT's
+    AUC@30). In [0, 1]."""
+    errors = np.maximum(np.asarray(rotation_errors), np.asarray(translation_errors))
+    if errors.size == 0:
+        return float("nan")
+    thresholds = np.arange(1, max_threshold + 1)
+    return float((errors[None, :] < thresholds[:, None]).mean())
+
+
+def camera_metrics(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> dict[str, float]:
+    """``ate``, ``rpe_trans``, ``rpe_rot_deg``, ``auc30`` for one sequence's cameras (``[..., 3, 4]`` each)."""
+    rot, trans = relative_pose_errors(pred_extrinsics, gt_extrinsics)
+    rpe_t, rpe_r = rpe(pred_extrinsics, gt_extrinsics)
+    return {
+        "ate": ate(pred_extrinsics, gt_extrinsics),
+        "rpe_trans": rpe_t,
+        "rpe_rot_deg": rpe_r,
+        "auc30": pose_auc(rot, trans),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------- depth
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+    """Abs Rel and δ<1.25 over one sequence after per-sequence median scaling.
+
+    ``pred``, ``gt`` ``[...]`` z-depths of the same pixels; ``valid`` where the ground truth is known (default
+    ``gt > 0``); pixels with ``pred <= 0`` count as predicted depth 0. The prediction is multiplied by
+    ``median(gt) / median(pred)`` over the valid pixels. ``abs_rel = mean(|s pred - gt| / gt)``,
+    ``delta1 = mean(max(s pred / gt, gt / (s pred)) < 1.25)``.
+    """
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    valid = (gt > 0) if valid is None else (np.asarray(valid, bool) & (gt > 0))
+    p, g = np.clip(pred[valid], 0, None), gt[valid]
+    if g.size == 0:
+        return {"abs_rel": float("nan"), "delta1": float("nan")}
+    median = np.median(p)
+    scale = np.median(g) / median if median > 0 else 0.0
+    p = p * scale
+    ratio = np.maximum(p / g, g / np.maximum(p, 1e-12))
+    return {"abs_rel": float(np.mean(np.abs(p - g) / g)), "delta1": float(np.mean(ratio < 1.25))}
+
+
+# ---------------------------------------------------------------------------------------------------------- points
+def nearest_distances(query: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Distance from every query point ``[Q, 3]`` to its nearest reference point ``[R, 3]`` (brute force, chunked)."""
+    query, reference = np.asarray(query, np.float64), np.asarray(reference, np.float64)
+    out = np.empty(len(query))
+    ref_sq = (reference**2).sum(-1)
+    for start in range(0, len(query), chunk):
+        q = query[start : start + chunk]
+        squared = (q**2).sum(-1)[:, None] - 2 * q @ reference.T + ref_sq[None, :]
+        out[start : start + chunk] = np.sqrt(np.clip(squared.min(1), 0, None))
+    return out
+
+
+def point_metrics(
+    pred_points: np.ndarray,
+    gt_points: np.ndarray,
+    valid: np.ndarray,
+    max_points: int = 5000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy and completeness of pixel-aligned point maps ``[..., 3]`` of one sequence (``valid [...]``).
+
+    The predicted points are first aligned to the ground truth by the Sim(3) fitted on the valid pixel
+    correspondences (Umeyama). ``accuracy``: mean distance from each predicted point to the nearest GT point;
+    ``completeness``: mean distance from each GT point to the nearest predicted point (both over at most
+    ``max_points`` random valid pixels; GT units)."""
+    valid = np.asarray(valid, bool)
+    pred = np.asarray(pred_points, np.float64)[valid]
+    gt = np.asarray(gt_points, np.float64)[valid]
+    if len(gt) < 3:
+        return {"accuracy": float("nan"), "completeness": float("nan")}
+    rng = np.random.default_rng(seed)
+    if len(gt) > max_points:
+        keep = rng.choice(len(gt), max_points, replace=False)
+        pred, gt = pred[keep], gt[keep]
+    aligned = apply_sim3(pred, umeyama_sim3(pred, gt))
+    return {
+        "accuracy": float(nearest_distances(aligned, gt).mean()),
+        "completeness": float(nearest_distances(gt, aligned).mean()),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------ masks
+def mask_iou(pred_prob: np.ndarray, gt_mask: np.ndarray, threshold: float = 0.5) -> float:
+    """IoU of ``pred_prob >= threshold`` with the boolean ground truth over all pixels of a sequence; NaN when both
+    are empty."""
+    pred = np.asarray(pred_prob) >= threshold
+    gt = np.asarray(gt_mask, bool)
+    union = np.logical_or(pred, gt).sum()
+    return float(np.logical_and(pred, gt).sum() / union) if union else float("nan")
+
+
+# Direction of each metric: True where larger is better.
+HIGHER_IS_BETTER = {
+    "ate": False,
+    "rpe_trans": False,
+    "rpe_rot_deg": False,
+    "auc30": True,
+    "abs_rel": False,
+    "delta1": True,
+    "accuracy": False,
+    "completeness": False,
+    "mask_iou": True,
+}

@@ -1,0 +1,409 @@
+"""Training data: sequences with ground truth, cut into ``[T, N]`` windows.
+
+A **sequence** is anything with the arrays of :class:`vggt_t_mv.data.synthetic.SyntheticRig` (``images``
+uint8 ``[T, N, H, W, 3]``, ``depth`` float32 ``[T, N, H, W]`` (0 = unknown), ``valid`` bool ``[T, N, H, W]``,
+``extrinsics`` ``[T, N, 3, 4]`` OpenCV camera-from-world, ``intrinsics`` ``[T, N, 3, 3]``, ``dynamic_masks`` bool
+``[T, N, H, W]``). Three sources make them:
+
+* :func:`synthetic_sequences`: procedural rigs rendered with :func:`vggt_t_mv.data.make_synthetic_rig`, one per
+  seed, with the rig's camera spacing, radius, field of view, speed and number of moving objects drawn per seed;
+* :func:`recorded_sequences`: a folder of recorded samples, one sub-folder per sequence in the capture format of
+  :func:`vggt_t_mv.data.write_capture` (``cam0.mp4`` or ``cam0/*.png`` ... plus ``ground_truth.npz``). Real rig
+  data is added by writing that format; ``depth`` and ``dynamic_masks`` may be left out of the npz (their losses
+  are then skipped for that sequence: ``depth`` missing = nothing valid, masks missing = ``mask_known`` False).
+
+:class:`WindowDataset` cuts every sequence into windows of ``T`` timesteps (``time_stride`` apart) and ``N``
+cameras (contiguous in the rig's camera order, wrapping), resized (cover + centre crop) to the training size.
+Every item is a :class:`Sample` of tensors; the batch dimension comes from :func:`collate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from vggt_t_mv.geometry import depth_to_world_points
+
+GROUND_TRUTH_FILE = "ground_truth.npz"
+
+
+# ----------------------------------------------------------------------------------------------------------- samples
+@dataclass
+class Sample:
+    """One window (or a batch of them, with a leading ``B`` on every tensor). Shapes without the batch:
+
+    Conventions: OpenCV camera-from-world extrinsics, pixel ``(u, v)`` = integer column / row, z-depth.
+    """
+
+    images: Tensor  # float32 [T, N, 3, H, W] in [0, 1]
+    depth: Tensor  # float32 [T, N, H, W], 0 where unknown
+    valid: Tensor  # bool [T, N, H, W] depth (and world point) known
+    world_points: Tensor  # float32 [T, N, H, W, 3] world coordinates (0 where not valid)
+    extrinsics: Tensor  # float32 [T, N, 3, 4]
+    intrinsics: Tensor  # float32 [T, N, 3, 3]
+    dynamic_masks: Tensor  # float32 [T, N, H, W] 1 = the pixel sees something moving
+    mask_known: Tensor  # bool [T, N, H, W] the dynamic-mask label exists
+
+    def to(self, device: torch.device | str) -> Sample:
+        return Sample(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+
+
+def collate(samples: list[Sample]) -> Sample:
+    """Stack samples into a batch (a leading ``B`` on every tensor)."""
+    return Sample(**{f.name: torch.stack([getattr(s, f.name) for s in samples]) for f in dataclasses.fields(Sample)})
+
+
+def noisy_masks(masks: Tensor, noise: float, generator: torch.Generator) -> Tensor:
+    """Ground-truth masks ``[..., H, W]`` with a fraction ``noise`` of pixels flipped: a stand-in for the external
+    masks of a motion segmenter, so the fusion gate learns how far to trust them."""
+    flip = torch.rand(masks.shape, generator=generator) < noise
+    return torch.where(flip.to(masks.device), 1 - masks, masks)
+
+
+# --------------------------------------------------------------------------------------------------------- sequences
+@dataclass
+class Sequence:
+    """Arrays of one recorded or rendered sequence (numpy, shapes as in the module docstring)."""
+
+    images: np.ndarray
+    depth: np.ndarray
+    valid: np.ndarray
+    extrinsics: np.ndarray
+    intrinsics: np.ndarray
+    dynamic_masks: np.ndarray
+    mask_known: bool = True
+    name: str = ""
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_cameras(self) -> int:
+        return int(self.images.shape[1])
+
+    @classmethod
+    def from_rig(cls, rig: Any, name: str = "") -> Sequence:
+        """From a :class:`~vggt_t_mv.data.synthetic.SyntheticRig` (or anything with the same arrays)."""
+        return cls(
+            images=rig.images,
+            depth=rig.depth,
+            valid=rig.valid,
+            extrinsics=rig.extrinsics,
+            intrinsics=rig.intrinsics,
+            dynamic_masks=rig.dynamic_masks,
+            name=name,
+        )
+
+
+@dataclass
+class SyntheticDataConfig:
+    """Procedural rigs, one per seed. ``seeds`` is a list or ``"first-last"`` (inclusive). Per seed, the rig
+    parameters are drawn uniformly from the ranges below (``randomize=False`` keeps the defaults)."""
+
+    seeds: list[int] | str = "100-139"
+    num_timesteps: int = 8
+    num_cameras: int = 4
+    height: int = 98
+    width: int = 140
+    randomize: bool = True
+    fov_deg: tuple[float, float] = (50.0, 70.0)
+    camera_spacing_deg: tuple[float, float] = (12.0, 24.0)
+    rig_radius: tuple[float, float] = (4.5, 6.0)
+    rig_yaw_speed_deg: tuple[float, float] = (-20.0, 20.0)
+    num_moving_objects: tuple[int, int] = (1, 3)
+    cache_dir: str | None = None  # rendered rigs are stored here as npz and read back next time
+
+    def seed_list(self) -> list[int]:
+        return parse_seeds(self.seeds)
+
+
+def parse_seeds(seeds: list[int] | str | int) -> list[int]:
+    """``[1, 2]``, ``"100-139"`` (inclusive), ``"1,5,7"`` or ``7`` -> a list of ints."""
+    if isinstance(seeds, int):
+        return [seeds]
+    if isinstance(seeds, str):
+        out: list[int] = []
+        for part in seeds.split(","):
+            part = part.strip()
+            if "-" in part:
+                first, last = part.split("-", 1)
+                out.extend(range(int(first), int(last) + 1))
+            elif part:
+                out.append(int(part))
+        return out
+    return [int(s) for s in seeds]
+
+
+def synthetic_rig_config(cfg: SyntheticDataConfig, seed: int):
+    """The :class:`~vggt_t_mv.data.SyntheticRigConfig` of one seed (parameters drawn from ``cfg``'s ranges)."""
+    from vggt_t_mv.data.synthetic import SyntheticRigConfig
+
+    values: dict[str, Any] = dict(
+        num_timesteps=cfg.num_timesteps, num_cameras=cfg.num_cameras, height=cfg.height, width=cfg.width, seed=seed
+    )
+    if cfg.randomize:
+        rng = np.random.default_rng([seed, 7919])
+        values.update(
+            fov_deg=float(rng.uniform(*cfg.fov_deg)),
+            camera_spacing_deg=float(rng.uniform(*cfg.camera_spacing_deg)),
+            rig_radius=float(rng.uniform(*cfg.rig_radius)),
+            rig_yaw_speed_deg=float(rng.uniform(*cfg.rig_yaw_speed_deg)),
+            num_moving_objects=int(rng.integers(cfg.num_moving_objects[0], cfg.num_moving_objects[1] + 1)),
+        )
+    return SyntheticRigConfig(**values)
+
+
+def synthetic_sequences(cfg: SyntheticDataConfig) -> list[Sequence]:
+    """Render (or read from ``cfg.cache_dir``) one rig per seed."""
+    from vggt_t_mv.data.synthetic import make_synthetic_rig
+
+    sequences = []
+    for seed in cfg.seed_list():
+        rig_cfg = synthetic_rig_config(cfg, seed)
+        cache = None
+        if cfg.cache_dir:
+            key = json.dumps(rig_cfg.to_dict(), sort_keys=True)
+            digest = abs(hash_string(key))
+            cache = Path(cfg.cache_dir) / f"rig_seed{seed}_{digest:016x}.npz"
+        if cache is not None and cache.is_file():
+            with np.load(cache) as data:
+                arrays = {k: data[k] for k in data.files}
+            sequences.append(Sequence(**arrays, name=f"synthetic-{seed}"))
+            continue
+        sequence = Sequence.from_rig(make_synthetic_rig(rig_cfg), name=f"synthetic-{seed}")
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            arrays = {f: getattr(sequence, f) for f in ("images", "depth", "valid", "extrinsics", "intrinsics")}
+            temporary = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
+            np.savez(temporary, dynamic_masks=sequence.dynamic_masks, **arrays)
+            temporary.replace(cache)
+        sequences.append(sequence)
+    return sequences
+
+
+def hash_string(text: str) -> int:
+    """A stable 64-bit hash of a string (Python's ``hash`` is salted per process)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def load_recorded_sequence(folder: str | Path) -> Sequence:
+    """One recorded sample folder: frames (``<camera>.mp4`` or ``<camera>/*.png``) plus ``ground_truth.npz`` with
+    ``extrinsics [T, N, 3, 4]``, ``intrinsics [T, N, 3, 3]``, ``camera_names [N]`` and optionally ``depth [T, N, H, W]``
+    (float32 metres or uint16 with ``depth_scale``; 0 = unknown) and ``dynamic_masks [T, N, H, W]`` bool."""
+    from vggt_t_mv.data.synthetic import _decode_depth, _read_camera_frames
+
+    folder = Path(folder)
+    with np.load(folder / GROUND_TRUTH_FILE) as data:
+        arrays = {key: data[key] for key in data.files}
+    for key in ("extrinsics", "intrinsics", "camera_names"):
+        if key not in arrays:
+            raise ValueError(f"{folder / GROUND_TRUTH_FILE} has no {key!r}")
+    names = [str(n) for n in arrays["camera_names"]]
+    images = np.stack([_read_camera_frames(folder, name) for name in names], axis=1)
+    shape = images.shape[:4]
+    if "depth" in arrays:
+        depth = _decode_depth(arrays["depth"], float(arrays.get("depth_scale", 1.0)))
+    else:
+        depth = np.zeros(shape, np.float32)
+    if depth.shape != shape:
+        raise ValueError(f"{folder}: frames {shape} do not match the depth {depth.shape}")
+    known = "dynamic_masks" in arrays
+    masks = arrays["dynamic_masks"].astype(bool) if known else np.zeros(shape, bool)
+    extrinsics = arrays["extrinsics"].astype(np.float32)
+    if extrinsics.shape[:2] != shape[:2]:
+        raise ValueError(f"{folder}: extrinsics {extrinsics.shape} do not match the frames {shape}")
+    return Sequence(
+        images=images,
+        depth=depth,
+        valid=depth > 0,
+        extrinsics=extrinsics,
+        intrinsics=arrays["intrinsics"].astype(np.float32),
+        dynamic_masks=masks,
+        mask_known=known,
+        name=folder.name,
+    )
+
+
+def recorded_sequences(root: str | Path) -> list[Sequence]:
+    """Every sub-folder of ``root`` holding a ``ground_truth.npz`` (or ``root`` itself if it holds one), by name."""
+    root = Path(root)
+    if (root / GROUND_TRUTH_FILE).is_file():
+        return [load_recorded_sequence(root)]
+    folders = sorted(p for p in root.iterdir() if (p / GROUND_TRUTH_FILE).is_file()) if root.is_dir() else []
+    if not folders:
+        raise FileNotFoundError(f"{root} holds no sample folder with a {GROUND_TRUTH_FILE}")
+    return [load_recorded_sequence(p) for p in folders]
+
+
+# ------------------------------------------------------------------------------------------------------------ windows
+@dataclass
+class WindowConfig:
+    """How sequences are cut into training windows.
+
+    ``timesteps`` x ``cameras`` frames of ``height`` x ``width`` (multiples of 14); windows start every
+    ``window_stride`` timesteps and take every ``time_stride``-th timestep; ``camera_offsets`` rotates the camera
+    order (``"all"``: every rotation, so each camera serves as the reference; ``"first"``: only camera 0 first).
+    """
+
+    timesteps: int = 2
+    cameras: int = 3
+    height: int = 98
+    width: int = 140
+    time_stride: int = 1
+    window_stride: int = 1
+    camera_offsets: str = "all"
+
+
+@dataclass(frozen=True)
+class WindowIndex:
+    sequence: int
+    start: int
+    camera_offset: int
+
+
+class WindowDataset(Dataset):
+    """Map-style dataset of :class:`Sample` windows over a list of :class:`Sequence`. Deterministic: item ``i``
+    is always the same tensors."""
+
+    def __init__(self, sequences: list[Sequence], cfg: WindowConfig) -> None:
+        if cfg.height % 14 or cfg.width % 14:
+            raise ValueError(f"window height and width must be multiples of 14, got {cfg.height}x{cfg.width}")
+        if cfg.camera_offsets not in ("all", "first"):
+            raise ValueError(f"camera_offsets must be 'all' or 'first', got {cfg.camera_offsets!r}")
+        self.sequences, self.cfg = sequences, cfg
+        span = (cfg.timesteps - 1) * cfg.time_stride + 1
+        self.index: list[WindowIndex] = []
+        for s, seq in enumerate(sequences):
+            if seq.num_cameras < cfg.cameras:
+                raise ValueError(f"sequence {seq.name!r} has {seq.num_cameras} cameras, windows need {cfg.cameras}")
+            offsets = range(seq.num_cameras) if cfg.camera_offsets == "all" else range(1)
+            for start in range(0, seq.num_timesteps - span + 1, cfg.window_stride):
+                self.index.extend(WindowIndex(s, start, o) for o in offsets)
+        if not self.index:
+            raise ValueError(f"no window of {cfg.timesteps} timesteps (stride {cfg.time_stride}) fits the sequences")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> Sample:
+        cfg, where = self.cfg, self.index[i]
+        seq = self.sequences[where.sequence]
+        times = where.start + cfg.time_stride * np.arange(cfg.timesteps)
+        cams = (where.camera_offset + np.arange(cfg.cameras)) % seq.num_cameras
+        grid = np.ix_(times, cams)
+        return window_sample(
+            images=seq.images[grid],
+            depth=seq.depth[grid],
+            valid=seq.valid[grid],
+            extrinsics=seq.extrinsics[grid],
+            intrinsics=seq.intrinsics[grid],
+            dynamic_masks=seq.dynamic_masks[grid],
+            mask_known=seq.mask_known,
+            target_hw=(cfg.height, cfg.width),
+        )
+
+
+def window_sample(
+    images: np.ndarray,
+    depth: np.ndarray,
+    valid: np.ndarray,
+    extrinsics: np.ndarray,
+    intrinsics: np.ndarray,
+    dynamic_masks: np.ndarray,
+    mask_known: bool,
+    target_hw: tuple[int, int],
+) -> Sample:
+    """Numpy window arrays (shapes as :class:`Sequence`, ``[T, N, ...]``) -> a :class:`Sample` at ``target_hw``.
+
+    Frames of another size are scaled to cover ``target_hw`` and centre-cropped (bilinear for images, nearest for
+    depth, validity and masks); the intrinsics follow (focal lengths scaled, principal point shifted by the crop).
+    World points are recomputed from the resized depth and cameras.
+    """
+    images_t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 1, 4, 2, 3).float() / 255.0
+    depth_t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))
+    valid_t = torch.from_numpy(np.ascontiguousarray(valid)).bool() & (depth_t > 0)
+    masks_t = torch.from_numpy(np.ascontiguousarray(dynamic_masks)).float()
+    intrinsics_t = torch.from_numpy(np.ascontiguousarray(intrinsics, dtype=np.float32)).clone()
+    extrinsics_t = torch.from_numpy(np.ascontiguousarray(extrinsics, dtype=np.float32))
+    if tuple(images_t.shape[-2:]) != tuple(target_hw):
+        images_t, depth_t, valid_t, masks_t, intrinsics_t = resize_window(
+            images_t, depth_t, valid_t, masks_t, intrinsics_t, target_hw
+        )
+    depth_t = torch.where(valid_t, depth_t, torch.zeros_like(depth_t))
+    points = depth_to_world_points(depth_t.double(), extrinsics_t.double(), intrinsics_t.double()).float()
+    points = torch.where(valid_t[..., None], points, torch.zeros_like(points))
+    known = torch.full_like(valid_t, bool(mask_known))
+    return Sample(images_t, depth_t, valid_t, points, extrinsics_t, intrinsics_t, masks_t, known)
+
+
+def resize_window(
+    images: Tensor, depth: Tensor, valid: Tensor, masks: Tensor, intrinsics: Tensor, target_hw: tuple[int, int]
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Cover-resize + centre-crop ``images [T, N, 3, h, w]``, ``depth / valid / masks [T, N, h, w]`` to
+    ``target_hw``; returns them and the adjusted ``intrinsics [T, N, 3, 3]``."""
+    height, width = images.shape[-2:]
+    th, tw = target_hw
+    scale = max(th / height, tw / width)
+    rh, rw = max(th, round(height * scale)), max(tw, round(width * scale))
+    top, left = (rh - th) // 2, (rw - tw) // 2
+    lead = images.shape[:2]
+
+    def resize(x: Tensor, mode: str) -> Tensor:
+        flat = x.reshape(-1, *x.shape[2:]) if x.dim() == 5 else x.reshape(-1, 1, *x.shape[2:])
+        kwargs = {"align_corners": False, "antialias": True} if mode == "bilinear" else {}
+        out = F.interpolate(flat.float(), size=(rh, rw), mode=mode, **kwargs)[..., top : top + th, left : left + tw]
+        return out.reshape(*lead, *out.shape[1:]) if x.dim() == 5 else out.reshape(*lead, th, tw)
+
+    intrinsics = intrinsics.clone()
+    sx, sy = rw / width, rh / height
+    intrinsics[..., 0, 0] *= sx
+    intrinsics[..., 1, 1] *= sy
+    intrinsics[..., 0, 2] = intrinsics[..., 0, 2] * sx - left
+    intrinsics[..., 1, 2] = intrinsics[..., 1, 2] * sy - top
+    return (
+        resize(images, "bilinear").clamp(0, 1),
+        resize(depth, "nearest"),
+        resize(valid.float(), "nearest") > 0.5,
+        resize(masks, "nearest"),
+        intrinsics,
+    )
+
+
+@dataclass
+class DataConfig:
+    """The training data of a run: ``kind`` ``"synthetic"`` (procedural rigs) or ``"folder"`` (recorded samples in
+    ``folder``), windows as ``window`` says, ``batch_size`` windows per step and process."""
+
+    kind: str = "synthetic"
+    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    folder: str | None = None
+    window: WindowConfig = field(default_factory=WindowConfig)
+    batch_size: int = 1
+    external_mask_prob: float = 0.0  # fraction of steps that feed noisy GT masks as the external mask input
+    external_mask_noise: float = 0.05  # fraction of their pixels flipped
+
+
+def build_dataset(cfg: DataConfig) -> WindowDataset:
+    """The :class:`WindowDataset` a :class:`DataConfig` describes."""
+    if cfg.kind == "synthetic":
+        sequences = synthetic_sequences(cfg.synthetic)
+    elif cfg.kind == "folder":
+        if not cfg.folder:
+            raise ValueError("data.kind 'folder' needs data.folder")
+        sequences = recorded_sequences(cfg.folder)
+    else:
+        raise ValueError(f"data.kind must be 'synthetic' or 'folder', got {cfg.kind!r}")
+    return WindowDataset(sequences, cfg.window)

@@ -1,0 +1,93 @@
+"""Freeze policies: which parameters a run trains.
+
+* ``new``: only the parameters with no pretrained source (``LoadReport.new``: lambda_pose / lambda_geo, the
+  SpatialMaskHead, the fusion gate, and stream copies no source filled);
+* ``streams``: ``new`` plus everything from layer pair ``L_mid`` (``cfg.stream_split``) on: both streams' blocks
+  (``aggregator.{pose,geo}_{time,view}_blocks.*``, or the trunk's own blocks at those layers in ``shared`` mode)
+  and the heads that read them (camera, depth, point);
+* ``all``: every parameter.
+
+The track head is always frozen: no loss trains it here. A printed summary counts trainable parameters per module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from vggt_t_mv.weights import module_group
+
+POLICIES = ("new", "streams", "all")
+_BLOCK = re.compile(r"^aggregator\.(?:pose_|geo_)?(?:time|view)_blocks\.(\d+)\.")
+_STREAM_HEADS = ("camera_head.", "depth_head.", "point_head.")
+ALWAYS_FROZEN = ("track_head.",)
+
+
+@dataclass
+class FreezeSummary:
+    """What :func:`apply_freeze_policy` left trainable."""
+
+    policy: str
+    trainable: list[str] = field(default_factory=list, repr=False)  # parameter names
+    frozen: list[str] = field(default_factory=list, repr=False)
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # module -> (trainable numel, total numel)
+
+    @property
+    def num_trainable(self) -> int:
+        return sum(t for t, _ in self.counts.values())
+
+    @property
+    def num_total(self) -> int:
+        return sum(n for _, n in self.counts.values())
+
+    def table(self) -> str:
+        """Per module: trainable / total parameters; then the totals."""
+        lines = [f"freeze policy {self.policy!r}", f"{'module':<42} {'trainable':>12} {'total':>12}"]
+        for module in sorted(self.counts):
+            trainable, total = self.counts[module]
+            lines.append(f"{module:<42} {trainable:>12,} {total:>12,}")
+        share = 100 * self.num_trainable / max(self.num_total, 1)
+        lines.append(f"{'total':<42} {self.num_trainable:>12,} {self.num_total:>12,}  ({share:.1f} % trainable)")
+        return "\n".join(lines)
+
+
+def trainable_names(model: nn.Module, policy: str, new: set[str] | list[str] | None = None) -> set[str]:
+    """Parameter names ``policy`` trains. ``new``: the names with no pretrained source (``LoadReport.new``);
+    None means nothing was loaded, so every parameter is new."""
+    if policy not in POLICIES:
+        raise ValueError(f"freeze policy must be one of {POLICIES}, got {policy!r}")
+    names = [name for name, _ in model.named_parameters()]
+    new_set = set(names) if new is None else set(new)
+    if policy == "all":
+        chosen = set(names)
+    elif policy == "new":
+        chosen = {n for n in names if n in new_set}
+    else:
+        split = getattr(model.cfg, "stream_split", None)
+        first = split if split is not None else model.cfg.depth
+        chosen = set()
+        for name in names:
+            match = _BLOCK.match(name)
+            late_block = match is not None and int(match.group(1)) >= first
+            if name in new_set or late_block or name.startswith(_STREAM_HEADS):
+                chosen.add(name)
+    return {n for n in chosen if not n.startswith(ALWAYS_FROZEN)}
+
+
+def apply_freeze_policy(model: nn.Module, policy: str, new: set[str] | list[str] | None = None) -> FreezeSummary:
+    """Set ``requires_grad`` of every parameter of ``model`` as ``policy`` says; returns the summary."""
+    chosen = trainable_names(model, policy, new)
+    summary = FreezeSummary(policy)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for name, parameter in model.named_parameters():
+        train = name in chosen
+        parameter.requires_grad_(train)
+        (summary.trainable if train else summary.frozen).append(name)
+        counts[module_group(name)][1] += parameter.numel()
+        if train:
+            counts[module_group(name)][0] += parameter.numel()
+    summary.counts = {k: (v[0], v[1]) for k, v in counts.items()}
+    return summary

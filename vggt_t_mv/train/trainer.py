@@ -1,0 +1,413 @@
+"""The training loop: single process or ``torchrun`` (DistributedDataParallel), resumable.
+
+Output folder ``run.out``::
+
+    config.json                 the TrainConfig of the run
+    metrics.jsonl               one JSON record per logged step (loss terms averaged over processes, lr, speed)
+    loss_curve.png              total and per-term losses (needs matplotlib; skipped with a warning otherwise)
+    checkpoints/step_000200/    model.safetensors + config.json (save_pretrained) + training_state.pt
+                                (optimizer, schedule, step, RNG states, the TrainConfig)
+    final/                      the last weights (save_pretrained) + train_config.json + metrics.json
+    summary.json                steps, final loss, wall time, per-process weight checksums
+
+Data order is a function of the step alone (a :class:`~torch.utils.data.DistributedSampler` per epoch, the step's
+slice of it), so ``--resume`` continues exactly where the checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from vggt_t_mv.config import ModelConfig
+from vggt_t_mv.model import VGGTTMV
+from vggt_t_mv.train.config import ModelSection, OptimConfig, TrainConfig
+from vggt_t_mv.train.dataset import Sample, WindowDataset, build_dataset, collate, noisy_masks
+from vggt_t_mv.train.freeze import FreezeSummary, apply_freeze_policy
+from vggt_t_mv.train.losses import TERM_NAMES, compute_loss
+from vggt_t_mv.weights import load_pretrained, save_pretrained
+
+STATE_FILE = "training_state.pt"
+CHECKPOINTS = "checkpoints"
+
+
+# ------------------------------------------------------------------------------------------------------ processes
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialized_here: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
+    """Read torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and join the process group:
+    ``nccl`` on CUDA, ``gloo`` on CPU. Returns the process info and its device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device_name == "auto":
+        device = torch.device(f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(device_name)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device(f"cuda:{info.local_rank}")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if info.distributed and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        info.initialized_here = True
+    return info, device
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+def build_model(section: ModelSection) -> tuple[VGGTTMV, list[str] | None, str]:
+    """The model of ``section`` with its weights loaded; returns it, the names with no pretrained source (None when
+    nothing was loaded) and a one-line description of where the weights came from."""
+    if section.pretrained:
+        from vggt_t_mv.weights import read_saved_config
+
+        cfg = ModelConfig.from_dict({**read_saved_config(section.pretrained), **section.overrides})
+    elif section.config_file:
+        cfg = ModelConfig.from_dict({**ModelConfig.from_json(section.config_file).to_dict(), **section.overrides})
+    else:
+        preset = getattr(ModelConfig, section.preset, None)
+        if preset is None or section.preset.startswith("_") or not callable(preset):
+            raise ValueError(f"unknown model preset {section.preset!r}")
+        cfg = ModelConfig.from_dict({**preset().to_dict(), **section.overrides})
+    model = VGGTTMV(cfg)
+    source = section.pretrained or section.checkpoint
+    if source is None and section.pi3 is None:
+        return model, None, "random initialisation"
+    report = load_pretrained(model, checkpoint=source, pi3=section.pi3)
+    return model, report.new, report.summary()
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices, none on biases, norms, tokens and scalars (1-D or 0-D tensors)."""
+    decay, no_decay = [], []
+    for _, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_factor(step: int, cfg: OptimConfig) -> float:
+    """Multiplier of ``cfg.lr`` at ``step``: linear warmup over ``warmup_steps``, then cosine to ``min_lr_ratio``."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def weights_checksum(model: nn.Module) -> str:
+    """SHA-256 over every state-dict tensor's name and bytes (identical weights <=> identical checksum)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------------------ data
+class StepBatches:
+    """The batch of every step: epoch ``e = step // steps_per_epoch`` shuffles with ``DistributedSampler.set_epoch(e)``
+    and step ``step % steps_per_epoch`` takes its ``batch_size`` consecutive indices of this process's share."""
+
+    def __init__(self, dataset: WindowDataset, batch_size: int, info: DistInfo, seed: int) -> None:
+        self.dataset, self.batch_size = dataset, batch_size
+        self.sampler = DistributedSampler(
+            dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed, drop_last=True
+        )
+        self.steps_per_epoch = len(self.sampler) // batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"{len(dataset)} windows are too few for batch size {batch_size} on {info.world_size} processes"
+            )
+        self._epoch, self._order = -1, []
+
+    def indices(self, step: int) -> list[int]:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._epoch, self._order = epoch, list(iter(self.sampler))
+        return self._order[position * self.batch_size : (position + 1) * self.batch_size]
+
+    def batch(self, step: int) -> Sample:
+        return collate([self.dataset[i] for i in self.indices(step)])
+
+
+# ----------------------------------------------------------------------------------------------------- checkpoints
+def checkpoint_dirs(out: Path) -> list[Path]:
+    """Complete checkpoints of a run folder, oldest first."""
+    folder = out / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.name.startswith("step_") and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def save_checkpoint(out: Path, step: int, model: nn.Module, optimizer, scheduler, cfg: TrainConfig) -> Path:
+    """Write ``checkpoints/step_<step>/`` atomically (a temporary folder renamed when complete)."""
+    final = out / CHECKPOINTS / f"step_{step:06d}"
+    temporary = final.with_name(final.name + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    save_pretrained(model, temporary)
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "config": cfg.to_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        },
+    }
+    torch.save(state, temporary / STATE_FILE)
+    shutil.rmtree(final, ignore_errors=True)
+    temporary.rename(final)
+    for old in checkpoint_dirs(out)[: -max(cfg.run.keep_last, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(folder: Path, model: nn.Module, optimizer, scheduler) -> int:
+    """Restore weights, optimizer, schedule and RNG states from a checkpoint folder; returns its step."""
+    load_pretrained(model, folder, strict=True, checkpoint_layout="ours")
+    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    return int(state["step"])
+
+
+# ------------------------------------------------------------------------------------------------------- the loop
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    final_loss: float | None
+    seconds: float
+    checksums: list[str] = field(default_factory=list)  # per process, at the end
+    freeze: FreezeSummary | None = None
+
+
+def _external_masks(batch: Sample, cfg: TrainConfig, step: int, rank: int) -> Any:
+    """Noisy ground-truth masks as external input in a ``data.external_mask_prob`` share of steps, else None. The
+    choice depends on the step only (all processes agree); the noise differs per process."""
+    if cfg.data.external_mask_prob <= 0:
+        return None
+    choice = torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step)
+    if torch.rand((), generator=choice).item() >= cfg.data.external_mask_prob:
+        return None
+    noise = torch.Generator().manual_seed(cfg.run.seed * 1_000_003 + step * 7919 + 104_729 * (rank + 1))
+    return noisy_masks(batch.dynamic_masks, cfg.data.external_mask_noise, noise)
+
+
+def _autocast(device: torch.device, amp: str):
+    if amp not in ("auto", "bf16", "off"):
+        raise ValueError(f"run.amp must be 'auto', 'bf16' or 'off', got {amp!r}")
+    enabled = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    stop_after: int | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train as ``cfg`` says. ``resume``: continue from the newest checkpoint in ``cfg.run.out``. ``stop_after``:
+    stop (and checkpoint) after this many steps in total, without changing the schedule (for tests and time limits).
+    Under ``torchrun`` every process calls this; only rank 0 writes files."""
+    start_time = time.time()
+    info, device = setup_distributed(cfg.run.device)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    out = Path(cfg.run.out)
+    say = log if info.is_main else (lambda _text: None)
+    try:
+        torch.manual_seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed)
+        random.seed(cfg.run.seed)
+        model, new_names, source = build_model(cfg.model)
+        say(f"weights: {source}")
+        summary = apply_freeze_policy(model, cfg.model.freeze, new_names)
+        say(summary.table())
+        if summary.num_trainable == 0:
+            raise ValueError(f"freeze policy {cfg.model.freeze!r} leaves nothing to train")
+        model.aggregator.gradient_checkpointing = cfg.model.gradient_checkpointing
+        model.to(device).train()
+        dataset = build_dataset(cfg.data)
+        batches = StepBatches(dataset, cfg.data.batch_size, info, cfg.run.seed)
+        say(f"data: {len(dataset)} windows, {batches.steps_per_epoch} steps per epoch and process")
+        optimizer = torch.optim.AdamW(
+            parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg.optim))
+        step = 0
+        if resume:
+            found = checkpoint_dirs(out)
+            if not found:
+                raise FileNotFoundError(f"--resume: no checkpoint in {out / CHECKPOINTS}")
+            step = load_checkpoint(found[-1], model, optimizer, scheduler)
+            say(f"resumed from {found[-1]} at step {step}")
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            _truncate_metrics(out / "metrics.jsonl", step)
+        runner: nn.Module = model
+        if info.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            runner = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        last = cfg.optim.max_steps if stop_after is None else min(stop_after, cfg.optim.max_steps)
+        final_loss, tick, window_losses = None, time.time(), []
+        while step < last:
+            batch = batches.batch(step).to(device)
+            masks = _external_masks(batch, cfg, step, info.rank)
+            with _autocast(device, cfg.run.amp):
+                preds = runner(batch.images, masks=masks)
+            loss = compute_loss(preds, batch, cfg.loss, external_masks=masks is not None)
+            if not torch.isfinite(loss.total):
+                raise FloatingPointError(f"loss is {loss.total.item()} at step {step}: {loss.terms}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], cfg.optim.grad_clip
+            )
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            window_losses.append(loss.total.item())
+            if step % cfg.run.log_every == 0 or step == last:
+                record = _log_record(loss, grad_norm, step, scheduler, info, tick, len(window_losses), window_losses)
+                final_loss, tick, window_losses = record["loss"], time.time(), []
+                if info.is_main:
+                    with open(out / "metrics.jsonl", "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    say(_format_record(record))
+            if step % cfg.run.save_every == 0 or step == last:
+                if info.is_main:
+                    save_checkpoint(out, step, model, optimizer, scheduler, cfg)
+                    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
+                if info.distributed:
+                    dist.barrier()
+        checksums = [weights_checksum(model)]
+        if info.distributed:
+            gathered: list[Any] = [None] * info.world_size
+            dist.all_gather_object(gathered, checksums[0])
+            checksums = list(gathered)
+        seconds = time.time() - start_time
+        if info.is_main and step >= cfg.optim.max_steps:
+            save_pretrained(model, out / "final")
+            (out / "final" / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if info.is_main:
+            summary_data = {
+                "steps": step,
+                "final_loss": final_loss,
+                "seconds": seconds,
+                "world_size": info.world_size,
+                "checksums": checksums,
+                "trainable_parameters": summary.num_trainable,
+                "total_parameters": summary.num_total,
+            }
+            (out / "summary.json").write_text(json.dumps(summary_data, indent=2) + "\n")
+        return TrainResult(out, step, final_loss, seconds, checksums, summary)
+    finally:
+        if info.initialized_here and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _log_record(loss, grad_norm, step, scheduler, info: DistInfo, tick, steps, window_losses) -> dict[str, Any]:
+    """Loss terms of this step averaged over the processes that have them, plus the mean total since the last
+    record (every process sends the same fixed-size vector: a value and a presence flag per possible term)."""
+    names = TERM_NAMES
+    values = torch.zeros(2 * len(names) + 1, dtype=torch.float64)
+    for i, name in enumerate(names):
+        if name in loss.terms:
+            values[2 * i], values[2 * i + 1] = loss.terms[name].item(), 1.0
+    values[-1] = float(np.mean(window_losses))
+    if info.distributed:
+        dist.all_reduce(values)
+    record: dict[str, Any] = {"step": step, "loss": float(values[-1]) / info.world_size}
+    for i, name in enumerate(names):
+        if values[2 * i + 1] > 0:
+            record[name] = float(values[2 * i] / values[2 * i + 1])
+    record.update(lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm), s_per_step=(time.time() - tick) / steps)
+    return record
+
+
+def _format_record(record: dict[str, Any]) -> str:
+    terms = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("step", "loss", "lr", "s_per_step"))
+    head = f"step {record['step']:>6} loss {record['loss']:.4f} lr {record['lr']:.2e}"
+    return f"{head} {record['s_per_step']:.2f}s/it {terms}"
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_loss_curve(metrics: Path, png: Path) -> Path | None:
+    """Plot the total loss and every term of ``metrics.jsonl`` against the step (log scale); None without
+    matplotlib or records."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        warnings.warn("matplotlib is not installed: no loss-curve PNG", stacklevel=2)
+        return None
+    records = read_metrics(metrics) if metrics.is_file() else []
+    if not records:
+        return None
+    skip = {"step", "lr", "grad_norm", "s_per_step"}
+    names = [k for k in records[-1] if k not in skip]
+    steps = [r["step"] for r in records]
+    figure, (ax_total, ax_terms) = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax_total.plot(steps, [r["loss"] for r in records], color="black")
+    ax_total.set(title="total loss", xlabel="step", yscale="symlog")
+    for name in names:
+        if name != "loss":
+            ax_terms.plot(steps, [abs(r.get(name, float("nan"))) for r in records], label=name)
+    ax_terms.set(title="loss terms (|value|)", xlabel="step", yscale="log")
+    ax_terms.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(png, dpi=90)
+    plt.close(figure)
+    return png
