@@ -75,7 +75,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
         f"float32, grid {args.times}x{args.views}, {args.height}x{args.width} px"
     )
-    print("| config | variant | aggregator (s) | vs single | expected | parameters | vs single |")
+    print("| config | variant | aggregator (s) | vs single | expected (layers only) | parameters | vs single |")
     print("|---|---|---|---|---|---|---|")
     for base_name, base in chosen.items():
         reference_time = reference_params = None
