@@ -13,7 +13,6 @@ import click
 import numpy as np
 
 from app.capture import CaptureError, CaptureOptions, RigCapture
-from app.distributed import init_from_env, shutdown
 from app.preprocess import MODES, PreprocessConfig
 from app.reconstruction import ReconstructionError
 
@@ -181,7 +180,9 @@ def run_command(capture: Path, out: Path, **options) -> None:
     warnings.showwarning = lambda message, category, *args, **kw: click.secho(
         f"warning: {message}", fg="yellow", err=True
     )
-    ctx = init_from_env()
+    from vggt_t_mv.distributed import DistContext
+
+    ctx = DistContext.from_env()
     try:
         rig = RigCapture.open(
             capture,
@@ -206,6 +207,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
             calibration=options["calibration"],
         )
         plan = plan_run(rig, config)
+        ctx.join(plan.device)
         model, model_info = build_model(
             options["model_config"], options["checkpoint"], options["pi3"], options["random_weights"]
         )
@@ -238,7 +240,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
         click.secho(f"\ninterrupted: complete windows are kept in {out}; continue with --resume", err=True, fg="red")
         sys.exit(130)
     finally:
-        shutdown(ctx)
+        ctx.shutdown()
     if result is None:  # a torchrun rank other than 0: rank 0 wrote the reconstruction
         return
     click.echo(summary_text(result.reconstruction, result))

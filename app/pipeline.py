@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from app.capture import CaptureError, RigCalibration, RigCapture, discover_cameras, load_calibration
-from app.distributed import DistContext
 from app.preprocess import FrameTransform, PreprocessConfig, frame_transform, preprocess_frame
 from app.reconstruction import Reconstruction, ReconstructionError
 from app.stitching import (
@@ -47,6 +46,7 @@ from app.stitching import (
     rigid_rig,
     window_spans,
 )
+from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.geometry import depth_to_world_points, pose_encoding_to_extri_intri
 
 WINDOW_DEFAULTS = {"cuda": (16, 12), "mps": (8, 6), "cpu": (6, 4)}

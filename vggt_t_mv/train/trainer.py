@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -36,6 +35,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from vggt_t_mv.config import ModelConfig
+from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.model import VGGTTMV
 from vggt_t_mv.train.config import ModelSection, OptimConfig, TrainConfig
 from vggt_t_mv.train.dataset import Sample, WindowDataset, build_dataset, collate, noisy_masks
@@ -48,39 +48,16 @@ CHECKPOINTS = "checkpoints"
 
 
 # ------------------------------------------------------------------------------------------------------ processes
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    initialized_here: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
-    """Read torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and join the process group:
-    ``nccl`` on CUDA, ``gloo`` on CPU. Returns the process info and its device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    info = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if device_name == "auto":
-        device = torch.device(f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(device_name)
-        if device.type == "cuda" and device.index is None:
-            device = torch.device(f"cuda:{info.local_rank}")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if info.distributed and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        info.initialized_here = True
-    return info, device
+def setup_distributed(device_name: str) -> tuple[DistContext, torch.device]:
+    """Read torchrun's environment and join the process group (``nccl`` on CUDA, ``gloo`` on CPU); returns the
+    process context and its device (``auto``: this rank's GPU when there is one, else the CPU)."""
+    ctx = DistContext.from_env()
+    name = ctx.device_name(device_name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    ctx.join(device)
+    return ctx, device
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -138,7 +115,7 @@ class StepBatches:
     """The batch of every step: epoch ``e = step // steps_per_epoch`` shuffles with ``DistributedSampler.set_epoch(e)``
     and step ``step % steps_per_epoch`` takes its ``batch_size`` consecutive indices of this process's share."""
 
-    def __init__(self, dataset: WindowDataset, batch_size: int, info: DistInfo, seed: int) -> None:
+    def __init__(self, dataset: WindowDataset, batch_size: int, info: DistContext, seed: int) -> None:
         self.dataset, self.batch_size = dataset, batch_size
         self.sampler = DistributedSampler(
             dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed, drop_last=True
@@ -284,7 +261,7 @@ def train(
             (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
             _truncate_metrics(out / "metrics.jsonl", step)
         runner: nn.Module = model
-        if info.distributed:
+        if info.enabled:
             ids = [device.index] if device.type == "cuda" else None
             runner = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
         last = cfg.optim.max_steps if stop_after is None else min(stop_after, cfg.optim.max_steps)
@@ -317,10 +294,10 @@ def train(
                 if info.is_main:
                     save_checkpoint(out, step, model, optimizer, scheduler, cfg)
                     plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
-                if info.distributed:
+                if info.enabled:
                     dist.barrier()
         checksums = [weights_checksum(model)]
-        if info.distributed:
+        if info.enabled:
             gathered: list[Any] = [None] * info.world_size
             dist.all_gather_object(gathered, checksums[0])
             checksums = list(gathered)
@@ -341,11 +318,10 @@ def train(
             (out / "summary.json").write_text(json.dumps(summary_data, indent=2) + "\n")
         return TrainResult(out, step, final_loss, seconds, checksums, summary)
     finally:
-        if info.initialized_here and dist.is_initialized():
-            dist.destroy_process_group()
+        info.shutdown()
 
 
-def _log_record(loss, grad_norm, step, scheduler, info: DistInfo, tick, steps, window_losses) -> dict[str, Any]:
+def _log_record(loss, grad_norm, step, scheduler, info: DistContext, tick, steps, window_losses) -> dict[str, Any]:
     """Loss terms of this step averaged over the processes that have them, plus the mean total since the last
     record (every process sends the same fixed-size vector: a value and a presence flag per possible term)."""
     names = TERM_NAMES
@@ -354,7 +330,7 @@ def _log_record(loss, grad_norm, step, scheduler, info: DistInfo, tick, steps, w
         if name in loss.terms:
             values[2 * i], values[2 * i + 1] = loss.terms[name].item(), 1.0
     values[-1] = float(np.mean(window_losses))
-    if info.distributed:
+    if info.enabled:
         dist.all_reduce(values)
     record: dict[str, Any] = {"step": step, "loss": float(values[-1]) / info.world_size}
     for i, name in enumerate(names):
