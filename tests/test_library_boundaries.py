@@ -1,5 +1,4 @@
-"""The model library stands alone: importing it pulls in no viewer or app code, and the
-attention-cost benchmark runs."""
+"""The model library stands alone: importing it pulls in no viewer or app code, and the benchmarks run."""
 
 from __future__ import annotations
 
@@ -19,16 +18,21 @@ def test_model_library_imports_no_app_or_viewer_code() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_attention_cost_benchmark_runs_quick() -> None:
+def benchmark_rows(script: str, prefix: str = "| tiny") -> list[str]:
+    """The table rows that ``benchmarks/<script> --quick`` prints."""
     result = subprocess.run(
-        [sys.executable, "benchmarks/attention_cost.py", "--quick"],
+        [sys.executable, f"benchmarks/{script}", "--quick"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         check=True,
         timeout=300,
     )
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny")]
+    return [line for line in result.stdout.splitlines() if line.startswith(prefix)]
+
+
+def test_attention_cost_benchmark_runs_quick() -> None:
+    rows = benchmark_rows("attention_cost.py")
     assert len(rows) == 1
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert cells[1] == "4x2"
@@ -36,15 +40,7 @@ def test_attention_cost_benchmark_runs_quick() -> None:
 
 
 def test_stream_cost_benchmark_runs_quick() -> None:
-    result = subprocess.run(
-        [sys.executable, "benchmarks/stream_cost.py", "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        check=True,
-        timeout=300,
-    )
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny")]
+    rows = benchmark_rows("stream_cost.py")
     assert [row.split("|")[2].strip() for row in rows] == [
         "single stream",
         "two streams, shared, bias off",

@@ -117,35 +117,8 @@ class VGGTTMV(nn.Module):
             if cfg.camera_head
             else None
         )
-        dpt_sizes = dict(
-            dim_in=dim_in,
-            patch_size=cfg.patch_size,
-            features=cfg.dpt_features,
-            out_channels=cfg.dpt_out_channels,
-            intermediate_layers=cfg.dpt_intermediate_layers,
-        )
-        self.depth_head = (
-            DPTHead(
-                **dpt_sizes,
-                output_dim=2,
-                activation=cfg.depth_activation,
-                conf_activation=cfg.conf_activation,
-                pos_embed=cfg.dpt_pos_embed,
-            )
-            if cfg.depth_head
-            else None
-        )
-        self.point_head = (
-            DPTHead(
-                **dpt_sizes,
-                output_dim=4,
-                activation=cfg.point_activation,
-                conf_activation=cfg.conf_activation,
-                pos_embed=cfg.dpt_pos_embed,
-            )
-            if cfg.point_head
-            else None
-        )
+        self.depth_head = self._dense_head(output_dim=2, activation=cfg.depth_activation) if cfg.depth_head else None
+        self.point_head = self._dense_head(output_dim=4, activation=cfg.point_activation) if cfg.point_head else None
         self.track_head = (
             TrackHead(
                 dim_in=dim_in,
@@ -166,6 +139,21 @@ class VGGTTMV(nn.Module):
             )
             if cfg.track_head
             else None
+        )
+
+    def _dense_head(self, output_dim: int, activation: str) -> DPTHead:
+        """A DPT head over the aggregator's layers: ``output_dim - 1`` value channels plus a confidence."""
+        cfg = self.cfg
+        return DPTHead(
+            dim_in=cfg.token_dim,
+            patch_size=cfg.patch_size,
+            features=cfg.dpt_features,
+            out_channels=cfg.dpt_out_channels,
+            intermediate_layers=cfg.dpt_intermediate_layers,
+            output_dim=output_dim,
+            activation=activation,
+            conf_activation=cfg.conf_activation,
+            pos_embed=cfg.dpt_pos_embed,
         )
 
     @classmethod
