@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -152,9 +153,35 @@ def test_external_masks_reach_the_model(tmp_path: Path) -> None:
     missing = run_cli(capture, "--out", tmp_path / "o1", *TINY, "--size", 56, "--masks", masks, expect_ok=False)
     assert "no masks for camera(s) cam1" in missing.output
     write_solid_rig(tmp_path / "masks", num_cameras=2, num_timesteps=3, fmt="images")
-    # this model configuration has no external-mask input: the model's refusal is passed on clearly
+    # the single-stream tiny model has no external-mask input: the model's refusal is passed on clearly
     refused = run_cli(capture, "--out", tmp_path / "o2", *TINY, "--size", 56, "--masks", masks, expect_ok=False)
     assert refused.exit_code != 0 and "--masks" in refused.output and "mask" in refused.output
+
+
+def test_external_masks_land_in_the_reconstruction(tmp_path: Path) -> None:
+    """A two-stream model whose config lets external masks override its own: the stored dynamic mask is the
+    external one (left half moving, right half static), per camera and timestep, after preprocessing."""
+    import cv2
+
+    from vggt_t_mv import ModelConfig
+
+    capture = write_solid_rig(tmp_path / "cap", num_cameras=2, num_timesteps=3, fmt="images")
+    for k in range(2):
+        (tmp_path / "masks" / f"cam{k}").mkdir(parents=True)
+        for t in range(3):
+            mask = np.zeros((48, 64), np.uint8)
+            mask[:, : 32 if k == 0 else 16] = 255
+            cv2.imwrite(str(tmp_path / "masks" / f"cam{k}" / f"{t:06d}.png"), mask)
+    config = dataclasses.replace(ModelConfig.tiny_two_stream(), external_masks="override")
+    config.to_json(tmp_path / "override.json")
+    args = ["--config", tmp_path / "override.json", "--random-weights", "--device", "cpu", "--size", 56]
+    run_cli(capture, "--out", tmp_path / "out", *args, "--masks", tmp_path / "masks")
+    dynamic = Reconstruction.open(tmp_path / "out").load("dynamic_mask").astype(np.float32)  # [T, N, H, W]
+    width = dynamic.shape[-1]
+    np.testing.assert_array_equal(dynamic[:, 0, :, : width // 2 - 1], 1.0)
+    np.testing.assert_array_equal(dynamic[:, 0, :, width // 2 + 1 :], 0.0)
+    np.testing.assert_array_equal(dynamic[:, 1, :, : width // 4 - 1], 1.0)
+    np.testing.assert_array_equal(dynamic[:, 1, :, width // 4 + 1 :], 0.0)
 
 
 def test_demo_rig_end_to_end(tmp_path: Path) -> None:
