@@ -137,7 +137,9 @@ def test_no_arguments_serves_the_demo_and_ctrl_c_keeps_the_windows(tmp_path: Pat
     assert process.returncode == 0, err
     assert "demo:" in err and "assets/demo_rig" in err
     weights = Path(__file__).resolve().parents[1] / "assets" / "demo_weights" / "model.safetensors"
-    if not weights.exists():
+    if weights.exists():
+        assert "with " in err and "demo_weights" in err and "untrained" not in err.lower()
+    else:
         assert "untrained" in err
     assert "stopping: the pipeline finishes its current window" in err or "reconstruction:" in err
     assert (recons[0].parents[2] / "meta.json").is_file()

@@ -304,3 +304,16 @@ def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) 
         assert f"element vertex {expected}" in header
     else:
         assert name == "recon_t00002_geo.zip" and content.startswith(b"PK")
+
+
+def test_untrained_weights_show_a_notice_in_the_gui() -> None:
+    from app.viewer import UNTRAINED_NOTICE
+
+    untrained = Viewer(ViewerConfig(port=0, open_browser=False, notice=UNTRAINED_NOTICE)).start()
+    trained = Viewer(ViewerConfig(port=0, open_browser=False)).start()
+    try:
+        assert untrained.gui.notice.visible and UNTRAINED_NOTICE in untrained.gui.notice.content
+        assert not trained.gui.notice.visible
+    finally:
+        untrained.stop()
+        trained.stop()
