@@ -27,6 +27,21 @@ def viewer(tmp_path: Path) -> Iterator[Viewer]:
     viewer.stop()
 
 
+def tiny_live_spec(tmp_path: Path):
+    """A live run of the tiny untrained model on a 2-camera, 8-timestep capture, windows of 4 every 2."""
+    from app.pipeline import PipelineConfig
+    from app.preprocess import PreprocessConfig
+    from app.viewer_live import LiveRunSpec, ModelSpec
+    from tests.capture_helpers import write_solid_rig
+
+    return LiveRunSpec(
+        capture=write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=8),
+        out=tmp_path / "recon",
+        model=ModelSpec(config="tiny", random_weights=True),
+        pipeline=PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
+    )
+
+
 def total_points(handles) -> int:
     return sum(len(h.points) for h in handles)
 
@@ -209,18 +224,9 @@ def test_reconstruction_being_written_grows_in_the_viewer(tmp_path: Path) -> Non
 def test_capture_streams_windows_into_a_running_viewer(tmp_path: Path) -> None:
     """The pipeline (tiny model, random weights) runs in the viewer's background thread; each window shows up
     as it is written: the node count grows window by window while the pipeline runs."""
-    from app.pipeline import PipelineConfig
-    from app.preprocess import PreprocessConfig
-    from app.viewer_live import LiveRun, LiveRunSpec, ModelSpec
-    from tests.capture_helpers import write_solid_rig
+    from app.viewer_live import LiveRun
 
-    capture = write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=8)
-    spec = LiveRunSpec(
-        capture=capture,
-        out=tmp_path / "recon",
-        model=ModelSpec(config="tiny", random_weights=True),
-        pipeline=PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
-    )
+    spec = tiny_live_spec(tmp_path)
     viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
     counts: list[tuple[int, int]] = []
 
@@ -249,18 +255,8 @@ def test_capture_streams_windows_into_a_running_viewer(tmp_path: Path) -> None:
 
 
 def test_stop_keeps_the_windows_written(tmp_path: Path) -> None:
-    from app.pipeline import PipelineConfig
-    from app.preprocess import PreprocessConfig
-    from app.viewer_live import LiveRunSpec, ModelSpec
-    from tests.capture_helpers import write_solid_rig
 
-    capture = write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=8)
-    spec = LiveRunSpec(
-        capture=capture,
-        out=tmp_path / "recon",
-        model=ModelSpec(config="tiny", random_weights=True),
-        pipeline=PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
-    )
+    spec = tiny_live_spec(tmp_path)
     viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
     try:
         with pytest.warns(UserWarning, match="random-weights"):
