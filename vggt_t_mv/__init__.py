@@ -3,6 +3,7 @@
 from vggt_t_mv.aggregator import Aggregator, AggregatorOutput
 from vggt_t_mv.config import ModelConfig
 from vggt_t_mv.infer_config import infer_config
+from vggt_t_mv.loading import LoadedModel, ModelLoadError, WeightsSpec, load_model
 from vggt_t_mv.model import VGGTTMV, Predictions
 from vggt_t_mv.weights import (
     CheckpointError,
@@ -18,13 +19,17 @@ __all__ = [
     "AggregatorOutput",
     "CheckpointError",
     "LoadReport",
+    "LoadedModel",
+    "ModelLoadError",
     "ModelConfig",
     "Predictions",
     "VGGTTMV",
     "detect_layout",
     "infer_config",
+    "load_model",
     "load_pretrained",
     "read_state_dict",
     "save_pretrained",
+    "WeightsSpec",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,224 @@
+"""One rule from "which weights" to a model: :func:`load_model`.
+
+Every entry point (``vggt-mv run``, the viewer, ``weights inspect``, training, evaluation, benchmarks) describes its
+weights with the same four things and gets the same model for the same description:
+
+* ``config`` -- a :class:`~vggt_t_mv.ModelConfig`, a preset name (:data:`PRESETS`) or a JSON file of
+  ``ModelConfig.to_dict()``. ``None``: the config of a :func:`~vggt_t_mv.save_pretrained` folder given as
+  ``checkpoint``, else inferred from a VGGT-layout checkpoint's shapes (:func:`~vggt_t_mv.infer_config`), else
+  (Pi3 weights only, or nothing) :data:`DEFAULT_PRESET`.
+* ``checkpoint`` -- a VGGT-family file (``.pt``/``.pth``/``.safetensors``, layout detected) or a ``save_pretrained``
+  folder.
+* ``pi3`` -- Pi3 weights, a second source for the tensors the checkpoint does not fill.
+* ``random_weights`` -- allow a model with no weights at all (seeded, so reruns get the same model); without it,
+  no weights is an error.
+
+The result, :class:`LoadedModel`, carries the provenance: the config and where it came from, each source's path,
+kind, layout and sha256 (of the file; of a folder, the sha256 over its files' names and digests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vggt_t_mv.config import ModelConfig
+from vggt_t_mv.infer_config import infer_config
+from vggt_t_mv.model import VGGTTMV
+from vggt_t_mv.weights import CheckpointError, LoadReport, detect_layout, load_pretrained, read_saved_config
+from vggt_t_mv.weights import read_state_dict as read_weights
+
+PRESETS = ("vggt_1b", "vggt_t_mv", "tiny", "tiny_two_stream")
+DEFAULT_PRESET = "vggt_1b"
+RANDOM_WEIGHTS_SEED = 0
+
+
+class ModelLoadError(ValueError):
+    """The weights description cannot give a model; the message names the option or file and the fix."""
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Which model and weights (module docstring): what every command's model options turn into."""
+
+    config: str | Path | ModelConfig | None = None
+    checkpoint: Path | None = None
+    pi3: Path | None = None
+    random_weights: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def has_weights(self) -> bool:
+        return self.checkpoint is not None or self.pi3 is not None
+
+
+@dataclass
+class LoadedModel:
+    """``model`` (eval mode), its ``config``, the per-tensor load ``report`` (``None`` with random weights) and the
+    ``provenance`` (JSON-able; :meth:`meta` is what a reconstruction's ``meta.json`` stores as ``model``)."""
+
+    model: VGGTTMV
+    config: ModelConfig
+    report: LoadReport | None
+    provenance: dict[str, Any]
+
+    def meta(self) -> dict[str, Any]:
+        """The meta.json description: ``config``, ``random_weights`` (+ ``seed``), ``load_report``, and per source
+        ``<source>`` (absolute path), ``<source>_sha256``, ``<source>_kind`` (file / folder)."""
+        info: dict[str, Any] = {"config": self.config.to_dict(), "random_weights": self.provenance["random_weights"]}
+        if info["random_weights"]:
+            info["seed"] = self.provenance["seed"]
+        if self.report is not None:
+            info["load_report"] = self.report.summary()
+        info["config_origin"] = self.provenance["config_origin"]
+        for label, source in self.provenance["sources"].items():
+            info[label] = source["path"]
+            if source.get("sha256"):
+                info[f"{label}_sha256"] = source["sha256"]
+            info[f"{label}_kind"] = source["kind"]
+        return info
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_folder(folder: str | Path) -> str:
+    """Hex sha256 over a folder's files: ``"<relative posix path> <file sha256>\\n"`` lines in sorted order (so it
+    changes when any file's name or bytes change, and not with timestamps)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()} {sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """:func:`sha256_folder` of a folder, :func:`sha256_file` of a file."""
+    return sha256_folder(path) if Path(path).is_dir() else sha256_file(path)
+
+
+def resolve_config(
+    config: str | Path | ModelConfig | None,
+    checkpoint: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[ModelConfig, str]:
+    """The model config of a weights description and where it came from (module docstring for the rule)."""
+    cfg, origin = _base_config(config, checkpoint)
+    if overrides:
+        try:
+            cfg = ModelConfig.from_dict({**cfg.to_dict(), **overrides})
+        except (ValueError, TypeError) as error:
+            raise ModelLoadError(f"model overrides {overrides}: {error}") from error
+        origin += f" with overrides {sorted(overrides)}"
+    return cfg, origin
+
+
+def _base_config(config: str | Path | ModelConfig | None, checkpoint: Path | None) -> tuple[ModelConfig, str]:
+    if isinstance(config, ModelConfig):
+        return config, "given"
+    if config is not None and str(config) in PRESETS and not Path(config).is_file():
+        return getattr(ModelConfig, str(config))(), f"preset {config}"
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ModelLoadError(f"--config {config} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+        try:
+            return ModelConfig.from_dict(json.loads(path.read_text())), f"file {path.resolve()}"
+        except (ValueError, TypeError) as error:
+            raise ModelLoadError(f"--config {path}: {error}") from error
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        try:
+            return ModelConfig.from_dict(read_saved_config(checkpoint)), f"saved with {Path(checkpoint).resolve()}"
+        except CheckpointError as error:
+            raise ModelLoadError(str(error)) from error
+    if checkpoint is not None:
+        shapes = read_weights(checkpoint, shapes_only=True)
+        if detect_layout(shapes) != "pi3":
+            return infer_config(shapes), "inferred from the checkpoint's shapes"
+    return getattr(ModelConfig, DEFAULT_PRESET)(), f"preset {DEFAULT_PRESET} (no VGGT-layout checkpoint to size from)"
+
+
+def load_model(
+    config: str | Path | ModelConfig | None = None,
+    checkpoint: str | Path | None = None,
+    pi3: str | Path | None = None,
+    *,
+    random_weights: bool = False,
+    overrides: dict[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    checksums: bool = True,
+    seed: int = RANDOM_WEIGHTS_SEED,
+) -> LoadedModel:
+    """The model of a weights description (module docstring), in eval mode, with its provenance.
+
+    Args:
+        config / checkpoint / pi3 / random_weights: see the module docstring.
+        overrides: ``ModelConfig`` fields replacing the resolved config's (training).
+        device: where the model is built; ``"meta"`` builds it without memory and reads only the checkpoints'
+            shapes (``weights inspect``: the report is exact, the tensors hold no data).
+        checksums: hash the sources for the provenance (off for a quick inspect of multi-GB files).
+        seed: ``torch.manual_seed`` before construction, so the tensors no source fills are reproducible.
+    Raises:
+        ModelLoadError (a ``ValueError``): no weights without ``random_weights``, a bad config, or a checkpoint
+        that cannot be read (the message names the file).
+    """
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    pi3 = None if pi3 is None else Path(pi3)
+    if checkpoint is None and pi3 is None and not random_weights:
+        raise ModelLoadError(
+            "no weights given: pass --checkpoint FILE_OR_FOLDER (VGGT-family checkpoint or save_pretrained folder) "
+            "and/or --pi3 FILE (Pi3 weights); --random-weights runs an untrained model (for testing only)"
+        )
+    try:
+        cfg, origin = resolve_config(config, checkpoint, overrides)
+        meta_device = torch.device(device).type == "meta"
+        torch.manual_seed(seed)
+        with torch.device(device):
+            model = VGGTTMV(cfg).eval()
+        report = None
+        if checkpoint is not None or pi3 is not None:
+            sources = {
+                "checkpoint": read_weights(checkpoint, shapes_only=True) if meta_device and checkpoint else checkpoint,
+                "pi3": read_weights(pi3, shapes_only=True) if meta_device and pi3 else pi3,
+            }
+            report = load_pretrained(model, checkpoint=sources["checkpoint"], pi3=sources["pi3"])
+    except CheckpointError as error:
+        raise ModelLoadError(str(error)) from error
+    provenance: dict[str, Any] = {
+        "config_origin": origin,
+        "random_weights": report is None,
+        "seed": seed,
+        "sources": {},
+    }
+    for label, path in (("checkpoint", checkpoint), ("pi3", pi3)):
+        if path is None:
+            continue
+        source = {"path": str(path.resolve()), "kind": "folder" if path.is_dir() else "file"}
+        if report is not None and label in report.layouts:
+            source["layout"] = report.layouts[label]
+        if checksums:
+            source["sha256"] = sha256_path(path)
+        provenance["sources"][label] = source
+    return LoadedModel(model, cfg, report, provenance)
+
+
+def load_spec(spec: WeightsSpec, **options: Any) -> LoadedModel:
+    """:func:`load_model` of a :class:`WeightsSpec` (``options``: ``device``, ``checksums``, ``seed``)."""
+    return load_model(
+        spec.config,
+        spec.checkpoint,
+        spec.pi3,
+        random_weights=spec.random_weights,
+        overrides=dict(spec.overrides),
+        **options,
+    )
