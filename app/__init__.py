@@ -1,1 +1,6 @@
-"""The vggt_t_mv application: capture ingestion, pipeline, viewer and export (built in later issues)."""
+"""The vggt-mv application. Packages, each importing only those after it:
+
+``cli`` (commands) -> ``viewer`` (viser 4D viewer) -> ``export`` (files for other tools) -> ``reconstruct`` (windows,
+stitching, the on-disk store) -> ``capture`` (cameras, sync, calibration, preprocessing) -> ``common`` (shared
+vocabularies and helpers) -> the model library :mod:`vggt_t_mv`.
+"""

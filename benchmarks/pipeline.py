@@ -48,22 +48,22 @@ def child(args: argparse.Namespace) -> None:
     """Run the pipeline once in this process and print one JSON line."""
     import torch
 
-    from app.capture import RigCapture
-    from app.cli import build_model
-    from app.pipeline import PipelineConfig, plan_run, prepare_output, run_metadata, run_pipeline
-    from app.preprocess import PreprocessConfig
+    from app.capture.preprocess import PreprocessConfig
+    from app.reconstruct.pipeline import PipelineConfig
+    from app.reconstruct.run import prepare_reconstruction
+    from vggt_t_mv import WeightsSpec
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     config = PipelineConfig(
         window=args.window, stride=args.stride, device="cpu", preprocess=PreprocessConfig(size=args.size)
     )
-    capture = RigCapture.open(args.capture)
-    plan = plan_run(capture, config)
-    model, info = build_model("tiny", None, None, True)
-    recon, first = prepare_output(args.out, run_metadata(capture, plan, config, info), resume=False, overwrite=True)
+    prepared = prepare_reconstruction(
+        args.capture, args.out, WeightsSpec(config="tiny", random_weights=True), config, overwrite=True
+    )
+    capture, plan, recon = prepared.capture, prepared.plan, prepared.recon
     tic = time.perf_counter()
-    result = run_pipeline(model, capture, recon, plan, config, first_window=first)
+    result = prepared.run()
     seconds = time.perf_counter() - tic
     model_seconds = sum(a.get("model_seconds", 0.0) for a in recon.meta["alignment"])
     disk = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file())

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app.capture import CaptureError, CaptureOptions, CaptureWarning, RigCapture, load_calibration, natural_key
-from app.preprocess import PreprocessConfig, frame_transform, preprocess_frame
+from app.capture.preprocess import PreprocessConfig, frame_transform, preprocess_frame
+from app.capture.sources import CaptureError, CaptureOptions, CaptureWarning, RigCapture, load_calibration, natural_key
 from tests.capture_helpers import solid_color, write_solid_rig, write_video
 from tests.conftest import require, shared_dir
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.reconstruction import Reconstruction
+from app.reconstruct.store import Reconstruction
 from tests.conftest import REPO_ROOT
 
 RUN_ARGS = ["--config", "tiny_two_stream", "--random-weights", "--device", "cpu", "--size", "56"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from app.train_cli import eval_command
+from app.cli.train import eval_command
 from tests.conftest import require, shared_dir
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
 from vggt_t_mv.data.synthetic import load_ground_truth, make_synthetic_rig, write_capture
@@ -34,8 +34,8 @@ def test_eval_model_folder_on_synthetic_rigs_with_baselines(tmp_path: Path) -> N
 
 
 def test_eval_reconstruction_folder_is_perfect_when_it_holds_the_ground_truth(tmp_path: Path) -> None:
-    from app.cli import main
-    from app.reconstruction import Reconstruction
+    from app.cli.main import main
+    from app.reconstruct.store import Reconstruction
 
     rig = make_synthetic_rig(num_timesteps=3, num_cameras=2, height=56, width=84, seed=9)
     write_capture(rig, tmp_path / "capture", fmt="images")

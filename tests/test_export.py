@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from app.export import (
+from app.cli.export import export_command
+from app.export.api import (
     ColmapOptions,
     ExportError,
     ExportOptions,
     GlbOptions,
     Selection,
-    export_command,
     export_reconstruction,
     select_points,
 )
-from app.export_formats import GLTF_FROM_OPENCV
-from app.export_points import parse_timesteps
-from app.reconstruction import Reconstruction
+from app.export.formats import GLTF_FROM_OPENCV
+from app.export.selection import parse_timesteps
+from app.reconstruct.store import Reconstruction
 from tests.test_export_helpers import POSE_STREAM_OFFSET, rig_arrays, small_rig, write_recon
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.reconstruction import Reconstruction
+from app.reconstruct.store import Reconstruction
 from vggt_t_mv.data.synthetic import SyntheticRig, SyntheticRigConfig, make_synthetic_rig
 from vggt_t_mv.geometry import depth_to_world_points
 

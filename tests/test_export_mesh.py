@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.export import ExportError, ExportOptions, MeshOptions, Selection, export_reconstruction
-from app.export_formats import GLTF_FROM_OPENCV
-from app.export_mesh import grid_mesh, poisson_mesh
-from app.export_points import select_frames, select_points
+from app.export.api import ExportError, ExportOptions, MeshOptions, Selection, export_reconstruction
+from app.export.formats import GLTF_FROM_OPENCV
+from app.export.mesh import grid_mesh, poisson_mesh
+from app.export.selection import select_frames, select_points
 from tests.test_export_helpers import (
     connected_components,
     pinhole,

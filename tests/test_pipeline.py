@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from app.capture import CaptureOptions, CaptureWarning, RigCapture
-from app.cli import build_model, main
-from app.pipeline import PipelineConfig, PipelineError, plan_run, prepare_output, run_metadata, run_pipeline
-from app.preprocess import PreprocessConfig
-from app.reconstruction import ARRAY_NAMES, Reconstruction
+from app.capture.preprocess import PreprocessConfig
+from app.capture.sources import CaptureOptions, CaptureWarning, RigCapture
+from app.cli.main import main
+from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run, prepare_output, run_metadata, run_pipeline
+from app.reconstruct.store import ARRAY_NAMES, Reconstruction
 from tests.capture_helpers import solid_color, write_solid_rig
 from tests.conftest import REPO_ROOT, require, shared_dir
+from vggt_t_mv import load_model
 
 TINY = ["--config", "tiny", "--random-weights", "--device", "cpu"]
 
@@ -82,7 +83,8 @@ def _interrupted_then_resumed(capture_path: Path, out: Path) -> None:
     plan = plan_run(capture, config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, info = build_model("tiny", None, None, True)
+        loaded = load_model("tiny", random_weights=True)
+    model, info = loaded.model, loaded.meta()
 
     def stop_after_second(index: int) -> None:
         if index == 1:
@@ -126,7 +128,7 @@ def test_refuses_without_weights_and_help_documents_every_option(tmp_path: Path)
     assert result.exit_code != 0
     assert all(option in result.output for option in ("--checkpoint", "--pi3", "--random-weights"))
     assert not (tmp_path / "out").exists()
-    from app.cli import run_command
+    from app.cli.run import run_command
 
     undocumented = [p.name for p in run_command.params if p.param_type_name == "option" and not p.help]
     assert undocumented == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.reconstruction import FORMAT_VERSION, Reconstruction, ReconstructionError
+from app.reconstruct.store import FORMAT_VERSION, Reconstruction, ReconstructionError
 
 SPANS = [(0, 4), (2, 6), (4, 8)]
 N, H, W = 2, 3, 5

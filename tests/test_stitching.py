@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.stitching import (
+from app.reconstruct.stitching import (
     Sim3,
     WindowGeometry,
     camera_centers,

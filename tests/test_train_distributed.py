@@ -29,7 +29,8 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path: Path) -> None:
         "--nproc_per_node",
         "2",
         "-m",
-        "app.train_cli",
+        "app.cli",
+        "train",
         str(config),
     ]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)

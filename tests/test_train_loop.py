@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from app.train_cli import train_command
+from app.cli.train import train_command
 from tests.conftest import REPO_ROOT
 from vggt_t_mv import VGGTTMV, ModelConfig
 from vggt_t_mv.data.synthetic import make_synthetic_rig

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.viewer import Viewer, ViewerConfig
+from app.viewer.server import Viewer, ViewerConfig
 from tests.test_viewer_support import make_reconstruction
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -151,12 +151,15 @@ def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
 
 def _demo_reconstruction(out: Path) -> Path:
     """Run the demo rig through the pipeline as ``vggt-mv-view`` with no arguments does."""
-    from app.pipeline import PipelineConfig
-    from app.preprocess import PreprocessConfig
-    from app.viewer_live import DEMO_RIG, DEMO_WEIGHTS, LiveRun, LiveRunSpec, ModelSpec, demo_weights_available
+    from app.capture.preprocess import PreprocessConfig
+    from app.reconstruct.pipeline import PipelineConfig
+    from app.viewer.launch import DEMO_SIZE
+    from app.viewer.live import DEMO_RIG, DEMO_WEIGHTS, LiveRun, LiveRunSpec, demo_weights_available
+    from vggt_t_mv import WeightsSpec
 
-    model = ModelSpec(pretrained=DEMO_WEIGHTS) if demo_weights_available() else ModelSpec("tiny", random_weights=True)
-    from app.viewer import DEMO_SIZE
+    model = (
+        WeightsSpec(checkpoint=DEMO_WEIGHTS) if demo_weights_available() else WeightsSpec("tiny", random_weights=True)
+    )
 
     spec = LiveRunSpec(
         DEMO_RIG, out, model, PipelineConfig(preprocess=PreprocessConfig(size=DEMO_SIZE)), overwrite=True
@@ -171,8 +174,8 @@ def _demo_reconstruction(out: Path) -> Path:
 def _ground_truth_reconstruction(out: Path) -> Path:
     """The demo rig's ground truth (``assets/demo_rig/ground_truth.npz``) written as a Reconstruction in the
     frame of camera 0 at timestep 0: what the viewer shows for a perfect model."""
-    from app.reconstruction import Reconstruction
-    from app.viewer_live import DEMO_RIG
+    from app.reconstruct.store import Reconstruction
+    from app.viewer.live import DEMO_RIG
     from vggt_t_mv.data import load_ground_truth
 
     rig = load_ground_truth(DEMO_RIG)

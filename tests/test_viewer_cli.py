@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main as cli_main
-from app.viewer import Viewer, ViewerConfig, is_loopback, view_command
+from app.cli.main import main as cli_main
+from app.cli.view import view_command
+from app.viewer.server import Viewer, ViewerConfig, is_loopback
 from tests.test_viewer_support import make_reconstruction
 
 
@@ -104,7 +105,9 @@ def test_no_arguments_serves_the_demo_and_ctrl_c_keeps_the_windows(tmp_path: Pat
     """``vggt-mv-view --no-browser``: the demo rig streams into the viewer; Ctrl-C stops after the current window,
     keeps what is written and exits 0."""
     script = Path(sys.executable).with_name("vggt-mv-view")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "app.viewer"]
+    # the installed console script when it is this tree's entry point (an older install names another module)
+    current = script.exists() and "from app.cli import view_main" in script.read_text()
+    command = [str(script)] if current else [sys.executable, "-m", "app.cli", "view"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
     process = subprocess.Popen(
         [*command, "--no-browser", "--exit-after", "300"],

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.reconstruction import Reconstruction
-from app.viewer import Viewer, ViewerConfig
-from app.viewer_scene import STREAM_LABELS
+from app.reconstruct.store import Reconstruction
+from app.viewer.scene import STREAM_LABELS
+from app.viewer.server import Viewer, ViewerConfig
 from tests.test_viewer_support import make_reconstruction
 
 T, N, HW = 6, 3, (24, 32)
@@ -29,15 +29,16 @@ def viewer(tmp_path: Path) -> Iterator[Viewer]:
 
 def tiny_live_spec(tmp_path: Path):
     """A live run of the tiny untrained model on a 2-camera, 8-timestep capture, windows of 4 every 2."""
-    from app.pipeline import PipelineConfig
-    from app.preprocess import PreprocessConfig
-    from app.viewer_live import LiveRunSpec, ModelSpec
+    from app.capture.preprocess import PreprocessConfig
+    from app.reconstruct.pipeline import PipelineConfig
+    from app.viewer.live import LiveRunSpec
     from tests.capture_helpers import write_solid_rig
+    from vggt_t_mv import WeightsSpec
 
     return LiveRunSpec(
         capture=write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=8),
         out=tmp_path / "recon",
-        model=ModelSpec(config="tiny", random_weights=True),
+        model=WeightsSpec(config="tiny", random_weights=True),
         pipeline=PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
     )
 
@@ -224,7 +225,7 @@ def test_reconstruction_being_written_grows_in_the_viewer(tmp_path: Path) -> Non
 def test_capture_streams_windows_into_a_running_viewer(tmp_path: Path) -> None:
     """The pipeline (tiny model, random weights) runs in the viewer's background thread; each window shows up
     as it is written: the node count grows window by window while the pipeline runs."""
-    from app.viewer_live import LiveRun
+    from app.viewer.live import LiveRun
 
     spec = tiny_live_spec(tmp_path)
     viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
@@ -282,7 +283,7 @@ class _FakeClient:
 
 @pytest.mark.parametrize("label", ["PLY points", "COLMAP (zip)"])
 def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) -> None:
-    pytest.importorskip("app.export")
+    pytest.importorskip("app.export.api")
     client = _FakeClient()
     viewer.gui.timestep.value = 2
     viewer.gui.motion.value = "static only"
@@ -303,7 +304,7 @@ def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) 
 
 
 def test_untrained_weights_show_a_notice_in_the_gui() -> None:
-    from app.viewer import UNTRAINED_NOTICE
+    from app.viewer.launch import UNTRAINED_NOTICE
 
     untrained = Viewer(ViewerConfig(port=0, open_browser=False, notice=UNTRAINED_NOTICE)).start()
     trained = Viewer(ViewerConfig(port=0, open_browser=False)).start()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.reconstruction import Reconstruction
+from app.reconstruct.store import Reconstruction
 
 
 def spans_for(num_timesteps: int, window: int = 4, stride: int = 2) -> list[tuple[int, int]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from app.weights_cli import weights
+from app.cli.weights import weights
 
 
 def invoke(*args: str):

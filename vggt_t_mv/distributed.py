@@ -4,7 +4,7 @@ Under ``torchrun --nproc_per_node K`` every process runs the same command with `
 ``LOCAL_RANK`` in its environment. :meth:`DistContext.from_env` reads them, :meth:`DistContext.join` joins the
 process group (NCCL for CUDA devices, each rank on ``cuda:LOCAL_RANK``; gloo on CPU). Without ``torchrun`` the
 context is a single process and every method is a no-op. Used by inference (windows shared between ranks,
-``app.pipeline``) and training (DistributedDataParallel, ``vggt_t_mv.train``).
+``app.reconstruct.pipeline``) and training (DistributedDataParallel, ``vggt_t_mv.train``).
 """
 
 from __future__ import annotations

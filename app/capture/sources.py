@@ -48,7 +48,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.preprocess import to_rgb_uint8
+from app.capture.preprocess import to_rgb_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -216,7 +216,8 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def _open_source(name: str, path: Path, files: list[Path] | None = None) -> CameraSource:
+def open_source(name: str, path: Path, files: list[Path] | None = None) -> CameraSource:
+    """The camera source of one :func:`discover_cameras` entry: an image sequence (``files``) or a video."""
     if files is not None:
         return ImageSequenceSource(name, path, files)
     return VideoSource(name, path)
@@ -470,7 +471,7 @@ class RigCapture:
         failures: list[str] = []
         for name, camera_path, files in found:
             try:
-                sources.append(_open_source(name, camera_path, files))
+                sources.append(open_source(name, camera_path, files))
             except CaptureError as error:
                 failures.append(str(error))
         if failures and not sources:

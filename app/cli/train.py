@@ -1,6 +1,6 @@
-"""``vggt-mv train CONFIG`` and ``vggt-mv eval TARGET --gt GT`` (click commands registered by :mod:`app.cli`).
+"""``vggt-mv train CONFIG`` and ``vggt-mv eval TARGET --gt GT`` (click commands registered by :mod:`app.cli.main`).
 
-Under ``torchrun --nproc_per_node K -m app.train_cli CONFIG`` the training runs in K processes with
+Under ``torchrun --nproc_per_node K -m app.cli train CONFIG`` the training runs in K processes with
 DistributedDataParallel (gloo on CPU, nccl on GPU).
 """
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+from vggt_t_mv.loading import load_model
 
 SYNTHETIC_PREFIX = "synthetic:"
 
@@ -113,16 +115,12 @@ def _window_shape(sequences: list, timesteps: int, cameras: int | None, width: i
 
 
 def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
-    import torch
-
-    from vggt_t_mv import VGGTTMV
     from vggt_t_mv.eval.runner import evaluate
 
-    model = VGGTTMV.from_pretrained(target).to(device).eval()
-    results = [evaluate(model, dataset, f"model {target.name}")]
+    loaded = load_model(checkpoint=target)
+    results = [evaluate(loaded.model.to(device), dataset, f"model {target.name}")]
     if baselines:
-        torch.manual_seed(0)
-        untrained = VGGTTMV(model.cfg).to(device).eval()
+        untrained = load_model(loaded.config, random_weights=True, seed=0).model.to(device)
         results.append(evaluate(untrained, dataset, "untrained (same config, seed 0)"))
         results.append(evaluate("trivial", dataset, "trivial: identity cams / const depth / static mask"))
     return results
@@ -130,7 +128,7 @@ def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
 
 def _recon_result(target: Path, gt: Path):
     """Metrics of a Reconstruction folder against a recorded capture's ground truth (``ground_truth.npz``)."""
-    from app.reconstruction import Reconstruction, ReconstructionError
+    from app.reconstruct.store import Reconstruction, ReconstructionError
     from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, window_metrics
     from vggt_t_mv.train.dataset import load_recorded_sequence, window_sample
 
@@ -247,18 +245,3 @@ def eval_command(
 
 def _nan_safe(value):
     return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m app.train_cli [train] CONFIG ...`` (what torchrun launches) or ``... eval TARGET --gt GT``."""
-    import sys
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "eval":
-        eval_command(args[1:])
-    else:
-        train_command(args[1:] if args and args[0] == "train" else args)
-
-
-if __name__ == "__main__":
-    main()

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.export_formats import atomic_folder
-from app.export_points import ExportError, Frames, PointSet
+from app.export.formats import atomic_folder
+from app.export.selection import ExportError, Frames, PointSet
 
 COLMAP_PIXEL_OFFSET = 0.5  # COLMAP pixel coordinate = reconstruction pixel index + 0.5
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.export_points import ExportError, Frames, PointSet
+from app.export.selection import ExportError, Frames, PointSet
 
 GLTF_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])  # OpenCV axes (y down, z forward) -> glTF (y up, looks down -z)
 # one colour per camera (Okabe-Ito + extras), RGB uint8; camera n gets CAMERA_COLORS[n % len]

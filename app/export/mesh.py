@@ -13,7 +13,7 @@ whose Poisson density is below the ``density_trim`` quantile are removed (Poisso
 everywhere; the trimming removes what no point supports).
 
 Vertex colours are the image colours. The file type follows the extension: ``.glb`` (converted to glTF axes, see
-:mod:`app.export_formats`), ``.ply`` or ``.obj`` (the reconstruction's OpenCV world frame).
+:mod:`app.export.formats`), ``.ply`` or ``.obj`` (the reconstruction's OpenCV world frame).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.export_formats import GLTF_FROM_OPENCV, write_bytes_atomic
-from app.export_points import ExportError, Frames, PointSet, Selection, pixel_keep_mask
+from app.export.formats import GLTF_FROM_OPENCV, write_bytes_atomic
+from app.export.selection import ExportError, Frames, PointSet, Selection, pixel_keep_mask
 
 MESH_METHODS = ("grid", "poisson")
 MESH_SUFFIXES = (".glb", ".ply", ".obj")

@@ -16,7 +16,7 @@ Filters, applied per timestep in this order:
    colour, confidence and pixel are kept exactly, so a COLMAP observation stays exact).
 
 The ``geo`` stream reads ``world_points`` / ``world_points_conf``, the ``pose`` stream
-``world_points_from_depth`` / ``depth_conf`` (see :data:`app.reconstruction.STREAMS`).
+``world_points_from_depth`` / ``depth_conf`` (see :data:`app.reconstruct.store.STREAMS`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.reconstruction import STREAMS, Reconstruction
+from app.reconstruct.store import STREAMS, Reconstruction
 
 DYNAMIC_THRESHOLD = 0.5  # a pixel is dynamic when its dynamic probability is >= this
 MOTION_FILTERS = ("all", "static", "dynamic")
@@ -274,3 +274,18 @@ def select_points(recon: Reconstruction, selection: Selection) -> PointSet:
             f"conf percentile {selection.conf_percentile}, motion {selection.motion}); loosen the filters"
         )
     return points
+
+
+def parse_cameras(spec: str, camera_names: list[str]) -> tuple[int, ...] | None:
+    """``"cam0,cam2"`` or ``"0,2"`` (names or indices) -> camera indices; ``""`` = all (``None``)."""
+    if not spec.strip():
+        return None
+    indices = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part in camera_names:
+            indices.append(camera_names.index(part))
+        elif part.isdigit() and int(part) < len(camera_names):
+            indices.append(int(part))
+        else:
+            raise ExportError(f"unknown camera {part!r}; cameras are {camera_names} (names or indices)")
+    return tuple(indices)

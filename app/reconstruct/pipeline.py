@@ -1,7 +1,7 @@
 """Sliding-window inference over a rig capture, stitched into an on-disk Reconstruction.
 
 The capture's ``T`` timesteps are cut into windows of ``window`` timesteps every ``stride`` (see
-:func:`app.stitching.window_spans`); each window is one model call ``[1, Tw, N, 3, H, W]`` under
+:func:`app.reconstruct.stitching.window_spans`); each window is one model call ``[1, Tw, N, 3, H, W]`` under
 ``torch.inference_mode()`` (bf16 autocast on CUDA where supported, fp16 on older GPUs, fp32 on CPU).
 Window ``w > 0`` is moved into the first window's frame by a robust Sim(3) fitted on the geo-stream
 world points of the timesteps it shares with window ``w - 1`` (as stored on disk, so a resumed run
@@ -34,10 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.capture import CaptureError, RigCalibration, RigCapture, discover_cameras, load_calibration
-from app.preprocess import FrameTransform, PreprocessConfig, frame_transform, preprocess_frame
-from app.reconstruction import Reconstruction, ReconstructionError
-from app.stitching import (
+from app.capture.preprocess import FrameTransform, PreprocessConfig, frame_transform, preprocess_frame
+from app.capture.sources import (
+    CaptureError,
+    RigCalibration,
+    RigCapture,
+    discover_cameras,
+    load_calibration,
+    open_source,
+)
+from app.reconstruct.stitching import (
     Sim3,
     align_window,
     metric_scale,
@@ -46,6 +52,7 @@ from app.stitching import (
     rigid_rig,
     window_spans,
 )
+from app.reconstruct.store import Reconstruction, ReconstructionError
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.geometry import depth_to_world_points, pose_encoding_to_extri_intri
 
@@ -230,9 +237,7 @@ def _open_masks(folder: Path, capture: RigCapture) -> list:
             f"mask folder {folder} has no masks for camera(s) {', '.join(missing)}; give one image folder or "
             f"video per camera, named like the cameras ({', '.join(capture.camera_names)})"
         )
-    from app.capture import _open_source
-
-    sources = [_open_source(n, *by_name[n]) for n in capture.camera_names]
+    sources = [open_source(n, *by_name[n]) for n in capture.camera_names]
     for source, camera in zip(sources, capture.sources, strict=True):
         if source.num_frames < int(capture.frame_index[:, capture.camera_names.index(camera.name)].max()) + 1:
             raise CaptureError(f"mask folder for {camera.name} ({source.path}) has fewer frames than the camera")

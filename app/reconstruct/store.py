@@ -18,7 +18,7 @@ Layout (format version :data:`FORMAT_VERSION`)::
         dynamic_mask.npy        float16 [Tw, N, H, W]      probability, only when the model predicts it
 
 Everything is in the frame of camera 0 at the first timestep (metres when a calibration was given).
-Windows overlap; each timestep is read from one window by the merge rule of :mod:`app.stitching`.
+Windows overlap; each timestep is read from one window by the merge rule of :mod:`app.reconstruct.stitching`.
 Every ``.npy`` opens memory-mapped. A window folder is written under a temporary name and renamed when
 complete, so a reader (or ``--resume``) only ever sees complete windows; reading a partially written
 reconstruction gives the timesteps of its complete windows.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.stitching import owned_ranges
+from app.reconstruct.stitching import owned_ranges
 
 FORMAT_NAME = "vggt-mv-reconstruction"
 FORMAT_VERSION = 1
@@ -91,6 +91,11 @@ class Reconstruction:
         self._windows: list[WindowRecord] | None = None
 
     # ----------------------------------------------------------------------------- open / create
+    @staticmethod
+    def exists(root: str | Path) -> bool:
+        """``root`` holds a reconstruction (its ``meta.json``); says nothing about whether it opens."""
+        return (Path(root) / "meta.json").is_file()
+
     @classmethod
     def open(cls, root: str | Path) -> Reconstruction:
         root = Path(root)
@@ -164,6 +169,16 @@ class Reconstruction:
     @property
     def is_complete(self) -> bool:
         return self.meta.get("status") == "complete"
+
+    def refresh_status(self) -> str | None:
+        """Re-read ``status`` from disk (another thread or process may be writing this reconstruction) and return
+        it; keeps the last known status while meta.json is being replaced."""
+        try:
+            status = json.loads((self.root / "meta.json").read_text()).get("status")
+        except (OSError, json.JSONDecodeError):
+            return self.meta.get("status")  # being replaced right now: ask again later
+        self.meta["status"] = status
+        return status
 
     def windows(self, refresh: bool = False) -> list[WindowRecord]:
         """The complete windows, in order (the longest run 0, 1, 2, ... that exists on disk)."""

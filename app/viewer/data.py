@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.reconstruction import Reconstruction
+from app.reconstruct.store import Reconstruction
 
 DYNAMIC_TINT = np.array([255, 40, 200], np.float32)  # magenta: far from most scene colours
 TRAJECTORY_COLORS = ((230, 80, 60), (60, 160, 230), (90, 200, 90), (240, 190, 40), (170, 90, 220), (40, 200, 190))

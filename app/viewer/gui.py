@@ -6,16 +6,16 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import viser
 
-from app.viewer_scene import MOTION_FILTERS, STREAM_LABELS
-
-if TYPE_CHECKING:
-    from app.viewer import Viewer
+from app.export.api import ExportOptions, Selection, export_reconstruction
+from app.reconstruct.store import Reconstruction
+from app.viewer.scene import MOTION_FILTERS, STREAM_LABELS, ViewerScene
 
 EXPORT_FORMATS = {
     "PLY points": ("ply", ".ply"),
@@ -28,10 +28,30 @@ EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
 MOTION_TO_EXPORT = {"all": "all", "static only": "static", "dynamic only": "dynamic"}
 
 
-class ViewerGui:
-    """Builds the panel on ``server.gui`` and wires it to ``viewer``."""
+class ViewerActions(Protocol):
+    """What the panel asks of the viewer (:class:`app.viewer.server.Viewer` implements it); ``config`` needs
+    ``notice``, ``fps``, ``loop``, ``stream``, ``conf_percentile``, ``point_size``, ``point_budget``,
+    ``show_background``."""
 
-    def __init__(self, server: viser.ViserServer, viewer: Viewer) -> None:
+    config: Any
+
+    def set_timestep(self, t: int) -> None: ...
+
+    def with_scene(self, action: Callable[[ViewerScene], None]) -> None: ...
+
+    def num_timesteps(self) -> int: ...
+
+    def camera_names(self) -> list[str]: ...
+
+    def reconstruction_root(self) -> Path | None: ...
+
+    def view_from_camera(self, client: viser.ClientHandle, n: int) -> None: ...
+
+
+class ViewerGui:
+    """Builds the panel on ``server.gui`` and wires it to ``viewer`` (any :class:`ViewerActions`)."""
+
+    def __init__(self, server: viser.ViserServer, viewer: ViewerActions) -> None:
         self.server, self.viewer = server, viewer
         config = viewer.config
         gui = server.gui
@@ -173,17 +193,11 @@ class ViewerGui:
         self.export_status.content = message
 
     def _export_and_send(self, client: viser.ClientHandle | None) -> str:
-        try:
-            from app.export import ExportOptions, Selection, export_reconstruction
-        except ImportError:
-            return "export module not available"
         viewer = self.viewer
         root = viewer.reconstruction_root()
         count = viewer.num_timesteps()
         if root is None or count == 0:
             return "nothing to export yet"
-        from app.reconstruction import Reconstruction
-
         recon = Reconstruction.open(root)  # this thread's own reader
         fmt, suffix = EXPORT_FORMATS[self.export_format.value]
         current = int(self.timestep.value) if self.export_scope.value == EXPORT_SCOPES[0] else None

@@ -1,7 +1,7 @@
 """The pipeline in a background thread, feeding a running viewer window by window.
 
-:class:`LiveRun` opens the capture, builds the model, creates (or resumes) the output reconstruction, tells the
-viewer where it is (``on_ready``) and runs :func:`app.pipeline.run_pipeline`. After each committed window it
+:class:`LiveRun` prepares the run (:func:`app.reconstruct.run.prepare_reconstruction`: capture, model, output), tells
+the viewer where it is (``on_ready``) and runs it. After each committed window it
 wakes the viewer (``on_window``) and reports progress. :meth:`LiveRun.stop` asks it to stop after the window it
 is computing; every complete window stays on disk (continue later with ``vggt-mv run --resume``).
 """
@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.capture import CaptureOptions
+from app.capture.sources import CaptureOptions
+from app.reconstruct.pipeline import PipelineConfig, Progress
+from app.reconstruct.run import prepare_reconstruction
+from vggt_t_mv.loading import WeightsSpec
 
-DEMO_RIG = Path(__file__).resolve().parents[1] / "assets" / "demo_rig"
-DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "demo_weights"
+DEMO_RIG = Path(__file__).resolve().parents[2] / "assets" / "demo_rig"
+DEMO_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "demo_weights"
 
 
 class StopRequested(Exception):
@@ -25,40 +28,16 @@ class StopRequested(Exception):
 
 
 @dataclass
-class ModelSpec:
-    """Which weights: a ``save_pretrained`` folder (``pretrained``), or ``vggt-mv run``'s options."""
-
-    config: str | None = None
-    checkpoint: Path | None = None
-    pi3: Path | None = None
-    random_weights: bool = False
-    pretrained: Path | None = None
-
-
-@dataclass
 class LiveRunSpec:
-    """Everything a background run needs (the viewer's CLI fills it from ``vggt-mv run``-like options)."""
+    """Everything a background run needs (``vggt-mv view`` fills it from the same options as ``vggt-mv run``)."""
 
     capture: Path
     out: Path
-    model: ModelSpec
-    pipeline: object  # app.pipeline.PipelineConfig (imported lazily: torch is heavy)
+    model: WeightsSpec
+    pipeline: PipelineConfig
     capture_options: CaptureOptions = field(default_factory=CaptureOptions)
     resume: bool = False
     overwrite: bool = False
-
-
-def load_model(spec: ModelSpec):
-    """The model and its meta.json description (``vggt-mv run``'s :func:`app.cli.build_model`, or a
-    ``save_pretrained`` folder such as the demo weights)."""
-    if spec.pretrained is not None:
-        from vggt_t_mv import VGGTTMV
-
-        model = VGGTTMV.from_pretrained(spec.pretrained).eval()
-        return model, {"config": model.cfg.to_dict(), "pretrained": str(Path(spec.pretrained).resolve())}
-    from app.cli import build_model
-
-    return build_model(spec.config, spec.checkpoint, spec.pi3, spec.random_weights)
 
 
 def demo_weights_available(folder: Path = DEMO_WEIGHTS) -> bool:
@@ -103,7 +82,7 @@ class LiveRun:
     def _main(self) -> None:
         try:
             self._run()
-        except StopRequested:
+        except (StopRequested, InterruptedError):
             self.state["state"] = f"stopped (complete windows kept in {self.spec.out})"
         except Exception as error:  # reported in the GUI and on the console, the viewer stays up
             self.state["state"], self.state["error"] = "failed", f"{type(error).__name__}: {error}"
@@ -112,31 +91,30 @@ class LiveRun:
             self.on_window()
 
     def _run(self) -> None:
-        from app.capture import RigCapture
-        from app.pipeline import plan_run, prepare_output, run_metadata, run_pipeline
-
         spec = self.spec
-        rig = RigCapture.open(spec.capture, spec.capture_options)
-        plan = plan_run(rig, spec.pipeline)
-        model, model_info = load_model(spec.model)
-        if self._stop.is_set():
-            raise StopRequested
-        meta = run_metadata(rig, plan, spec.pipeline, model_info)
-        recon, first = prepare_output(spec.out, meta, resume=spec.resume, overwrite=spec.overwrite)
-        self.state.update(state="running", windows=(first, len(plan.spans)))
+        prepared = prepare_reconstruction(
+            spec.capture,
+            spec.out,
+            spec.model,
+            spec.pipeline,
+            spec.capture_options,
+            resume=spec.resume,
+            overwrite=spec.overwrite,
+            stop_requested=self._stop.is_set,
+        )
+        total = prepared.num_windows
+        self.state.update(state="running", windows=(prepared.first_window, total))
         self.on_ready(Path(spec.out))
 
         def window_done(index: int) -> None:
-            self.state["windows"] = (index + 1, len(plan.spans))
+            self.state["windows"] = (index + 1, total)
             if self.on_window is not None:
                 self.on_window()
-            if self._stop.is_set() and index + 1 < len(plan.spans):
+            if self._stop.is_set() and index + 1 < total:
                 raise StopRequested
 
-        def progress(event) -> None:
+        def progress(event: Progress) -> None:
             self.state.update(frames_per_s=event.frames_per_s, eta_s=event.eta_s)
 
-        run_pipeline(
-            model, rig, recon, plan, spec.pipeline, first_window=first, progress=progress, on_window=window_done
-        )
+        prepared.run(progress=progress, on_window=window_done)
         self.state["state"] = "complete"

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import viser
 
-from app.reconstruction import Reconstruction
-from app.viewer_data import (
+from app.reconstruct.store import Reconstruction
+from app.viewer.data import (
     TRAJECTORY_COLORS,
     CameraPose,
     CloudSettings,
@@ -256,7 +256,7 @@ class ViewerScene:
 
     def build_timestep(self, t: int, stream: str) -> None:
         """(Re)build the clouds of timestep ``t`` and ``stream`` with the current settings."""
-        from app.viewer_data import filter_timestep
+        from app.viewer.data import filter_timestep
 
         with self.lock:
             generation, settings = self.generation, self.settings

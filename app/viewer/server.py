@@ -20,18 +20,18 @@ flip visibility). The browser holds about 9 bytes per point (float16 xyz + RGB):
 ~400 MB of GPU memory and the one visible timestep (100k points) draws at full frame rate on integrated GPUs.
 Lower it (``--point-budget`` or the GUI) for long captures, raise it for a close look at a few timesteps.
 
-Architecture: :mod:`app.viewer_data` (numpy: filters, poses, background), :mod:`app.viewer_scene` (viser scene
-nodes and their visibility), :mod:`app.viewer_gui` (the panel), :mod:`app.viewer_live` (the pipeline thread),
-this module (:class:`ViewerConfig`, :class:`Viewer`: threads and server; the CLI).
+Architecture: :mod:`app.viewer.data` (numpy: filters, poses, background), :mod:`app.viewer.scene` (viser scene
+nodes and their visibility), :mod:`app.viewer.gui` (the panel), :mod:`app.viewer.live` (the pipeline thread),
+this module (:class:`ViewerConfig`, :class:`Viewer`: threads and server). The command line is
+:mod:`app.cli.view`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import signal
 import socket
-import tempfile
+import sys
 import threading
 import time
 import warnings
@@ -40,21 +40,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import viser
 
-from app.reconstruction import Reconstruction
-from app.viewer_data import CloudSettings, camera_poses
-from app.viewer_gui import ViewerGui, format_status
-from app.viewer_live import DEMO_RIG, DEMO_WEIGHTS, LiveRun, LiveRunSpec, ModelSpec, demo_weights_available
-from app.viewer_scene import STREAMS, SceneOptions, ViewerScene
-
-# The demo weights were trained at 112x154 px; the demo rig (224x160) cropped to width 154 gives 112x154.
-DEMO_SIZE = 154
+from app.reconstruct.store import Reconstruction
+from app.viewer.data import CloudSettings, camera_poses
+from app.viewer.gui import ViewerGui, format_status
+from app.viewer.live import LiveRun, LiveRunSpec
+from app.viewer.scene import STREAMS, SceneOptions, ViewerScene
 
 DEFAULT_POINT_BUDGET = 100_000
-UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
 
 
 @dataclass
@@ -225,10 +220,7 @@ class Viewer:
             return
         if not self._complete:
             recon.windows(refresh=True)
-            try:
-                self._complete = json.loads((recon.root / "meta.json").read_text()).get("status") == "complete"
-            except (OSError, json.JSONDecodeError):
-                pass  # being replaced right now: next poll
+            self._complete = recon.refresh_status() == "complete"
         count = recon.num_timesteps
         if count != scene.num_available:
             scene.set_available(count)
@@ -318,8 +310,8 @@ class Viewer:
         return scene is not None and scene.num_available > 0 and scene.next_job() is None
 
 
-# ---------------------------------------------------------------------------------------------- CLI
-def _free_port(host: str, port: int) -> int:
+# ---------------------------------------------------------------------------------------------- serving
+def free_port(host: str, port: int) -> int:
     """``port`` if it can be bound on ``host``, else the next free one (viser does the same; we print it)."""
     for candidate in range(port, port + 1000):
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -331,8 +323,14 @@ def _free_port(host: str, port: int) -> int:
     return port
 
 
-def _serve_until_interrupted(viewer: Viewer, exit_after: float | None) -> None:
-    """Block until Ctrl-C / SIGTERM (or ``exit_after`` seconds), then stop everything cleanly."""
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def serve_until_interrupted(
+    viewer: Viewer, exit_after: float | None = None, log: Callable[[str], None] = _stderr
+) -> None:
+    """Block until Ctrl-C / SIGTERM (or ``exit_after`` seconds), then stop everything cleanly (messages to ``log``)."""
 
     def terminate(*_) -> None:
         raise KeyboardInterrupt
@@ -347,112 +345,10 @@ def _serve_until_interrupted(viewer: Viewer, exit_after: float | None) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if viewer.live is not None and not viewer.live.done:
-        click.echo("stopping: the pipeline finishes its current window (Ctrl-C again to quit now)", err=True)
+        log("stopping: the pipeline finishes its current window (Ctrl-C again to quit now)")
     try:
         viewer.stop()
     except KeyboardInterrupt:
-        click.echo("quit without waiting for the pipeline; complete windows are on disk", err=True)
+        log("quit without waiting for the pipeline; complete windows are on disk")
     if viewer.live is not None and viewer.recon is not None:
-        click.echo(f"reconstruction: {viewer.recon.root}", err=True)
-
-
-@click.command("view", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="For a capture: where the reconstruction goes.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (not loopback: warns).")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port (the next free one if taken).")
-@click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="VGGT-family weights.")
-@click.option("--pi3", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Pi3 weights.")
-@click.option("--weights", type=click.Path(exists=True, file_okay=False, path_type=Path), help="save_pretrained dir.")
-@click.option("--config", "model_config", help="Model config: preset 'vggt_1b' (default), 'tiny', or a JSON file.")
-@click.option("--random-weights", is_flag=True, help="Run an untrained model (testing only).")
-@click.option("--window", type=int, help="Timesteps per window (default per device, see vggt-mv run).")
-@click.option("--stride", type=int, help="Timesteps between window starts.")
-@click.option("--size", type=int, help=f"Model input width (default 518; the demo: {DEMO_SIZE}).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--max-frames", type=int, help="At most this many timesteps of the capture.")
-@click.option("--resume", is_flag=True, help="Continue the reconstruction in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace a reconstruction already in --out.")
-@click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Stream shown first.")
-@click.option("--conf-percentile", type=float, default=10.0, show_default=True, help="Drop the least confident %.")
-@click.option(
-    "--point-budget", type=int, default=DEFAULT_POINT_BUDGET, show_default=True, help="Points per timestep/stream."
-)
-@click.option("--fps", type=float, default=5.0, show_default=True, help="Playback speed.")
-@click.option("--exit-after", type=float, help="Serve this many seconds, then stop as on Ctrl-C (scripts, tests).")
-def view_command(path: Path | None, **options) -> None:
-    """Open PATH in the 4D viewer: a reconstruction folder (instantly), or a capture (the pipeline runs in the
-    background and windows appear as they are stitched). No PATH: the bundled demo rig."""
-    from app.pipeline import PipelineConfig
-    from app.preprocess import PreprocessConfig
-
-    warnings.simplefilter("default")
-    warnings.showwarning = lambda message, category, *args, **kw: click.secho(
-        f"warning: {message}", fg="yellow", err=True
-    )
-    notice = None
-    is_recon = path is not None and (path / "meta.json").is_file()
-    spec = None
-    if not is_recon:
-        capture, size = path, options["size"]
-        model = ModelSpec(options["model_config"], options["checkpoint"], options["pi3"], options["random_weights"])
-        model.pretrained = options["weights"]
-        if path is None:
-            capture, size = DEMO_RIG, size or DEMO_SIZE
-            if not any((model.checkpoint, model.pi3, model.pretrained, model.random_weights)):
-                if demo_weights_available():
-                    model.pretrained = DEMO_WEIGHTS
-                else:
-                    model.config, model.random_weights = model.config or "tiny", True
-            click.echo(f"demo: {capture}" + (f" with {model.pretrained}" if model.pretrained else ""), err=True)
-        if model.random_weights and not any((model.checkpoint, model.pi3, model.pretrained)):
-            notice = UNTRAINED_NOTICE
-        if not any((model.checkpoint, model.pi3, model.pretrained, model.random_weights)):
-            raise click.UsageError(
-                "no weights for the capture: pass --checkpoint/--pi3 (VGGT-family / Pi3 weights), --weights DIR "
-                "(save_pretrained folder), or --random-weights (untrained, testing only)"
-            )
-        out = options["out"] or Path(tempfile.mkdtemp(prefix="vggt-mv-view-"))
-        spec = LiveRunSpec(
-            capture=capture,
-            out=out,
-            model=model,
-            pipeline=PipelineConfig(
-                window=options["window"],
-                stride=options["stride"],
-                device=options["device"],
-                preprocess=PreprocessConfig(size=size or 518),
-            ),
-            resume=options["resume"],
-            overwrite=options["overwrite"] or (options["out"] is None),
-        )
-        if options["max_frames"]:
-            spec.capture_options.max_frames = options["max_frames"]
-        click.echo(f"reconstruction goes to {out}", err=True)
-    config = ViewerConfig(
-        host=options["host"],
-        port=_free_port(options["host"], options["port"]),
-        open_browser=not options["no_browser"],
-        stream=options["stream"],
-        conf_percentile=options["conf_percentile"],
-        point_budget=options["point_budget"],
-        fps=options["fps"],
-        notice=notice,
-    )
-    viewer = Viewer(config).start()
-    if is_recon:
-        viewer.open(path)
-    else:
-        viewer.run_live(spec)
-    click.echo(f"vggt-mv viewer: {viewer.url}  (Ctrl-C to stop)")
-    _serve_until_interrupted(viewer, options["exit_after"])
-
-
-def main() -> None:
-    """Console script ``vggt-mv-view``."""
-    view_command()
-
-
-if __name__ == "__main__":
-    main()
+        log(f"reconstruction: {viewer.recon.root}")

@@ -637,7 +637,7 @@ def _encode_depth(depth: np.ndarray, depth_dtype: str) -> tuple[np.ndarray, floa
     return units.astype(np.uint16), DEPTH_UINT16_SCALE
 
 
-def _decode_depth(stored: np.ndarray, depth_scale: float) -> np.ndarray:
+def decode_depth(stored: np.ndarray, depth_scale: float) -> np.ndarray:
     """Inverse of :func:`_encode_depth`: float32 ``[T, N, H, W]`` (exact for float32, quantized for uint16)."""
     if stored.dtype == np.float32:
         return stored
@@ -733,7 +733,7 @@ def _read_images(folder: Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def _read_camera_frames(folder: Path, name: str) -> np.ndarray:
+def read_camera_frames(folder: Path, name: str) -> np.ndarray:
     if (folder / f"{name}.mp4").is_file():
         return _read_video(folder / f"{name}.mp4")
     if (folder / name).is_dir():
@@ -752,12 +752,12 @@ def load_ground_truth(folder: str | Path) -> SyntheticRig:
     folder = Path(folder)
     with np.load(folder / GROUND_TRUTH_FILE) as data:
         arrays = {key: data[key] for key in data.files}
-    depth = _decode_depth(arrays["depth"], float(arrays.get("depth_scale", 1.0)))
+    depth = decode_depth(arrays["depth"], float(arrays.get("depth_scale", 1.0)))
     extrinsics = arrays["extrinsics"].astype(np.float32)
     intrinsics = arrays["intrinsics"].astype(np.float32)
     camera_names = [str(name) for name in arrays["camera_names"]]
     num_timesteps, _, height, width = depth.shape
-    images = np.stack([_read_camera_frames(folder, name) for name in camera_names], axis=1)
+    images = np.stack([read_camera_frames(folder, name) for name in camera_names], axis=1)
     if images.shape[:4] != depth.shape:
         raise ValueError(f"{folder}: frames {images.shape[:4]} do not match the ground truth {depth.shape}")
     world_points = np.stack([_unproject_timestep(depth[t], extrinsics[t], intrinsics[t]) for t in range(num_timesteps)])

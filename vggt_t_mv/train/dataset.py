@@ -203,7 +203,7 @@ def load_recorded_sequence(folder: str | Path) -> Sequence:
     """One recorded sample folder: frames (``<camera>.mp4`` or ``<camera>/*.png``) plus ``ground_truth.npz`` with
     ``extrinsics [T, N, 3, 4]``, ``intrinsics [T, N, 3, 3]``, ``camera_names [N]`` and optionally ``depth [T, N, H, W]``
     (float32 metres or uint16 with ``depth_scale``; 0 = unknown) and ``dynamic_masks [T, N, H, W]`` bool."""
-    from vggt_t_mv.data.synthetic import _decode_depth, _read_camera_frames
+    from vggt_t_mv.data.synthetic import decode_depth, read_camera_frames
 
     folder = Path(folder)
     with np.load(folder / GROUND_TRUTH_FILE) as data:
@@ -212,10 +212,10 @@ def load_recorded_sequence(folder: str | Path) -> Sequence:
         if key not in arrays:
             raise ValueError(f"{folder / GROUND_TRUTH_FILE} has no {key!r}")
     names = [str(n) for n in arrays["camera_names"]]
-    images = np.stack([_read_camera_frames(folder, name) for name in names], axis=1)
+    images = np.stack([read_camera_frames(folder, name) for name in names], axis=1)
     shape = images.shape[:4]
     if "depth" in arrays:
-        depth = _decode_depth(arrays["depth"], float(arrays.get("depth_scale", 1.0)))
+        depth = decode_depth(arrays["depth"], float(arrays.get("depth_scale", 1.0)))
     else:
         depth = np.zeros(shape, np.float32)
     if depth.shape != shape:

@@ -34,8 +34,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from vggt_t_mv.config import ModelConfig
 from vggt_t_mv.distributed import DistContext
+from vggt_t_mv.loading import ModelLoadError, load_model
 from vggt_t_mv.model import VGGTTMV
 from vggt_t_mv.train.config import ModelSection, OptimConfig, TrainConfig
 from vggt_t_mv.train.dataset import Sample, WindowDataset, build_dataset, collate, noisy_masks
@@ -61,26 +61,30 @@ def setup_distributed(device_name: str) -> tuple[DistContext, torch.device]:
 
 
 # ---------------------------------------------------------------------------------------------------------- model
-def build_model(section: ModelSection) -> tuple[VGGTTMV, list[str] | None, str]:
+def model_request(section: ModelSection) -> dict[str, Any]:
+    """The :func:`~vggt_t_mv.load_model` arguments of a model section: a ``pretrained`` folder brings its own
+    config (``overrides`` on top); otherwise ``config_file`` or ``preset``; with no weights the model starts
+    random."""
+    config = None if section.pretrained else (section.config_file or section.preset)
+    return {
+        "config": config,
+        "checkpoint": section.pretrained or section.checkpoint,
+        "pi3": section.pi3,
+        "random_weights": True,
+        "overrides": dict(section.overrides),
+    }
+
+
+def build_model(section: ModelSection, seed: int = 0) -> tuple[VGGTTMV, list[str] | None, str]:
     """The model of ``section`` with its weights loaded; returns it, the names with no pretrained source (None when
     nothing was loaded) and a one-line description of where the weights came from."""
-    if section.pretrained:
-        from vggt_t_mv.weights import read_saved_config
-
-        cfg = ModelConfig.from_dict({**read_saved_config(section.pretrained), **section.overrides})
-    elif section.config_file:
-        cfg = ModelConfig.from_dict({**ModelConfig.from_json(section.config_file).to_dict(), **section.overrides})
-    else:
-        preset = getattr(ModelConfig, section.preset, None)
-        if preset is None or section.preset.startswith("_") or not callable(preset):
-            raise ValueError(f"unknown model preset {section.preset!r}")
-        cfg = ModelConfig.from_dict({**preset().to_dict(), **section.overrides})
-    model = VGGTTMV(cfg)
-    source = section.pretrained or section.checkpoint
-    if source is None and section.pi3 is None:
-        return model, None, "random initialisation"
-    report = load_pretrained(model, checkpoint=source, pi3=section.pi3)
-    return model, report.new, report.summary()
+    try:
+        loaded = load_model(**model_request(section), seed=seed, checksums=False)
+    except ModelLoadError as error:
+        raise ValueError(f"model section: {error}") from error
+    if loaded.report is None:
+        return loaded.model, None, "random initialisation"
+    return loaded.model, loaded.report.new, loaded.report.summary()
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -234,7 +238,7 @@ def train(
         torch.manual_seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
         random.seed(cfg.run.seed)
-        model, new_names, source = build_model(cfg.model)
+        model, new_names, source = build_model(cfg.model, seed=cfg.run.seed)
         say(f"weights: {source}")
         summary = apply_freeze_policy(model, cfg.model.freeze, new_names)
         say(summary.table())

@@ -1,0 +1,82 @@
+"""``vggt-mv export``: options -> :class:`~app.export.selection.Selection` + :class:`~app.export.api.ExportOptions`,
+then :func:`app.export.api.export_reconstruction` (the API the viewer's export panel calls too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from app.cli.options import CONTEXT_SETTINGS
+from app.export.api import (
+    DYNAMIC_THRESHOLD,
+    FORMATS,
+    ColmapOptions,
+    ExportError,
+    ExportOptions,
+    GlbOptions,
+    MeshOptions,
+    Selection,
+    export_reconstruction,
+)
+from app.export.mesh import MESH_METHODS
+from app.export.selection import parse_cameras, parse_timesteps
+from app.reconstruct.store import Reconstruction, ReconstructionError
+
+
+@click.command("export", context_settings=CONTEXT_SETTINGS)
+@click.argument("recon", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file (colmap: folder).")
+@click.option("--t", "timesteps", default="", help="Timesteps: 5, 0:10 (end excluded), 0:10:2, 3:, 1,4,7. Default all.")
+@click.option("--cameras", default="", help="Cameras (names or indices, comma separated). Default all.")
+@click.option("--stream", type=click.Choice(["geo", "pose"]), default="geo", show_default=True, help="Point source.")
+@click.option("--conf-percentile", type=float, default=0.0, show_default=True, help="Drop points below it.")
+@click.option("--static-only", is_flag=True, help="Only pixels with dynamic probability < --dynamic-threshold.")
+@click.option("--dynamic-only", is_flag=True, help="Only pixels with dynamic probability >= --dynamic-threshold.")
+@click.option("--dynamic-threshold", type=float, default=DYNAMIC_THRESHOLD, show_default=True)
+@click.option("--voxel", type=float, default=0.0, show_default=True, help="Voxel size for downsampling (0: off).")
+@click.option("--merge", is_flag=True, help="One output for all selected timesteps (default: one per timestep).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--no-frustums", is_flag=True, help="glb: no camera frustums.")
+@click.option("--no-trajectory", is_flag=True, help="glb: no camera trajectories.")
+@click.option("--frustum-size", type=float, default=None, help="glb: frustum depth (default 5% of the extent).")
+@click.option("--mesh-method", type=click.Choice(MESH_METHODS), default="grid", show_default=True)
+@click.option("--max-depth-ratio", type=float, default=MeshOptions.max_depth_ratio, show_default=True)
+@click.option("--poisson-depth", type=int, default=MeshOptions.poisson_depth, show_default=True)
+@click.option("--density-trim", type=float, default=MeshOptions.density_trim, show_default=True)
+@click.option("--colmap-text", is_flag=True, help="colmap: text files instead of binary.")
+@click.option("--no-images", is_flag=True, help="colmap: do not write the images/ folder.")
+def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: str, **flags) -> None:
+    """Export reconstruction RECON as PLY, GLB, a mesh, a COLMAP model or a VGGT-style NPZ."""
+    if flags["static_only"] and flags["dynamic_only"]:
+        raise click.UsageError("--static-only and --dynamic-only exclude each other")
+    try:
+        reconstruction = Reconstruction.open(recon)
+        motion = "static" if flags["static_only"] else "dynamic" if flags["dynamic_only"] else "all"
+        selection = Selection(
+            timesteps=parse_timesteps(timesteps, reconstruction.num_timesteps),
+            cameras=parse_cameras(cameras, reconstruction.camera_names),
+            stream=flags["stream"],
+            conf_percentile=flags["conf_percentile"],
+            motion=motion,
+            dynamic_threshold=flags["dynamic_threshold"],
+            voxel=flags["voxel"],
+        )
+        options = ExportOptions(
+            merge=flags["merge"],
+            overwrite=flags["overwrite"],
+            glb=GlbOptions(not flags["no_frustums"], flags["frustum_size"], not flags["no_trajectory"]),
+            mesh=MeshOptions(
+                method=flags["mesh_method"],
+                max_depth_ratio=flags["max_depth_ratio"],
+                poisson_depth=flags["poisson_depth"],
+                density_trim=flags["density_trim"],
+            ),
+            colmap=ColmapOptions(binary=not flags["colmap_text"], images=not flags["no_images"]),
+        )
+        written = export_reconstruction(reconstruction, fmt, selection, out, options)
+    except (ExportError, ReconstructionError) as error:
+        raise click.ClickException(str(error)) from error
+    for path in written:
+        click.echo(str(path))

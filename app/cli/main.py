@@ -1,0 +1,30 @@
+"""The ``vggt-mv`` click group and its subcommands (each in its own module), and the ``vggt-mv-view`` script."""
+
+from __future__ import annotations
+
+import click
+
+from app.cli.export import export_command
+from app.cli.options import CONTEXT_SETTINGS
+from app.cli.run import run_command
+from app.cli.train import eval_command, train_command
+from app.cli.view import view_command
+from app.cli.weights import weights
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+def main() -> None:
+    """vggt-mv: 4D reconstruction for synchronized multi-camera rigs."""
+
+
+for command in (run_command, weights, view_command, export_command, train_command, eval_command):
+    main.add_command(command)
+
+
+def view_main() -> None:
+    """Console script ``vggt-mv-view`` (the same command as ``vggt-mv view``)."""
+    view_command()
+
+
+if __name__ == "__main__":
+    main()

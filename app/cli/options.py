@@ -1,0 +1,106 @@
+"""Options and console helpers that several commands share, declared once.
+
+:func:`model_options` adds ``--checkpoint``, ``--pi3``, ``--config`` and ``--random-weights`` (one meaning for every
+command: :func:`vggt_t_mv.load_model`); :func:`weights_spec` turns them into a :class:`~vggt_t_mv.WeightsSpec`.
+:func:`console_warnings` prints warnings as one yellow line; :func:`progress_bar` is the windows progress bar.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vggt_t_mv.loading import PRESETS, WeightsSpec
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+CHECKPOINT_HELP = "VGGT-family weights: a .pt/.pth/.safetensors file or a save_pretrained folder."
+CONFIG_HELP = (
+    f"Model config: a preset ({', '.join(PRESETS)}) or a JSON file. Default: a save_pretrained folder's own "
+    "config, else inferred from --checkpoint's shapes (vggt_1b without a VGGT-layout checkpoint)."
+)
+
+
+def model_options(command: Callable) -> Callable:
+    """Decorate ``command`` with the shared weights options (keyword arguments ``checkpoint``, ``pi3``,
+    ``model_config``, ``random_weights``)."""
+    decorators = [
+        click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), help=CHECKPOINT_HELP),
+        click.option("--pi3", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Pi3 weights."),
+        click.option("--config", "model_config", help=CONFIG_HELP),
+        click.option(
+            "--random-weights", is_flag=True, help="Run an untrained model (testing only; output is meaningless)."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def weights_spec(options: dict[str, Any]) -> WeightsSpec:
+    """The :class:`WeightsSpec` of :func:`model_options`' keyword arguments."""
+    return WeightsSpec(
+        config=options.get("model_config"),
+        checkpoint=options.get("checkpoint"),
+        pi3=options.get("pi3"),
+        random_weights=bool(options.get("random_weights")),
+    )
+
+
+def console_warnings() -> None:
+    """Show every warning once per place, as ``warning: ...`` in yellow on stderr."""
+    warnings.simplefilter("default")
+    warnings.showwarning = lambda message, category, *args, **kw: click.secho(
+        f"warning: {message}", fg="yellow", err=True
+    )
+
+
+@contextmanager
+def progress_bar(total: int, enabled: bool = True) -> Iterator[Callable[[Any], None] | None]:
+    """A windows progress bar on stderr; yields the pipeline's ``progress`` callback (``None`` when disabled)."""
+    if not enabled:
+        yield None
+        return
+    state = {"text": ""}
+    with click.progressbar(
+        length=total,
+        label="windows",
+        show_eta=False,
+        show_pos=True,
+        file=sys.stderr,
+        item_show_func=lambda _: state["text"],
+    ) as bar:
+
+        def update(event: Any) -> None:
+            eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_s))
+            state["text"] = (
+                f"timesteps {event.timesteps_done}/{event.num_timesteps}  {event.frames_per_s:.1f} frames/s  "
+                f"ETA {eta}"
+            )
+            bar.update(1)
+
+        yield update
+
+
+def pipeline_options(command: Callable) -> Callable:
+    """Decorate ``command`` with the window / input / device options that ``run`` and ``view`` share (keyword
+    arguments ``window``, ``stride``, ``size``, ``device``, ``max_frames``, ``resume``, ``overwrite``)."""
+    decorators = [
+        click.option("--window", type=int, help="Timesteps per window (default: cuda 16, mps 8, cpu 6)."),
+        click.option("--stride", type=int, help="Timesteps between window starts (default: cuda 12, mps 6, cpu 4)."),
+        click.option("--size", type=int, help="Model input width (crop) / side (pad). Default 518 (the demo: 154)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--max-frames", type=int, help="At most this many timesteps (run: after --every)."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last window."),
+        click.option("--overwrite", is_flag=True, help="Replace a reconstruction already in --out."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command

@@ -1,0 +1,71 @@
+"""``vggt-mv view`` / ``vggt-mv-view``: open a reconstruction, a capture (run live) or the demo in the viewer
+(:func:`app.viewer.launch.plan_view` decides what; :class:`app.viewer.server.Viewer` serves it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from app.cli.options import CONTEXT_SETTINGS, console_warnings, model_options, pipeline_options, weights_spec
+from app.reconstruct.pipeline import PipelineConfig
+from app.viewer.launch import ViewUsageError, plan_view
+from app.viewer.scene import STREAMS
+from app.viewer.server import DEFAULT_POINT_BUDGET, Viewer, ViewerConfig, free_port, serve_until_interrupted
+
+
+def _stderr(text: str) -> None:
+    click.echo(text, err=True)
+
+
+@click.command("view", context_settings=CONTEXT_SETTINGS)
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="For a capture: where the reconstruction goes.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (not loopback: warns).")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port (the next free one if taken).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
+@model_options
+@pipeline_options
+@click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Stream shown first.")
+@click.option("--conf-percentile", type=float, default=10.0, show_default=True, help="Drop the least confident %.")
+@click.option(
+    "--point-budget", type=int, default=DEFAULT_POINT_BUDGET, show_default=True, help="Points per timestep/stream."
+)
+@click.option("--fps", type=float, default=5.0, show_default=True, help="Playback speed.")
+@click.option("--exit-after", type=float, help="Serve this many seconds, then stop as on Ctrl-C (scripts, tests).")
+def view_command(path: Path | None, **options) -> None:
+    """Open PATH in the 4D viewer: a reconstruction folder (instantly), or a capture (the pipeline runs in the
+    background and windows appear as they are stitched). No PATH: the bundled demo rig."""
+    console_warnings()
+    try:
+        plan = plan_view(
+            path,
+            weights_spec(options),
+            PipelineConfig(window=options["window"], stride=options["stride"], device=options["device"]),
+            size=options["size"],
+            out=options["out"],
+            max_frames=options["max_frames"],
+            resume=options["resume"],
+            overwrite=options["overwrite"],
+        )
+    except ViewUsageError as error:
+        raise click.UsageError(str(error)) from error
+    for message in plan.messages:
+        _stderr(message)
+    config = ViewerConfig(
+        host=options["host"],
+        port=free_port(options["host"], options["port"]),
+        open_browser=not options["no_browser"],
+        stream=options["stream"],
+        conf_percentile=options["conf_percentile"],
+        point_budget=options["point_budget"],
+        fps=options["fps"],
+        notice=plan.notice,
+    )
+    viewer = Viewer(config).start()
+    if plan.recon is not None:
+        viewer.open(plan.recon)
+    else:
+        viewer.run_live(plan.live)
+    click.echo(f"vggt-mv viewer: {viewer.url}  (Ctrl-C to stop)")
+    serve_until_interrupted(viewer, options["exit_after"], log=_stderr)

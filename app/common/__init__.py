@@ -1,0 +1,1 @@
+"""What several app packages share and that belongs to none of them: the mode vocabularies (:mod:`.vocab`)."""

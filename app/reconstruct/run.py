@@ -1,0 +1,144 @@
+"""The whole open -> plan -> load model -> prepare output -> run sequence, written once.
+
+One call::
+
+    from app.reconstruct import reconstruct
+    from vggt_t_mv import WeightsSpec
+
+    result = reconstruct("capture/", "recon/", WeightsSpec(checkpoint=Path("model.pt")), PipelineConfig())
+
+or two steps when the caller shows something between them (the CLI's progress bar, the viewer opening the folder)::
+
+    prepared = prepare_reconstruction(capture, out, weights, config, resume=True)
+    result = prepared.run(progress=..., on_window=...)
+
+Under ``torchrun`` (``dist``), every rank plans and loads the model, rank 0 alone creates / reopens the output and
+tells the others which window to start at (or that it failed); :meth:`PreparedRun.run` splits the windows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.capture.sources import CaptureOptions, RigCapture
+from app.reconstruct.pipeline import (
+    PipelineConfig,
+    Progress,
+    RunPlan,
+    RunResult,
+    plan_run,
+    prepare_output,
+    run_metadata,
+    run_pipeline,
+)
+from app.reconstruct.store import Reconstruction, ReconstructionError
+from vggt_t_mv.distributed import DistContext
+from vggt_t_mv.loading import LoadedModel, WeightsSpec, load_spec
+
+UNTRAINED_WARNING = "--random-weights: the model is untrained, the reconstruction is meaningless (use it for testing)"
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to go: the capture, its plan, the loaded model, the output (``None`` on ranks > 0) and the first
+    window to compute (> 0 when resumed)."""
+
+    capture: RigCapture
+    plan: RunPlan
+    config: PipelineConfig
+    loaded: LoadedModel
+    out: Path
+    recon: Reconstruction | None
+    first_window: int
+    dist: DistContext
+
+    @property
+    def num_windows(self) -> int:
+        return len(self.plan.spans)
+
+    def kept_windows(self) -> int:
+        """Complete windows on disk now (what an interrupted run leaves for ``--resume``)."""
+        return 0 if self.recon is None else len(self.recon.windows(refresh=True))
+
+    def run(
+        self,
+        progress: Callable[[Progress], None] | None = None,
+        on_window: Callable[[int], None] | None = None,
+    ) -> RunResult | None:
+        """Compute and stitch the remaining windows (see :func:`app.reconstruct.pipeline.run_pipeline`)."""
+        return run_pipeline(
+            self.loaded.model,
+            self.capture,
+            self.recon,
+            self.plan,
+            self.config,
+            first_window=self.first_window,
+            progress=progress,
+            on_window=on_window,
+            dist=self.dist,
+        )
+
+
+def prepare_reconstruction(
+    capture: str | Path | RigCapture,
+    out: str | Path,
+    weights: WeightsSpec | LoadedModel,
+    config: PipelineConfig | None = None,
+    capture_options: CaptureOptions | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    dist: DistContext | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> PreparedRun:
+    """Open the capture, plan the windows, load the model (:func:`vggt_t_mv.load_model`) and create (or, with
+    ``resume``, reopen) the output. ``stop_requested`` is asked after the model is loaded (before anything is
+    written); when it says yes this raises :class:`InterruptedError`.
+
+    Raises :class:`~app.capture.sources.CaptureError`, :class:`~app.reconstruct.store.ReconstructionError`,
+    :class:`~vggt_t_mv.ModelLoadError` (all ``ValueError``-like, with the file and the fix)."""
+    config = config or PipelineConfig()
+    dist = dist or DistContext()
+    rig = capture if isinstance(capture, RigCapture) else RigCapture.open(capture, capture_options or CaptureOptions())
+    plan = plan_run(rig, config)
+    dist.join(plan.device)
+    loaded = weights if isinstance(weights, LoadedModel) else load_spec(weights)
+    if loaded.provenance["random_weights"]:
+        warnings.warn(UNTRAINED_WARNING, stacklevel=2)
+    if stop_requested is not None and stop_requested():
+        raise InterruptedError("stopped before the run started")
+    meta = run_metadata(rig, plan, config, loaded.meta())
+    recon, first, failure = None, 0, None
+    if dist.is_main:
+        try:
+            recon, first = prepare_output(Path(out), meta, resume=resume, overwrite=overwrite)
+        except (ReconstructionError, ValueError) as error:
+            failure = str(error)
+    first, failure = dist.broadcast((first, failure))  # every rank starts at the same window, or stops
+    if failure is not None:
+        raise ReconstructionError(failure)
+    return PreparedRun(rig, plan, config, loaded, Path(out), recon, first, dist)
+
+
+def reconstruct(
+    capture: str | Path | RigCapture,
+    out: str | Path,
+    weights: WeightsSpec | LoadedModel,
+    config: PipelineConfig | None = None,
+    capture_options: CaptureOptions | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    on_window: Callable[[int], None] | None = None,
+    dist: DistContext | None = None,
+) -> RunResult | None:
+    """Reconstruct ``capture`` into the folder ``out`` in one call (:func:`prepare_reconstruction` then
+    :meth:`PreparedRun.run`); ``None`` on torchrun ranks other than 0."""
+    prepared = prepare_reconstruction(
+        capture, out, weights, config, capture_options, resume=resume, overwrite=overwrite, dist=dist
+    )
+    return prepared.run(progress=progress, on_window=on_window)

@@ -1,0 +1,66 @@
+"""One screen of text about a reconstruction (what ``vggt-mv run`` prints at the end)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.reconstruct.pipeline import RunResult
+from app.reconstruct.store import Reconstruction
+
+
+def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
+    """One screen about a reconstruction: capture, shapes, timing, per-window alignment, rig report."""
+    meta = recon.meta
+    capture, settings = meta["capture"], meta["settings"]
+    height, width = recon.image_hw
+    lines = [
+        f"reconstruction {recon.root}  ({meta.get('status')})",
+        f"  capture   {capture['path']}  [{capture['form']}, sync {capture['sync']}]",
+        f"  cameras   {recon.num_cameras}: {', '.join(recon.camera_names)}",
+        f"  timesteps {recon.num_timesteps} of {capture['total_timesteps']}  at {width}x{height} px "
+        f"({settings['mode']})",
+        f"  windows   {len(recon.spans)} x {settings['window']} (stride {settings['stride']}) on {settings['device']}, "
+        f"{settings['dtype']}",
+    ]
+    if capture.get("spread_s"):
+        spread = capture["spread_s"]
+        lines.append(
+            f"  sync      camera time spread mean {spread['mean'] * 1e3:.1f} ms, max {spread['max'] * 1e3:.1f} ms"
+        )
+    if result is not None:
+        lines.append(
+            f"  time      {result.seconds:.1f} s for {result.windows_run} windows, {result.frames_per_s:.1f} frames/s"
+            + (f" (resumed at window {result.first_window + 1})" if result.first_window else "")
+        )
+    align = [a for a in meta.get("alignment", []) if a.get("alignment", {}).get("kind") == "sim3"]
+    if align:
+        scales = np.array([a["alignment"]["sim3"]["scale"] for a in align])
+        residuals = np.array([a["alignment"]["residual_median"] for a in align])
+        inliers = np.array([a["alignment"]["inlier_fraction"] for a in align])
+        lines.append(
+            f"  stitching scale {scales.min():.3g}..{scales.max():.3g}, median residual {np.median(residuals):.3g} "
+            f"(max {residuals.max():.3g}), inliers {100 * inliers.min():.0f}..{100 * inliers.max():.0f} %"
+        )
+    failed = [a["index"] for a in meta.get("alignment", []) if a.get("alignment", {}).get("kind") == "failed"]
+    if failed:
+        lines.append(f"  stitching FAILED for windows {failed} (left unaligned)")
+    rig = meta.get("rig", {})
+    for camera in rig.get("diagnostics", {}).get("cameras", [])[1:]:
+        lines.append(
+            f"  rig {camera['name']:>8}: focal spread {camera['focal_spread_pct']:.1f} %, baseline "
+            f"{camera['baseline_mean']:.3g} (spread {camera['translation_spread_pct']:.1f} %), rotation spread "
+            f"{camera['rotation_spread_mean_deg']:.2f} deg"
+        )
+    calibration = rig.get("calibration")
+    if calibration:
+        scale = (meta.get("alignment") or [{}])[0].get("alignment", {}).get("metric_scale")
+        if scale:
+            lines.append(f"  metric    scale {scale:.4g} from the calibrated baselines")
+        for camera in calibration.get("rig", []):
+            lines.append(
+                f"  vs calib {camera['name']:>8}: rotation {camera['rotation_error_deg']:.2f} deg, translation "
+                f"{camera['translation_error']:.3f} m (baseline {camera['baseline_calibrated']:.3f} m)"
+            )
+    if capture.get("warnings") or (result and result.warnings):
+        lines.append(f"  warnings  {len(capture.get('warnings', [])) + len(result.warnings if result else [])}")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""What ``vggt-mv view PATH`` opens: a reconstruction folder, a capture to run live, or (no PATH) the demo rig.
+
+:func:`plan_view` turns the command's inputs into a :class:`ViewPlan` (no I/O besides looking at ``PATH`` and
+making the temporary output folder); the CLI prints its ``messages`` and starts the viewer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.capture.sources import CaptureOptions
+from app.reconstruct.pipeline import PipelineConfig
+from app.viewer.live import DEMO_RIG, DEMO_WEIGHTS, LiveRunSpec, demo_weights_available
+from vggt_t_mv.loading import WeightsSpec
+
+# The demo weights were trained at 112x154 px; the demo rig (224x160) cropped to width 154 gives 112x154.
+DEMO_SIZE = 154
+DEFAULT_SIZE = 518
+UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
+NO_WEIGHTS = (
+    "no weights for the capture: pass --checkpoint FILE_OR_FOLDER (VGGT-family weights or a save_pretrained "
+    "folder) and/or --pi3 FILE (Pi3 weights), or --random-weights (untrained, testing only)"
+)
+
+
+class ViewUsageError(ValueError):
+    """The options cannot be viewed (a capture without weights)."""
+
+
+@dataclass
+class ViewPlan:
+    """``recon``: a reconstruction folder to open; else ``live``: the background run to start. ``notice``: shown
+    in the GUI; ``messages``: for the console."""
+
+    recon: Path | None = None
+    live: LiveRunSpec | None = None
+    notice: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def is_reconstruction(path: Path | None) -> bool:
+    """``path`` is a reconstruction folder (it has the store's ``meta.json``)."""
+    from app.reconstruct.store import Reconstruction
+
+    return path is not None and Reconstruction.exists(path)
+
+
+def plan_view(
+    path: Path | None,
+    weights: WeightsSpec,
+    pipeline: PipelineConfig,
+    size: int | None = None,
+    out: Path | None = None,
+    max_frames: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> ViewPlan:
+    """The :class:`ViewPlan` of ``vggt-mv view`` (module docstring). ``size`` (model input width) ``None``:
+    :data:`DEMO_SIZE` for the demo, :data:`DEFAULT_SIZE` otherwise."""
+    if is_reconstruction(path):
+        return ViewPlan(recon=path)
+    plan = ViewPlan()
+    capture = path
+    if path is None:
+        capture, size = DEMO_RIG, size or DEMO_SIZE
+        if not weights.has_weights() and not weights.random_weights:
+            if demo_weights_available():
+                weights = dataclasses.replace(weights, checkpoint=DEMO_WEIGHTS)
+            else:
+                weights = dataclasses.replace(weights, config=weights.config or "tiny", random_weights=True)
+        plan.messages.append(f"demo: {capture}" + (f" with {weights.checkpoint}" if weights.checkpoint else ""))
+    if not weights.has_weights() and not weights.random_weights:
+        raise ViewUsageError(NO_WEIGHTS)
+    if not weights.has_weights():
+        plan.notice = UNTRAINED_NOTICE
+    target = out or Path(tempfile.mkdtemp(prefix="vggt-mv-view-"))
+    preprocess = dataclasses.replace(pipeline.preprocess, size=size or DEFAULT_SIZE)
+    plan.live = LiveRunSpec(
+        capture=capture,
+        out=target,
+        model=weights,
+        pipeline=dataclasses.replace(pipeline, preprocess=preprocess),
+        capture_options=CaptureOptions(max_frames=max_frames),
+        resume=resume,
+        overwrite=overwrite or out is None,
+    )
+    plan.messages.append(f"reconstruction goes to {target}")
+    return plan
