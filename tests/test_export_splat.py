@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from app.export_splat import (
+from app.export.splat import (
     SH_C0,
     Gaussians,
     SplatOptions,
