@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from app.capture.calibration import load_calibration
 from app.capture.preprocess import PreprocessConfig, frame_transform, preprocess_frame
-from app.capture.sources import CaptureError, CaptureOptions, CaptureWarning, RigCapture, load_calibration, natural_key
+from app.capture.rig import CaptureOptions, RigCapture
+from app.capture.sources import CaptureError, CaptureWarning, natural_key
 from tests.capture_helpers import solid_color, write_solid_rig, write_video
 from tests.conftest import require, shared_dir
 

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from app.capture.preprocess import PreprocessConfig
-from app.capture.sources import CaptureOptions, CaptureWarning, RigCapture
+from app.capture.rig import CaptureOptions, RigCapture
+from app.capture.sources import CaptureWarning
 from app.cli.main import main
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run, prepare_output, run_metadata, run_pipeline
 from app.reconstruct.store import ARRAY_NAMES, Reconstruction

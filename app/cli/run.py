@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from app.capture.preprocess import MODES, PreprocessConfig
-from app.capture.sources import CaptureError, CaptureOptions
+from app.capture.rig import CaptureOptions
+from app.capture.sources import CaptureError
 from app.cli.options import (
     CONTEXT_SETTINGS,
     console_warnings,

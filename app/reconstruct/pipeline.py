@@ -34,15 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from app.capture.calibration import RigCalibration, load_calibration
 from app.capture.preprocess import FrameTransform, PreprocessConfig, frame_transform, preprocess_frame
-from app.capture.sources import (
-    CaptureError,
-    RigCalibration,
-    RigCapture,
-    discover_cameras,
-    load_calibration,
-    open_source,
-)
+from app.capture.rig import RigCapture
+from app.capture.sources import CaptureError, discover_cameras, open_source
 from app.reconstruct.stitching import (
     Sim3,
     align_window,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.capture.sources import CaptureOptions, RigCapture
+from app.capture.rig import CaptureOptions, RigCapture
 from app.reconstruct.pipeline import (
     PipelineConfig,
     Progress,

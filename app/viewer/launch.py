@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.capture.sources import CaptureOptions
+from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig
 from app.viewer.live import DEMO_RIG, DEMO_WEIGHTS, LiveRunSpec, demo_weights_available
 from vggt_t_mv.loading import WeightsSpec

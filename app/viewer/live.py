@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.capture.sources import CaptureOptions
+from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig, Progress
 from app.reconstruct.run import prepare_reconstruction
 from vggt_t_mv.loading import WeightsSpec

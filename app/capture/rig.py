@@ -1,0 +1,247 @@
+"""A rig capture over time: :class:`RigCapture` opens one of the forms of :mod:`app.capture.sources`, synchronizes
+it (:mod:`app.capture.sync`) and reads it lazily.
+
+Frame selection (``start``, ``end``, ``every``, ``max_frames``) is in synchronized timesteps. Frames are
+decoded lazily with OpenCV and prefetched by a background thread (:meth:`RigCapture.iter_timesteps`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.capture.sources import (
+    TIMESTAMP_FILES,
+    CameraSource,
+    CaptureError,
+    CaptureWarning,
+    discover_cameras,
+    open_source,
+)
+from app.capture.sync import SyncResult, sync_by_fps, sync_by_index, sync_by_timestamps
+
+
+@dataclass
+class CaptureOptions:
+    """Which timesteps to read and how to synchronize.
+
+    ``start``/``end``: synchronized timestep range ``[start, end)`` (``end=None``: to the last);
+    ``every``: keep every k-th timestep; ``max_frames``: at most this many timesteps after that;
+    ``timestamps``: a timestamps CSV (None: use ``timestamps.csv`` in the capture folder if present);
+    ``sync``: ``auto`` (timestamps if any, else fps if they differ, else index), ``index``, ``fps`` or
+    ``timestamps``; ``skip_unreadable``: drop cameras that cannot be decoded (with a warning) instead
+    of refusing the capture.
+    """
+
+    start: int = 0
+    end: int | None = None
+    every: int = 1
+    max_frames: int | None = None
+    timestamps: Path | None = None
+    sync: str = "auto"
+    skip_unreadable: bool = False
+
+
+# ------------------------------------------------------------------------------------------------ rig
+class RigCapture:
+    """N synchronized cameras over T timesteps, read lazily.
+
+    ``frame_index [T, N]``: the source frame of camera n at (selected) timestep t; ``times [T, N]``
+    seconds (when known); ``camera_names [N]``; ``warnings``: what was adjusted.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        form: str,
+        sources: list[CameraSource],
+        sync: SyncResult,
+        options: CaptureOptions,
+        messages: list[str],
+    ) -> None:
+        self.path, self.form, self.sources, self.options = path, form, sources, options
+        self.sync_mode, self.sync_notes = sync.mode, list(sync.notes)
+        self.warnings = list(messages)
+        total = len(sync.frame_index)
+        end = total if options.end is None else min(options.end, total)
+        if options.start < 0 or options.every < 1 or (options.max_frames is not None and options.max_frames < 1):
+            raise CaptureError("--start must be >= 0, --every >= 1 and --max-frames >= 1")
+        if options.start >= end:
+            raise CaptureError(
+                f"capture {path}: --start {options.start} / --end {options.end} select no timestep; "
+                f"the capture has {total} synchronized timesteps (0..{total - 1})"
+            )
+        selected = np.arange(options.start, end, options.every)[: options.max_frames]
+        self.timestep_ids = selected  # indices into the full synchronized sequence
+        self.total_timesteps = total
+        self.frame_index = sync.frame_index[selected]
+        self.times = None if sync.times is None else sync.times[selected]
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def open(cls, path: str | Path, options: CaptureOptions | None = None) -> RigCapture:
+        """Open a capture folder or video (forms and synchronization in the module docstring).
+
+        Raises :class:`CaptureError` with the file and the fix; adjustments are :class:`CaptureWarning`.
+        """
+        options = options or CaptureOptions()
+        path = Path(path)
+        form, found = discover_cameras(path)
+        sources: list[CameraSource] = []
+        messages: list[str] = []
+        failures: list[str] = []
+        for name, camera_path, files in found:
+            try:
+                sources.append(open_source(name, camera_path, files))
+            except CaptureError as error:
+                failures.append(str(error))
+        if failures and not sources:
+            raise CaptureError(f"capture {path}: no readable camera. " + " | ".join(failures))
+        if failures:
+            if not options.skip_unreadable:
+                raise CaptureError(
+                    " | ".join(failures) + ". Remove or re-encode the file(s) (e.g. `ffmpeg -i in.mp4 out.mp4`), "
+                    "or pass --skip-bad-cameras to run with the other cameras"
+                )
+            messages += [f"skipped unreadable camera: {f}" for f in failures]
+        for source in sources:
+            if source.note:
+                messages.append(f"{source.name}: {source.note}")
+        sizes = {(s.height, s.width) for s in sources}
+        if len(sizes) > 1:
+            detail = ", ".join(f"{s.name}: {s.width}x{s.height}" for s in sources)
+            messages.append(
+                f"cameras have different resolutions ({detail}); each is scaled (aspect kept) to the model size "
+                "of the first camera and centre-cropped (--mode crop) or padded (--mode pad)"
+            )
+        sync = cls._synchronize(path, form, sources, options)
+        messages += [n for n in sync.notes if not n.startswith("synchronized by timestamps")]
+        capture = cls(path, form, sources, sync, options, messages)
+        for message in capture.warnings:
+            warnings.warn(message, CaptureWarning, stacklevel=2)
+        return capture
+
+    @staticmethod
+    def _synchronize(path: Path, form: str, sources: list[CameraSource], options: CaptureOptions) -> SyncResult:
+        if form == "static_images":
+            return SyncResult("static", np.zeros((1, len(sources)), dtype=np.int64))
+        csv_path = options.timestamps
+        if csv_path is None and options.sync in ("auto", "timestamps") and path.is_dir():
+            csv_path = next((path / n for n in TIMESTAMP_FILES if (path / n).is_file()), None)
+        if options.sync == "timestamps" and csv_path is None:
+            raise CaptureError(f"--sync timestamps: no {TIMESTAMP_FILES[0]} in {path}; pass --timestamps FILE")
+        if csv_path is not None and options.sync in ("auto", "timestamps"):
+            if not Path(csv_path).is_file():
+                raise CaptureError(f"timestamps file {csv_path} does not exist")
+            return sync_by_timestamps(sources, Path(csv_path))
+        fps = [s.fps for s in sources]
+        differ = all(fps) and max(fps) > min(fps) * 1.01
+        if options.sync == "fps" or (options.sync == "auto" and differ):
+            if not all(fps):
+                raise CaptureError("--sync fps: some cameras do not report a frame rate; use --timestamps")
+            return sync_by_fps(sources)
+        return sync_by_index(sources)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def num_timesteps(self) -> int:
+        return len(self.frame_index)
+
+    @property
+    def num_cameras(self) -> int:
+        return len(self.sources)
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+    @property
+    def spread(self) -> np.ndarray | None:
+        """Per-timestep time spread ``[T]`` across cameras (seconds), when times are known."""
+        if self.times is None:
+            return None
+        return self.times.max(axis=1) - self.times.min(axis=1)
+
+    def describe(self) -> dict:
+        """JSON-serialisable description (stored in the reconstruction's meta.json)."""
+        spread = self.spread
+        return {
+            "path": str(self.path.resolve()),
+            "form": self.form,
+            "camera_names": self.camera_names,
+            "cameras": [s.describe() for s in self.sources],
+            "sync": self.sync_mode,
+            "num_timesteps": self.num_timesteps,
+            "total_timesteps": self.total_timesteps,
+            "selection": {
+                "start": self.options.start,
+                "end": self.options.end,
+                "every": self.options.every,
+                "max_frames": self.options.max_frames,
+            },
+            "timestep_ids": self.timestep_ids.tolist(),
+            "frame_index": self.frame_index.tolist(),
+            "times": None if self.times is None else self.times.tolist(),
+            "spread_s": None
+            if spread is None
+            else {"mean": float(spread.mean()), "max": float(spread.max()), "per_timestep": spread.tolist()},
+            "warnings": self.warnings,
+        }
+
+    # ------------------------------------------------------------------ frames
+    def read(self, t: int, n: int) -> np.ndarray:
+        """Original-resolution RGB uint8 frame ``[h, w, 3]`` of camera n at (selected) timestep t."""
+        return self.sources[n].read(int(self.frame_index[t, n]))
+
+    def iter_timesteps(self, timesteps: Sequence[int], prefetch: int = 8) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Yield ``(t, [N frames RGB uint8 [h_n, w_n, 3]])`` for ``timesteps`` (increasing is fastest).
+
+        A background thread decodes up to ``prefetch`` timesteps ahead; its errors are re-raised here.
+        """
+        timesteps = [int(t) for t in timesteps]
+        buffer: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        stop = threading.Event()
+        done = object()
+
+        def produce() -> None:
+            try:
+                readers = [s.frames(self.frame_index[timesteps, n]) for n, s in enumerate(self.sources)]
+                for t in timesteps:
+                    item = (t, [next(reader) for reader in readers])
+                    while not stop.is_set():
+                        try:
+                            buffer.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        break
+                for reader in readers:
+                    reader.close()
+                buffer.put(done)
+            except BaseException as error:  # handed to the consumer
+                buffer.put(error)
+
+        thread = threading.Thread(target=produce, name="rig-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = buffer.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():
+                try:
+                    buffer.get_nowait()
+                except queue.Empty:
+                    thread.join(timeout=0.05)
