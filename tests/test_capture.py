@@ -123,9 +123,9 @@ def test_preprocess_modes_keep_geometry() -> None:
         assert out.shape[:2] == config.target_hw(100, 200)
         u, v = 100 * transform.scale + transform.offset_x, 50 * transform.scale + transform.offset_y
         assert out[round(v), round(u)].min() > 200  # the centre stays the centre
-    assert PreprocessConfig(mode="pad").target_hw(100, 200) == (518, 518)
-    assert PreprocessConfig().target_hw(720, 1280) == (294, 518)  # VGGT: width 518, height multiple of 14
-    assert PreprocessConfig().target_hw(1280, 720) == (518, 518)  # portrait: height cropped to 518
+    assert PreprocessConfig(518, mode="pad").target_hw(100, 200) == (518, 518)
+    assert PreprocessConfig(518, "crop").target_hw(720, 1280) == (294, 518)  # VGGT: width 518, height multiple of 14
+    assert PreprocessConfig(518, "crop").target_hw(1280, 720) == (518, 518)  # portrait: height cropped to 518
     with pytest.raises(ValueError, match="multiple of 14"):
         PreprocessConfig(size=100)
 

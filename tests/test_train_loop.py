@@ -18,6 +18,7 @@ from vggt_t_mv.train.config import TrainConfig
 from vggt_t_mv.train.dataset import Sequence, WindowConfig, WindowDataset, collate
 from vggt_t_mv.train.losses import LossConfig, compute_loss
 from vggt_t_mv.train.trainer import checkpoint_dirs, lr_factor, train, weights_checksum
+from vggt_t_mv.weights import read_saved_input_hw
 
 
 def tiny_config(out: Path, cache: Path, max_steps: int = 4) -> TrainConfig:
@@ -95,6 +96,9 @@ def test_train_cli_writes_metrics_curve_and_loadable_weights(tmp_path: Path) -> 
     pytest.importorskip("matplotlib")
     assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
     model = VGGTTMV.from_pretrained(out / "final")
+    window = saved["data"]["window"]
+    for folder in (out / "final", checkpoint_dirs(out)[-1]):  # every weights folder says what size it learned at
+        assert read_saved_input_hw(folder) == (window["height"], window["width"])
     assert json.loads((out / "summary.json").read_text())["checksums"] == [weights_checksum(model)]
 
 

@@ -165,11 +165,11 @@ class VGGTTMV(nn.Module):
         load_pretrained(model, folder, strict=True, checkpoint_layout="ours")
         return model.to(map_location)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
+    def save_pretrained(self, folder: str | Path, input_hw: tuple[int, int] | None = None) -> Path:
         """Write ``folder/model.safetensors`` and ``folder/config.json`` (see :func:`vggt_t_mv.save_pretrained`)."""
         from vggt_t_mv.weights import save_pretrained
 
-        return save_pretrained(self, folder)
+        return save_pretrained(self, folder, input_hw)
 
     def forward(
         self,

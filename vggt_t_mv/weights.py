@@ -46,6 +46,7 @@ _PI3_DECODER = re.compile(r"^decoder\.(\d+)\.(.+)$")
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
+INPUT_HW_KEY = "input_hw"  # config.json: [height, width] of the training images (save_pretrained's input_hw)
 
 
 class CheckpointError(ValueError):
@@ -383,8 +384,11 @@ def load_pretrained(
 
 
 # ---------------------------------------------------------------------------------------- save / load
-def save_pretrained(model: nn.Module, folder: str | Path) -> Path:
-    """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.json``; returns the folder."""
+def save_pretrained(model: nn.Module, folder: str | Path, input_hw: tuple[int, int] | None = None) -> Path:
+    """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.json``; returns the folder.
+
+    ``input_hw``: the ``(height, width)`` of the images the weights were trained on, stored as config.json's
+    ``input_hw`` (:func:`read_saved_input_hw`; the app runs at that size unless told otherwise)."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -393,9 +397,28 @@ def save_pretrained(model: nn.Module, folder: str | Path) -> Path:
     temporary = folder / f".{WEIGHTS_FILE}.tmp"
     save_file(state, str(temporary), metadata={"format": "vggt_t_mv", "format_version": str(FORMAT_VERSION)})
     temporary.replace(folder / WEIGHTS_FILE)
-    config = {"format_version": FORMAT_VERSION, "model": model.cfg.to_dict()}
+    config: dict = {"format_version": FORMAT_VERSION, "model": model.cfg.to_dict()}
+    if input_hw is not None:
+        config[INPUT_HW_KEY] = [int(input_hw[0]), int(input_hw[1])]
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return folder
+
+
+def read_saved_input_hw(folder: str | Path) -> tuple[int, int] | None:
+    """The training input ``(height, width)`` a :func:`save_pretrained` folder records (``None``: not recorded, or
+    not such a folder)."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text()).get(INPUT_HW_KEY)
+    except (ValueError, AttributeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); rewrite it with save_pretrained") from error
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
+        raise CheckpointError(f"{path}: {INPUT_HW_KEY} must be [height, width] in pixels, got {value!r}")
+    return int(value[0]), int(value[1])
 
 
 def read_saved_config(folder: str | Path) -> dict:

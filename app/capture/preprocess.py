@@ -1,6 +1,6 @@
 """Frame preprocessing as VGGT's ``load_and_preprocess_images`` does it, for frames of any size.
 
-Two modes, ``size`` = 518 by default (``--size`` picks a smaller one; always a multiple of the patch size):
+Two modes (``size``: a multiple of the patch size; :data:`DEFAULT_SIZE` unless the weights say otherwise):
 
 * ``crop``: width ``size``, height the frame's aspect ratio times ``size`` rounded to a multiple of 14,
   at most ``size`` (taller frames are centre-cropped). The target size is fixed once per capture (from the
@@ -9,39 +9,53 @@ Two modes, ``size`` = 518 by default (``--size`` picks a smaller one; always a m
 * ``pad``: the frame is scaled so that its longer side is ``size`` and padded with white to ``size x size``
   (as VGGT's ``pad`` mode), so nothing is cut off.
 
+The default, ``auto``, is ``crop`` unless cropping would remove more than :data:`CROP_TOLERANCE` of some camera's
+frame (portrait videos: centre-cropping 1080x1920 to a square loses 44 %), then ``pad``, so a portrait rig keeps
+the whole frame; :func:`resolve_preprocess` decides and says why. An explicit ``crop`` that loses more than that
+is kept, with a warning naming the camera and the fraction lost.
+
 The mapping from original pixels to model pixels is kept per camera (:class:`FrameTransform`) so
 intrinsics and points can be taken back to the original resolution.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
 
 PATCH_SIZE = 14
-MODES = ("crop", "pad")
+DEFAULT_SIZE = 518
+PreprocessMode = Literal["auto", "crop", "pad"]
+MODES: tuple[str, ...] = get_args(PreprocessMode)
+CROP_TOLERANCE = 0.10  # auto pads when a centre crop would remove more than this fraction of a frame's area
 
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """``size``: model input width (``crop``) or side (``pad``), a multiple of ``patch_size``."""
+    """``size``: model input width (``crop``) or side (``pad``), a multiple of ``patch_size``; ``None``: the size
+    the weights were trained at, else :data:`DEFAULT_SIZE`. ``mode``: ``auto`` (module docstring), ``crop``, ``pad``.
+    :func:`resolve_preprocess` fills both in for a capture."""
 
-    size: int = 518
-    mode: str = "crop"
+    size: int | None = None
+    mode: PreprocessMode = "auto"
     patch_size: int = PATCH_SIZE
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"preprocessing mode must be one of {MODES}, got {self.mode!r}")
-        if self.size < self.patch_size or self.size % self.patch_size:
+        if self.size is not None and (self.size < self.patch_size or self.size % self.patch_size):
             raise ValueError(
                 f"--size must be a positive multiple of {self.patch_size} (e.g. 518, 266, 112), got {self.size}"
             )
 
     def target_hw(self, height: int, width: int) -> tuple[int, int]:
-        """Model input ``(H, W)`` for a reference frame of ``height x width`` pixels."""
+        """Model input ``(H, W)`` for a reference frame of ``height x width`` pixels (a resolved config: a size
+        and ``crop`` or ``pad``)."""
+        if self.size is None or self.mode == "auto":
+            raise ValueError(f"{self} is not resolved: call resolve_preprocess first")
         if self.mode == "pad":
             return self.size, self.size
         rows = round(height * self.size / width / self.patch_size) * self.patch_size
@@ -84,6 +98,50 @@ def frame_transform(source_hw: tuple[int, int], target_hw: tuple[int, int], mode
     (h, w), (th, tw) = source_hw, target_hw
     scale = max(th / h, tw / w) if mode == "crop" else min(th / h, tw / w)
     return FrameTransform(scale, (tw - w * scale) / 2.0, (th - h * scale) / 2.0, (h, w), (th, tw))
+
+
+def crop_fraction(source_hw: tuple[int, int], target_hw: tuple[float, float]) -> float:
+    """Fraction of a ``source_hw`` frame's area that ``crop`` (scale to cover ``target_hw``, centre-crop) removes."""
+    (h, w), (th, tw) = source_hw, target_hw
+    scale = max(th / h, tw / w)
+    return float(1.0 - min(th / scale, h) * min(tw / scale, w) / (h * w))
+
+
+def resolve_preprocess(
+    config: PreprocessConfig,
+    source_hws: list[tuple[int, int]],
+    camera_names: list[str],
+    default_size: int = DEFAULT_SIZE,
+) -> tuple[PreprocessConfig, list[str]]:
+    """The config a capture runs with (a size, ``crop`` or ``pad``) and what to tell the user about it.
+
+    ``source_hws``: every camera's ``(height, width)``, camera 0 (the reference that sets the target) first;
+    ``default_size`` stands in for ``size=None``. ``auto`` pads when a crop would remove more than
+    :data:`CROP_TOLERANCE` of some camera's frame; an explicit ``crop`` that does so warns with the fraction."""
+    size = config.size or default_size
+    cropped = replace(config, size=size, mode="crop")
+    target = cropped.target_hw(*source_hws[0])
+    # Decided on the aspect ratios alone (the target before its height is rounded to the patch size), so a small
+    # --size whose rounding trims a few rows does not switch modes; reported with the real crop.
+    (h0, w0) = source_hws[0]
+    exact = (min(size * h0 / w0, size), float(size))
+    by_aspect = [crop_fraction(hw, exact) for hw in source_hws]
+    worst = max(range(len(by_aspect)), key=by_aspect.__getitem__)
+    (h, w), lost = source_hws[worst], crop_fraction(source_hws[worst], target)
+    what = f"{100 * lost:.0f} % of {camera_names[worst]}'s {w}x{h} frame"
+    if config.mode == "auto":
+        if by_aspect[worst] <= CROP_TOLERANCE:
+            return cropped, []
+        return replace(config, size=size, mode="pad"), [
+            f"centre-cropping to {target[1]}x{target[0]} px would remove {what}: padding to {size}x{size} px "
+            "instead, keeping the whole frame (--mode crop crops)"
+        ]
+    resolved = replace(config, size=size)
+    if config.mode == "crop" and by_aspect[worst] > CROP_TOLERANCE:
+        return resolved, [
+            f"--mode crop removes {what} (centre crop to {target[1]}x{target[0]} px); --mode pad keeps all"
+        ]
+    return resolved, []
 
 
 def to_rgb_uint8(frame: np.ndarray) -> tuple[np.ndarray, str | None]:

@@ -23,8 +23,13 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 CHECKPOINT_HELP = "VGGT-family weights: a .pt/.pth/.safetensors file or a save_pretrained folder."
 CONFIG_HELP = (
-    f"Model config: a preset ({', '.join(PRESETS)}) or a JSON file. Default: a save_pretrained folder's own "
-    "config, else inferred from --checkpoint's shapes (vggt_1b without a VGGT-layout checkpoint)."
+    f"Model config: a preset ({', '.join(PRESETS)}) or a JSON file. Default: from --checkpoint (a save_pretrained "
+    "folder's own config.json, else inferred from the checkpoint's tensor shapes; Pi3 weights alone: full size)."
+)
+
+SIZE_HELP = (
+    "Model input width (crop) / side (pad), a multiple of 14. Default: the size the weights were trained at (a "
+    "save_pretrained folder's config.json records it), else 518."
 )
 
 
@@ -81,8 +86,7 @@ def progress_bar(total: int, enabled: bool = True) -> Iterator[Callable[[Any], N
         def update(event: Any) -> None:
             eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_s))
             state["text"] = (
-                f"timesteps {event.timesteps_done}/{event.num_timesteps}  {event.frames_per_s:.1f} frames/s  "
-                f"ETA {eta}"
+                f"timesteps {event.timesteps_done}/{event.num_timesteps}  {event.frames_per_s:.1f} frames/s  ETA {eta}"
             )
             bar.update(1)
 
@@ -95,7 +99,7 @@ def pipeline_options(command: Callable) -> Callable:
     decorators = [
         click.option("--window", type=int, help="Timesteps per window (default: cuda 16, mps 8, cpu 6)."),
         click.option("--stride", type=int, help="Timesteps between window starts (default: cuda 12, mps 6, cpu 4)."),
-        click.option("--size", type=int, help="Model input width (crop) / side (pad). Default 518 (the demo: 154)."),
+        click.option("--size", type=int, help=SIZE_HELP),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--max-frames", type=int, help="At most this many timesteps (run: after --every)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last window."),

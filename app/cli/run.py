@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from app.capture.preprocess import MODES, PreprocessConfig
+from app.capture.preprocess import CROP_TOLERANCE, MODES, PreprocessConfig
 from app.capture.rig import CaptureOptions
 from app.capture.sources import CaptureError
 from app.cli.options import (
@@ -26,7 +26,10 @@ from app.reconstruct.summary import summary_text
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import ModelLoadError
 
-DEFAULT_SIZE = 518
+MODE_HELP = (
+    f"crop: VGGT's centre crop to the width; pad: VGGT's pad mode (the whole frame, white borders); auto: crop, "
+    f"unless that removes more than {100 * CROP_TOLERANCE:.0f} % of a camera's frame (portrait video), then pad."
+)
 
 
 @click.command("run", context_settings=CONTEXT_SETTINGS)
@@ -34,7 +37,7 @@ DEFAULT_SIZE = 518
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output reconstruction folder.")
 @model_options
 @pipeline_options
-@click.option("--mode", type=click.Choice(MODES), default="crop", show_default=True, help="Crop or pad to the size.")
+@click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True, help=MODE_HELP)
 @click.option(
     "--dtype",
     type=click.Choice(["auto", *DTYPES]),
@@ -88,7 +91,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
             stride=options["stride"],
             device=ctx.device_name(options["device"]),
             dtype=options["dtype"],
-            preprocess=PreprocessConfig(size=options["size"] or DEFAULT_SIZE, mode=options["mode"]),
+            preprocess=PreprocessConfig(size=options["size"], mode=options["mode"]),
             masks=options["masks"],
             rigid_rig=options["rigid_rig"],
             calibration=options["calibration"],
@@ -103,10 +106,14 @@ def run_command(capture: Path, out: Path, **options) -> None:
             overwrite=options["overwrite"],
             dist=ctx,
         )
+        if ctx.is_main:
+            click.echo(prepared.size_note, err=True)
         if prepared.loaded.report is not None:
             click.echo(f"weights: {prepared.loaded.report.summary()}", err=True)
         if prepared.first_window and ctx.is_main:
-            click.echo(f"resuming {out} at window {prepared.first_window + 1}/{prepared.num_windows}", err=True)
+            click.echo(
+                f"resuming {out}: {prepared.first_window} of {prepared.num_windows} windows already on disk", err=True
+            )
         if ctx.enabled and ctx.is_main:
             click.echo(f"{ctx.world_size} processes share the windows (torchrun)", err=True)
         with progress_bar(prepared.num_windows - prepared.first_window, enabled=ctx.is_main) as update:

@@ -35,7 +35,14 @@ import numpy as np
 import torch
 
 from app.capture.calibration import RigCalibration, load_calibration
-from app.capture.preprocess import FrameTransform, PreprocessConfig, frame_transform, preprocess_frame
+from app.capture.preprocess import (
+    DEFAULT_SIZE,
+    FrameTransform,
+    PreprocessConfig,
+    frame_transform,
+    preprocess_frame,
+    resolve_preprocess,
+)
 from app.capture.rig import RigCapture
 from app.capture.sources import CaptureError, discover_cameras, open_source
 from app.reconstruct.stitching import (
@@ -95,6 +102,8 @@ class RunPlan:
     image_hw: tuple[int, int]
     transforms: list[FrameTransform]
     calibration: RigCalibration | None
+    preprocess: PreprocessConfig  # resolved: a size, and crop or pad
+    notes: list[str] = field(default_factory=list)  # what the user should know about the input size and mode
 
     def settings(self, config: PipelineConfig) -> dict:
         return {
@@ -102,8 +111,8 @@ class RunPlan:
             "stride": self.stride,
             "device": str(self.device),
             "dtype": "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch."),
-            "size": config.preprocess.size,
-            "mode": config.preprocess.mode,
+            "size": self.preprocess.size,
+            "mode": self.preprocess.mode,
             "masks": None if config.masks is None else str(Path(config.masks).resolve()),
             "rigid_rig": config.rigid_rig,
             "calibration": None if config.calibration is None else str(Path(config.calibration).resolve()),
@@ -157,7 +166,9 @@ def resolve_dtype(device: torch.device, name: str) -> torch.dtype | None:
     return None if name == "float32" else DTYPES[name]
 
 
-def plan_run(capture: RigCapture, config: PipelineConfig) -> RunPlan:
+def plan_run(capture: RigCapture, config: PipelineConfig, default_size: int = DEFAULT_SIZE) -> RunPlan:
+    """Resolve ``config`` for ``capture``: device, dtype, windows, the input size (``default_size`` where
+    ``config.preprocess.size`` is ``None``) and mode (:func:`~app.capture.preprocess.resolve_preprocess`)."""
     device = resolve_device(config.device)
     autocast_dtype = resolve_dtype(device, config.dtype)
     default_window, default_stride = WINDOW_DEFAULTS.get(device.type, WINDOW_DEFAULTS["cpu"])
@@ -169,13 +180,15 @@ def plan_run(capture: RigCapture, config: PipelineConfig) -> RunPlan:
             "share timesteps for stitching"
         )
     spans = window_spans(capture.num_timesteps, window, stride)
-    reference = capture.sources[0]
-    image_hw = config.preprocess.target_hw(reference.height, reference.width)
-    transforms = [frame_transform((s.height, s.width), image_hw, config.preprocess.mode) for s in capture.sources]
+    preprocess, notes = resolve_preprocess(
+        config.preprocess, [(s.height, s.width) for s in capture.sources], capture.camera_names, default_size
+    )
+    image_hw = preprocess.target_hw(capture.sources[0].height, capture.sources[0].width)
+    transforms = [frame_transform((s.height, s.width), image_hw, preprocess.mode) for s in capture.sources]
     calibration = None
     if config.calibration is not None:
         calibration = load_calibration(config.calibration, capture.camera_names)
-    return RunPlan(device, autocast_dtype, window, stride, spans, image_hw, transforms, calibration)
+    return RunPlan(device, autocast_dtype, window, stride, spans, image_hw, transforms, calibration, preprocess, notes)
 
 
 def run_metadata(capture: RigCapture, plan: RunPlan, config: PipelineConfig, model_info: dict) -> dict:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions, RigCapture
 from app.reconstruct.pipeline import (
     PipelineConfig,
@@ -36,7 +37,8 @@ from app.reconstruct.pipeline import (
 )
 from app.reconstruct.store import Reconstruction, ReconstructionError
 from vggt_t_mv.distributed import DistContext
-from vggt_t_mv.loading import LoadedModel, WeightsSpec, load_spec
+from vggt_t_mv.loading import LoadedModel, ModelLoadError, WeightsSpec, load_spec
+from vggt_t_mv.weights import CheckpointError, read_saved_input_hw
 
 UNTRAINED_WARNING = "--random-weights: the model is untrained, the reconstruction is meaningless (use it for testing)"
 
@@ -54,6 +56,7 @@ class PreparedRun:
     recon: Reconstruction | None
     first_window: int
     dist: DistContext
+    size_note: str = ""  # the model input size and where it came from (the CLI prints it)
 
     @property
     def num_windows(self) -> int:
@@ -82,6 +85,44 @@ class PreparedRun:
         )
 
 
+def weights_folder(weights: WeightsSpec | LoadedModel) -> Path | None:
+    """The ``save_pretrained`` folder the weights come from (``None`` for a checkpoint file or no checkpoint)."""
+    if isinstance(weights, LoadedModel):
+        source = weights.provenance["sources"].get("checkpoint")
+        path = None if source is None or source["kind"] != "folder" else Path(source["path"])
+    else:
+        path = weights.checkpoint
+    return Path(path) if path is not None and Path(path).is_dir() else None
+
+
+def trained_input_size(weights: WeightsSpec | LoadedModel, mode: str = "crop") -> tuple[int, str] | None:
+    """The input size (``--size``: width for crop, side for pad) the weights were trained at, from their
+    ``save_pretrained`` folder's ``input_hw``, and where that came from; ``None`` when they do not say."""
+    folder = weights_folder(weights)
+    try:
+        trained = None if folder is None else read_saved_input_hw(folder)
+    except CheckpointError as error:
+        raise ModelLoadError(str(error)) from error
+    if trained is None:
+        return None
+    height, width = trained
+    size = max(height, width) if mode == "pad" else width
+    return size, f"the size {folder} was trained at ({width}x{height})"
+
+
+def input_size_note(requested: int | None, trained: tuple[int, str] | None, plan: RunPlan) -> str:
+    """One line: the model input in pixels, the mode, and why this size (``--size``, the weights, the default)."""
+    height, width = plan.image_hw
+    size = plan.preprocess.size
+    if requested is not None:
+        why = f"--size {size}"
+    elif trained is not None:
+        why = f"size {size}: {trained[1]}; --size overrides"
+    else:
+        why = f"size {size}, the default; --size overrides"
+    return f"model input {width}x{height} px ({plan.preprocess.mode}; {why})"
+
+
 def prepare_reconstruction(
     capture: str | Path | RigCapture,
     out: str | Path,
@@ -103,7 +144,10 @@ def prepare_reconstruction(
     config = config or PipelineConfig()
     dist = dist or DistContext()
     rig = capture if isinstance(capture, RigCapture) else RigCapture.open(capture, capture_options or CaptureOptions())
-    plan = plan_run(rig, config)
+    trained = None if config.preprocess.size is not None else trained_input_size(weights, config.preprocess.mode)
+    plan = plan_run(rig, config, DEFAULT_SIZE if trained is None else trained[0])
+    for note in plan.notes:
+        warnings.warn(note, stacklevel=2)
     dist.join(plan.device)
     loaded = weights if isinstance(weights, LoadedModel) else load_spec(weights)
     if loaded.provenance["random_weights"]:
@@ -120,7 +164,8 @@ def prepare_reconstruction(
     first, failure = dist.broadcast((first, failure))  # every rank starts at the same window, or stops
     if failure is not None:
         raise ReconstructionError(failure)
-    return PreparedRun(rig, plan, config, loaded, Path(out), recon, first, dist)
+    note = input_size_note(config.preprocess.size, trained, plan)
+    return PreparedRun(rig, plan, config, loaded, Path(out), recon, first, dist, note)
 
 
 def reconstruct(

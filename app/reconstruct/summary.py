@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.common.text import plural
 from app.reconstruct.pipeline import RunResult
 from app.reconstruct.store import Reconstruction
+
+
+def rig_lines(cameras: list[dict], num_timesteps: int) -> list[str]:
+    """The rig diagnostics of the cameras after camera 0 (``rig_diagnostics``' entries): one line per camera, or,
+    for a static capture (one timestep: every spread over time is 0 by construction), one line for all of them."""
+    if not cameras:
+        return []
+    if num_timesteps <= 1:
+        baselines = [camera["baseline_mean"] for camera in cameras]
+        return [
+            f"  rig       {plural(len(cameras) + 1, 'camera')} at a single timestep: baselines to camera 0 "
+            f"{min(baselines):.3g}..{max(baselines):.3g} (no spread over time to report)"
+        ]
+    return [
+        f"  rig {camera['name']:>8}: focal spread {camera['focal_spread_pct']:.1f} %, baseline "
+        f"{camera['baseline_mean']:.3g} (spread {camera['translation_spread_pct']:.1f} %), rotation spread "
+        f"{camera['rotation_spread_mean_deg']:.2f} deg"
+        for camera in cameras
+    ]
 
 
 def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
@@ -29,8 +49,9 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
         )
     if result is not None:
         lines.append(
-            f"  time      {result.seconds:.1f} s for {result.windows_run} windows, {result.frames_per_s:.1f} frames/s"
-            + (f" (resumed at window {result.first_window + 1})" if result.first_window else "")
+            f"  time      {result.seconds:.1f} s for {plural(result.windows_run, 'window')}, "
+            f"{result.frames_per_s:.1f} frames/s"
+            + (f" (resumed: {plural(result.first_window, 'window')} already on disk)" if result.first_window else "")
         )
     align = [a for a in meta.get("alignment", []) if a.get("alignment", {}).get("kind") == "sim3"]
     if align:
@@ -45,12 +66,7 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
     if failed:
         lines.append(f"  stitching FAILED for windows {failed} (left unaligned)")
     rig = meta.get("rig", {})
-    for camera in rig.get("diagnostics", {}).get("cameras", [])[1:]:
-        lines.append(
-            f"  rig {camera['name']:>8}: focal spread {camera['focal_spread_pct']:.1f} %, baseline "
-            f"{camera['baseline_mean']:.3g} (spread {camera['translation_spread_pct']:.1f} %), rotation spread "
-            f"{camera['rotation_spread_mean_deg']:.2f} deg"
-        )
+    lines.extend(rig_lines(rig.get("diagnostics", {}).get("cameras", [])[1:], recon.num_timesteps))
     calibration = rig.get("calibration")
     if calibration:
         scale = (meta.get("alignment") or [{}])[0].get("alignment", {}).get("metric_scale")

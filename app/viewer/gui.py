@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import viser
 
+from app.common.text import plural
 from app.export.api import ExportOptions, Selection, export_reconstruction
 from app.reconstruct.store import Reconstruction
 from app.viewer.scene import MOTION_FILTERS, STREAM_LABELS, ViewerScene
@@ -235,7 +236,7 @@ def format_status(
 ) -> str:
     """The status line: timesteps loaded into the viewer, windows done and the pipeline's speed."""
     parts = [f"timesteps {loaded}/{available}" + (f" of {planned}" if planned and planned != available else "")]
-    parts.append(f"{num_cameras} cameras")
+    parts.append(plural(num_cameras, "camera"))
     if pipeline is not None:
         state = pipeline.get("state", "")
         windows = pipeline.get("windows")

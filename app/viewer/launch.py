@@ -11,14 +11,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig
+from app.reconstruct.run import trained_input_size
 from app.viewer.live import DEMO_RIG, DEMO_WEIGHTS, LiveRunSpec, demo_weights_available
-from vggt_t_mv.loading import WeightsSpec
+from vggt_t_mv.loading import ModelLoadError, WeightsSpec
 
-# The demo weights were trained at 112x154 px; the demo rig (224x160) cropped to width 154 gives 112x154.
+# The size the demo runs at when the bundled weights are missing (the tiny random model): the demo weights' own,
+# 112x154 px (their config.json's input_hw; the demo rig, 224x160, cropped to width 154 gives 112x154).
 DEMO_SIZE = 154
-DEFAULT_SIZE = 518
 UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
 NO_WEIGHTS = (
     "no weights for the capture: pass --checkpoint FILE_OR_FOLDER (VGGT-family weights or a save_pretrained "
@@ -58,26 +60,38 @@ def plan_view(
     resume: bool = False,
     overwrite: bool = False,
 ) -> ViewPlan:
-    """The :class:`ViewPlan` of ``vggt-mv view`` (module docstring). ``size`` (model input width) ``None``:
-    :data:`DEMO_SIZE` for the demo, :data:`DEFAULT_SIZE` otherwise."""
+    """The :class:`ViewPlan` of ``vggt-mv view`` (module docstring). ``size`` (model input width) ``None``: the
+    size the weights were trained at (their ``save_pretrained`` folder's ``input_hw``), else 518 (the demo with
+    random weights: :data:`DEMO_SIZE`)."""
     if is_reconstruction(path):
         return ViewPlan(recon=path)
     plan = ViewPlan()
     capture = path
     if path is None:
-        capture, size = DEMO_RIG, size or DEMO_SIZE
+        capture = DEMO_RIG
         if not weights.has_weights() and not weights.random_weights:
             if demo_weights_available():
                 weights = dataclasses.replace(weights, checkpoint=DEMO_WEIGHTS)
             else:
                 weights = dataclasses.replace(weights, config=weights.config or "tiny", random_weights=True)
+                size = size or DEMO_SIZE
         plan.messages.append(f"demo: {capture}" + (f" with {weights.checkpoint}" if weights.checkpoint else ""))
     if not weights.has_weights() and not weights.random_weights:
         raise ViewUsageError(NO_WEIGHTS)
     if not weights.has_weights():
         plan.notice = UNTRAINED_NOTICE
     target = out or Path(tempfile.mkdtemp(prefix="vggt-mv-view-"))
-    preprocess = dataclasses.replace(pipeline.preprocess, size=size or DEFAULT_SIZE)
+    if size is None:
+        try:
+            trained = trained_input_size(weights, pipeline.preprocess.mode)
+        except ModelLoadError as error:
+            raise ViewUsageError(str(error)) from error
+        plan.messages.append(
+            f"input size {trained[0]} px: {trained[1]} (--size overrides)"
+            if trained
+            else f"input size {DEFAULT_SIZE} px, the default (--size overrides)"
+        )
+    preprocess = dataclasses.replace(pipeline.preprocess, size=size)
     plan.live = LiveRunSpec(
         capture=capture,
         out=target,

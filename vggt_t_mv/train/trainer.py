@@ -152,12 +152,17 @@ def checkpoint_dirs(out: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("_")[1]))
 
 
+def trained_input_hw(cfg: TrainConfig) -> tuple[int, int]:
+    """``(height, width)`` of the training windows' images (recorded in every saved weights folder)."""
+    return cfg.data.window.height, cfg.data.window.width
+
+
 def save_checkpoint(out: Path, step: int, model: nn.Module, optimizer, scheduler, cfg: TrainConfig) -> Path:
     """Write ``checkpoints/step_<step>/`` atomically (a temporary folder renamed when complete)."""
     final = out / CHECKPOINTS / f"step_{step:06d}"
     temporary = final.with_name(final.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
-    save_pretrained(model, temporary)
+    save_pretrained(model, temporary, trained_input_hw(cfg))
     state = {
         "step": step,
         "optimizer": optimizer.state_dict(),
@@ -307,7 +312,7 @@ def train(
             checksums = list(gathered)
         seconds = time.time() - start_time
         if info.is_main and step >= cfg.optim.max_steps:
-            save_pretrained(model, out / "final")
+            save_pretrained(model, out / "final", trained_input_hw(cfg))
             (out / "final" / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         if info.is_main:
             summary_data = {
