@@ -104,7 +104,8 @@ def test_voxel_keeps_the_most_confident_point_per_voxel_and_timestep(recon) -> N
 
 def test_empty_selection_is_an_error_and_writes_nothing(recon, tmp_path) -> None:
     nothing = Selection(motion="dynamic", dynamic_threshold=0.95)  # probabilities are 0.1 or 0.9
-    for fmt, name in [("ply", "x.ply"), ("glb", "x.glb"), ("colmap", "x"), ("npz", "x.npz"), ("mesh", "x.ply")]:
+    formats = [("ply", "x.ply"), ("glb", "x.glb"), ("colmap", "x"), ("npz", "x.npz"), ("mesh", "x.ply")]
+    for fmt, name in [*formats, ("splat", "x.ply")]:
         with pytest.raises(ExportError, match="keeps no"):
             export_reconstruction(recon, fmt, nothing, tmp_path / name)
     assert list(tmp_path.iterdir()) == []
@@ -349,6 +350,8 @@ def test_cli_exports_with_filters(recon, tmp_path) -> None:
         (["--format", "ply", "--out", "x.ply", "--conf-percentile", "120"], "conf_percentile"),
         (["--format", "npz", "--out", "x.npz", "--voxel", "0.1"], "--voxel does not apply"),
         (["--format", "colmap", "--out", "x.ply"], "writes a folder"),
+        (["--format", "splat", "--out", "x.splat"], "writes a .ply file"),
+        (["--format", "splat", "--out", "x.ply", "--sh-degree", "4"], "--sh-degree"),
         (["--format", "obj", "--out", "x.obj"], "Invalid value for '--format'"),
     ],
 )
@@ -372,6 +375,7 @@ def test_cli_on_a_folder_that_is_no_reconstruction(tmp_path) -> None:
         ("mesh", "s.obj", ["--max-depth-ratio", "1.2"]),
         ("colmap", "s", ["--colmap-text", "--no-images", "--voxel", "0.3"]),
         ("npz", "s.npz", ["--dynamic-only"]),
+        ("splat", "s.ply", ["--splat-opacity", "confidence"]),
     ],
 )
 def test_cli_writes_one_output_per_timestep_or_one_merged(recon, tmp_path, fmt, out, extra) -> None:

@@ -6,7 +6,10 @@ import io
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from app.cli.export import export_command
+from app.export.api import ExportError, ExportOptions, Selection, export_reconstruction, select_points
 from app.export.splat import (
     SH_C0,
     Gaussians,
@@ -17,12 +20,20 @@ from app.export.splat import (
     splat_properties,
     write_splat_ply,
 )
+from app.reconstruct.store import Reconstruction
+from tests.test_export_helpers import rig_arrays, small_rig, write_recon
 from vggt_t_mv.data.synthetic import SyntheticRigConfig, make_synthetic_rig
 
-STANDARD_PROPERTIES = (
-    ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-    + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-)
+STANDARD_PROPERTIES = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +239,92 @@ def test_empty_selection_and_bad_options_are_clear_errors() -> None:
         SplatOptions(sh_degree=4)
     with pytest.raises(ValueError, match="opacity_min"):
         SplatOptions(opacity_min=0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Exported from a reconstruction (API and CLI)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recon_rig():
+    return small_rig()
+
+
+@pytest.fixture(scope="module")
+def recon(recon_rig, tmp_path_factory) -> Reconstruction:
+    return write_recon(tmp_path_factory.mktemp("splat") / "recon", rig_arrays(recon_rig), recon_rig.camera_names)
+
+
+def read_vertices(path):
+    from plyfile import PlyData
+
+    vertex = PlyData.read(str(path))["vertex"]
+    assert [p.name for p in vertex.properties] == STANDARD_PROPERTIES
+    assert all(vertex.data.dtype[name] == np.dtype("<f4") for name in STANDARD_PROPERTIES)
+    return {name: np.asarray(vertex[name]) for name in STANDARD_PROPERTIES}
+
+
+def test_exported_splats_are_the_selected_points_with_their_footprints(recon, recon_rig, tmp_path) -> None:
+    selection = Selection(timesteps=(0, 2), conf_percentile=30, motion="static")
+    written = export_reconstruction(recon, "splat", selection, tmp_path / "scene.ply", ExportOptions(merge=True))
+    assert written == [tmp_path / "scene.ply"]
+    assert (tmp_path / "scene.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\n")
+    v = read_vertices(tmp_path / "scene.ply")
+    points = select_points(recon, selection)
+    assert len(v["x"]) == len(points)
+    assert np.isfinite(np.stack(list(v.values()))).all()
+    np.testing.assert_array_equal(np.stack([v["x"], v["y"], v["z"]], -1), points.xyz)
+    quaternions = np.stack([v[f"rot_{i}"] for i in range(4)], -1).astype(np.float64)
+    np.testing.assert_allclose(np.linalg.norm(quaternions, axis=-1), 1.0, atol=1e-6)
+    # scales: sigma = sigma_pixels * depth / focal, with the rig's true depth and focal of each point's pixel
+    t, n, row, col = points.timestep, points.camera, points.pixel[:, 1], points.pixel[:, 0]
+    depth = recon_rig.depth[t, n, row, col].astype(np.float64)
+    k = recon_rig.intrinsics[t, n]
+    sigma = SplatOptions().sigma_pixels
+    np.testing.assert_allclose(np.exp(v["scale_0"]), sigma * depth / k[:, 0, 0], rtol=1e-4)
+    np.testing.assert_allclose(np.exp(v["scale_1"]), sigma * depth / k[:, 1, 1], rtol=1e-4)
+    np.testing.assert_allclose(
+        0.5 + SH_C0 * np.stack([v[f"f_dc_{i}"] for i in range(3)], -1), points.rgb / 255, atol=1e-6
+    )
+    # the rank opacity ranks each timestep on its own: both span the clamp range
+    alpha = 1 / (1 + np.exp(-v["opacity"].astype(np.float64)))
+    for step in (0, 2):
+        assert alpha[t == step].min() < 0.07 and alpha[t == step].max() > 0.97
+
+
+def test_cli_splat_export_with_options_and_one_file_per_timestep(recon, tmp_path) -> None:
+    args = [str(recon.root), "--format", "splat", "--t", "0:2", "--cameras", "cam1", "--stream", "pose"]
+    args += ["--splat-sigma", "0.8", "--splat-opacity", "confidence", "--sh-degree", "1"]
+    result = CliRunner().invoke(export_command, [*args, "--out", str(tmp_path / "s.ply")])
+    assert result.exit_code == 0, result.output
+    for step in (0, 1):
+        from plyfile import PlyData
+
+        vertex = PlyData.read(str(tmp_path / f"s_t{step:05d}.ply"))["vertex"]
+        assert [p.name for p in vertex.properties] == splat_properties(1)
+        points = select_points(recon, Selection(timesteps=(step,), cameras=(1,), stream="pose"))
+        np.testing.assert_array_equal(np.stack([vertex[a] for a in "xyz"], -1), points.xyz)
+        alpha = 1 / (1 + np.exp(-np.asarray(vertex["opacity"], np.float64)))
+        np.testing.assert_allclose(alpha, np.clip(1 - 1 / points.conf, 0.05, 0.99), rtol=1e-4)
+
+
+def test_empty_splat_selection_is_a_clear_error_and_writes_nothing(recon, tmp_path) -> None:
+    nothing = Selection(motion="dynamic", dynamic_threshold=0.95)  # probabilities are 0.1 or 0.9
+    with pytest.raises(ExportError, match="keeps no point"):
+        export_reconstruction(recon, "splat", nothing, tmp_path / "x.ply")
+    result = CliRunner().invoke(
+        export_command,
+        [
+            str(recon.root),
+            "--format",
+            "splat",
+            "--out",
+            str(tmp_path / "x.ply"),
+            "--dynamic-only",
+            "--dynamic-threshold",
+            "0.95",
+        ],
+    )
+    assert result.exit_code == 1 and "keeps no point" in result.output and "loosen the filters" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ Also the README screenshot's maker (same code path)::
     python -m tests.test_viewer_browser --screenshot docs/viewer.png            # runs the demo rig first
     python -m tests.test_viewer_browser --screenshot docs/viewer.png --recon R  # an existing reconstruction
     python -m tests.test_viewer_browser --screenshot docs/viewer.png --ground-truth  # the demo rig's true geometry
+    python -m tests.test_viewer_browser --screenshot docs/splats.png --render splats  # the demo rig as splats
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class BrowserRun:
     labels_found: list[str]
     timesteps_seen: list[list[int]]
     camera_after_view_from: np.ndarray | None = None  # the browser camera's position after "View from camera"
+    splat_screenshot: bytes | None = None  # after choosing "splats" in the Render dropdown
 
 
 def browser_missing() -> str | None:
@@ -60,9 +62,23 @@ def browser_missing() -> str | None:
     return None
 
 
-def drive_viewer(viewer: Viewer, profile: Path, screenshot: Path | None = None, step: bool = True) -> BrowserRun:
-    """Open the viewer in headless Chromium, wait for the canvas and the GUI, save a screenshot, then move the
-    timestep slider with the keyboard (ArrowRight, then End) and record the server's visible timesteps."""
+def choose_splats(viewer: Viewer, page) -> bytes:
+    """Pick "splats" in the GUI's Render dropdown (a click on it, then on the option), wait until the server draws
+    the current timestep's splats, and return a screenshot."""
+    page.get_by_label("Render").first.click()
+    page.get_by_role("option", name="splats").first.click()
+    assert viewer.wait_until(lambda: viewer.scene.visible_splats() != [] and viewer.idle(), 30), "no splats drawn"
+    page.mouse.move(10, VIEWPORT["height"] - 10)
+    time.sleep(2.0)  # let the splats arrive, sort and render
+    return page.screenshot()
+
+
+def drive_viewer(
+    viewer: Viewer, profile: Path, screenshot: Path | None = None, step: bool = True, splats: bool = False
+) -> BrowserRun:
+    """Open the viewer in headless Chromium, wait for the canvas and the GUI, save a screenshot (of the splats
+    when ``splats``), then move the timestep slider with the keyboard (ArrowRight, then End) and record the
+    server's visible timesteps; with ``step`` and ``splats``, also switch to splats through the GUI."""
     from playwright.sync_api import sync_playwright
 
     labels = ["Timestep", "Stream", "Conf. percentile", "View from camera"]
@@ -90,9 +106,10 @@ def drive_viewer(viewer: Viewer, profile: Path, screenshot: Path | None = None, 
             page.mouse.move(10, VIEWPORT["height"] - 10)
             time.sleep(2.0)  # let the point clouds arrive and render a few frames
             image = page.screenshot()
+            splat_image = choose_splats(viewer, page) if splats else None
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
-                screenshot.write_bytes(image)
+                screenshot.write_bytes(image if splat_image is None else splat_image)
             seen.append(viewer.scene.visible_timesteps())
             if step:
                 slider = page.get_by_role("slider").first  # the timestep slider is the panel's first slider
@@ -110,7 +127,7 @@ def drive_viewer(viewer: Viewer, profile: Path, screenshot: Path | None = None, 
                 camera = np.array(clients()[0].camera.position) if clients() else None
         finally:
             context.close()
-    return BrowserRun(image, found, seen, camera if step else None)
+    return BrowserRun(image, found, seen, camera if step else None, splat_image)
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -132,8 +149,9 @@ def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
     try:
         viewer.open(tmp_path / "recon")
         assert viewer.wait_until(viewer.idle, 30)
-        run = drive_viewer(viewer, tmp_path / "profile", tmp_path / "shot.png")
+        run = drive_viewer(viewer, tmp_path / "profile", splats=True)
         pose = viewer.scene.camera_view(0)
+        splats_at_the_end = {t for t, *_ in viewer.scene.visible_splats()}
     finally:
         viewer.stop()
     assert run.labels_found == ["Timestep", "Stream", "Conf. percentile", "View from camera", "geo stream: point map"]
@@ -142,6 +160,13 @@ def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
     assert image.reshape(-1, 3).std(axis=0).max() > 10  # not uniform
     scene_part = image[:, : VIEWPORT["width"] - GUI_PANEL_WIDTH - 40].reshape(-1, 3)
     assert len(np.unique(scene_part, axis=0)) > 50  # the 3D view drew the points and images, not just a background
+    # the Render dropdown switched to splats: the browser drew them (not uniform, not the points' picture)
+    splat_image = decode_png(run.splat_screenshot)
+    assert splat_image.reshape(-1, 3).std(axis=0).max() > 10
+    splat_part = splat_image[:, : VIEWPORT["width"] - GUI_PANEL_WIDTH - 40]
+    assert len(np.unique(splat_part.reshape(-1, 3), axis=0)) > 50
+    assert np.abs(splat_part.astype(int) - image[:, : VIEWPORT["width"] - GUI_PANEL_WIDTH - 40]).mean() > 1
+    assert splats_at_the_end == {num_timesteps - 1}  # splats follow the time slider like the points
     # the slider moved through the GUI (keyboard): the server shows timestep 1, then the last one
     assert run.timesteps_seen == [[0], [1], [num_timesteps - 1]]
     # "View from camera" put the browser's camera at camera 0 of the current timestep
@@ -219,6 +244,7 @@ def main() -> None:
     parser.add_argument("--recon", type=Path, help="reconstruction to show (default: run the demo rig)")
     parser.add_argument("--ground-truth", action="store_true", help="show the demo rig's ground truth")
     parser.add_argument("--timestep", type=int, default=0)
+    parser.add_argument("--render", choices=("points", "splats"), default="points", help="what the picture shows")
     args = parser.parse_args()
     reason = browser_missing()
     if reason:
@@ -234,7 +260,7 @@ def main() -> None:
             viewer.open(recon)
             viewer.wait_until(viewer.idle, 120)
             viewer.gui.timestep.value = args.timestep
-            drive_viewer(viewer, work / "profile", args.screenshot, step=False)
+            drive_viewer(viewer, work / "profile", args.screenshot, step=False, splats=args.render == "splats")
         finally:
             viewer.stop()
     finally:

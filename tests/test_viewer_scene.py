@@ -55,13 +55,14 @@ def test_scene_holds_the_expected_nodes(viewer: Viewer) -> None:
         base = f"/t/{t:05d}"
         for n in range(N):
             for stream in ("geo", "pose"):
-                assert {f"{base}/{stream}/static/cam{n}", f"{base}/{stream}/dynamic/cam{n}"} <= names
+                assert {f"{base}/{stream}/static/points/cam{n}", f"{base}/{stream}/dynamic/points/cam{n}"} <= names
             assert {f"{base}/cameras/plain/cam{n}", f"{base}/cameras/image/cam{n}"} <= names
         assert len(scene.timesteps[t].clouds) == 2 * 2 * N
     assert {f"/trajectories/cam{n}" for n in range(N)} <= names
     # only timestep 0, geo stream, is drawn at first
     assert scene.visible_timesteps() == [0]
     assert {(t, s) for t, s, _, _ in scene.visible_clouds()} == {(0, "geo")}
+    assert scene.visible_splats() == [] and not any(node.splats for node in scene.timesteps.values())  # lazy
     assert viewer.gui.timestep.max == T - 1
     assert "timesteps 6/6" in viewer.gui.status.content and "3 cameras" in viewer.gui.status.content
 
@@ -146,6 +147,90 @@ def test_motion_filter_and_mask_tint(viewer: Viewer) -> None:
     assert viewer.wait_until(viewer.idle, 10)
     assert np.array_equal(handles[("dynamic", 0)].colors, original)
     assert id(scene.cloud_handles(0, "geo")[("static", 0)]) == static_before  # static points not re-sent
+
+
+def splat_count(handles) -> int:
+    return sum(len(h.centers) for h in handles)
+
+
+def test_splat_mode_draws_the_kept_points_as_splats_per_timestep(viewer: Viewer) -> None:
+    scene, gui = viewer.scene, viewer.gui
+    scene.limits.splat_timesteps = T  # all of them (the default holds fewer)
+    gui.render.value = "splats"
+    assert viewer.wait_until(viewer.idle, 30)
+    assert scene.visible_clouds() == []
+    assert {(t, s) for t, s, _, _ in scene.visible_splats()} == {(0, "geo")}
+    every_node = {(m, n) for m in ("static", "dynamic") for n in range(N)}
+    assert {(m, n) for _, _, m, n in scene.visible_splats()} == every_node
+    for t in range(T):  # every timestep holds the same points as splats (active stream)
+        clouds, splats = scene.cloud_handles(t, "geo"), scene.splat_handles(t, "geo")
+        assert set(splats) == set(clouds)
+        for key, handle in splats.items():
+            points = clouds[key].points.astype(np.float32)  # viser keeps points as float16
+            np.testing.assert_allclose(handle.centers, points, rtol=2e-3, atol=1e-3)
+            assert (handle.opacities > 0).all()
+        assert scene.splat_handles(t, "pose") == {}  # only the active stream holds splats
+    before = {key: id(h) for key, h in scene.splat_handles(4, "geo").items()}
+    gui.timestep.value = 4
+    assert {t for t, *_ in scene.visible_splats()} == {4}
+    assert {key: id(h) for key, h in scene.splat_handles(4, "geo").items()} == before  # shown, not re-sent
+    gui.motion.value = "dynamic only"
+    assert {m for _, _, m, _ in scene.visible_splats()} == {"dynamic"}
+    gui.stream.value = STREAM_LABELS["pose"]
+    assert viewer.wait_until(viewer.idle, 30)
+    assert {(t, s) for t, s, _, _ in scene.visible_splats()} == {(4, "pose")}
+    assert all(scene.splat_handles(t, "geo") == {} for t in range(T))  # the hidden stream's splats are removed
+    gui.render.value = "points"
+    assert {(t, s) for t, s, _, _ in scene.visible_clouds()} == {(4, "pose")}
+    assert viewer.wait_until(viewer.idle, 10)
+    assert not any(node.splats for node in scene.timesteps.values())  # points mode holds no splats
+
+
+def test_splats_are_held_only_near_the_current_timestep(viewer: Viewer) -> None:
+    scene, gui = viewer.scene, viewer.gui
+    scene.limits.splat_timesteps = 2
+    gui.timestep.value = 3
+    gui.render.value = "splats"
+    assert viewer.wait_until(viewer.idle, 30)
+    holding = lambda: sorted(t for t, node in scene.timesteps.items() if node.splats)  # noqa: E731
+    assert holding() == [2, 3]  # the nearest two, ties to the earlier timestep
+    gui.timestep.value = 5
+    assert viewer.wait_until(viewer.idle, 30)
+    assert holding() == [4, 5] and {t for t, *_ in scene.visible_splats()} == {5}
+
+
+def test_splats_follow_the_point_budget_and_widen_with_it(viewer: Viewer) -> None:
+    scene, gui = viewer.scene, viewer.gui
+    scene.limits.splat_timesteps = T
+    gui.conf.value = 0.0
+    gui.render.value = "splats"
+    assert viewer.wait_until(viewer.idle, 30)
+    full = scene.splat_handles(0, "geo")[("static", 1)]
+    full_variance = np.median(np.trace(full.covariances.astype(np.float64), axis1=1, axis2=2))
+    gui.budget.value = 500
+    assert viewer.wait_until(viewer.idle, 30)
+    for t in range(T):
+        assert splat_count(scene.splat_handles(t, "geo").values()) == 500
+    thin = scene.splat_handles(0, "geo")[("static", 1)]
+    thin_variance = np.median(np.trace(thin.covariances.astype(np.float64), axis1=1, axis2=2))
+    # a random 500 of the N * H * W pixels: sigma grows by sqrt(N * H * W / 500), the variance by its square
+    assert thin_variance / full_variance == pytest.approx(N * HW[0] * HW[1] / 500, rel=0.05)
+
+
+def test_dynamic_splats_are_tinted_while_masks_are_shown(viewer: Viewer) -> None:
+    scene, gui = viewer.scene, viewer.gui
+    gui.conf.value = 0.0
+    gui.render.value = "splats"
+    assert viewer.wait_until(viewer.idle, 30)
+    image = np.asarray(Reconstruction.open(viewer.recon.root).get("images", 0))[0]
+    original = image[:, : HW[1] // 4].reshape(-1, 3)
+    dynamic, static = (scene.splat_handles(0, "geo")[(m, 0)] for m in ("dynamic", "static"))
+    static_colors = static.rgbs.copy()
+    assert np.abs(dynamic.rgbs.astype(int) - original).max() > 20
+    gui.show_masks.value = False
+    assert viewer.wait_until(viewer.idle, 10)
+    assert np.abs(dynamic.rgbs.astype(int) - original).max() <= 1
+    np.testing.assert_array_equal(static.rgbs, static_colors)
 
 
 def test_timestep_slider_playback_and_loop(viewer: Viewer) -> None:

@@ -17,10 +17,12 @@ from app.export.api import (
     GlbOptions,
     MeshOptions,
     Selection,
+    SplatOptions,
     export_reconstruction,
 )
 from app.export.mesh import MESH_METHODS
 from app.export.selection import parse_cameras, parse_timesteps
+from app.export.splat import OPACITY_MODES
 from app.reconstruct.store import Reconstruction, ReconstructionError
 
 
@@ -45,10 +47,16 @@ from app.reconstruct.store import Reconstruction, ReconstructionError
 @click.option("--max-depth-ratio", type=float, default=MeshOptions.max_depth_ratio, show_default=True)
 @click.option("--poisson-depth", type=int, default=MeshOptions.poisson_depth, show_default=True)
 @click.option("--density-trim", type=float, default=MeshOptions.density_trim, show_default=True)
+@click.option("--splat-opacity", type=click.Choice(OPACITY_MODES), default="rank", show_default=True,
+              help="splat: from the confidence's rank per timestep, or 1 - 1/confidence.")  # fmt: skip
+@click.option("--splat-sigma", type=click.FloatRange(min=0.0, min_open=True), default=SplatOptions.sigma_pixels,
+              show_default=True, help="splat: Gaussian sigma across the ray, in pixel footprints.")  # fmt: skip
+@click.option("--sh-degree", type=click.IntRange(0, 3), default=0, show_default=True,
+              help="splat: spherical-harmonics degree of the PLY (higher bands are zeros).")  # fmt: skip
 @click.option("--colmap-text", is_flag=True, help="colmap: text files instead of binary.")
 @click.option("--no-images", is_flag=True, help="colmap: do not write the images/ folder.")
 def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: str, **flags) -> None:
-    """Export reconstruction RECON as PLY, GLB, a mesh, a COLMAP model or a VGGT-style NPZ."""
+    """Export reconstruction RECON as PLY, GLB, a mesh, a COLMAP model, a VGGT-style NPZ or Gaussian splats."""
     if flags["static_only"] and flags["dynamic_only"]:
         raise click.UsageError("--static-only and --dynamic-only exclude each other")
     try:
@@ -74,6 +82,9 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
                 density_trim=flags["density_trim"],
             ),
             colmap=ColmapOptions(binary=not flags["colmap_text"], images=not flags["no_images"]),
+            splat=SplatOptions(
+                sigma_pixels=flags["splat_sigma"], opacity=flags["splat_opacity"], sh_degree=flags["sh_degree"]
+            ),
         )
         written = export_reconstruction(reconstruction, fmt, selection, out, options)
     except (ExportError, ReconstructionError) as error:

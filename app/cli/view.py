@@ -10,7 +10,7 @@ import click
 from app.cli.options import CONTEXT_SETTINGS, console_warnings, model_options, pipeline_options, weights_spec
 from app.reconstruct.pipeline import PipelineConfig
 from app.viewer.launch import ViewUsageError, plan_view
-from app.viewer.scene import STREAMS
+from app.viewer.scene import RENDER_MODES, STREAMS
 from app.viewer.server import DEFAULT_POINT_BUDGET, Viewer, ViewerConfig, free_port, serve_until_interrupted
 
 
@@ -27,6 +27,7 @@ def _stderr(text: str) -> None:
 @model_options
 @pipeline_options
 @click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Stream shown first.")
+@click.option("--render", type=click.Choice(RENDER_MODES), default="points", show_default=True, help="Draw as.")
 @click.option("--conf-percentile", type=float, default=10.0, show_default=True, help="Drop the least confident %.")
 @click.option(
     "--point-budget", type=int, default=DEFAULT_POINT_BUDGET, show_default=True, help="Points per timestep/stream."
@@ -57,6 +58,7 @@ def view_command(path: Path | None, **options) -> None:
         port=free_port(options["host"], options["port"]),
         open_browser=not options["no_browser"],
         stream=options["stream"],
+        render=options["render"],
         conf_percentile=options["conf_percentile"],
         point_budget=options["point_budget"],
         fps=options["fps"],

@@ -3,7 +3,8 @@
 Python API (no click needed; the viewer's export panel calls it)::
 
     from app.export.api import ExportOptions, Selection, export_reconstruction
-    from app.reconstruct.store import Reconstruction
+    from app.export.splat import SplatOptions
+from app.reconstruct.store import Reconstruction
 
     recon = Reconstruction.open("RECON")
     written = export_reconstruction(
@@ -23,6 +24,9 @@ Formats (details in each writer's docstring):
   ``camera`` vertex properties; OpenCV world frame.
 * ``glb`` (:func:`~app.export.formats.write_glb`): points + one frustum mesh per frame (coloured per camera,
   apex at the camera centre) + camera trajectories; converted to glTF axes (+Y up, cameras look down -Z).
+* ``splat`` (:func:`~app.export.formats.write_splats`): one 3D Gaussian per point in the 3DGS binary PLY layout
+  (``x y z``, ``f_dc_0..2``, ``opacity``, ``scale_0..2``, ``rot_0..3``, float32), a per-pixel lift, not an
+  optimised splat scene; mapping in :mod:`app.export.splat`.
 * ``mesh`` (:mod:`app.export.mesh`): grid triangulation of the depth maps without bridging triangles, or
   Poisson; ``.glb``, ``.ply`` or ``.obj`` by extension.
 * ``colmap`` (:mod:`app.export.colmap`): ``images/`` + ``sparse/0`` (PINHOLE cameras, poses, coloured points).
@@ -34,7 +38,7 @@ Formats (details in each writer's docstring):
 Every file is written atomically (temporary name, then rename); an existing output is refused unless
 ``overwrite``; a selection that keeps nothing raises :class:`~app.export.selection.ExportError` and writes nothing.
 
-CLI: ``vggt-mv export RECON --format {ply,glb,mesh,colmap,npz} --out PATH [...]`` (:mod:`app.cli.export`).
+CLI: ``vggt-mv export RECON --format {ply,glb,mesh,colmap,npz,splat} --out PATH [...]`` (:mod:`app.cli.export`).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from app.export.colmap import ColmapOptions, write_colmap
-from app.export.formats import GlbOptions, check_outputs, npz_arrays, write_glb, write_npz, write_ply
+from app.export.formats import GlbOptions, check_outputs, npz_arrays, write_glb, write_npz, write_ply, write_splats
 from app.export.mesh import MeshOptions, check_mesh_path, grid_mesh, poisson_mesh, write_mesh
 from app.export.selection import (
     DYNAMIC_THRESHOLD,
@@ -57,6 +61,7 @@ from app.export.selection import (
     select_frames,
     select_points,
 )
+from app.export.splat import SplatOptions
 from app.reconstruct.store import Reconstruction
 
 __all__ = [
@@ -68,14 +73,15 @@ __all__ = [
     "GlbOptions",
     "MeshOptions",
     "PointSet",
+    "SplatOptions",
     "Selection",
     "export_reconstruction",
     "output_paths",
     "select_points",
 ]
 
-FORMATS = ("ply", "glb", "mesh", "colmap", "npz")
-_SUFFIXES = {"ply": (".ply",), "glb": (".glb",), "npz": (".npz",)}
+FORMATS = ("ply", "glb", "mesh", "colmap", "npz", "splat")
+_SUFFIXES = {"ply": (".ply",), "glb": (".glb",), "npz": (".npz",), "splat": (".ply",)}
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class ExportOptions:
     glb: GlbOptions = field(default_factory=GlbOptions)
     mesh: MeshOptions = field(default_factory=MeshOptions)
     colmap: ColmapOptions = field(default_factory=ColmapOptions)
+    splat: SplatOptions = field(default_factory=SplatOptions)
 
 
 def timestep_path(out: Path, t: int) -> Path:
@@ -147,6 +154,8 @@ def _export_one(recon: Reconstruction, fmt: str, selection: Selection, path: Pat
     if fmt == "ply":
         return write_ply(points, path)
     frames = select_frames(recon, selection)
+    if fmt == "splat":
+        return write_splats(points, frames, path, options.splat)
     if fmt == "glb":
         return write_glb(points, frames, recon.camera_names, recon.image_hw, path, options.glb)
     return write_colmap(recon, points, frames, path, options.colmap)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from app.export.selection import ExportError, Frames, PointSet
+from app.export.splat import SplatOptions, lift_pixels, write_splat_ply
 
 GLTF_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])  # OpenCV axes (y down, z forward) -> glTF (y up, looks down -z)
 # one colour per camera (Okabe-Ito + extras), RGB uint8; camera n gets CAMERA_COLORS[n % len]
@@ -118,6 +119,30 @@ def write_ply(points: PointSet, path: Path) -> None:
     cloud.vertex_attributes["timestep"] = points.timestep.astype(np.int32)
     cloud.vertex_attributes["camera"] = points.camera.astype(np.int32)
     write_bytes_atomic(path, lambda: trimesh.exchange.ply.export_ply(cloud, encoding="binary"))
+
+
+def frame_indices(points: PointSet, frames: Frames) -> np.ndarray:
+    """Index into ``frames`` of each point's (timestep, camera) image, int64 ``[M]``."""
+    stride = int(max(frames.camera.max(), points.camera.max())) + 1
+    keys = frames.timestep * stride + frames.camera
+    wanted = points.timestep.astype(np.int64) * stride + points.camera
+    order = np.argsort(keys, kind="stable")
+    index = order[np.searchsorted(keys, wanted, sorter=order)]
+    if not np.array_equal(keys[index], wanted):
+        raise ExportError("a point's (timestep, camera) is not among the selected frames")  # a bug, never input
+    return index
+
+
+def write_splats(points: PointSet, frames: Frames, path: Path, options: SplatOptions) -> None:
+    """3DGS binary PLY of one Gaussian per point (:mod:`app.export.splat`: the mapping and the layout); the
+    ``rank`` opacity ranks each timestep's points on their own. World frame as the reconstruction (OpenCV axes)."""
+    gaussians = lift_pixels(
+        points.xyz, points.rgb, points.conf, frame_indices(points, frames), frames.extrinsics, frames.intrinsics,
+        options, groups=points.timestep,
+    )  # fmt: skip
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as handle:
+            write_splat_ply(gaussians, handle, options.sh_degree)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

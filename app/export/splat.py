@@ -103,6 +103,18 @@ class Gaussians:
     def __len__(self) -> int:
         return int(self.means.shape[0])
 
+    @staticmethod
+    def empty() -> Gaussians:
+        """No Gaussian (every array with a leading dimension of 0)."""
+        zeros = np.zeros((0, 3), np.float32)
+        return Gaussians(zeros, zeros.copy(), np.zeros(0, np.float32), zeros.copy(), np.zeros((0, 4), np.float32))
+
+    def subset(self, index: np.ndarray | slice) -> Gaussians:
+        """The Gaussians at ``index`` (boolean mask, integer indices or a slice)."""
+        return Gaussians(
+            self.means[index], self.f_dc[index], self.opacity[index], self.log_scales[index], self.quaternions[index]
+        )
+
     def colors(self) -> np.ndarray:
         """RGB in ``[0, 1]``, float32 ``[M, 3]`` (what a degree-0 renderer shows)."""
         return np.clip(0.5 + SH_C0 * self.f_dc, 0.0, 1.0).astype(np.float32)

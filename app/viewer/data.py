@@ -9,6 +9,10 @@ Filters of one timestep and stream (the same order and rules as the export modul
 3. **point budget**: at most ``point_budget`` points per timestep and stream (all cameras together), a uniform
    random subset with a seed fixed per timestep, so the same settings always draw the same points;
 4. **motion split**: a pixel is *dynamic* when its ``dynamic_mask`` probability is ``>=`` ``dynamic_threshold``.
+
+Splats (:func:`camera_splats`) are lifted from exactly the kept points (:mod:`app.export.splat`), so the budget
+bounds them too; when the budget drew a random fraction ``f`` of the confident pixels, their footprints are
+widened by ``1 / sqrt(f)`` (:attr:`TimestepCloud.density`) so the thinner set still covers the surfaces.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.export.splat import Gaussians, SplatOptions, lift_pixels
 from app.reconstruct.store import Reconstruction
 
 DYNAMIC_TINT = np.array([255, 40, 200], np.float32)  # magenta: far from most scene colours
@@ -35,12 +40,14 @@ class CloudSettings:
 @dataclass
 class CameraCloud:
     """One camera's kept points at one timestep, split into static and dynamic (image colours ``uint8 [K, 3]``,
-    untinted: the scene tints the dynamic ones when masks are shown)."""
+    untinted: the scene tints the dynamic ones when masks are shown; confidences float32 ``[K]``)."""
 
     static_points: np.ndarray
     static_colors: np.ndarray
     dynamic_points: np.ndarray
     dynamic_colors: np.ndarray
+    static_conf: np.ndarray
+    dynamic_conf: np.ndarray
 
 
 @dataclass
@@ -52,6 +59,11 @@ class TimestepCloud:
     num_after_conf: int
     num_kept: int
     stats: dict = field(default_factory=dict)
+
+    @property
+    def density(self) -> float:
+        """Footprint factor of splats drawn from this cloud: ``1 / sqrt(kept / confident)`` (1 without budget)."""
+        return float(np.sqrt(self.num_after_conf / self.num_kept)) if self.num_kept else 1.0
 
 
 def tint(colors: np.ndarray, strength: float = 0.6) -> np.ndarray:
@@ -85,9 +97,40 @@ def filter_timestep(recon: Reconstruction, t: int, stream: str, settings: CloudS
         is_dynamic = (
             np.zeros(int(mask.sum()), bool) if dynamic is None else dynamic[n][mask] >= settings.dynamic_threshold
         )
-        pts, cols = points[n][mask].astype(np.float32), images[n][mask]
-        cameras.append(CameraCloud(pts[~is_dynamic], cols[~is_dynamic], pts[is_dynamic], cols[is_dynamic]))
+        pts, cols, cfs = points[n][mask].astype(np.float32), images[n][mask], conf[n][mask].astype(np.float32)
+        static, dynamic_ = ~is_dynamic, is_dynamic
+        cameras.append(
+            CameraCloud(pts[static], cols[static], pts[dynamic_], cols[dynamic_], cfs[static], cfs[dynamic_])
+        )
     return TimestepCloud(cameras, num_valid, num_after_conf, int(keep.sum()))
+
+
+def camera_splats(
+    cloud: TimestepCloud, extrinsics: np.ndarray, intrinsics: np.ndarray, options: SplatOptions
+) -> list[tuple[Gaussians, Gaussians]]:
+    """``(static, dynamic)`` Gaussians of each camera of one timestep's ``cloud``, lifted together (the ``rank``
+    opacity ranks all cameras of the timestep, as the export does). ``extrinsics`` ``[N, 3, 4]`` OpenCV
+    camera-from-world and ``intrinsics`` ``[N, 3, 3]`` of that timestep; untinted colours."""
+    parts = [(cam.static_points, cam.static_colors, cam.static_conf) for cam in cloud.cameras]
+    parts += [(cam.dynamic_points, cam.dynamic_colors, cam.dynamic_conf) for cam in cloud.cameras]
+    sizes = [len(p[0]) for p in parts]
+    num_cameras = len(cloud.cameras)
+    if sum(sizes) == 0:
+        return [(Gaussians.empty(), Gaussians.empty()) for _ in range(num_cameras)]
+    frame = np.concatenate([np.full(size, index % num_cameras) for index, size in enumerate(sizes)])
+    gaussians = lift_pixels(
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        frame,
+        extrinsics,
+        intrinsics,
+        options,
+        density=cloud.density,
+    )
+    bounds = np.cumsum([0] + sizes)
+    pieces = [gaussians.subset(slice(bounds[i], bounds[i + 1])) for i in range(len(sizes))]
+    return [(pieces[n], pieces[num_cameras + n]) for n in range(num_cameras)]
 
 
 def static_points(

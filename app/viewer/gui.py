@@ -16,12 +16,13 @@ import viser
 from app.common.text import plural
 from app.export.api import ExportOptions, Selection, export_reconstruction
 from app.reconstruct.store import Reconstruction
-from app.viewer.scene import MOTION_FILTERS, STREAM_LABELS, ViewerScene
+from app.viewer.scene import MOTION_FILTERS, RENDER_MODES, STREAM_LABELS, ViewerScene
 
 EXPORT_FORMATS = {
     "PLY points": ("ply", ".ply"),
     "GLB points + cameras": ("glb", ".glb"),
     "mesh (GLB)": ("mesh", ".glb"),
+    "Gaussian splats (PLY)": ("splat", ".ply"),
     "NPZ (VGGT keys)": ("npz", ".npz"),
     "COLMAP (zip)": ("colmap", ""),
 }
@@ -31,7 +32,7 @@ MOTION_TO_EXPORT = {"all": "all", "static only": "static", "dynamic only": "dyna
 
 class ViewerActions(Protocol):
     """What the panel asks of the viewer (:class:`app.viewer.server.Viewer` implements it); ``config`` needs
-    ``notice``, ``fps``, ``loop``, ``stream``, ``conf_percentile``, ``point_size``, ``point_budget``,
+    ``notice``, ``fps``, ``loop``, ``stream``, ``render``, ``conf_percentile``, ``point_size``, ``point_budget``,
     ``show_background``."""
 
     config: Any
@@ -71,6 +72,7 @@ class ViewerGui:
             self.stream = gui.add_dropdown(
                 "Stream", tuple(STREAM_LABELS.values()), initial_value=STREAM_LABELS[config.stream]
             )
+            self.render = gui.add_dropdown("Render", RENDER_MODES, initial_value=config.render)
             self.motion = gui.add_dropdown("Motion", MOTION_FILTERS, initial_value="all")
             self.conf = gui.add_slider(
                 "Conf. percentile", min=0.0, max=99.0, step=1.0, initial_value=float(config.conf_percentile)
@@ -113,6 +115,10 @@ class ViewerGui:
         @self.stream.on_update
         def _(_: viser.GuiEvent) -> None:
             viewer.with_scene(lambda scene: scene.set_stream(stream_by_label[self.stream.value]))
+
+        @self.render.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_render(self.render.value))
 
         @self.motion.on_update
         def _(_: viser.GuiEvent) -> None:

@@ -4,28 +4,39 @@ Node tree (``TTTTT`` the zero-padded timestep, ``cam`` a camera name)::
 
     /t/TTTTT                          frame: visible only at the current timestep
     /t/TTTTT/geo, /t/TTTTT/pose       frames: visible only for the active stream
-    /t/TTTTT/<stream>/static/<cam>    point cloud: points with dynamic probability < threshold
-    /t/TTTTT/<stream>/dynamic/<cam>   point cloud: the others (tinted while masks are shown)
+    /t/TTTTT/<stream>/<motion>        frames: motion "static" (dynamic probability < threshold) or "dynamic"
+    /t/TTTTT/<stream>/<motion>/points/<cam>   point cloud (dynamic ones tinted while masks are shown)
+    /t/TTTTT/<stream>/<motion>/splats/<cam>   Gaussian splats of the same points (splat rendering mode)
     /t/TTTTT/cameras/plain/<cam>      camera frustum (predicted FoV and aspect), no image
     /t/TTTTT/cameras/image/<cam>      the same frustum with the camera's image
     /trajectories/<cam>               the camera's centres over all loaded timesteps (Catmull-Rom spline)
     /background                       accumulated static points of all loaded timesteps, voxel-downsampled
 
-Moving the time slider, switching stream or motion filter, showing cameras, images or the background only
-flips ``visible`` flags (a few bytes per node). Clouds are (re)sent only when a timestep is first loaded or a
-setting that changes the points (confidence percentile, point budget) changes; showing or hiding masks
-re-sends only the colours of the dynamic points. :meth:`ViewerScene.next_job` hands the background worker the
-most useful piece of work first (the current timestep and stream, then outwards).
+Moving the time slider, switching stream or motion filter, showing cameras, images or the background only flips
+``visible`` flags (a few bytes per node). Clouds are (re)sent only when a
+timestep is first loaded or a setting that changes the points (confidence percentile, point budget) changes;
+showing or hiding masks re-sends only the colours of the dynamic points.
+
+Splats are built from the same kept points as the clouds (same filters, same budget draw) and sized by the pixel
+footprint (:mod:`app.export.splat`), not by the point size. The browser merges every splat it holds into one
+buffer and sorts and shades all of them, hidden or not, so the scene holds splats only in splat mode, only for
+the active stream and only for the :attr:`SceneLimits.splat_timesteps` timesteps nearest the current one (built
+outwards from it; the others are removed): at most that many times the point budget.
+
+:meth:`ViewerScene.next_job` hands the background worker the most useful piece of work first (the current
+timestep and stream, then outwards).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 import numpy as np
 import viser
 
+from app.export.splat import Gaussians, SplatOptions
 from app.reconstruct.store import Reconstruction
 from app.viewer.data import (
     TRAJECTORY_COLORS,
@@ -45,6 +56,8 @@ STREAM_LABELS = {
     "pose": "pose stream: depth unprojected with the predicted cameras",
 }
 MOTION_FILTERS = ("all", "static only", "dynamic only")
+RenderMode = Literal["points", "splats"]
+RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
 
 
 @dataclass
@@ -59,6 +72,8 @@ class SceneOptions:
     show_trajectories: bool = True
     show_background: bool = False
     point_size: float = 0.4  # percent of the scene scale (median depth of the first timestep)
+    render: RenderMode = "points"
+    splat: SplatOptions = field(default_factory=SplatOptions)
 
 
 @dataclass
@@ -70,6 +85,7 @@ class SceneLimits:
     background_max_dynamic: float = 0.2  # "low-dynamic": probability below this
     background_voxel: float = 0.01  # times the scene scale
     background_max_points: int = 300_000
+    splat_timesteps: int = 4  # splat mode: timesteps around the current one that hold splats
 
 
 @dataclass
@@ -77,6 +93,7 @@ class _Timestep:
     frame: viser.FrameHandle
     streams: dict[str, viser.FrameHandle]
     motion: dict[tuple[str, str], viser.FrameHandle]  # (stream, "static"|"dynamic") -> frame
+    render: dict[tuple[str, str, str], viser.FrameHandle]  # (stream, motion, "points"|"splats") -> frame
     cameras: viser.FrameHandle
     camera_kinds: dict[str, viser.FrameHandle]  # "plain" | "image"
     poses: list[CameraPose]
@@ -86,6 +103,10 @@ class _Timestep:
     built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation it was built with
     tinted: dict[str, bool] = field(default_factory=dict)  # stream -> whether its dynamic colours are tinted
     counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # stream -> (valid, conf, kept)
+    splats: dict[tuple[str, str, int], viser.GaussianSplatHandle] = field(default_factory=dict)
+    splat_colors: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # dynamic splats, untinted
+    splats_built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation of its splats
+    splats_tinted: dict[str, bool] = field(default_factory=dict)
 
 
 class ViewerScene:
@@ -139,14 +160,34 @@ class ViewerScene:
                 if not node.frame.visible:
                     continue
                 for (stream, motion, n), _ in node.clouds.items():
-                    if node.streams[stream].visible and node.motion[(stream, motion)].visible:
+                    if self._drawn(node, stream, motion, "points"):
                         out.append((t, stream, motion, n))
             return sorted(out)
+
+    def visible_splats(self) -> list[tuple[int, str, str, int]]:
+        """``(t, stream, motion, camera)`` of every splat node drawn now (all its parents visible)."""
+        with self.lock:
+            out = []
+            for t, node in self.timesteps.items():
+                if node.frame.visible:
+                    out += [(t, s, m, n) for (s, m, n) in node.splats if self._drawn(node, s, m, "splats")]
+            return sorted(out)
+
+    @staticmethod
+    def _drawn(node: _Timestep, stream: str, motion: str, render: str) -> bool:
+        frames = (node.streams[stream], node.motion[(stream, motion)], node.render[(stream, motion, render)])
+        return all(frame.visible for frame in frames)
 
     def cloud_handles(self, t: int, stream: str) -> dict[tuple[str, int], viser.PointCloudHandle]:
         with self.lock:
             node = self.timesteps[t]
             return {(m, n): h for (s, m, n), h in node.clouds.items() if s == stream}
+
+    def splat_handles(self, t: int, stream: str) -> dict[tuple[str, int], viser.GaussianSplatHandle]:
+        """``(motion, camera) -> splats`` of a timestep and stream whose splats are built (non-empty ones)."""
+        with self.lock:
+            node = self.timesteps[t]
+            return {(m, n): h for (s, m, n), h in node.splats.items() if s == stream}
 
     def frustums(self, t: int) -> dict[tuple[str, int], viser.CameraFrustumHandle]:
         """``(kind, camera) -> frustum`` of a loaded timestep (kind ``plain`` or ``image``)."""
@@ -166,6 +207,8 @@ class ViewerScene:
                 names += [node.frame.name, node.cameras.name]
                 names += [h.name for h in node.streams.values()]
                 names += [h.name for h in node.motion.values()]
+                names += [h.name for h in node.render.values()]
+                names += [h.name for h in node.splats.values()]
                 names += [h.name for h in node.camera_kinds.values()]
                 names += [h.name for h in node.clouds.values()]
                 names += [h.name for h in node.frustums.values()]
@@ -183,19 +226,29 @@ class ViewerScene:
                 self.scale = scene_scale(self.recon, 0)
 
     def next_job(self) -> tuple[str, int, str] | None:
-        """The most useful work left: ``("timestep", t, stream)``, ``("tint", t, stream)``, ``("trajectories",
-        0, "")``, ``("background", 0, "")``, or None. Order: the active stream from the current timestep
-        outwards, trajectories, then the other stream, then the background."""
+        """The most useful work left: ``("drop_splats", t, stream)`` (splats no longer wanted),
+        ``("timestep", t, stream)``, ``("splats", t, stream)``, ``("tint", t, stream)``, ``("trajectories", 0,
+        "")``, ``("background", 0, "")``, or None. Order: dropping splats, then the active stream from the current
+        timestep outwards, trajectories, then the other stream, then the background."""
         with self.lock:
             order = sorted(range(self.num_available), key=lambda t: (abs(t - self.current), t))
             active = self.options.stream
+            wanted = set(order[: self.limits.splat_timesteps]) if self.options.render == "splats" else set()
+            for t, node in sorted(self.timesteps.items()):
+                for stream in node.splats_built:
+                    if stream != active or t not in wanted:
+                        return ("drop_splats", t, stream)
             streams = [active] + ([s for s in STREAMS if s != active] if self.preload_both_streams else [])
             for index, stream in enumerate(streams):
                 for t in order:
                     node = self.timesteps.get(t)
                     if node is None or node.built.get(stream) != self.generation:
                         return ("timestep", t, stream)
-                    if node.tinted.get(stream) != self.options.show_masks:
+                    if stream == active and t in wanted and node.splats_built.get(stream) != self.generation:
+                        return ("splats", t, stream)
+                    if node.tinted.get(stream) != self.options.show_masks or (
+                        stream in node.splats_built and node.splats_tinted.get(stream) != self.options.show_masks
+                    ):
                         return ("tint", t, stream)
                 if index == 0 and self._trajectory_count != self.num_available and self.options.show_trajectories:
                     return ("trajectories", 0, "")
@@ -209,6 +262,10 @@ class ViewerScene:
         kind, t, stream = job
         if kind == "timestep":
             self.build_timestep(t, stream)
+        elif kind == "splats":
+            self.build_splats(t, stream)
+        elif kind == "drop_splats":
+            self.drop_splats(t, stream)
         elif kind == "tint":
             self.apply_tint(t, stream)
         elif kind == "trajectories":
@@ -228,6 +285,12 @@ class ViewerScene:
             (s, m): scene.add_frame(f"{base}/{s}/{m}", show_axes=False, visible=self._motion_visible(m))
             for s in STREAMS
             for m in ("static", "dynamic")
+        }
+        render = {
+            (s, m, r): scene.add_frame(f"{base}/{s}/{m}/{r}", show_axes=False, visible=(r == opts.render))
+            for s in STREAMS
+            for m in ("static", "dynamic")
+            for r in RENDER_MODES
         }
         cameras = scene.add_frame(f"{base}/cameras", show_axes=False, visible=opts.show_cameras)
         kinds = {
@@ -250,7 +313,7 @@ class ViewerScene:
             frustums[("image", n)] = scene.add_camera_frustum(
                 f"{base}/cameras/image/{name}", image=image, format="jpeg", **common
             )
-        node = _Timestep(frame, streams, motion, cameras, kinds, poses, frustums)
+        node = _Timestep(frame, streams, motion, render, cameras, kinds, poses, frustums)
         self.timesteps[t] = node
         return node
 
@@ -273,14 +336,62 @@ class ViewerScene:
                     ("dynamic", cam.dynamic_points, dyn_colors),
                 ):
                     node.clouds[(stream, motion, n)] = self.scene.add_point_cloud(
-                        f"{base}/{motion}/{name}", points, colors, point_size=size, point_shape="rounded"
+                        f"{base}/{motion}/points/{name}", points, colors, point_size=size, point_shape="rounded"
                     )
                 node.dynamic_colors[(stream, n)] = cam.dynamic_colors
             node.built[stream], node.tinted[stream] = generation, tinted
             node.counts[stream] = (cloud.num_valid, cloud.num_after_conf, cloud.num_kept)
 
+    def build_splats(self, t: int, stream: str) -> None:
+        """(Re)build the splats of timestep ``t`` and ``stream``: the kept points of :meth:`build_timestep` (same
+        filters, same budget draw), lifted to Gaussians by :func:`app.viewer.data.camera_splats`."""
+        from app.viewer.data import camera_splats, filter_timestep
+
+        with self.lock:
+            generation, settings, options = self.generation, self.settings, self.options.splat
+        cloud = filter_timestep(self.recon, t, stream, settings)
+        cameras = (np.asarray(self.recon.get(name, t)) for name in ("extrinsics", "intrinsics"))
+        per_camera = camera_splats(cloud, *cameras, options)
+        with self.lock:
+            if generation != self.generation:
+                return
+            node, tinted = self._ensure_timestep(t), self.options.show_masks
+            for key in [key for key in node.splats if key[0] == stream]:
+                node.splats.pop(key).remove()
+            for n, (cam, (static, dynamic)) in enumerate(zip(cloud.cameras, per_camera, strict=True)):
+                node.splat_colors[(stream, n)] = cam.dynamic_colors
+                dynamic_rgb = (tint(cam.dynamic_colors) if tinted else cam.dynamic_colors).astype(np.float32) / 255
+                self._add_splats(node, t, stream, "static", n, static, static.colors())
+                self._add_splats(node, t, stream, "dynamic", n, dynamic, dynamic_rgb)
+            node.splats_built[stream], node.splats_tinted[stream] = generation, tinted
+
+    def drop_splats(self, t: int, stream: str) -> None:
+        """Remove the splats of timestep ``t`` and ``stream`` from the scene (and so from the browser)."""
+        with self.lock:
+            node = self.timesteps[t]
+            for key in [key for key in node.splats if key[0] == stream]:
+                node.splats.pop(key).remove()
+            for table in (node.splats_built, node.splats_tinted):
+                table.pop(stream, None)
+            for n in range(len(self.names)):
+                node.splat_colors.pop((stream, n), None)
+
+    def _add_splats(
+        self, node: _Timestep, t: int, stream: str, motion: str, n: int, gaussians: Gaussians, rgb: np.ndarray
+    ) -> None:
+        if len(gaussians) == 0:
+            return  # nothing to draw (viser's splat buffer wants at least one)
+        node.splats[(stream, motion, n)] = self.scene.add_gaussian_splats(
+            f"/t/{t:05d}/{stream}/{motion}/splats/{self.names[n]}",
+            centers=gaussians.means,
+            covariances=gaussians.covariances(),
+            rgbs=rgb,
+            opacities=gaussians.opacities()[:, None],
+        )
+
     def apply_tint(self, t: int, stream: str) -> None:
-        """Re-send only the dynamic points' colours of ``t`` / ``stream`` (tinted or not, as masks are shown)."""
+        """Re-send only the dynamic points' colours of ``t`` / ``stream`` (tinted or not, as masks are shown), and
+        the dynamic splats when they are built."""
         with self.lock:
             node, tinted = self.timesteps[t], self.options.show_masks
             for n in range(len(self.names)):
@@ -288,6 +399,12 @@ class ViewerScene:
                 if colors is not None and len(colors):
                     node.clouds[(stream, "dynamic", n)].colors = tint(colors) if tinted else colors
             node.tinted[stream] = tinted
+            if stream in node.splats_built and node.splats_tinted.get(stream) != tinted:
+                for n in range(len(self.names)):
+                    handle, colors = node.splats.get((stream, "dynamic", n)), node.splat_colors.get((stream, n))
+                    if handle is not None and colors is not None:
+                        handle.rgbs = (tint(colors) if tinted else colors).astype(np.float32) / 255
+                node.splats_tinted[stream] = tinted
 
     def build_trajectories(self) -> None:
         """One spline per camera through its centres over the loaded timesteps (small: re-sent as they grow)."""
@@ -381,6 +498,16 @@ class ViewerScene:
             for node in self.timesteps.values():
                 for (_, kind), handle in node.motion.items():
                     handle.visible = self._motion_visible(kind)
+
+    def set_render(self, render: str) -> None:
+        """Draw points or splats (:data:`RENDER_MODES`); the worker builds (or, for points, removes) the splats."""
+        if render not in RENDER_MODES:
+            raise ValueError(f"render mode must be one of {RENDER_MODES}, got {render!r}")
+        with self.lock:
+            self.options.render = render
+            for node in self.timesteps.values():
+                for (_, _, kind), handle in node.render.items():
+                    handle.visible = kind == render
 
     def set_show_cameras(self, show: bool) -> None:
         with self.lock:

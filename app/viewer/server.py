@@ -47,7 +47,7 @@ from app.reconstruct.store import Reconstruction
 from app.viewer.data import CloudSettings, camera_poses
 from app.viewer.gui import ViewerGui, format_status
 from app.viewer.live import LiveRun, LiveRunSpec
-from app.viewer.scene import STREAMS, SceneOptions, ViewerScene
+from app.viewer.scene import RENDER_MODES, STREAMS, SceneOptions, ViewerScene
 
 DEFAULT_POINT_BUDGET = 100_000
 
@@ -61,6 +61,7 @@ class ViewerConfig:
     port: int = 8080
     open_browser: bool = True
     stream: str = "geo"
+    render: str = "points"  # or "splats" (RENDER_MODES)
     conf_percentile: float = 10.0
     point_budget: int = DEFAULT_POINT_BUDGET
     point_size: float = 0.4  # percent of the median depth of the first timestep
@@ -92,6 +93,8 @@ class Viewer:
         self.config = config or ViewerConfig()
         if self.config.stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {self.config.stream!r}")
+        if self.config.render not in RENDER_MODES:
+            raise ValueError(f"render must be one of {RENDER_MODES}, got {self.config.render!r}")
         self.server: viser.ViserServer | None = None
         self.gui: ViewerGui | None = None
         self.scene: ViewerScene | None = None
@@ -145,6 +148,7 @@ class Viewer:
             CloudSettings(conf_percentile=self.config.conf_percentile, point_budget=self.config.point_budget),
             SceneOptions(
                 stream=self.config.stream,
+                render=self.config.render,
                 point_size=self.config.point_size,
                 show_background=self.config.show_background,
             ),
@@ -152,6 +156,7 @@ class Viewer:
         )
         if self.gui is not None:
             scene.options.show_background = bool(self.gui.show_background.value)
+            scene.options.render = self.gui.render.value
         with self._lock:
             self.recon, self.scene = recon, scene
         self.wake()
