@@ -3,8 +3,7 @@
 Python API (no click needed; the viewer's export panel calls it)::
 
     from app.export.api import ExportOptions, Selection, export_reconstruction
-    from app.export.splat import SplatOptions
-from app.reconstruct.store import Reconstruction
+    from app.reconstruct.store import Reconstruction
 
     recon = Reconstruction.open("RECON")
     written = export_reconstruction(

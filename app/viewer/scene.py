@@ -13,9 +13,9 @@ Node tree (``TTTTT`` the zero-padded timestep, ``cam`` a camera name)::
     /background                       accumulated static points of all loaded timesteps, voxel-downsampled
 
 Moving the time slider, switching stream or motion filter, showing cameras, images or the background only flips
-``visible`` flags (a few bytes per node). Clouds are (re)sent only when a
-timestep is first loaded or a setting that changes the points (confidence percentile, point budget) changes;
-showing or hiding masks re-sends only the colours of the dynamic points.
+``visible`` flags (a few bytes per node). Clouds are (re)sent only when a timestep is first loaded or a setting
+that changes the points (confidence percentile, point budget) changes; showing or hiding masks re-sends only the
+colours of the dynamic points.
 
 Splats are built from the same kept points as the clouds (same filters, same budget draw) and sized by the pixel
 footprint (:mod:`app.export.splat`), not by the point size. The browser merges every splat it holds into one
