@@ -366,7 +366,7 @@ class _FakeClient:
         self.files.append((filename, content))
 
 
-@pytest.mark.parametrize("label", ["PLY points", "COLMAP (zip)"])
+@pytest.mark.parametrize("label", ["PLY points", "Gaussian splats (PLY)", "COLMAP (zip)"])
 def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) -> None:
     pytest.importorskip("app.export.api")
     client = _FakeClient()
@@ -376,9 +376,11 @@ def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) 
     viewer.gui._export(client)
     assert "exported" in viewer.gui.export_status.content, viewer.gui.export_status.content
     ((name, content),) = client.files
-    if label == "PLY points":
+    if label != "COLMAP (zip)":
         assert name == "recon_t00002_geo.ply" and content.startswith(b"ply")
         header = content[: content.index(b"end_header")].decode()
+        splat_properties = ("f_dc_0", "opacity", "scale_2", "rot_3")
+        assert all((f"property float {p}" in header) == (label != "PLY points") for p in splat_properties)
         conf = np.asarray(Reconstruction.open(viewer.recon.root).get("world_points_conf", 2))
         static = np.zeros(conf.shape, bool)
         static[:, :, HW[1] // 4 :] = True
