@@ -30,7 +30,14 @@ import torch
 from vggt_t_mv.config import ModelConfig
 from vggt_t_mv.infer_config import infer_config
 from vggt_t_mv.model import VGGTTMV
-from vggt_t_mv.weights import CheckpointError, LoadReport, detect_layout, load_pretrained, read_saved_config
+from vggt_t_mv.weights import (
+    CONFIG_FILE,
+    CheckpointError,
+    LoadReport,
+    detect_layout,
+    load_pretrained,
+    read_saved_config,
+)
 from vggt_t_mv.weights import read_state_dict as read_weights
 
 PRESETS = ("vggt_1b", "vggt_t_mv", "tiny", "tiny_two_stream")
@@ -141,6 +148,11 @@ def _base_config(config: str | Path | ModelConfig | None, checkpoint: Path | Non
             return ModelConfig.from_dict(read_saved_config(checkpoint)), f"saved with {Path(checkpoint).resolve()}"
         except CheckpointError as error:
             raise ModelLoadError(str(error)) from error
+        except (ValueError, TypeError) as error:
+            raise ModelLoadError(
+                f"{Path(checkpoint) / CONFIG_FILE}: not a valid model config ({error}); write the folder again with "
+                "save_pretrained, or pass --config PRESET_OR_JSON"
+            ) from error
     if checkpoint is not None:
         shapes = read_weights(checkpoint, shapes_only=True)
         if detect_layout(shapes) != "pi3":
@@ -183,8 +195,11 @@ def load_model(
         cfg, origin = resolve_config(config, checkpoint, overrides)
         meta_device = torch.device(device).type == "meta"
         torch.manual_seed(seed)
-        with torch.device(device):
-            model = VGGTTMV(cfg).eval()
+        try:
+            with torch.device(device):
+                model = VGGTTMV(cfg).eval()
+        except (TypeError, ValueError) as error:  # a config whose values do not build a model
+            raise ModelLoadError(f"the model config ({origin}) does not build a model: {error}") from error
         report = None
         if checkpoint is not None or pi3 is not None:
             sources = {
@@ -194,6 +209,8 @@ def load_model(
             report = load_pretrained(model, checkpoint=sources["checkpoint"], pi3=sources["pi3"])
     except CheckpointError as error:
         raise ModelLoadError(str(error)) from error
+    if not meta_device:
+        check_finite_weights(model, report, {"checkpoint": checkpoint, "pi3": pi3})
     provenance: dict[str, Any] = {
         "config_origin": origin,
         "random_weights": report is None,
@@ -210,6 +227,40 @@ def load_model(
             source["sha256"] = sha256_path(path)
         provenance["sources"][label] = source
     return LoadedModel(model, cfg, report, provenance)
+
+
+def nonfinite_tensors(model: torch.nn.Module) -> list[str]:
+    """Names of the model's floating-point parameters and buffers that hold a NaN or an Inf."""
+    return [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+
+
+def check_finite_weights(
+    model: torch.nn.Module, report: LoadReport | None, paths: dict[str, Path | None], shown: int = 5
+) -> None:
+    """Raise :class:`ModelLoadError` naming the tensors (and the file each came from) that hold NaN or Inf.
+
+    A model with such weights runs to the end and writes arrays that are NaN everywhere; refusing it here costs one
+    pass over the weights."""
+    bad = nonfinite_tensors(model)
+    if not bad:
+        return
+    described = []
+    for name in bad[:shown]:
+        source = "new" if report is None else report.sources.get(name, "new")
+        label, _, key = source.partition(":")
+        where = f"{paths[label]} key {key}" if key and paths.get(label) is not None else "its initialisation"
+        described.append(f"{name} (from {where})")
+    more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+    files = sorted({str(p) for p in paths.values() if p is not None})
+    raise ModelLoadError(
+        f"{len(bad)} weight tensor(s) hold NaN or Inf values: {', '.join(described)}{more}. The weights "
+        f"({', '.join(files) or 'random'}) are damaged or come from a diverged training run; use another "
+        "checkpoint (an earlier one of the same training, or the file copied again)"
+    )
 
 
 def load_spec(spec: WeightsSpec, **options: Any) -> LoadedModel:

@@ -112,8 +112,10 @@ def _safetensors_shapes(path: Path) -> dict[str, Tensor]:
 
 
 def _torch_load(path: Path, mmap: bool = False) -> object:
+    """``torch.load(weights_only=True)``; ``mmap`` only for the zip format (a legacy, pre-1.6 ``torch.save`` file is
+    read whole: PyTorch cannot memory-map it)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as error:  # truncation and unpickling errors come in many types
         if "Weights only load failed" in str(error):
             raise CheckpointError(
@@ -426,9 +428,17 @@ def read_saved_config(folder: str | Path) -> dict:
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"{folder} has no {CONFIG_FILE}; it was not written by save_pretrained")
-    data = json.loads(path.read_text())
+    fix = "write the folder again with save_pretrained, or pass --config PRESET_OR_JSON with the weights file"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{path} is not a readable JSON file ({error}); {fix}") from error
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(data).__name__}, not an object; {fix}")
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format_version {data.get('format_version')!r}; this vggt_t_mv reads {FORMAT_VERSION}"
         )
+    if not isinstance(data.get("model"), dict):
+        raise CheckpointError(f'{path} has no "model" object (the ModelConfig fields); {fix}')
     return data["model"]

@@ -179,7 +179,8 @@ def preprocess_frame(rgb: np.ndarray, transform: FrameTransform, *, interpolatio
         interpolation = cv2.INTER_AREA if transform.scale < 1 else cv2.INTER_CUBIC
     matrix = np.array([[transform.scale, 0, transform.offset_x], [0, transform.scale, transform.offset_y]])
     # Pixel centres: OpenCV maps integer pixel indices, which matches the (u, v) index convention of geometry.py.
-    border = 255 if rgb.ndim == 3 else 0
+    # A scalar borderValue fills the first channel only (OpenCV takes a 4-tuple): give every channel its value.
+    border = (255.0, 255.0, 255.0, 255.0) if rgb.ndim == 3 else (0.0, 0.0, 0.0, 0.0)
     if transform.scale < 1 and interpolation == cv2.INTER_AREA:
         # warpAffine has no area filter: resize first, then shift (an integer-ish translation, no further blur).
         h, w = rgb.shape[:2]

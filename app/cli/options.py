@@ -97,8 +97,14 @@ def pipeline_options(command: Callable) -> Callable:
     """Decorate ``command`` with the window / input / device options that ``run`` and ``view`` share (keyword
     arguments ``window``, ``stride``, ``size``, ``device``, ``max_frames``, ``resume``, ``overwrite``)."""
     decorators = [
-        click.option("--window", type=int, help="Timesteps per window (default: cuda 16, mps 8, cpu 6)."),
-        click.option("--stride", type=int, help="Timesteps between window starts (default: cuda 12, mps 6, cpu 4)."),
+        click.option(
+            "--window", type=click.IntRange(min=1), help="Timesteps per window (default: cuda 16, mps 8, cpu 6)."
+        ),
+        click.option(
+            "--stride",
+            type=click.IntRange(min=1),
+            help="Timesteps between window starts (default: cuda 12, mps 6, cpu 4).",
+        ),
         click.option("--size", type=int, help=SIZE_HELP),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--max-frames", type=int, help="At most this many timesteps (run: after --every)."),

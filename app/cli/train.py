@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from vggt_t_mv.loading import load_model
+from vggt_t_mv.loading import ModelLoadError, load_model
 
 SYNTHETIC_PREFIX = "synthetic:"
 
@@ -117,7 +117,10 @@ def _window_shape(sequences: list, timesteps: int, cameras: int | None, width: i
 def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
     from vggt_t_mv.eval.runner import evaluate
 
-    loaded = load_model(checkpoint=target)
+    try:
+        loaded = load_model(checkpoint=target)
+    except ModelLoadError as error:
+        raise click.ClickException(f"{target}: the model cannot be read: {error}") from error
     results = [evaluate(loaded.model.to(device), dataset, f"model {target.name}")]
     if baselines:
         untrained = load_model(loaded.config, random_weights=True, seed=0).model.to(device)

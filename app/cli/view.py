@@ -9,6 +9,7 @@ import click
 
 from app.cli.options import CONTEXT_SETTINGS, console_warnings, model_options, pipeline_options, weights_spec
 from app.reconstruct.pipeline import PipelineConfig
+from app.reconstruct.store import ReconstructionError
 from app.viewer.launch import ViewUsageError, plan_view
 from app.viewer.scene import RENDER_MODES, STREAMS
 from app.viewer.server import DEFAULT_POINT_BUDGET, Viewer, ViewerConfig, free_port, serve_until_interrupted
@@ -51,6 +52,8 @@ def view_command(path: Path | None, **options) -> None:
         )
     except ViewUsageError as error:
         raise click.UsageError(str(error)) from error
+    except ReconstructionError as error:
+        raise click.ClickException(str(error)) from error
     for message in plan.messages:
         _stderr(message)
     config = ViewerConfig(

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.common.paths import file_ancestor
 from app.export.colmap import ColmapOptions, write_colmap
 from app.export.formats import GlbOptions, check_outputs, npz_arrays, write_glb, write_npz, write_ply, write_splats
 from app.export.mesh import MeshOptions, check_mesh_path, grid_mesh, poisson_mesh, write_mesh
@@ -112,6 +113,16 @@ def output_paths(out: str | Path, timesteps: list[int], merge: bool) -> list[tup
 def _check_format(fmt: str, out: Path, selection: Selection, options: ExportOptions) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {FORMATS}")
+    blocker = file_ancestor(out)
+    if blocker is not None:
+        raise ExportError(f"--out {out} is below {blocker}, which is a file; choose an --out in a folder")
+    if fmt != "colmap" and out.is_dir():
+        raise ExportError(
+            f"--out {out} is a folder, and --format {fmt} writes a file: give a file path such as "
+            f"{out / ('scene' + (out.suffix or _SUFFIXES.get(fmt, ('.ply',))[0]))}"
+        )
+    if fmt == "colmap" and out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file, and --format colmap writes a folder: give a folder path")
     if fmt in _SUFFIXES and out.suffix.lower() not in _SUFFIXES[fmt]:
         raise ExportError(f"--format {fmt} writes a {_SUFFIXES[fmt][0]} file; got --out {out}")
     if fmt == "mesh":
@@ -181,6 +192,12 @@ def export_reconstruction(
     check_outputs([path for _, path in outputs], options.overwrite)
     written = []
     for group, path in outputs:
-        _export_one(recon, fmt, dataclasses.replace(selection, timesteps=tuple(group)), path, options)
+        try:
+            _export_one(recon, fmt, dataclasses.replace(selection, timesteps=tuple(group)), path, options)
+        except OSError as error:  # disk full, read-only folder...: the writers leave no partial file
+            done = f"; already written: {', '.join(map(str, written))}" if written else ""
+            raise ExportError(
+                f"cannot write {path} ({error.strerror or error}); free some space or choose a writable --out{done}"
+            ) from error
         written.append(path)
     return written

@@ -62,8 +62,8 @@ class Selection:
             raise ExportError(f"motion must be one of {MOTION_FILTERS}, got {self.motion!r}")
         if not 0.0 <= self.dynamic_threshold <= 1.0:
             raise ExportError(f"dynamic_threshold must be in [0, 1], got {self.dynamic_threshold}")
-        if not self.voxel >= 0.0:
-            raise ExportError(f"voxel must be >= 0, got {self.voxel}")
+        if not 0.0 <= self.voxel < np.inf:
+            raise ExportError(f"--voxel must be a finite size >= 0 (0: off), got {self.voxel}")
 
     def resolve_timesteps(self, recon: Reconstruction) -> list[int]:
         """The selected timesteps, checked against the reconstruction (sorted, unique)."""
@@ -247,12 +247,24 @@ def _timestep_points(recon: Reconstruction, selection: Selection, t: int, camera
     )
 
 
+VOXEL_GRID_LIMIT = 2.0**52  # voxel coordinates beyond this are not exact in float64 (and overflow int64 later)
+
+
 def voxel_downsample(points: PointSet, voxel: float) -> PointSet:
     """One point per (timestep, voxel of edge ``voxel``): the most confident; the original order is kept."""
     if voxel <= 0 or len(points) == 0:
         return points
     order = np.argsort(-points.conf, kind="stable")
-    keys = np.floor(points.xyz[order].astype(np.float64) / voxel).astype(np.int64)
+    cells = np.floor(points.xyz[order].astype(np.float64) / voxel)
+    reach = float(np.abs(cells).max()) if np.isfinite(cells).all() else np.inf
+    if reach > VOXEL_GRID_LIMIT:  # the int64 grid would wrap around and merge the whole cloud into a few cells
+        extent = float(np.abs(points.xyz).max())
+        raise ExportError(
+            f"--voxel {voxel:g} is too small for this point cloud: coordinates reach {extent:.3g}, i.e. "
+            f"{reach:.3g} voxels from the origin, more than the voxel grid holds (2^52); use --voxel "
+            f">= {extent / VOXEL_GRID_LIMIT:.3g} (or 0 to keep every point)"
+        )
+    keys = cells.astype(np.int64)
     keys = np.concatenate([points.timestep[order, None].astype(np.int64), keys], axis=1)
     _, first = np.unique(keys, axis=0, return_index=True)
     return points.subset(np.sort(order[first]))

@@ -61,6 +61,7 @@ from vggt_t_mv.geometry import depth_to_world_points, pose_encoding_to_extri_int
 WINDOW_DEFAULTS = {"cuda": (16, 12), "mps": (8, 6), "cpu": (6, 4)}
 FOV_LIMITS = (float(np.radians(0.5)), float(np.radians(179.5)))  # radians; predicted FoVs are clamped to this
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
 
 
 class PipelineError(RuntimeError):
@@ -149,9 +150,22 @@ def resolve_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise PipelineError(f"--device {name!r} is not a device; use {DEVICE_NAMES} ({error})") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PipelineError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise PipelineError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) (cuda:0.."
+            f"cuda:{torch.cuda.device_count() - 1})"
+        )
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and (mps is None or not mps.is_available()):
+        raise PipelineError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise PipelineError(f"--device {name}: the pipeline runs on {DEVICE_NAMES}")
     return device
 
 
@@ -172,9 +186,12 @@ def plan_run(capture: RigCapture, config: PipelineConfig, default_size: int = DE
     device = resolve_device(config.device)
     autocast_dtype = resolve_dtype(device, config.dtype)
     default_window, default_stride = WINDOW_DEFAULTS.get(device.type, WINDOW_DEFAULTS["cpu"])
-    window = config.window or default_window
-    stride = config.stride or min(default_stride, max(window - 1, 1))
-    if window < 1 or stride < 1 or (stride >= window and capture.num_timesteps > window):
+    for option, value in (("--window", config.window), ("--stride", config.stride)):
+        if value is not None and value < 1:
+            raise PipelineError(f"{option} {value}: must be at least 1 (leave it out for the device default)")
+    window = default_window if config.window is None else config.window
+    stride = min(default_stride, max(window - 1, 1)) if config.stride is None else config.stride
+    if stride >= window and capture.num_timesteps > window:
         raise PipelineError(
             f"--window {window} / --stride {stride}: need window >= 2 and 1 <= stride < window so that windows "
             "share timesteps for stitching"
@@ -218,7 +235,7 @@ def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> t
     """Create the output reconstruction or reopen it for ``--resume``; returns it and the first window to run."""
     out = Path(out)
     if resume and (out / "meta.json").is_file():
-        recon = Reconstruction.open(out)
+        recon = Reconstruction.open(out, damaged_ok=True)
         old, new = _identity(recon.meta), _identity(meta)
         if old != new:
             differ = sorted(k for k in new if old.get(k) != new.get(k))
@@ -226,6 +243,9 @@ def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> t
                 f"--resume: {out} was made from a different run (differs in: {', '.join(differ)}); "
                 "use the same capture, weights and options, or pass --overwrite to start again"
             )
+        if recon.damage_problem is not None:  # never "complete": the damaged window and the ones after it rerun
+            message = f"{recon.damage_problem}: windows {len(recon.windows())}.. are computed again"
+            warnings.warn(message, PipelineWarning, stacklevel=2)
         recon.discard_incomplete()
         recon.meta["status"] = "running"
         recon.save_meta()
@@ -284,6 +304,24 @@ def _predict(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor |
         return {k: v[0].cpu().numpy().astype(np.float32) for k, v in out.items()}
 
 
+def check_window_finite(index: int, span: tuple[int, int], arrays: dict[str, np.ndarray]) -> None:
+    """Refuse a window whose model outputs hold NaN or Inf (before it is aligned or written): broken weights or a
+    numeric overflow would otherwise be stitched and stored as a "complete" reconstruction of garbage."""
+    bad = {}
+    for name, value in arrays.items():
+        if np.issubdtype(value.dtype, np.floating):
+            finite = np.isfinite(value)
+            if not finite.all():
+                bad[name] = 100.0 * (1.0 - finite.mean())
+    if bad:
+        detail = ", ".join(f"{name} ({share:.3g} % of values)" for name, share in bad.items())
+        raise PipelineError(
+            f"window {index} (timesteps {span[0]}..{span[1] - 1}): the model output holds NaN or Inf in {detail}; "
+            "nothing of this window was written. Check the weights (`vggt-mv weights inspect`) and, on a GPU, try "
+            "--dtype float32"
+        )
+
+
 def _apply_sim3(arrays: dict[str, np.ndarray], sim3: Sim3) -> dict[str, np.ndarray]:
     out = dict(arrays)
     for name in ("world_points", "world_points_from_depth"):
@@ -337,6 +375,7 @@ def run_pipeline(
                 if window is None:
                     continue
                 arrays, info = window
+                check_window_finite(w, spans[w], arrays)
                 sim3, info["alignment"] = _align(recon, w, arrays, plan, messages)
                 arrays = _apply_sim3(arrays, sim3)
                 recon.write_window(w, arrays, info)

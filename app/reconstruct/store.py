@@ -26,6 +26,8 @@ reconstruction gives the timesteps of its complete windows.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.common.paths import file_ancestor
 from app.reconstruct.stitching import owned_ranges
 
 FORMAT_NAME = "vggt-mv-reconstruction"
@@ -58,6 +61,85 @@ STREAMS = {"geo": ("world_points", "world_points_conf"), "pose": ("world_points_
 
 class ReconstructionError(ValueError):
     """A reconstruction folder that cannot be used as asked; the message says why and what to do."""
+
+
+# name -> trailing shape after [Tw, N] for model images of H x W
+ARRAY_TRAILING = {
+    "images": lambda h, w: (h, w, 3),
+    "depth": lambda h, w: (h, w),
+    "depth_conf": lambda h, w: (h, w),
+    "world_points": lambda h, w: (h, w, 3),
+    "world_points_conf": lambda h, w: (h, w),
+    "world_points_from_depth": lambda h, w: (h, w, 3),
+    "extrinsics": lambda h, w: (3, 4),
+    "intrinsics": lambda h, w: (3, 3),
+    "dynamic_mask": lambda h, w: (h, w),
+}
+
+
+def check_npy(path: Path, shape: tuple[int, ...]) -> None:
+    """Raise :class:`ReconstructionError` unless ``path`` is a complete ``.npy`` file of ``shape``: present, a
+    readable header, that shape, and as many bytes as the header promises (a truncated copy is caught here, not
+    as garbage or a crash when it is memory-mapped)."""
+    if not path.is_file():
+        raise ReconstructionError(f"{path} is missing")
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                found, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                found, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            offset = handle.tell()
+        size = path.stat().st_size
+    except (ValueError, OSError, EOFError) as error:
+        raise ReconstructionError(f"{path} is not a readable .npy file ({error})") from error
+    if tuple(found) != tuple(shape):
+        raise ReconstructionError(f"{path} has shape {list(found)}, expected {list(shape)}")
+    expected = offset + int(np.prod(found, dtype=np.int64)) * dtype.itemsize
+    if size < expected:
+        raise ReconstructionError(f"{path} is truncated ({size} of {expected} bytes)")
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What is wrong with the fields of a meta.json every reader relies on, or None."""
+    names, hw, spans = meta.get("camera_names"), meta.get("image_hw"), meta.get("spans")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return "camera_names must be a list of camera names"
+    if not isinstance(hw, list) or len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
+        return "image_hw must be [height, width]"
+    if not isinstance(spans, list) or not all(
+        isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) for v in s) and 0 <= s[0] < s[1] for s in spans
+    ):
+        return "spans must be a list of [start, end) timestep pairs"
+    if not isinstance(meta.get("capture", {}), dict) or not isinstance(meta.get("alignment", []), list):
+        return "capture must be an object and alignment a list"
+    return None
+
+
+class StoreWriteError(ReconstructionError):
+    """Writing to the reconstruction folder failed (disk full, read-only, permissions); what was complete is kept."""
+
+
+def write_failure(path: Path, error: OSError) -> StoreWriteError:
+    """The error for a failed write of ``path``: what the system said and what to do."""
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        fix = "free some space on that disk"
+    elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "make the folder writable (or choose another --out)"
+    else:
+        fix = "fix the folder"
+    return StoreWriteError(f"cannot write {path} ({reason}); {fix}, then continue with --resume")
+
+
+def _remove(path: Path) -> None:
+    """Remove a temporary file or folder, quietly (it is being cleaned up after a failure)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -89,6 +171,8 @@ class Reconstruction:
     def __init__(self, root: Path, meta: dict) -> None:
         self.root, self.meta = Path(root), meta
         self._windows: list[WindowRecord] | None = None
+        self._checked: dict[int, tuple] = {}  # window index -> what was checked (window.json identity)
+        self.damage_problem: str | None = None  # why the window after the complete ones cannot be read (file + what)
 
     # ----------------------------------------------------------------------------- open / create
     @staticmethod
@@ -97,15 +181,21 @@ class Reconstruction:
         return (Path(root) / "meta.json").is_file()
 
     @classmethod
-    def open(cls, root: str | Path) -> Reconstruction:
+    def open(cls, root: str | Path, *, damaged_ok: bool = False) -> Reconstruction:
+        """Open the reconstruction in ``root`` for reading. Its windows are checked (window.json and every array's
+        header, shape and size): a damaged one raises :class:`ReconstructionError` naming the file, unless
+        ``damaged_ok`` (``--resume``: the windows before it are the complete ones, see :attr:`damage`)."""
         root = Path(root)
         meta_path = root / "meta.json"
         if not meta_path.is_file():
             raise ReconstructionError(f"{root} is not a reconstruction (no meta.json); make one with `vggt-mv run`")
+        rerun = f"re-run `vggt-mv run CAPTURE --out {root} --overwrite` to make it again"
         try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as error:
-            raise ReconstructionError(f"{meta_path} is not valid JSON ({error}); re-run `vggt-mv run`") from error
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ReconstructionError(f"{meta_path} is not valid JSON ({error}); {rerun}") from error
+        if not isinstance(meta, dict):
+            raise ReconstructionError(f"{meta_path} holds a JSON {type(meta).__name__}, not an object; {rerun}")
         if meta.get("format") != FORMAT_NAME:
             raise ReconstructionError(f"{meta_path} is not a {FORMAT_NAME} file (format {meta.get('format')!r})")
         version = meta.get("format_version")
@@ -115,7 +205,14 @@ class Reconstruction:
                 f"{FORMAT_VERSION}. Re-run `vggt-mv run` on the capture with this version (or --overwrite), or "
                 "open it with the vggt-mv version that wrote it"
             )
-        return cls(root, meta)
+        problem = _meta_problem(meta)
+        if problem:
+            raise ReconstructionError(f"{meta_path} is damaged: {problem}; {rerun}")
+        recon = cls(root, meta)
+        recon.windows()
+        if recon.damage is not None and not damaged_ok:
+            raise ReconstructionError(recon.damage)
+        return recon
 
     @classmethod
     def create(cls, root: str | Path, meta: dict, *, overwrite: bool = False) -> Reconstruction:
@@ -136,8 +233,16 @@ class Reconstruction:
                     "--overwrite to replace it, or choose another --out"
                 )
             shutil.rmtree(root)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "windows").mkdir(exist_ok=True)
+        blocker = file_ancestor(root)
+        if blocker is not None:
+            raise ReconstructionError(f"output {root} is below {blocker}, which is a file; choose another --out")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "windows").mkdir(exist_ok=True)
+        except OSError as error:
+            raise ReconstructionError(
+                f"cannot create the output folder {root} ({error.strerror or error}); choose another --out"
+            ) from error
         meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": time.time(), **meta}
         meta.setdefault("status", "running")
         meta.setdefault("alignment", [])
@@ -145,7 +250,11 @@ class Reconstruction:
         return cls(root, meta)
 
     def save_meta(self) -> None:
-        _write_json_atomic(self.root / "meta.json", self.meta)
+        try:
+            _write_json_atomic(self.root / "meta.json", self.meta)
+        except OSError as error:
+            _remove(self.root / f".meta.json.tmp-{os.getpid()}")
+            raise write_failure(self.root / "meta.json", error) from error
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -183,15 +292,56 @@ class Reconstruction:
     def windows(self, refresh: bool = False) -> list[WindowRecord]:
         """The complete windows, in order (the longest run 0, 1, 2, ... that exists on disk)."""
         if self._windows is None or refresh:
-            records = []
+            records, self.damage_problem = [], None
             for index, span in enumerate(self.spans):
                 path = self.root / "windows" / _window_dir_name(index)
                 info_path = path / "window.json"
                 if not info_path.is_file():
+                    if path.is_dir():  # a committed window always has its window.json
+                        self.damage_problem = f"{info_path} is missing"
                     break
-                records.append(WindowRecord(index, span, json.loads(info_path.read_text()), path))
+                try:
+                    record = self._checked_record(index, span, path)
+                except ReconstructionError as error:
+                    self.damage_problem = str(error)
+                    break
+                records.append(record)
             self._windows = records
         return self._windows
+
+    def _checked_record(self, index: int, span: tuple[int, int], path: Path) -> WindowRecord:
+        """Window ``index`` read and checked (arrays once per window.json version); raises on damage."""
+        info_path = path / "window.json"
+        try:
+            stamp = (info_path.stat().st_mtime_ns, info_path.stat().st_size)
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as error:
+            raise ReconstructionError(f"{info_path} is not valid JSON ({error})") from error
+        if not isinstance(info, dict):
+            raise ReconstructionError(f"{info_path} holds a JSON {type(info).__name__}, not an object")
+        if self._checked.get(index) != stamp:
+            length, (height, width) = span[1] - span[0], self.image_hw
+            for name in ARRAY_NAMES:
+                file = path / f"{name}.npy"
+                if name in OPTIONAL_ARRAYS and not file.is_file():
+                    continue
+                check_npy(file, (length, self.num_cameras, *ARRAY_TRAILING[name](height, width)))
+            self._checked[index] = stamp
+        return WindowRecord(index, span, info, path)
+
+    @property
+    def damage(self) -> str | None:
+        """The message for a damaged window after the complete ones (file, what is wrong, what to do), or None."""
+        if self.damage_problem is None:
+            return None
+        index = len(self.windows())
+        capture = self.meta["capture"].get("path", "CAPTURE") if self.meta.get("capture") else "CAPTURE"
+        kept = f"windows 0..{index - 1} are kept" if index else "no window before it"
+        return (
+            f"{self.damage_problem}: the reconstruction {self.root} is damaged from window {index} (timestep "
+            f"{self.spans[index][0]}) on ({kept}). Recompute it with `vggt-mv run {capture} --out {self.root} "
+            "--resume` and the options of the first run"
+        )
 
     @property
     def num_timesteps(self) -> int:
@@ -264,22 +414,31 @@ class Reconstruction:
         length = span[1] - span[0]
         final = self.root / "windows" / _window_dir_name(index)
         tmp = self.root / "windows" / f".{_window_dir_name(index)}.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        if final.exists():  # left over beyond the complete prefix (cannot be trusted): replace
-            shutil.rmtree(final)
-        tmp.mkdir(parents=True)
         for name, value in arrays.items():
             if name not in ARRAY_NAMES:
                 raise ValueError(f"unknown reconstruction array {name!r}")
             if value.shape[:2] != (length, self.num_cameras):
                 raise ValueError(f"{name} has shape {value.shape}, expected [{length}, {self.num_cameras}, ...]")
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(value, dtype=ARRAY_DTYPES.get(name, np.float32)))
         missing = [n for n in ARRAY_NAMES if n not in arrays and n not in OPTIONAL_ARRAYS]
         if missing:
             raise ValueError(f"window {index} misses arrays {missing}")
-        _write_json_atomic(tmp / "window.json", {"index": index, "span": list(span), **info})
-        os.replace(tmp, final)
+        target = tmp
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            if final.exists():  # left over beyond the complete prefix (cannot be trusted): replace
+                shutil.rmtree(final)
+            tmp.mkdir(parents=True)
+            for name, value in arrays.items():
+                target = tmp / f"{name}.npy"
+                np.save(target, np.ascontiguousarray(value, dtype=ARRAY_DTYPES.get(name, np.float32)))
+            target = tmp / "window.json"
+            _write_json_atomic(target, {"index": index, "span": list(span), **info})
+            target = final
+            os.replace(tmp, final)
+        except OSError as error:
+            _remove(tmp)  # never leave a half-written window behind
+            raise write_failure(target, error) from error
         self._windows = None
         alignment = self.meta.setdefault("alignment", [])
         del alignment[index:]
@@ -291,8 +450,12 @@ class Reconstruction:
         path = self.windows()[index].path
         for name, value in arrays.items():
             tmp = path / f".{name}.tmp-{os.getpid()}.npy"
-            np.save(tmp, np.ascontiguousarray(value, dtype=ARRAY_DTYPES.get(name, np.float32)))
-            os.replace(tmp, path / f"{name}.npy")
+            try:
+                np.save(tmp, np.ascontiguousarray(value, dtype=ARRAY_DTYPES.get(name, np.float32)))
+                os.replace(tmp, path / f"{name}.npy")
+            except OSError as error:
+                _remove(tmp)
+                raise write_failure(path / f"{name}.npy", error) from error
 
     def discard_incomplete(self) -> None:
         """Remove temporary folders and windows past the complete prefix (before resuming)."""

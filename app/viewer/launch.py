@@ -1,7 +1,7 @@
 """What ``vggt-mv view PATH`` opens: a reconstruction folder, a capture to run live, or (no PATH) the demo rig.
 
-:func:`plan_view` turns the command's inputs into a :class:`ViewPlan` (no I/O besides looking at ``PATH`` and
-making the temporary output folder); the CLI prints its ``messages`` and starts the viewer.
+:func:`plan_view` turns the command's inputs into a :class:`ViewPlan` (no I/O besides looking at ``PATH``, checking a
+reconstruction's files, and making the temporary output folder); the CLI prints its ``messages`` and starts the viewer.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.run import trained_input_size
+from app.reconstruct.store import Reconstruction
 from app.viewer.live import DEMO_RIG, DEMO_WEIGHTS, LiveRunSpec, demo_weights_available
 from vggt_t_mv.loading import ModelLoadError, WeightsSpec
 
@@ -45,8 +46,6 @@ class ViewPlan:
 
 def is_reconstruction(path: Path | None) -> bool:
     """``path`` is a reconstruction folder (it has the store's ``meta.json``)."""
-    from app.reconstruct.store import Reconstruction
-
     return path is not None and Reconstruction.exists(path)
 
 
@@ -64,6 +63,7 @@ def plan_view(
     size the weights were trained at (their ``save_pretrained`` folder's ``input_hw``), else 518 (the demo with
     random weights: :data:`DEMO_SIZE`)."""
     if is_reconstruction(path):
+        Reconstruction.open(path)  # a damaged folder is refused here, naming the file, before the server starts
         return ViewPlan(recon=path)
     plan = ViewPlan()
     capture = path
