@@ -11,6 +11,8 @@ import numpy as np
 from app.capture.sources import CaptureError
 from app.capture.sync import match_camera
 
+CALIBRATION_FORMATS = {".toml": "caliscope camera_array.toml", ".json": 'JSON {"cameras": {...}}'}
+
 
 # -------------------------------------------------------------------------------------------- calibration
 @dataclass
@@ -38,6 +40,12 @@ def load_calibration(path: str | Path, camera_names: list[str]) -> RigCalibratio
     path = Path(path)
     if not path.is_file():
         raise CaptureError(f"calibration file {path} does not exist")
+    if path.suffix.lower() not in CALIBRATION_FORMATS:
+        supported = "; ".join(f"{suffix}: {form}" for suffix, form in CALIBRATION_FORMATS.items())
+        raise CaptureError(
+            f"calibration file {path}: unsupported format {path.suffix or '(no suffix)'!r}. Supported: {supported}. "
+            "Convert it to one of them (README: calibration)"
+        )
     try:
         if path.suffix.lower() == ".toml":
             try:
@@ -45,7 +53,10 @@ def load_calibration(path: str | Path, camera_names: list[str]) -> RigCalibratio
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib
 
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            tables = raw.get("cameras", {})
+            if not isinstance(tables, dict) or not all(isinstance(c, dict) for c in tables.values()):
+                raise ValueError("[cameras] must be a table of camera tables")
             entries = {
                 str(key): {
                     "K": c.get("matrix"),
@@ -56,12 +67,16 @@ def load_calibration(path: str | Path, camera_names: list[str]) -> RigCalibratio
                 for key, c in raw.get("cameras", {}).items()
             }
         else:
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict) or not isinstance(raw.get("cameras", {}), dict | list):
+                raise ValueError('expected an object {"cameras": {NAME: {"K": ..., "size": ..., "R": ..., "t": ...}}}')
             cameras = raw.get("cameras", {})
             if isinstance(cameras, list):
-                cameras = {str(c.get("name", i)): c for i, c in enumerate(cameras)}
+                cameras = {str(c.get("name", i) if isinstance(c, dict) else i): c for i, c in enumerate(cameras)}
             entries = {str(k): c for k, c in cameras.items()}
-    except (ValueError, OSError) as error:  # tomllib.TOMLDecodeError and JSONDecodeError are ValueErrors
+        if not all(isinstance(entry, dict) for entry in entries.values()):
+            raise ValueError("every camera entry must be a table / object")
+    except (ValueError, OSError) as error:  # TOMLDecodeError, JSONDecodeError, UnicodeDecodeError are ValueErrors
         raise CaptureError(f"calibration file {path} cannot be parsed ({error})") from error
     matched: dict[int, dict] = {}
     for key, entry in entries.items():

@@ -22,6 +22,7 @@ from app.capture.sources import (
     CaptureError,
     CaptureWarning,
     discover_cameras,
+    loose_images,
     open_source,
 )
 from app.capture.sync import SyncResult, sync_by_fps, sync_by_index, sync_by_timestamps
@@ -46,6 +47,23 @@ class CaptureOptions:
     timestamps: Path | None = None
     sync: str = "auto"
     skip_unreadable: bool = False
+
+
+# A folder of images only is one static shot: all its images go into one model call. Beyond this many it is almost
+# certainly one camera's frames (10 000 images would need tens of GB), so it is refused with the fix.
+MAX_STATIC_CAMERAS = 256
+
+
+def stray_image_notes(path: Path) -> list[str]:
+    """Warnings for still images lying beside the cameras of a capture folder (they are not cameras)."""
+    loose = loose_images(path)
+    if not loose:
+        return []
+    shown = ", ".join(p.name for p in loose[:5]) + (f" and {len(loose) - 5} more" if len(loose) > 5 else "")
+    return [
+        f"capture {path}: the still image(s) {shown} beside the cameras are not cameras and are ignored (a camera is "
+        f"a video or a folder of frames: to use one, put its frames in a folder such as {path / loose[0].stem}/)"
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ rig
@@ -93,8 +111,14 @@ class RigCapture:
         options = options or CaptureOptions()
         path = Path(path)
         form, found = discover_cameras(path)
+        if form == "static_images" and len(found) > MAX_STATIC_CAMERAS:
+            raise CaptureError(
+                f"capture {path} is a folder of {len(found)} images, read as one static multi-view shot: one model "
+                f"call over {len(found)} cameras (at most {MAX_STATIC_CAMERAS}). If they are one camera's frames over "
+                f"time, move them into a sub-folder ({path / 'cam0'}/); for several cameras, one sub-folder each"
+            )
         sources: list[CameraSource] = []
-        messages: list[str] = []
+        messages: list[str] = [] if form in ("static_images", "single_video") else stray_image_notes(path)
         failures: list[str] = []
         for name, camera_path, files in found:
             try:

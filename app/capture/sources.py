@@ -4,10 +4,12 @@
 and keep their file or folder names):
 
 * a folder of videos (``.mp4 .mov .avi .mkv .webm``), one per camera; image sub-folders beside them
-  are cameras too;
-* a folder of image folders, one per camera (``cam0/000000.png``, ...; frames sorted naturally);
+  are cameras too (a still image beside them is not a camera: it is ignored with a warning naming it);
+* a folder of image folders, one per camera (``cam0/000000.png``, ...; frames sorted naturally; every frame of a
+  camera has the size of its first frame, another size is an error naming the file);
 * a single video file: one camera (N = 1);
-* a folder of images only: a static multi-view capture, T = 1 and one camera per image.
+* a folder of images only: a static multi-view capture, T = 1 and one camera per image (at most
+  :data:`app.capture.rig.MAX_STATIC_CAMERAS`: more are refused, they are most likely one camera's frames).
 
 Synchronization: :mod:`app.capture.sync`; the rig over time: :mod:`app.capture.rig`; calibration files:
 :mod:`app.capture.calibration`.
@@ -150,6 +152,13 @@ class ImageSequenceSource(CameraSource):
         rgb, note = to_rgb_uint8(raw)
         if note and self.note is None:
             self.note = note
+        if self.height and rgb.shape[:2] != (self.height, self.width):
+            # One transform per camera maps its pixels to the model's: a frame of another size would be warped wrong.
+            raise CaptureError(
+                f"camera {self.name!r}: the image {file} is {rgb.shape[1]}x{rgb.shape[0]} px, but the camera's first "
+                f"frame {self.files[0].name} is {self.width}x{self.height}; every frame of a camera must have one "
+                "size: resize or remove that image (frames already reconstructed are kept: continue with --resume)"
+            )
         return rgb
 
     def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
@@ -164,6 +173,12 @@ def _is_video(path: Path) -> bool:
 def _images_in(folder: Path) -> list[Path]:
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def loose_images(folder: Path) -> list[Path]:
+    """The image files directly inside ``folder`` (in a capture of camera videos or image folders these are not
+    cameras: a camera is a video or a folder of frames)."""
+    return _images_in(folder) if folder.is_dir() else []
 
 
 def open_source(name: str, path: Path, files: list[Path] | None = None) -> CameraSource:

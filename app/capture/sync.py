@@ -36,6 +36,7 @@ CAMERA_COLUMNS = ("cam_id", "camera", "cam", "camera_name", "port")
 TIME_COLUMNS = ("frame_time", "timestamp", "time")
 FRAME_COLUMNS = ("frame_index", "frame")
 
+
 # ------------------------------------------------------------------------------------------------ sync
 @dataclass
 class SyncResult:
@@ -128,10 +129,17 @@ def match_camera(key: str, names: list[str]) -> int | None:
 def sync_by_timestamps(sources: list[CameraSource], csv_path: Path) -> SyncResult:
     """Synchronize from a timestamps CSV (form in the module docstring)."""
     try:
-        with open(csv_path, newline="") as handle:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except OSError as error:
         raise CaptureError(f"timestamps file {csv_path} cannot be read ({error})") from error
+    except UnicodeDecodeError as error:
+        raise CaptureError(
+            f"timestamps file {csv_path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}); save it as a UTF-8 CSV (camera and time columns, see `vggt-mv run --help`)"
+        ) from error
+    except csv.Error as error:
+        raise CaptureError(f"timestamps file {csv_path} is not a CSV file ({error})") from error
     if len(rows) < 2:
         raise CaptureError(f"timestamps file {csv_path} has no data rows; expected a header and one row per frame")
     header, rows = rows[0], [r for r in rows[1:] if r]
