@@ -219,8 +219,13 @@ def eval_command(
     relative-pose errors, depth Abs Rel and δ<1.25 (per-window median scaling), point accuracy / completeness
     (Sim(3)-aligned), dynamic-mask IoU. Prints a markdown table.
     """
+    from app.reconstruct.pipeline import PipelineError, resolve_device
     from vggt_t_mv.eval.runner import eval_windows, markdown_table
 
+    try:
+        device = str(resolve_device(device))
+    except PipelineError as error:
+        raise click.ClickException(str(error)) from error
     report: dict = {}
     tables = []
     is_recon = (target / "meta.json").is_file()

@@ -336,7 +336,7 @@ class Reconstruction:
             return None
         index = len(self.windows())
         capture = self.meta["capture"].get("path", "CAPTURE") if self.meta.get("capture") else "CAPTURE"
-        kept = f"windows 0..{index - 1} are kept" if index else "no window before it"
+        kept = {0: "no window before it", 1: "window 0 is fine"}.get(index, f"windows 0..{index - 1} are fine")
         return (
             f"{self.damage_problem}: the reconstruction {self.root} is damaged from window {index} (timestep "
             f"{self.spans[index][0]}) on ({kept}). Recompute it with `vggt-mv run {capture} --out {self.root} "
