@@ -192,7 +192,10 @@ def test_damage_after_a_complete_run_is_not_complete_for_resume(template, recon_
     assert json.loads((recon_copy / "meta.json").read_text())["status"] == "complete"
     result = invoke("run", template[0], "--out", recon_copy, *RUN, "--resume")
     assert_ok(result)
-    assert "resuming" in result.output and "window 2/2" in result.output
+    assert "resuming" in result.output and "depth_conf.npy" in result.output
+    resumed = Reconstruction.open(recon_copy)
+    assert resumed.is_complete
+    assert np.array_equal(resumed.load("depth_conf"), Reconstruction.open(template[1]).load("depth_conf"))
 
 
 # ---------------------------------------------------------------------------------------------- output paths
