@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from app.capture.layout import CaptureLayout, Discovery, LayoutChoice, discover
 from app.capture.sources import (
     TIMESTAMP_FILES,
     CameraSource,
     CaptureError,
     CaptureWarning,
-    discover_cameras,
     loose_images,
     open_source,
 )
@@ -37,7 +37,8 @@ class CaptureOptions:
     ``timestamps``: a timestamps CSV (None: use ``timestamps.csv`` in the capture folder if present);
     ``sync``: ``auto`` (timestamps if any, else fps if they differ, else index), ``index``, ``fps`` or
     ``timestamps``; ``skip_unreadable``: drop cameras that cannot be decoded (with a warning) instead
-    of refusing the capture.
+    of refusing the capture; ``layout``: ``auto`` (detected), ``camera-major`` or ``time-major``
+    (:mod:`app.capture.layout`).
     """
 
     start: int = 0
@@ -47,6 +48,7 @@ class CaptureOptions:
     timestamps: Path | None = None
     sync: str = "auto"
     skip_unreadable: bool = False
+    layout: LayoutChoice = "auto"
 
 
 # A folder of images only is one static shot: all its images go into one model call. Beyond this many it is almost
@@ -100,6 +102,7 @@ class RigCapture:
         self.total_timesteps = total
         self.frame_index = sync.frame_index[selected]
         self.times = None if sync.times is None else sync.times[selected]
+        self.discovery: Discovery | None = None  # set by open(): layout, dataset root
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -110,7 +113,8 @@ class RigCapture:
         """
         options = options or CaptureOptions()
         path = Path(path)
-        form, found = discover_cameras(path)
+        discovery = discover(path, options.layout)
+        form, found = discovery.form, discovery.cameras
         if form == "static_images" and len(found) > MAX_STATIC_CAMERAS:
             raise CaptureError(
                 f"capture {path} is a folder of {len(found)} images, read as one static multi-view shot: one model "
@@ -118,7 +122,9 @@ class RigCapture:
                 f"time, move them into a sub-folder ({path / 'cam0'}/); for several cameras, one sub-folder each"
             )
         sources: list[CameraSource] = []
-        messages: list[str] = [] if form in ("static_images", "single_video") else stray_image_notes(path)
+        messages: list[str] = list(discovery.warnings)
+        if form not in ("static_images", "single_video"):
+            messages += stray_image_notes(discovery.folder)
         failures: list[str] = []
         for name, camera_path, files in found:
             try:
@@ -147,6 +153,7 @@ class RigCapture:
         sync = cls._synchronize(path, form, sources, options)
         messages += [n for n in sync.notes if not n.startswith("synchronized by timestamps")]
         capture = cls(path, form, sources, sync, options, messages)
+        capture.discovery = discovery
         for message in capture.warnings:
             warnings.warn(message, CaptureWarning, stacklevel=2)
         return capture
@@ -174,6 +181,26 @@ class RigCapture:
 
     # ------------------------------------------------------------------ info
     @property
+    def layout(self) -> CaptureLayout:
+        return "camera-major" if self.discovery is None else self.discovery.layout
+
+    @property
+    def dataset_root(self) -> Path | None:
+        """The dataset root the capture's images belong to (``root/images/...``), or None."""
+        return None if self.discovery is None else self.discovery.root
+
+    def layout_line(self) -> str:
+        """What was understood, in one line: ``4 cameras x 8 timesteps, time-major (images/time_TT/viewV.png)``."""
+        cams = f"{self.num_cameras} camera{'s' if self.num_cameras != 1 else ''}"
+        steps = f"{self.num_timesteps} timestep{'s' if self.num_timesteps != 1 else ''}"
+        if self.num_timesteps != self.total_timesteps:
+            steps = f"{self.num_timesteps} of {self.total_timesteps} timesteps"
+        if self.discovery is None:
+            return f"{cams} x {steps}"
+        kind = {"static_images": "static", "single_video": "single camera"}.get(self.form, self.layout)
+        return f"{cams} x {steps}, {kind} ({self.discovery.pattern()})"
+
+    @property
     def num_timesteps(self) -> int:
         return len(self.frame_index)
 
@@ -198,6 +225,7 @@ class RigCapture:
         return {
             "path": str(self.path.resolve()),
             "form": self.form,
+            "layout": self.layout,
             "camera_names": self.camera_names,
             "cameras": [s.describe() for s in self.sources],
             "sync": self.sync_mode,

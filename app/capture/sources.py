@@ -11,6 +11,9 @@ and keep their file or folder names):
 * a folder of images only: a static multi-view capture, T = 1 and one camera per image (at most
   :data:`app.capture.rig.MAX_STATIC_CAMERAS`: more are refused, they are most likely one camera's frames).
 
+Time-major trees (one folder per timestep) and dataset roots (``images/`` beside ground truth):
+:mod:`app.capture.layout`.
+
 Synchronization: :mod:`app.capture.sync`; the rig over time: :mod:`app.capture.rig`; calibration files:
 :mod:`app.capture.calibration`.
 """
@@ -166,11 +169,13 @@ class ImageSequenceSource(CameraSource):
             yield self._load(int(index))
 
 
-def _is_video(path: Path) -> bool:
+def is_video(path: Path) -> bool:
+    """A file with one of :data:`VIDEO_EXTENSIONS`."""
     return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, in natural order."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(files, key=lambda p: natural_key(p.name))
 
@@ -178,7 +183,7 @@ def _images_in(folder: Path) -> list[Path]:
 def loose_images(folder: Path) -> list[Path]:
     """The image files directly inside ``folder`` (in a capture of camera videos or image folders these are not
     cameras: a camera is a video or a folder of frames)."""
-    return _images_in(folder) if folder.is_dir() else []
+    return images_in(folder) if folder.is_dir() else []
 
 
 def open_source(name: str, path: Path, files: list[Path] | None = None) -> CameraSource:
@@ -193,7 +198,7 @@ def discover_cameras(path: Path) -> tuple[str, list[tuple[str, Path, list[Path] 
     if not path.exists():
         raise CaptureError(f"capture {path} does not exist; pass a folder of camera videos or image folders")
     if path.is_file():
-        if _is_video(path):
+        if is_video(path):
             return "single_video", [(path.stem, path, None)]
         raise CaptureError(
             f"capture {path} is a file but not a video ({' '.join(VIDEO_EXTENSIONS)}); "
@@ -202,10 +207,10 @@ def discover_cameras(path: Path) -> tuple[str, list[tuple[str, Path, list[Path] 
     entries = sorted(path.iterdir(), key=lambda p: natural_key(p.name))
     cameras: list[tuple[str, Path, list[Path] | None]] = []
     for entry in entries:
-        if _is_video(entry):
+        if is_video(entry):
             cameras.append((entry.stem, entry, None))
         elif entry.is_dir():
-            files = _images_in(entry)
+            files = images_in(entry)
             if files:
                 cameras.append((entry.name, entry, files))
     if cameras:
@@ -218,12 +223,13 @@ def discover_cameras(path: Path) -> tuple[str, list[tuple[str, Path, list[Path] 
             )
         kinds = {files is None for _, _, files in cameras}
         return ("videos" if kinds == {True} else "image_folders" if kinds == {False} else "mixed"), cameras
-    images = _images_in(path)
+    images = images_in(path)
     if images:
         return "static_images", [(p.stem, p, [p]) for p in images]
     listing = ", ".join(p.name for p in entries[:8]) or "nothing"
     raise CaptureError(
         f"capture {path} holds no camera (found: {listing}). Expected one video per camera "
-        f"({' '.join(VIDEO_EXTENSIONS)}), one image folder per camera (cam0/000000.png, ...), a single video, "
-        "or a folder of images"
+        f"({' '.join(VIDEO_EXTENSIONS)}), one image folder per camera (cam0/000000.png, ...), one folder per "
+        "timestep (time_00/view0.png, ...), a dataset root with an images/ folder, a single video, or a folder of "
+        "images"
     )

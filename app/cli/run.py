@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from app.capture.layout import LAYOUT_CHOICES
+from app.capture.notes import capture_notes
 from app.capture.preprocess import CROP_TOLERANCE, MODES, PreprocessConfig
 from app.capture.rig import CaptureOptions
 from app.capture.sources import CaptureError
@@ -61,7 +63,17 @@ MODE_HELP = (
     help="auto: timestamps if a CSV exists, else by fps if they differ, else by frame index.",
 )
 @click.option(
-    "--masks", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Dynamic masks: a folder per camera."
+    "--masks",
+    metavar="FOLDER|auto",
+    help="Dynamic masks: a folder per camera (or view_K), SegAnyMo's output folder, or auto (a dataset root's "
+    "SegAnyMo/).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(LAYOUT_CHOICES),
+    default="auto",
+    show_default=True,
+    help="camera-major: a video / image folder per camera; time-major: a folder per timestep, an image per camera.",
 )
 @click.option(
     "--calibration",
@@ -71,8 +83,8 @@ MODE_HELP = (
 @click.option("--rigid-rig", is_flag=True, help="Average intrinsics and camera-to-camera-0 poses over time.")
 @click.option("--skip-bad-cameras", is_flag=True, help="Drop cameras that cannot be decoded instead of stopping.")
 def run_command(capture: Path, out: Path, **options) -> None:
-    """Reconstruct CAPTURE (a folder of camera videos or image folders, a video, or a folder of images)
-    into the reconstruction folder --out, window by window."""
+    """Reconstruct CAPTURE (a folder of camera videos or image folders, a folder of timestep folders, a dataset
+    root with images/, a video, or a folder of images) into the reconstruction folder --out, window by window."""
     console_warnings()
     ctx = DistContext.from_env()
     prepared: PreparedRun | None = None
@@ -85,6 +97,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
             timestamps=options["timestamps"],
             sync=options["sync"],
             skip_unreadable=options["skip_bad_cameras"],
+            layout=options["layout"],
         )
         config = PipelineConfig(
             window=options["window"],
@@ -107,6 +120,8 @@ def run_command(capture: Path, out: Path, **options) -> None:
             dist=ctx,
         )
         if ctx.is_main:
+            for line in capture_notes(prepared.capture, options["masks"]):
+                click.echo(line, err=True)
             click.echo(prepared.size_note, err=True)
         if prepared.loaded.report is not None:
             click.echo(f"weights: {prepared.loaded.report.summary()}", err=True)

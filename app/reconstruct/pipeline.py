@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from app.capture.calibration import RigCalibration, load_calibration
+from app.capture.masks import MASKS_AUTO, open_masks
 from app.capture.preprocess import (
     DEFAULT_SIZE,
     FrameTransform,
@@ -44,7 +45,6 @@ from app.capture.preprocess import (
     resolve_preprocess,
 )
 from app.capture.rig import RigCapture
-from app.capture.sources import CaptureError, discover_cameras, open_source
 from app.reconstruct.stitching import (
     Sim3,
     align_window,
@@ -76,8 +76,8 @@ class PipelineWarning(UserWarning):
 class PipelineConfig:
     """How to run: ``window``/``stride`` None = the device default (module docstring); ``device``
     ``auto``|``cpu``|``cuda``|``cuda:1``...; ``dtype`` ``auto``|``float32``|``bfloat16``|``float16`` (autocast
-    dtype of the trunk; the heads always run in float32); ``masks``: folder of external dynamic masks (one
-    image folder or video per camera, named like the cameras); ``rigid_rig``: average intrinsics and
+    dtype of the trunk; the heads always run in float32); ``masks``: external dynamic masks, a folder or ``auto``
+    (:mod:`app.capture.masks`); ``rigid_rig``: average intrinsics and
     camera-to-camera-0 poses over time at the end; ``calibration``: rig calibration file for metric scale."""
 
     window: int | None = None
@@ -85,7 +85,7 @@ class PipelineConfig:
     device: str = "auto"
     dtype: str = "auto"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    masks: Path | None = None
+    masks: Path | str | None = None
     rigid_rig: bool = False
     calibration: Path | None = None
     prefetch: int = 8
@@ -114,10 +114,17 @@ class RunPlan:
             "dtype": "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch."),
             "size": self.preprocess.size,
             "mode": self.preprocess.mode,
-            "masks": None if config.masks is None else str(Path(config.masks).resolve()),
+            "masks": mask_setting(config.masks),
             "rigid_rig": config.rigid_rig,
             "calibration": None if config.calibration is None else str(Path(config.calibration).resolve()),
         }
+
+
+def mask_setting(masks: Path | str | None) -> str | None:
+    """How meta.json's settings record ``--masks``: ``auto``, an absolute path or None."""
+    if masks is None or str(masks) == MASKS_AUTO:
+        return None if masks is None else MASKS_AUTO
+    return str(Path(masks).resolve())
 
 
 @dataclass
@@ -255,23 +262,6 @@ def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> t
     return Reconstruction.create(out, meta, overwrite=overwrite), 0
 
 
-# --------------------------------------------------------------------------------------------- masks
-def _open_masks(folder: Path, capture: RigCapture) -> list:
-    _, found = discover_cameras(Path(folder))
-    by_name = {name: (path, files) for name, path, files in found}
-    missing = [n for n in capture.camera_names if n not in by_name]
-    if missing:
-        raise CaptureError(
-            f"mask folder {folder} has no masks for camera(s) {', '.join(missing)}; give one image folder or "
-            f"video per camera, named like the cameras ({', '.join(capture.camera_names)})"
-        )
-    sources = [open_source(n, *by_name[n]) for n in capture.camera_names]
-    for source, camera in zip(sources, capture.sources, strict=True):
-        if source.num_frames < int(capture.frame_index[:, capture.camera_names.index(camera.name)].max()) + 1:
-            raise CaptureError(f"mask folder for {camera.name} ({source.path}) has fewer frames than the camera")
-    return sources
-
-
 # --------------------------------------------------------------------------------------------- run
 def _predict(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | None, plan: RunPlan) -> dict:
     """One model call on ``images [1, Tw, N, 3, H, W]``; returns float32 numpy arrays ``[Tw, N, ...]``."""
@@ -352,7 +342,7 @@ def run_pipeline(
     """
     dist = dist or DistContext()
     model = model.to(plan.device).eval()
-    mask_sources = None if config.masks is None else _open_masks(Path(config.masks), capture)
+    mask_sources = None if config.masks is None else open_masks(config.masks, capture)
     messages: list[str] = []
     spans = plan.spans
     mine = [w for w in range(first_window, len(spans)) if w % dist.world_size == dist.rank]
@@ -460,7 +450,7 @@ def _prepare_timestep(
     if mask_sources is not None:
         masks = np.stack(
             [
-                preprocess_frame(src.read(int(capture.frame_index[t, n]))[..., 0], tf, interpolation=cv2.INTER_NEAREST)
+                preprocess_frame(src.read(int(capture.frame_index[t, n])), tf, interpolation=cv2.INTER_NEAREST)
                 > 127
                 for n, (src, tf) in enumerate(zip(mask_sources, plan.transforms, strict=True))
             ]

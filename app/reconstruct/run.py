@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.capture.masks import open_masks
 from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions, RigCapture
 from app.reconstruct.pipeline import (
@@ -148,6 +149,8 @@ def prepare_reconstruction(
     plan = plan_run(rig, config, DEFAULT_SIZE if trained is None else trained[0])
     for note in plan.notes:
         warnings.warn(note, stacklevel=2)
+    if config.masks is not None:
+        open_masks(config.masks, rig)  # refuse bad masks before anything is loaded or written
     dist.join(plan.device)
     loaded = weights if isinstance(weights, LoadedModel) else load_spec(weights)
     if loaded.provenance["random_weights"]:

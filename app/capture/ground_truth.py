@@ -1,0 +1,241 @@
+"""Ground truth of a capture, read in one place (the evaluation and the viewer both use :func:`open_ground_truth`).
+
+Accepted forms:
+
+* a **dataset root** (``images/`` plus any of ``depths/``, ``intrs/``, ``extrs/`` beside it): per frame ``.npy``
+  files named like the images (``images/time_03/view1.png`` -> ``depths/time_03/view1.npy``; ``cam0/000012.png``
+  -> ``depths/cam0/000012.npy``); a rig whose calibration does not change may give one file per camera instead
+  (``intrs/view1.npy``). ``depths``: float ``[h, w]`` z-depth at image resolution, 0 or non-finite = invalid;
+  ``intrs``: ``[3, 3]`` pixel intrinsics at image resolution; ``extrs``: ``[3, 4]`` or ``[4, 4]`` OpenCV
+  camera-from-world. Moving pixels: the root's SegAnyMo masks (``SegAnyMo/sam2/mask_frames``), when present;
+* a recorded capture folder holding ``ground_truth.npz``, or that file itself
+  (:func:`vggt_t_mv.train.dataset.load_recorded_sequence`);
+* a shared real set (``pi3_room``, ``middlebury_templeSparseRing``, ``caliscope_4cam_charuco``;
+  :func:`vggt_t_mv.eval.realdata.load_realdata`).
+
+:meth:`GroundTruth.frame` gives one camera's ground truth at one source frame (as the capture numbers its frames),
+checked: every problem is a :class:`GroundTruthError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.capture.layout import dataset_images, discover
+from app.capture.masks import MaskSource, match_mask_sources, segany_labels
+from app.capture.sources import CaptureError
+from vggt_t_mv.eval.realdata import load_realdata
+from vggt_t_mv.train.dataset import Sequence, load_recorded_sequence
+
+GROUND_TRUTH_FOLDERS = ("depths", "intrs", "extrs")
+GROUND_TRUTH_FILE = "ground_truth.npz"
+GT_FORMS = (
+    "a dataset root (images/ with depths/, intrs/, extrs/ beside it, per-frame .npy), a recorded capture with "
+    "ground_truth.npz (or that file), or a shared real set (pi3_room, middlebury_templeSparseRing, "
+    "caliscope_4cam_charuco)"
+)
+
+
+class GroundTruthError(CaptureError):
+    """Ground truth that cannot be read or does not fit the reconstruction; the message names the file."""
+
+
+def ground_truth_folders(root: Path) -> list[str]:
+    """The ground-truth folders (``depths``, ``intrs``, ``extrs``) present in a dataset root."""
+    return [name for name in GROUND_TRUTH_FOLDERS if (root / name).is_dir()]
+
+
+@dataclass
+class GroundTruthFrame:
+    """One camera at one frame: ``depth [h, w]`` float32 (0 = invalid) or None, ``intrinsics [3, 3]`` at
+    image resolution, ``extrinsics [3, 4]`` OpenCV camera-from-world, ``moving [h, w]`` bool or None;
+    ``image_hw`` the image size they belong to."""
+
+    depth: np.ndarray | None
+    intrinsics: np.ndarray
+    extrinsics: np.ndarray
+    moving: np.ndarray | None
+    image_hw: tuple[int, int]
+
+
+class GroundTruth(ABC):
+    """Ground truth addressed like a capture: ``frame(f, camera)`` for source frame ``f`` of camera ``camera``
+    (a name in :attr:`camera_names`, or an index when the set has no names)."""
+
+    path: Path
+    camera_names: list[str] | None
+    num_frames: int
+    has_depth: bool
+    has_masks: bool
+
+    @abstractmethod
+    def frame(self, f: int, camera: str | int) -> GroundTruthFrame:
+        """Camera ``camera``'s ground truth at source frame ``f``."""
+
+    def camera_index(self, camera: str | int) -> int:
+        """Index of ``camera`` (a name or an index) in this set; :class:`GroundTruthError` when it has none."""
+        if isinstance(camera, str) and self.camera_names is not None:
+            if camera not in self.camera_names:
+                raise GroundTruthError(
+                    f"ground truth {self.path} has no camera {camera!r} (it has {', '.join(self.camera_names)}); "
+                    "evaluate against the ground truth of the same capture"
+                )
+            return self.camera_names.index(camera)
+        raise GroundTruthError(f"ground truth {self.path}: camera {camera!r} is not known by name")
+
+    def check_frame(self, f: int) -> None:
+        if not 0 <= f < self.num_frames:
+            raise GroundTruthError(
+                f"ground truth {self.path} covers frames 0..{self.num_frames - 1}, the reconstruction uses frame {f}; "
+                "evaluate against the ground truth of the same capture"
+            )
+
+
+def _load_npy(file: Path, shapes: tuple[tuple[int, ...], ...] | None, what: str) -> np.ndarray:
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise GroundTruthError(f"ground truth {file} cannot be read as a .npy array ({error}); replace it") from error
+    if shapes is not None and array.shape not in shapes:
+        wanted = " or ".join("x".join(map(str, s)) for s in shapes)
+        raise GroundTruthError(f"ground truth {file}: {what} must be {wanted}, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise GroundTruthError(f"ground truth {file}: {what} must be numbers, got dtype {array.dtype}")
+    return array
+
+
+class DatasetGroundTruth(GroundTruth):
+    """A dataset root's per-frame ``.npy`` ground truth (module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path, self.root = root, root
+        self.images = dataset_images(root)
+        if self.images is None:
+            raise GroundTruthError(f"ground truth {root}: no images/ (or rgb/, frames/) folder; {GT_FORMS}")
+        found = ground_truth_folders(root)
+        missing = [name for name in ("intrs", "extrs") if name not in found]
+        if missing:
+            raise GroundTruthError(
+                f"ground truth {root}: no {' or '.join(f'{m}/' for m in missing)} folder beside {self.images.name}/ "
+                "(per-frame .npy intrinsics [3, 3] and camera-from-world extrinsics [3, 4] named like the images)"
+            )
+        discovery = discover(self.images)
+        self.camera_names = [name for name, _, _ in discovery.cameras]
+        self.files = {name: files for name, _, files in discovery.cameras}
+        if any(files is None for files in self.files.values()):
+            raise GroundTruthError(f"ground truth {root}: per-frame .npy files need image frames, not videos")
+        self.num_frames = min(len(files) for files in self.files.values())
+        self.has_depth = "depths" in found
+        labels = segany_labels(root)
+        self.masks: dict[str, MaskSource] | None = None
+        if labels is not None:
+            self.masks = dict(zip(self.camera_names, match_mask_sources(labels, self.camera_names), strict=True))
+        self.has_masks = self.masks is not None
+
+    def file(self, kind: str, image: Path, camera: str) -> Path:
+        """The ``.npy`` of ``kind`` (depths, intrs, extrs) for ``image``: per frame, else per camera."""
+        per_frame = (self.root / kind / image.relative_to(self.images)).with_suffix(".npy")
+        if per_frame.is_file():
+            return per_frame
+        per_camera = self.root / kind / f"{camera}.npy"
+        if kind != "depths" and per_camera.is_file():
+            return per_camera
+        raise GroundTruthError(
+            f"ground truth {per_frame} is missing (the {kind} of {image}); every image needs its {kind}/ .npy, "
+            f"named like the image"
+        )
+
+    def frame(self, f: int, camera: str | int) -> GroundTruthFrame:
+        self.check_frame(f)
+        name = self.camera_names[camera] if isinstance(camera, int) else self.camera_names[self.camera_index(camera)]
+        image = self.files[name][f]
+        import cv2
+
+        header = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        if header is None:
+            raise GroundTruthError(f"ground truth image {image} cannot be read")
+        hw = tuple(header.shape[:2])
+        intrinsics = _load_npy(self.file("intrs", image, name), ((3, 3),), "intrinsics").astype(np.float64)
+        extrinsics = _load_npy(self.file("extrs", image, name), ((3, 4), (4, 4)), "extrinsics")[:3].astype(np.float64)
+        depth = None
+        if self.has_depth:
+            depth_file = self.file("depths", image, name)
+            depth = _load_npy(depth_file, None, "depth").astype(np.float32)
+            if depth.shape != hw:
+                raise GroundTruthError(
+                    f"ground truth {depth_file}: depth is {'x'.join(map(str, depth.shape))}, its image {image} is "
+                    f"{hw[0]}x{hw[1]} (rows x columns); depth must be at image resolution"
+                )
+            depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+        moving = None
+        if self.masks is not None:
+            source = self.masks[name]
+            if f >= source.num_frames:
+                raise GroundTruthError(f"ground-truth masks {source.path} have no frame {f} for camera {name}")
+            moving = source.read(f) > 127
+        return GroundTruthFrame(depth, intrinsics, extrinsics, moving, hw)
+
+
+class SequenceGroundTruth(GroundTruth):
+    """A :class:`~vggt_t_mv.train.dataset.Sequence` (recorded ``ground_truth.npz`` or a shared real set) addressed
+    by frame and camera index."""
+
+    def __init__(self, path: Path, sequence: Sequence, camera_names: list[str] | None = None) -> None:
+        self.path, self.sequence = path, sequence
+        self.camera_names = camera_names
+        self.num_frames = sequence.num_timesteps
+        self.has_depth = bool(sequence.valid.any())
+        self.has_masks = bool(sequence.mask_known)
+
+    def camera_index(self, camera: str | int) -> int:
+        if isinstance(camera, int):
+            if not 0 <= camera < self.sequence.num_cameras:
+                raise GroundTruthError(
+                    f"ground truth {self.path} has {self.sequence.num_cameras} cameras, the reconstruction uses "
+                    f"camera {camera}"
+                )
+            return camera
+        return super().camera_index(camera)
+
+    def frame(self, f: int, camera: str | int) -> GroundTruthFrame:
+        self.check_frame(f)
+        n = self.camera_index(camera)
+        seq = self.sequence
+        depth = seq.depth[f, n].astype(np.float32) if self.has_depth else None
+        moving = seq.dynamic_masks[f, n].astype(bool) if self.has_masks else None
+        return GroundTruthFrame(
+            depth,
+            seq.intrinsics[f, n].astype(np.float64),
+            seq.extrinsics[f, n, :3].astype(np.float64),
+            moving,
+            tuple(seq.images.shape[2:4]),
+        )
+
+
+def open_ground_truth(path: str | Path) -> GroundTruth:
+    """The ground truth at ``path`` (module docstring); :class:`GroundTruthError` names what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise GroundTruthError(f"ground truth {path} does not exist; pass {GT_FORMS}")
+    if path.is_file():
+        if path.name != GROUND_TRUTH_FILE:
+            raise GroundTruthError(f"ground truth {path} is a file but not a {GROUND_TRUTH_FILE}; pass {GT_FORMS}")
+        path = path.parent
+    try:
+        if (path / GROUND_TRUTH_FILE).is_file():
+            with np.load(path / GROUND_TRUTH_FILE) as data:
+                names = [str(n) for n in data["camera_names"]] if "camera_names" in data.files else None
+            return SequenceGroundTruth(path / GROUND_TRUTH_FILE, load_recorded_sequence(path), names)
+        if ground_truth_folders(path) and dataset_images(path) is not None:
+            return DatasetGroundTruth(path)
+        return SequenceGroundTruth(path, load_realdata(path, every=1))
+    except GroundTruthError:
+        raise
+    except FileNotFoundError as error:
+        raise GroundTruthError(f"no ground truth in {path} ({error}); pass {GT_FORMS}") from error
+    except (OSError, ValueError, KeyError) as error:
+        raise GroundTruthError(f"ground truth {path} cannot be read ({error})") from error
