@@ -68,6 +68,7 @@ class GroundTruth(ABC):
 
     path: Path
     camera_names: list[str] | None
+    num_cameras: int
     num_frames: int
     has_depth: bool
     has_masks: bool
@@ -125,6 +126,7 @@ class DatasetGroundTruth(GroundTruth):
             )
         discovery = discover(self.images)
         self.camera_names = [name for name, _, _ in discovery.cameras]
+        self.num_cameras = len(self.camera_names)
         self.files = {name: files for name, _, files in discovery.cameras}
         if any(files is None for files in self.files.values()):
             raise GroundTruthError(f"ground truth {root}: per-frame .npy files need image frames, not videos")
@@ -187,15 +189,16 @@ class SequenceGroundTruth(GroundTruth):
     def __init__(self, path: Path, sequence: Sequence, camera_names: list[str] | None = None) -> None:
         self.path, self.sequence = path, sequence
         self.camera_names = camera_names
+        self.num_cameras = sequence.num_cameras
         self.num_frames = sequence.num_timesteps
         self.has_depth = bool(sequence.valid.any())
         self.has_masks = bool(sequence.mask_known)
 
     def camera_index(self, camera: str | int) -> int:
         if isinstance(camera, int):
-            if not 0 <= camera < self.sequence.num_cameras:
+            if not 0 <= camera < self.num_cameras:
                 raise GroundTruthError(
-                    f"ground truth {self.path} has {self.sequence.num_cameras} cameras, the reconstruction uses "
+                    f"ground truth {self.path} has {self.num_cameras} cameras, the reconstruction uses "
                     f"camera {camera}"
                 )
             return camera

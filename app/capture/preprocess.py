@@ -84,6 +84,25 @@ class FrameTransform:
             "target_hw": list(self.target_hw),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> FrameTransform:
+        """The inverse of :meth:`to_dict` (a reconstruction's meta.json ``preprocess`` entry)."""
+        return cls(
+            float(data["scale"]),
+            float(data["offset_x"]),
+            float(data["offset_y"]),
+            tuple(int(v) for v in data["source_hw"]),
+            tuple(int(v) for v in data["target_hw"]),
+        )
+
+    def intrinsics_to_target(self, intrinsics: np.ndarray) -> np.ndarray:
+        """Intrinsics of the original frame ``[..., 3, 3]`` -> the model-resolution intrinsics ``[..., 3, 3]``."""
+        out = np.array(intrinsics, dtype=np.float64, copy=True)
+        out[..., :2, :] *= self.scale
+        out[..., 0, 2] += self.offset_x
+        out[..., 1, 2] += self.offset_y
+        return out
+
     def intrinsics_to_source(self, intrinsics: np.ndarray) -> np.ndarray:
         """Model-resolution intrinsics ``[..., 3, 3]`` -> intrinsics of the original frame ``[..., 3, 3]``."""
         out = np.array(intrinsics, dtype=np.float64, copy=True)

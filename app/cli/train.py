@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import click
-import numpy as np
 
 from vggt_t_mv.loading import ModelLoadError, load_model
 
@@ -89,7 +88,7 @@ def _gt_sequences(spec: str, synthetic_hw: tuple[int, int]) -> tuple[str, list]:
     """``synthetic:SEEDS`` (held-out procedural rigs, drawn as in training) or a folder: a realdata set, a recorded
     sample (``ground_truth.npz``), or a folder of recorded samples."""
     from vggt_t_mv.eval.realdata import load_realdata
-    from vggt_t_mv.train.dataset import SyntheticDataConfig, recorded_sequences, synthetic_sequences
+    from vggt_t_mv.train.dataset import GROUND_TRUTH_FILE, SyntheticDataConfig, recorded_sequences, synthetic_sequences
 
     if spec.startswith(SYNTHETIC_PREFIX):
         height, width = synthetic_hw
@@ -98,10 +97,15 @@ def _gt_sequences(spec: str, synthetic_hw: tuple[int, int]) -> tuple[str, list]:
     path = Path(spec)
     if not path.exists():
         raise click.BadParameter(f"{spec} is neither 'synthetic:SEEDS' nor an existing folder", param_hint="--gt")
+    if path.is_file() and path.name == GROUND_TRUTH_FILE:
+        path = path.parent
     try:
-        return path.name, [load_realdata(path)]
-    except FileNotFoundError:
-        return path.name, recorded_sequences(path)
+        try:
+            return path.name, [load_realdata(path)]
+        except FileNotFoundError:
+            return path.name, recorded_sequences(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise click.BadParameter(f"{spec}: {error}", param_hint="--gt") from error
 
 
 def _window_shape(sequences: list, timesteps: int, cameras: int | None, width: int) -> tuple[int, int, int, int]:
@@ -129,62 +133,6 @@ def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
     return results
 
 
-def _recon_result(target: Path, gt: Path):
-    """Metrics of a Reconstruction folder against a recorded capture's ground truth (``ground_truth.npz``)."""
-    from app.reconstruct.store import Reconstruction, ReconstructionError
-    from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, window_metrics
-    from vggt_t_mv.train.dataset import load_recorded_sequence, window_sample
-
-    try:
-        recon = Reconstruction.open(target)
-    except ReconstructionError as error:
-        raise click.ClickException(str(error)) from error
-    truth = load_recorded_sequence(gt)
-    frame_index = np.asarray(recon.meta["capture"]["frame_index"])  # [T, N] GT frame of each reconstructed frame
-    transforms = recon.meta["preprocess"]
-    height, width = recon.image_hw
-    result = EvalResult(f"reconstruction {target.name}")
-    for record in recon.windows():
-        start, end = record.span
-        times = range(start, end)
-        cams = range(recon.num_cameras)
-        # Ground truth resampled at the model pixels: source pixel = (model pixel - offset) / scale, nearest.
-        arrays = {k: [] for k in ("images", "depth", "valid", "extrinsics", "intrinsics", "dynamic_masks")}
-        for t in times:
-            for key in arrays:
-                arrays[key].append([])
-            for n in cams:
-                f = int(frame_index[t, n])
-                tr = transforms[n] if isinstance(transforms, list) else transforms
-                v, u = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-                su = np.rint((u - tr["offset_x"]) / tr["scale"]).astype(int)
-                sv = np.rint((v - tr["offset_y"]) / tr["scale"]).astype(int)
-                gh, gw = truth.depth.shape[2:]
-                inside = (su >= 0) & (su < gw) & (sv >= 0) & (sv < gh)
-                su, sv = np.clip(su, 0, gw - 1), np.clip(sv, 0, gh - 1)
-                k = truth.intrinsics[f, n].astype(np.float64).copy()
-                k[:2] *= tr["scale"]
-                k[0, 2] += tr["offset_x"]
-                k[1, 2] += tr["offset_y"]
-                arrays["images"][-1].append(truth.images[f, n][sv, su])
-                arrays["depth"][-1].append(np.where(inside, truth.depth[f, n][sv, su], 0))
-                arrays["valid"][-1].append(inside & truth.valid[f, n][sv, su])
-                arrays["dynamic_masks"][-1].append(truth.dynamic_masks[f, n][sv, su])
-                arrays["extrinsics"][-1].append(truth.extrinsics[f, n])
-                arrays["intrinsics"][-1].append(k)
-        sample = window_sample(
-            **{k: np.asarray(v) for k, v in arrays.items()}, mask_known=truth.mask_known, target_hw=(height, width)
-        )
-        pred = WindowPrediction(
-            extrinsics=recon.load("extrinsics", times),
-            depth=recon.load("depth", times),
-            world_points=recon.load("world_points", times),
-            dynamic_prob=recon.load("dynamic_mask", times).astype(np.float32) if recon.has("dynamic_mask") else None,
-        )
-        result.windows.append(window_metrics(pred, sample))
-    return result
-
-
 @click.command("eval")
 @click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -193,15 +141,22 @@ def _recon_result(target: Path, gt: Path):
     multiple=True,
     required=True,
     help="Ground truth: 'synthetic:1000-1005' (held-out procedural rigs), a realdata folder (pi3_room, "
-    "middlebury_templeSparseRing, caliscope_4cam_charuco), or a recorded-sample folder. Repeatable.",
+    "middlebury_templeSparseRing, caliscope_4cam_charuco), a recorded-sample folder or its ground_truth.npz, or "
+    "(for a reconstruction) a dataset root with images/ and depths/, intrs/, extrs/. Repeatable.",
 )
 @click.option("--timesteps", "-T", type=int, default=2, show_default=True, help="Window timesteps (clipped).")
 @click.option("--cameras", "-N", type=int, help="Window cameras (default: 3 for synthetic, all for real sets).")
 @click.option("--width", type=int, default=154, show_default=True, help="Model input width (height from aspect).")
 @click.option("--height", type=int, default=112, show_default=True, help="Model input height of synthetic rigs.")
-@click.option("--baselines", is_flag=True, help="Also evaluate the untrained model and the trivial baselines.")
+@click.option(
+    "--baselines",
+    is_flag=True,
+    help="Also evaluate the trivial baselines (and, for a model folder, the untrained model).",
+)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all numbers here.")
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all numbers here ('-': stdout)."
+)
 def eval_command(
     target: Path,
     gts: tuple[str, ...],
@@ -216,8 +171,10 @@ def eval_command(
     """Evaluate TARGET (a model folder written by save_pretrained, or a reconstruction folder) against ground truth.
 
     Metrics per window, averaged: ATE (Sim(3)-aligned camera centres), RPE translation / rotation, AUC@30 of
-    relative-pose errors, depth Abs Rel and δ<1.25 (per-window median scaling), point accuracy / completeness
-    (Sim(3)-aligned), dynamic-mask IoU. Prints a markdown table.
+    relative-pose errors, depth Abs Rel and δ<1.25 (per-window median scaling; also over static and moving pixels
+    when the ground truth has motion masks), point accuracy / completeness (Sim(3)-aligned), dynamic-mask IoU.
+    Prints a markdown table. A reconstruction's ground truth is brought to the model pixels by the run's own
+    crop / pad transform.
     """
     from app.reconstruct.pipeline import PipelineError, resolve_device
     from vggt_t_mv.eval.runner import eval_windows, markdown_table
@@ -233,7 +190,7 @@ def eval_command(
         raise click.BadParameter(f"{target} is neither a model folder (config.json) nor a reconstruction (meta.json)")
     for spec in gts:
         if is_recon:
-            results, name = [_recon_result(target, Path(spec))], Path(spec).name
+            results, name = _recon_results(target, Path(spec), baselines), Path(spec).name
         else:
             name, sequences = _gt_sequences(spec, (height, width))
             synthetic = spec.startswith(SYNTHETIC_PREFIX)
@@ -245,10 +202,25 @@ def eval_command(
             name = f"{name} (windows {t}x{n} at {h}x{w})"
         tables.append(markdown_table(results, name))
         report[name] = {r.name: {"means": r.means(), "windows": r.windows} for r in results}
+    text = json.dumps(report, indent=1, default=_nan_safe) + "\n"
+    if json_out is not None and str(json_out) == "-":
+        click.echo(text, nl=False)
+        return
     click.echo("\n\n".join(tables))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1, default=_nan_safe) + "\n")
+        json_out.write_text(text)
+
+
+def _recon_results(target: Path, gt: Path, baselines: bool) -> list:
+    from app.capture.ground_truth import GroundTruthError
+    from app.reconstruct.evaluate import evaluate_reconstruction
+    from app.reconstruct.store import Reconstruction, ReconstructionError
+
+    try:
+        return evaluate_reconstruction(Reconstruction.open(target), gt, baselines)
+    except (GroundTruthError, ReconstructionError) as error:
+        raise click.ClickException(str(error)) from error
 
 
 def _nan_safe(value):

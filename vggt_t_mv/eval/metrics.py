@@ -134,24 +134,44 @@ def camera_metrics(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> di
 
 
 # ----------------------------------------------------------------------------------------------------------- depth
-def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
-    """Abs Rel and δ<1.25 over one sequence after per-sequence median scaling.
+def median_scale(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
+    """The per-sequence median scaling ``median(gt) / median(pred)`` over the ``valid`` pixels (``pred`` clipped at 0;
+    0 when the prediction's median is not positive)."""
+    p, g = np.clip(np.asarray(pred, np.float64)[valid], 0, None), np.asarray(gt, np.float64)[valid]
+    median = np.median(p) if p.size else 0.0
+    return float(np.median(g) / median) if median > 0 else 0.0
+
+
+def depth_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """``abs_rel = mean(|pred - gt| / gt)`` and ``delta1 = mean(max(pred / gt, gt / pred) < 1.25)`` over the pixels
+    given (1-D arrays, ``gt > 0``, the prediction already scaled); NaN when there are none."""
+    if gt.size == 0:
+        return {"abs_rel": float("nan"), "delta1": float("nan")}
+    ratio = np.maximum(pred / gt, gt / np.maximum(pred, 1e-12))
+    return {"abs_rel": float(np.mean(np.abs(pred - gt) / gt)), "delta1": float(np.mean(ratio < 1.25))}
+
+
+def depth_metrics(
+    pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None, moving: np.ndarray | None = None
+) -> dict[str, float]:
+    """Abs Rel and δ<1.25 over one sequence after per-sequence median scaling, optionally split by motion.
 
     ``pred``, ``gt`` ``[...]`` z-depths of the same pixels; ``valid`` where the ground truth is known (default
     ``gt > 0``); pixels with ``pred <= 0`` count as predicted depth 0. The prediction is multiplied by
-    ``median(gt) / median(pred)`` over the valid pixels. ``abs_rel = mean(|s pred - gt| / gt)``,
-    ``delta1 = mean(max(s pred / gt, gt / (s pred)) < 1.25)``.
+    :func:`median_scale` over all valid pixels, then :func:`depth_errors` gives ``abs_rel`` and ``delta1``. With
+    ``moving [...]`` (bool, the pixel sees something moving) the same scaled errors are also reported over the static
+    (``abs_rel_static``, ``delta1_static``) and the moving valid pixels (``abs_rel_moving``, ``delta1_moving``): one
+    scale for the whole sequence, so the split shows where the depth is wrong, not a second fit.
     """
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     valid = (gt > 0) if valid is None else (np.asarray(valid, bool) & (gt > 0))
-    p, g = np.clip(pred[valid], 0, None), gt[valid]
-    if g.size == 0:
-        return {"abs_rel": float("nan"), "delta1": float("nan")}
-    median = np.median(p)
-    scale = np.median(g) / median if median > 0 else 0.0
-    p = p * scale
-    ratio = np.maximum(p / g, g / np.maximum(p, 1e-12))
-    return {"abs_rel": float(np.mean(np.abs(p - g) / g)), "delta1": float(np.mean(ratio < 1.25))}
+    scaled = np.clip(pred, 0, None) * median_scale(pred, gt, valid)
+    out = depth_errors(scaled[valid], gt[valid])
+    if moving is not None:
+        moving = np.asarray(moving, bool)
+        for name, part in (("static", valid & ~moving), ("moving", valid & moving)):
+            out.update({f"{key}_{name}": value for key, value in depth_errors(scaled[part], gt[part]).items()})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------- points
@@ -214,6 +234,10 @@ HIGHER_IS_BETTER = {
     "auc30": True,
     "abs_rel": False,
     "delta1": True,
+    "abs_rel_static": False,
+    "delta1_static": True,
+    "abs_rel_moving": False,
+    "delta1_moving": True,
     "accuracy": False,
     "completeness": False,
     "mask_iou": True,

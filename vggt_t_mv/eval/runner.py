@@ -66,18 +66,19 @@ def trivial_prediction(sample: Sample, fov_deg: float = 60.0) -> WindowPredictio
 
 
 def window_metrics(pred: WindowPrediction, sample: Sample) -> dict[str, float]:
-    """All metrics of one window that its ground truth supports (depth / points need valid depth, the mask IoU a
-    known mask with some dynamic pixel or prediction)."""
+    """All metrics of one window that its ground truth supports (depth / points need valid depth; a known mask adds
+    the static / moving split of the depth metrics and the mask IoU)."""
     gt_extrinsics = sample.extrinsics.double().numpy()
     several = gt_extrinsics.shape[0] * gt_extrinsics.shape[1] > 1
     out = M.camera_metrics(pred.extrinsics, gt_extrinsics) if several else {}
     valid = sample.valid.numpy()
+    known = sample.mask_known.numpy()
     if valid.any():
         if pred.depth is not None:
-            out.update(M.depth_metrics(pred.depth, sample.depth.numpy(), valid))
+            moving = (sample.dynamic_masks.numpy() > 0.5) if known.all() else None
+            out.update(M.depth_metrics(pred.depth, sample.depth.numpy(), valid, moving))
         if pred.world_points is not None:
             out.update(M.point_metrics(pred.world_points, sample.world_points.numpy(), valid))
-    known = sample.mask_known.numpy()
     if pred.dynamic_prob is not None and known.any():
         out["mask_iou"] = M.mask_iou(pred.dynamic_prob[known], sample.dynamic_masks.numpy()[known] > 0.5)
     return out

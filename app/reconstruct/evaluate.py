@@ -1,0 +1,132 @@
+"""A reconstruction folder against its capture's ground truth (``vggt-mv eval RECON --gt GT``).
+
+The ground truth (:func:`app.capture.ground_truth.open_ground_truth`) is brought to the model's pixels through the
+very transform the run applied to the images (meta.json ``preprocess``, :func:`app.capture.preprocess.preprocess_frame`
+with nearest sampling for depth and masks; intrinsics by :meth:`FrameTransform.intrinsics_to_target`), so prediction
+and ground truth describe the same pixels. Every stored window is evaluated on its own
+(:func:`vggt_t_mv.eval.runner.window_metrics`: cameras after Sim(3), depth after median scaling with the static /
+moving split when the ground truth has moving masks, points after Sim(3), mask IoU) and the windows are averaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame, open_ground_truth
+from app.capture.preprocess import FrameTransform, preprocess_frame
+from app.reconstruct.store import Reconstruction
+from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, trivial_prediction, window_metrics
+from vggt_t_mv.train.dataset import Sample, window_sample
+
+TRIVIAL_NAME = "trivial: identity cams / const depth / static mask"
+
+
+@dataclass
+class ModelPixels:
+    """One camera's ground truth at the model's pixels: ``depth [H, W]`` (0 = invalid), ``intrinsics [3, 3]``,
+    ``extrinsics [3, 4]`` (OpenCV camera-from-world), ``moving [H, W]`` bool or None."""
+
+    depth: np.ndarray
+    intrinsics: np.ndarray
+    extrinsics: np.ndarray
+    moving: np.ndarray | None
+
+
+def to_model_pixels(frame: GroundTruthFrame, transform: FrameTransform) -> ModelPixels:
+    """``frame`` through the run's crop / pad ``transform`` (nearest sampling; outside the frame = invalid)."""
+    height, width = transform.target_hw
+    depth = np.zeros((height, width), np.float32)
+    if frame.depth is not None:
+        depth = preprocess_frame(frame.depth.astype(np.float32), transform, interpolation=cv2.INTER_NEAREST)
+    moving = None
+    if frame.moving is not None:
+        mask = frame.moving.astype(np.uint8) * 255
+        moving = preprocess_frame(mask, transform, interpolation=cv2.INTER_NEAREST) > 127
+    return ModelPixels(depth, transform.intrinsics_to_target(frame.intrinsics), frame.extrinsics, moving)
+
+
+def camera_keys(recon: Reconstruction, gt: GroundTruth) -> list[str | int]:
+    """How each reconstructed camera is found in ``gt``: by name when the ground truth names its cameras, else by
+    index (same count required)."""
+    if gt.camera_names is not None:
+        missing = [name for name in recon.camera_names if name not in gt.camera_names]
+        if missing:
+            raise GroundTruthError(
+                f"ground truth {gt.path} has no camera(s) {', '.join(missing)} (it has {', '.join(gt.camera_names)}); "
+                "evaluate against the ground truth of the capture that was reconstructed"
+            )
+        return list(recon.camera_names)
+    if gt.num_cameras != recon.num_cameras:
+        raise GroundTruthError(
+            f"ground truth {gt.path} has {gt.num_cameras} cameras, the reconstruction {recon.root} has "
+            f"{recon.num_cameras}; evaluate against the ground truth of the capture that was reconstructed"
+        )
+    return list(range(recon.num_cameras))
+
+
+def ground_truth_sample(recon: Reconstruction, gt: GroundTruth, times: range) -> Sample:
+    """The ground truth of the reconstructed timesteps ``times`` as a :class:`Sample` at the model's pixels."""
+    frame_index = np.asarray(recon.meta["capture"]["frame_index"])  # [T, N] source frame of each reconstructed frame
+    transforms = [FrameTransform.from_dict(d) for d in recon.meta["preprocess"]]
+    keys = camera_keys(recon, gt)
+    rows = []
+    for t in times:
+        row = []
+        for n, key in enumerate(keys):
+            f = int(frame_index[t, n])
+            frame = gt.frame(f, key)
+            if tuple(frame.image_hw) != tuple(transforms[n].source_hw):
+                raise GroundTruthError(
+                    f"ground truth {gt.path}: camera {recon.camera_names[n]} frame {f} is "
+                    f"{frame.image_hw[1]}x{frame.image_hw[0]}, the reconstructed frames were "
+                    f"{transforms[n].source_hw[1]}x{transforms[n].source_hw[0]}; use the capture's own ground truth"
+                )
+            row.append(to_model_pixels(frame, transforms[n]))
+        rows.append(row)
+    height, width = recon.image_hw
+    moving_known = all(p.moving is not None for row in rows for p in row)
+
+    def stack(field: str) -> np.ndarray:
+        return np.stack([np.stack([getattr(p, field) for p in row]) for row in rows])
+
+    depth = stack("depth")
+    return window_sample(
+        images=np.zeros((*depth.shape, 3), np.uint8),  # the metrics do not look at the images
+        depth=depth,
+        valid=depth > 0,
+        extrinsics=stack("extrinsics"),
+        intrinsics=stack("intrinsics"),
+        dynamic_masks=stack("moving") if moving_known else np.zeros(depth.shape, bool),
+        mask_known=moving_known,
+        target_hw=(height, width),
+    )
+
+
+def stored_prediction(recon: Reconstruction, times: range) -> WindowPrediction:
+    """The reconstruction's cameras, depth, geo-stream points and dynamic mask over ``times``."""
+    return WindowPrediction(
+        extrinsics=recon.load("extrinsics", times),
+        depth=recon.load("depth", times),
+        world_points=recon.load("world_points", times),
+        dynamic_prob=recon.load("dynamic_mask", times).astype(np.float32) if recon.has("dynamic_mask") else None,
+    )
+
+
+def evaluate_reconstruction(recon: Reconstruction, gt: str | Path | GroundTruth, baselines: bool = False) -> list:
+    """:class:`EvalResult` of the reconstruction (and, with ``baselines``, of the trivial predictor on the same
+    windows) against ``gt``. Raises :class:`GroundTruthError` naming the file when the ground truth is unusable."""
+    truth = gt if isinstance(gt, GroundTruth) else open_ground_truth(gt)
+    results = [EvalResult(f"reconstruction {recon.root.name}")]
+    if baselines:
+        results.append(EvalResult(TRIVIAL_NAME))
+    for record in recon.windows():
+        times = range(*record.span)
+        sample = ground_truth_sample(recon, truth, times)
+        results[0].windows.append(window_metrics(stored_prediction(recon, times), sample))
+        if baselines:
+            results[1].windows.append(window_metrics(trivial_prediction(sample), sample))
+    return results
