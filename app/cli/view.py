@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from app.capture.ground_truth import GroundTruthError
 from app.cli.options import CONTEXT_SETTINGS, console_warnings, model_options, pipeline_options, weights_spec
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.store import ReconstructionError
@@ -35,6 +36,11 @@ def _stderr(text: str) -> None:
 )
 @click.option("--fps", type=float, default=5.0, show_default=True, help="Playback speed.")
 @click.option("--exit-after", type=float, help="Serve this many seconds, then stop as on Ctrl-C (scripts, tests).")
+@click.option(
+    "--ground-truth",
+    type=click.Path(exists=True, path_type=Path),
+    help="Ground truth to show next to a reconstruction folder (a dataset root, ground_truth.npz, ...: as eval --gt).",
+)
 def view_command(path: Path | None, **options) -> None:
     """Open PATH in the 4D viewer: a reconstruction folder (instantly), or a capture (the pipeline runs in the
     background and windows appear as they are stitched). No PATH: the bundled demo rig."""
@@ -54,6 +60,8 @@ def view_command(path: Path | None, **options) -> None:
         raise click.UsageError(str(error)) from error
     except ReconstructionError as error:
         raise click.ClickException(str(error)) from error
+    if options["ground_truth"] is not None and plan.recon is None:
+        raise click.UsageError("--ground-truth needs a reconstruction folder: run the capture first, then view it")
     for message in plan.messages:
         _stderr(message)
     config = ViewerConfig(
@@ -66,10 +74,15 @@ def view_command(path: Path | None, **options) -> None:
         point_budget=options["point_budget"],
         fps=options["fps"],
         notice=plan.notice,
+        ground_truth=options["ground_truth"],
     )
     viewer = Viewer(config).start()
     if plan.recon is not None:
-        viewer.open(plan.recon)
+        try:
+            viewer.open(plan.recon)
+        except GroundTruthError as error:
+            viewer.stop()
+            raise click.ClickException(str(error)) from error
     else:
         viewer.run_live(plan.live)
     click.echo(f"vggt-mv viewer: {viewer.url}  (Ctrl-C to stop)")

@@ -19,6 +19,7 @@ import numpy as np
 from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame, open_ground_truth
 from app.capture.preprocess import FrameTransform, preprocess_frame
 from app.reconstruct.store import Reconstruction
+from vggt_t_mv.eval.metrics import camera_centers, umeyama_sim3
 from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, trivial_prediction, window_metrics
 from vggt_t_mv.train.dataset import Sample, window_sample
 
@@ -130,3 +131,17 @@ def evaluate_reconstruction(recon: Reconstruction, gt: str | Path | GroundTruth,
         if baselines:
             results[1].windows.append(window_metrics(trivial_prediction(sample), sample))
     return results
+
+
+def camera_alignment(recon: Reconstruction, gt: GroundTruth) -> tuple[float, np.ndarray, np.ndarray]:
+    """The Sim(3) ``(s, R, t)`` from the reconstruction's world to the ground truth's, ``x_gt = s R x + t``: the
+    Umeyama fit of the reconstructed camera centres onto the ground-truth ones over every stored timestep, as the
+    evaluation's ATE fits each window (:func:`vggt_t_mv.eval.metrics.ate`)."""
+    pred, truth = [], []
+    for record in recon.windows():
+        times = range(*record.span)
+        pred.append(recon.load("extrinsics", times))
+        truth.append(ground_truth_sample(recon, gt, times).extrinsics.double().numpy())
+    pred_centres = camera_centers(np.concatenate(pred).astype(np.float64)).reshape(-1, 3)
+    gt_centres = camera_centers(np.concatenate(truth)).reshape(-1, 3)
+    return umeyama_sim3(pred_centres, gt_centres)

@@ -89,6 +89,9 @@ class ViewerGui:
             self.show_trajectories = gui.add_checkbox("Trajectories", initial_value=True)
             self.show_masks = gui.add_checkbox("Dynamic masks (tint)", initial_value=True)
             self.show_background = gui.add_checkbox("Static background", initial_value=config.show_background)
+            self.show_ground_truth = gui.add_checkbox(
+                "Ground truth", initial_value=True, visible=config.ground_truth is not None
+            )
         with gui.add_folder("Camera view"):
             self.camera = gui.add_dropdown("Camera", ("(none yet)",), initial_value="(none yet)")
             self.view_from = gui.add_button("View from camera", icon=viser.Icon.CAMERA)
@@ -142,6 +145,7 @@ class ViewerGui:
             (self.show_trajectories, "set_show_trajectories"),
             (self.show_masks, "set_show_masks"),
             (self.show_background, "set_show_background"),
+            (self.show_ground_truth, "set_show_ground_truth"),
         )
         for handle, method in toggles:
             handle.on_update(

@@ -11,6 +11,9 @@ Node tree (``TTTTT`` the zero-padded timestep, ``cam`` a camera name)::
     /t/TTTTT/cameras/image/<cam>      the same frustum with the camera's image
     /trajectories/<cam>               the camera's centres over all loaded timesteps (Catmull-Rom spline)
     /background                       accumulated static points of all loaded timesteps, voxel-downsampled
+    /t/TTTTT/ground_truth/cameras/<cam>, /t/TTTTT/ground_truth/points/<cam>
+                                      with ``--ground-truth``: the GT frustums (one colour, no image) and GT depth
+                                      unprojected with the GT cameras, aligned to the reconstruction
 
 Moving the time slider, switching stream or motion filter, showing cameras, images or the background only flips
 ``visible`` flags (a few bytes per node). Clouds are (re)sent only when a timestep is first loaded or a setting
@@ -49,6 +52,7 @@ from app.viewer.data import (
     tint,
     voxel_downsample,
 )
+from app.viewer.ground_truth import GT_COLOR, GroundTruthView
 
 STREAMS = ("geo", "pose")
 STREAM_LABELS = {
@@ -71,6 +75,7 @@ class SceneOptions:
     show_masks: bool = True
     show_trajectories: bool = True
     show_background: bool = False
+    show_ground_truth: bool = True
     point_size: float = 0.4  # percent of the scene scale (median depth of the first timestep)
     render: RenderMode = "points"
     splat: SplatOptions = field(default_factory=SplatOptions)
@@ -107,6 +112,8 @@ class _Timestep:
     splat_colors: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # dynamic splats, untinted
     splats_built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation of its splats
     splats_tinted: dict[str, bool] = field(default_factory=dict)
+    ground_truth: viser.FrameHandle | None = None
+    ground_truth_nodes: list[viser.SceneNodeHandle] = field(default_factory=list)
 
 
 class ViewerScene:
@@ -120,8 +127,10 @@ class ViewerScene:
         options: SceneOptions | None = None,
         limits: SceneLimits | None = None,
         preload_both_streams: bool = True,
+        ground_truth: GroundTruthView | None = None,
     ) -> None:
         self.scene, self.recon = scene, recon
+        self.ground_truth = ground_truth
         self.settings = settings or CloudSettings()
         self.options = options or SceneOptions()
         self.limits = limits or SceneLimits()
@@ -212,6 +221,8 @@ class ViewerScene:
                 names += [h.name for h in node.camera_kinds.values()]
                 names += [h.name for h in node.clouds.values()]
                 names += [h.name for h in node.frustums.values()]
+                if node.ground_truth is not None:
+                    names += [node.ground_truth.name] + [h.name for h in node.ground_truth_nodes]
             names += [h.name for h in self._trajectories.values()]
             if self._background is not None:
                 names.append(self._background.name)
@@ -314,8 +325,31 @@ class ViewerScene:
                 f"{base}/cameras/image/{name}", image=image, format="jpeg", **common
             )
         node = _Timestep(frame, streams, motion, render, cameras, kinds, poses, frustums)
+        if self.ground_truth is not None:
+            node.ground_truth, node.ground_truth_nodes = self._add_ground_truth(t, frustum_scale)
         self.timesteps[t] = node
         return node
+
+    def _add_ground_truth(
+        self, t: int, frustum_scale: float
+    ) -> tuple[viser.FrameHandle, list[viser.SceneNodeHandle]]:
+        """The ground-truth frustums and points of timestep ``t`` under ``/t/TTTTT/ground_truth``."""
+        truth = self.ground_truth.timestep(t)
+        base = f"/t/{t:05d}/ground_truth"
+        frame = self.scene.add_frame(base, show_axes=False, visible=self.options.show_ground_truth)
+        poses = camera_poses(truth.extrinsics, truth.intrinsics, self.recon.image_hw)
+        nodes: list[viser.SceneNodeHandle] = []
+        for name, pose, points in zip(self.names, poses, truth.points, strict=True):
+            frustum = self.scene.add_camera_frustum(
+                f"{base}/cameras/{name}", fov=pose.fov_y, aspect=pose.aspect, scale=frustum_scale, color=GT_COLOR,
+                wxyz=pose.wxyz, position=pose.position, thickness=1.0, thickness_units="screen",
+            )  # fmt: skip
+            colors = np.broadcast_to(np.array(GT_COLOR, np.uint8), points.shape).copy()
+            cloud = self.scene.add_point_cloud(
+                f"{base}/points/{name}", points, colors, point_size=self.point_size_world(), point_shape="square"
+            )
+            nodes += [frustum, cloud]
+        return frame, nodes
 
     def build_timestep(self, t: int, stream: str) -> None:
         """(Re)build the clouds of timestep ``t`` and ``stream`` with the current settings."""
@@ -533,6 +567,13 @@ class ViewerScene:
             self.options.show_background = show
             if self._background is not None:
                 self._background.visible = show
+
+    def set_show_ground_truth(self, show: bool) -> None:
+        with self.lock:
+            self.options.show_ground_truth = show
+            for node in self.timesteps.values():
+                if node.ground_truth is not None:
+                    node.ground_truth.visible = show
 
     def set_show_masks(self, show: bool) -> None:
         """Masks shown = dynamic points tinted; the worker re-sends their colours (see :meth:`next_job`)."""

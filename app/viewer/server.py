@@ -45,6 +45,7 @@ import viser
 
 from app.reconstruct.store import Reconstruction
 from app.viewer.data import CloudSettings, camera_poses
+from app.viewer.ground_truth import ground_truth_view
 from app.viewer.gui import ViewerGui, format_status
 from app.viewer.live import LiveRun, LiveRunSpec
 from app.viewer.scene import RENDER_MODES, STREAMS, SceneOptions, ViewerScene
@@ -72,6 +73,7 @@ class ViewerConfig:
     poll_interval_s: float = 1.0
     notice: str | None = None
     label: str = "vggt-mv"
+    ground_truth: Path | None = None  # shown next to a reconstruction folder (app.viewer.ground_truth)
 
 
 def is_loopback(host: str) -> bool:
@@ -142,6 +144,7 @@ class Viewer:
     def open(self, path: str | Path) -> None:
         """Show the reconstruction in ``path`` (complete or being written)."""
         recon = Reconstruction.open(path)
+        truth = None if self.config.ground_truth is None else ground_truth_view(recon, self.config.ground_truth)
         scene = ViewerScene(
             self.server.scene,
             recon,
@@ -153,6 +156,7 @@ class Viewer:
                 show_background=self.config.show_background,
             ),
             preload_both_streams=self.config.preload_both_streams,
+            ground_truth=truth,
         )
         if self.gui is not None:
             scene.options.show_background = bool(self.gui.show_background.value)

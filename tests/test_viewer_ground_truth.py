@@ -1,0 +1,117 @@
+"""``--ground-truth`` in the viewer: the ground-truth cameras and points land where a reconstruction that *is* the
+ground truth (in another similarity frame) has its own; the evaluation agrees that it is perfect; the GUI toggles
+them; a bad ground truth is a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from app.cli.main import main
+from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
+from app.reconstruct.store import Reconstruction
+from app.viewer.ground_truth import extrinsics_into, invert_sim3
+from app.viewer.server import Viewer, ViewerConfig
+from tests.conftest import require, shared_dir
+
+ROTATION = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+RECON_TO_GT = (2.5, ROTATION, np.array([0.5, -1.0, 3.0]))  # x_gt = s R x_recon + t
+
+
+def rig_root() -> Path:
+    return require(shared_dir() / "realdata" / "mv_page4d_rig", "mv_page4d_rig")
+
+
+@pytest.fixture(scope="module")
+def perfect_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reconstruction of 2 rig timesteps whose cameras, depth and points are the ground truth, expressed in the
+    frame ``RECON_TO_GT`` maps onto the ground truth's (depth in its units: divided by the scale)."""
+    out = tmp_path_factory.mktemp("viewer_gt") / "recon"
+    args = ["run", rig_root(), "--out", out, "--config", "tiny", "--random-weights", "--device", "cpu"]
+    result = CliRunner().invoke(main, [str(a) for a in [*args, "--size", 42, "--max-frames", 2, "--window", 2]])
+    assert result.exit_code == 0, result.output
+    recon = Reconstruction.open(out)
+    from app.capture.ground_truth import open_ground_truth
+
+    truth = open_ground_truth(rig_root())
+    scale, rotation, translation = invert_sim3(RECON_TO_GT)
+    for record in recon.windows():
+        sample = ground_truth_sample(recon, truth, range(*record.span))
+        points = scale * sample.world_points.double().numpy() @ rotation.T + translation
+        recon.replace_arrays(
+            record.index,
+            {
+                "extrinsics": extrinsics_into(sample.extrinsics.double().numpy(), RECON_TO_GT),
+                "depth": sample.depth.numpy() / RECON_TO_GT[0],
+                "world_points": np.where(sample.valid.numpy()[..., None], points, 0.0),
+            },
+        )
+    return out
+
+
+def test_the_alignment_recovers_the_similarity(perfect_recon: Path) -> None:
+    from app.capture.ground_truth import open_ground_truth
+
+    scale, rotation, translation = camera_alignment(Reconstruction.open(perfect_recon), open_ground_truth(rig_root()))
+    assert scale == pytest.approx(RECON_TO_GT[0], rel=1e-4)
+    np.testing.assert_allclose(rotation, ROTATION, atol=1e-4)
+    np.testing.assert_allclose(translation, RECON_TO_GT[2], atol=1e-3)
+
+
+def test_eval_calls_the_ground_truth_reconstruction_perfect(perfect_recon: Path) -> None:
+    result = CliRunner().invoke(main, ["eval", str(perfect_recon), "--gt", str(rig_root())])
+    assert result.exit_code == 0, result.output
+    header, _, row = [line for line in result.output.splitlines() if line.startswith("|")][:3]
+    values = {
+        k.strip().split(" ")[0]: float(v) for k, v in zip(header.split("|")[3:-1], row.split("|")[3:-1], strict=True)
+    }
+    assert values["ate"] < 1e-3 and values["auc30"] == 1.0 and values["rpe_rot_deg"] < 0.05
+    assert values["abs_rel"] < 1e-5 and values["abs_rel_static"] < 1e-5 and values["abs_rel_moving"] < 1e-5
+    assert values["accuracy"] < 1e-3
+
+
+def test_ground_truth_frustums_and_points_sit_on_the_reconstruction(perfect_recon: Path) -> None:
+    config = ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1, ground_truth=rig_root())
+    viewer = Viewer(config).start()
+    try:
+        viewer.open(perfect_recon)
+        assert viewer.wait_until(viewer.idle, 60), "the viewer did not load the reconstruction"
+        assert viewer.gui.show_ground_truth.visible
+        recon = Reconstruction.open(perfect_recon)
+        names = set(viewer.scene.node_names())
+        for t in range(2):
+            for name in recon.camera_names:
+                assert f"/t/{t:05d}/ground_truth/cameras/{name}" in names
+                assert f"/t/{t:05d}/ground_truth/points/{name}" in names
+        truth = viewer.scene.ground_truth.timestep(1)
+        predicted = viewer.scene.frustums(1)
+        for n in range(recon.num_cameras):
+            np.testing.assert_allclose(truth.extrinsics[n][:, :3], recon.get("extrinsics", 1)[n][:, :3], atol=1e-4)
+            centre = -truth.extrinsics[n][:, :3].T @ truth.extrinsics[n][:, 3]
+            np.testing.assert_allclose(centre, predicted[("plain", n)].position, atol=1e-3)
+            world = np.asarray(recon.get("world_points", 1)[n], np.float64).reshape(-1, 3)
+            world = world[np.abs(world).sum(-1) > 0]
+            gt_points = truth.points[n].astype(np.float64)
+            nearest = np.min(((gt_points[:200, None] - world[None]) ** 2).sum(-1), axis=1) ** 0.5
+            assert np.median(nearest) < 1e-3
+        node = viewer.scene.timesteps[1]
+        assert node.ground_truth.visible
+        viewer.gui.show_ground_truth.value = False
+        assert not node.ground_truth.visible and not viewer.scene.timesteps[0].ground_truth.visible
+    finally:
+        viewer.stop()
+
+
+def test_view_with_a_bad_ground_truth_is_a_clear_error(perfect_recon: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    args = ["view", str(perfect_recon), "--no-browser", "--port", "0", "--exit-after", "0"]
+    result = CliRunner().invoke(main, [*args, "--ground-truth", str(tmp_path / "empty")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert str(tmp_path / "empty") in result.output and "no ground truth" in result.output
+    result = CliRunner().invoke(main, ["view", str(rig_root()), "--random-weights", "--config", "tiny",
+                                       "--no-browser", "--port", "0", "--exit-after", "0",
+                                       "--ground-truth", str(rig_root())])  # fmt: skip
+    assert result.exit_code == 2 and "--ground-truth needs a reconstruction folder" in result.output
