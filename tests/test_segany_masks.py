@@ -137,3 +137,26 @@ def test_masks_auto_without_segany_is_an_error(tmp_path: Path, override_config: 
     assert_refused(
         run(tmp_path / "rig", tmp_path / "out", override_config, "--masks", tmp_path / "nowhere"), "does not exist"
     )
+
+
+def test_per_camera_mask_videos_named_view_k_map_to_the_cameras_in_order(tmp_path: Path) -> None:
+    from app.capture.masks import open_masks
+    from app.capture.rig import RigCapture
+    from tests.capture_helpers import write_video
+
+    for t in range(3):
+        (tmp_path / "cap" / f"t{t:04d}").mkdir(parents=True)
+        for name in ("left", "right"):
+            cv2.imwrite(str(tmp_path / "cap" / f"t{t:04d}" / f"{name}.png"), np.full((32, 48, 3), 90, np.uint8))
+    (tmp_path / "masks").mkdir()
+    for k in range(2):  # camera k: the left (k + 1) * 12 columns move
+        frames = [np.zeros((32, 48, 3), np.uint8) for _ in range(4)]
+        for frame in frames:
+            frame[:, : (k + 1) * 12] = 255
+        write_video(tmp_path / "masks" / f"view_{k}.mp4", frames)
+    capture = RigCapture.open(tmp_path / "cap")
+    sources = open_masks(tmp_path / "masks", capture)
+    assert [s.camera for s in sources] == ["left", "right"] and all(s.files is None for s in sources)
+    for k, source in enumerate(sources):
+        mask = source.read(2)
+        assert (mask[:, : (k + 1) * 12 - 2] == 255).all() and (mask[:, (k + 1) * 12 + 2 :] == 0).all()
