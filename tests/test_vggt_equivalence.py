@@ -1,39 +1,54 @@
-"""Compatibility mode reproduces upstream VGGT: a 5-D input [B, S, ...] runs as T=1, N=S and matches
-the stored outputs of the upstream model, tensor by tensor. The same holds through a two-stream model
-(shared or branched blocks) when the dynamic bias is off: both streams then compute VGGT's layers."""
+"""Compatibility mode reproduces upstream VGGT and PAGE-4D: a 5-D input [B, S, ...] runs as T=1, N=S and
+matches the stored outputs of the upstream model, tensor by tensor, for every fixture folder of the reference
+format (VGGT, PAGE-4D fin10, official PAGE-4D, and any other given by VGGT_MV_FIXTURE), the model built from
+the folder's config.json alone. The same holds through the two-stream model around it (shared or branched
+blocks) when the per-stream biases are off: both streams then compute the upstream layers, PAGE-4D's
+camera-row bias included."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import fixture_config
-from vggt_t_mv import VGGTTMV, load_pretrained
+from tests.conftest import fixture_config, require, shared_dir, upstream_fixture_dirs
+from vggt_t_mv import VGGTTMV, load_pretrained, two_stream_config
 from vggt_t_mv.geometry import pose_encoding_to_extri_intri
 from vggt_t_mv.layers.rope import frame_positions
 
-ATOL = 1e-4
+TOLERANCE = 1e-4  # atol = rtol
+TRACK_TOLERANCE = 1e-3  # the tracker's refinement loop amplifies float noise (reference README)
+TRACK_KEYS = {"track", "track_list", "vis", "conf"}
 INPUT_KEYS = {"images", "query_points"}
-
+PAGE4D_MASK_KEYS = ("aggregator.spatial_mask_head.",)
 
 NEW_IN_TWO_STREAMS = ("aggregator.mask_head.", "aggregator.mask_fusion.")
+FIXTURES = upstream_fixture_dirs()
+
+
+@pytest.fixture(scope="module", params=FIXTURES or [None], ids=[p.name for p in FIXTURES] or ["no-fixtures"])
+def fixture_dir(request: pytest.FixtureRequest) -> Path:
+    if request.param is None:
+        require(shared_dir() / "reference" / "vggt_tiny", "reference fixture folders")
+    return request.param
 
 
 @pytest.fixture(scope="module", params=["single-stream", "two-stream-shared", "two-stream-branched"])
-def model(request: pytest.FixtureRequest, vggt_fixture_dir: Path) -> VGGTTMV:
-    cfg = fixture_config(vggt_fixture_dir)
+def model(request: pytest.FixtureRequest, fixture_dir: Path) -> VGGTTMV:
+    cfg = fixture_config(fixture_dir)
     if request.param != "single-stream":
         mode = request.param.rsplit("-", 1)[1]
-        cfg = dataclasses.replace(cfg, stream_split=cfg.depth // 2, stream_mode=mode, dynamic_bias=False)
+        cfg = two_stream_config(cfg, stream_mode=mode, dynamic_bias=False)
     model = VGGTTMV(cfg).eval()
     strict = request.param == "single-stream"
-    report = load_pretrained(model, vggt_fixture_dir / "weights.safetensors", strict=strict)
+    report = load_pretrained(model, fixture_dir / "weights.safetensors", strict=strict)
     assert not report.unexpected and not report.mismatched, report.summary()
     assert all(name.startswith(NEW_IN_TWO_STREAMS) for name in report.missing), report.missing
+    mask_head = [name for name in report.sources if name.startswith(PAGE4D_MASK_KEYS)]
+    assert all(report.sources[name].startswith("checkpoint:") for name in mask_head), report.table()
+    assert bool(mask_head) == (cfg.page4d_mask is not None)
     return model
 
 
@@ -55,6 +70,16 @@ def our_tensors(model: VGGTTMV, images: torch.Tensor, query_points: torch.Tensor
         )
     extrinsic, intrinsic = pose_encoding_to_extri_intri(preds["pose_enc"], (height, width))
     ours = {key: value for key, value in preds.items() if isinstance(value, torch.Tensor)}
+    page = aggregated.page_mask
+    if page is not None:
+        mask_layer = model.cfg.page4d_mask.mask_layer
+        ours.update(
+            # The time block's output is the first embed_dim channels of a layer's tokens.
+            mask_head_input=aggregated.layers[mask_layer][..., : model.cfg.embed_dim],
+            mask_head_logits=page.logits.flatten(0, 1).unsqueeze(1),
+            mask_key_bias=page.token_key_bias(agg_module.patch_start_idx).flatten(1),
+            mask_row_mask=page.token_row_factor(agg_module.patch_start_idx).flatten(1),
+        )
     ours.update(
         pose_enc_list=torch.stack(preds["pose_enc_list"]),
         track_list=torch.stack(preds["track_list"]),
@@ -71,29 +96,40 @@ def our_tensors(model: VGGTTMV, images: torch.Tensor, query_points: torch.Tensor
     return ours
 
 
+def same_shape_up_to_unit_dims(actual: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Equal shapes, or equal once dims of size 1 are dropped (official PAGE-4D stores its key bias [B, 1, L])."""
+    if tuple(actual.shape) == tuple(expected.shape):
+        return True
+    return [d for d in actual.shape if d != 1] == [d for d in expected.shape if d != 1]
+
+
 @pytest.mark.parametrize("io_name", ["io.safetensors", "io_s1.safetensors"])
-def test_every_stored_tensor_matches_upstream(model: VGGTTMV, vggt_fixture_dir: Path, io_name: str) -> None:
-    stored = load_file(str(vggt_fixture_dir / io_name))
+def test_every_stored_tensor_matches_upstream(model: VGGTTMV, fixture_dir: Path, io_name: str) -> None:
+    stored = load_file(str(fixture_dir / io_name))
     ours = our_tensors(model, stored["images"], stored["query_points"])
     unknown = sorted(set(stored) - INPUT_KEYS - set(ours))
     assert not unknown, f"fixture tensors this test does not know how to compute: {unknown}"
-    report = {}
+    report, failing = {}, {}
     for key in sorted(set(stored) - INPUT_KEYS):
         expected, actual = stored[key], ours[key]
-        assert tuple(actual.shape) == tuple(expected.shape), (
+        assert same_shape_up_to_unit_dims(actual, expected), (
             f"{key}: shape {tuple(actual.shape)} vs {tuple(expected.shape)}"
         )
+        actual = actual.reshape(expected.shape)
         if not expected.is_floating_point():
             assert torch.equal(actual.to(expected.dtype), expected), key
             continue
-        report[key] = (actual - expected).abs().max().item()
-    failing = {key: diff for key, diff in report.items() if not diff <= ATOL}
-    print(f"{io_name} max abs diff:", {key: f"{diff:.1e}" for key, diff in report.items()})
-    assert not failing, f"max abs diff above {ATOL}: {failing}"
+        tolerance = TRACK_TOLERANCE if key in TRACK_KEYS else TOLERANCE
+        error = (actual - expected).abs()
+        report[key] = error.max().item()
+        if not bool((error <= tolerance + tolerance * expected.abs()).all()):
+            failing[key] = report[key]
+    print(f"{fixture_dir.name} {io_name} max abs diff:", {key: f"{diff:.1e}" for key, diff in report.items()})
+    assert not failing, f"beyond atol = rtol = {TOLERANCE} (tracks {TRACK_TOLERANCE}), max abs diff: {failing}"
 
 
-def test_6d_input_with_one_timestep_equals_5d(model: VGGTTMV, vggt_fixture_dir: Path) -> None:
-    stored = load_file(str(vggt_fixture_dir / "io.safetensors"))
+def test_6d_input_with_one_timestep_equals_5d(model: VGGTTMV, fixture_dir: Path) -> None:
+    stored = load_file(str(fixture_dir / "io.safetensors"))
     images, queries = stored["images"], stored["query_points"]
     with torch.no_grad():
         flat = model(images, query_points=queries)

@@ -1,11 +1,13 @@
 """The time x view aggregator: DINOv2 patch tokens, special tokens, alternating Time-SA / View-SA,
-and from layer pair ``stream_split`` on a pose stream and a geo stream biased by a dynamic mask."""
+PAGE-4D's camera-row bias from its spatial mask head where configured, and from layer pair
+``stream_split`` on a pose stream and a geo stream biased by a dynamic mask."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -15,7 +17,8 @@ from torch.utils.checkpoint import checkpoint
 
 from vggt_t_mv.config import ATTENTION_KINDS, STREAMS, ModelConfig
 from vggt_t_mv.heads.mask import MaskFusion, SpatialMaskHead, pool_to_patches
-from vggt_t_mv.layers.block import Block
+from vggt_t_mv.heads.page4d_mask import PageMask, build_page_mask_head, upsample_patches
+from vggt_t_mv.layers.block import Block, RowBias
 from vggt_t_mv.layers.dinov2 import DinoVisionTransformer
 from vggt_t_mv.layers.rope import RopeTable, frame_positions, rope_table
 
@@ -40,13 +43,41 @@ class AggregatorOutput:
     patch_start_idx: int
     num_times: int
     num_views: int
-    dynamic_logits: Tensor | None = None  # [B, T*N, H, W] predicted per-pixel logits (two streams only)
+    dynamic_logits: Tensor | None = None  # [B, T*N, H, W] predicted per-pixel logits (two streams, PAGE-4D)
     dynamic_mask: Tensor | None = None  # [B, T*N, H, W] probability after fusion with external masks
+    page_mask: PageMask | None = None  # PAGE-4D's mask head output (per patch), before external masks
 
     @property
     def layers(self) -> list[Tensor | None]:
         """The geo stream's layers (all layers when there is one stream)."""
         return self.geo_layers
+
+
+@dataclass
+class MaskState:
+    """What the layer loop knows about the dynamic mask so far (filled once the mask layer has run).
+
+    ``row_key_bias``: PAGE-4D's ``r * c_j`` per key token ``[B, T, N, P]`` for the camera and register query
+    rows of the biased View-SA layers (None: no row bias); ``patch_mask``: the mask ``m`` per patch
+    ``[B, T*N, h*w]`` the per-stream biases use (PAGE-4D: ``u`` after fusion with external masks).
+    """
+
+    image_hw: tuple[int, int]
+    external_masks: Tensor | None = None
+    page_mask: PageMask | None = None
+    dynamic_mask: Tensor | None = None
+    dynamic_logits: Tensor | None = None
+    patch_mask: Tensor | None = None
+    row_key_bias: Tensor | None = None
+    special_rows: dict[tuple[int, int], Tensor] = field(default_factory=dict)
+
+    def view_rows(self, views: int, per_frame: int, special: int, device: torch.device) -> Tensor:
+        """Indices of the camera and register tokens in a View-SA sequence of ``views`` frames ``[views*special]``."""
+        key = (views, per_frame)
+        if key not in self.special_rows:
+            starts = torch.arange(views, device=device)[:, None] * per_frame
+            self.special_rows[key] = (starts + torch.arange(special, device=device)).flatten()
+        return self.special_rows[key]
 
 
 def to_sequences(x: Tensor, kind: str) -> Tensor:
@@ -111,11 +142,15 @@ class Aggregator(nn.Module):
                 for kind in cfg.aa_order:
                     copies = nn.ModuleDict({str(i): self._make_block() for i in range(cfg.stream_split, cfg.depth)})
                     setattr(self, f"{stream}_{kind}_blocks", copies)
-        if cfg.two_streams:
+        if cfg.page4d_mask is not None:
+            self.spatial_mask_head = build_page_mask_head(cfg.page4d_mask, dim)
+        elif cfg.two_streams:
             self.mask_head = SpatialMaskHead(
                 dim_in=cfg.token_dim, hidden=cfg.mask_head_hidden, patch_size=cfg.patch_size
             )
+        if cfg.has_dynamic_mask:
             self.mask_fusion = MaskFusion(cfg.external_masks)
+        if cfg.two_streams:
             if cfg.dynamic_bias:
                 raw = math.log(cfg.lambda_init / (cfg.lambda_max - cfg.lambda_init))
                 self.lambda_pose_raw = nn.Parameter(torch.tensor(raw))
@@ -201,7 +236,7 @@ class Aggregator(nn.Module):
             images: ``[B, T, N, 3, H, W]`` in [0, 1]; H, W multiples of the patch size.
             layers: which layer outputs to keep: ``"heads"`` (those the heads read), ``"all"``, or
                 layer numbers. Others are returned as None to save memory.
-            external_masks: optional dynamic masks ``[B, T, N, H, W]`` in [0, 1] (two streams only).
+            external_masks: optional dynamic masks ``[B, T, N, H, W]`` in [0, 1] (models with a mask head).
         Returns:
             :class:`AggregatorOutput` with layers ``[B, T*N, P, token_dim]``.
         """
@@ -245,44 +280,50 @@ class Aggregator(nn.Module):
         keep_pose, keep_geo = self._layers_to_keep(layers)
         split = cfg.first_stream_layer
         trunk_keep = {i for i in keep_pose | keep_geo if i < split}
-        if cfg.two_streams:
+        spatial_head = cfg.two_streams and cfg.page4d_mask is None
+        if spatial_head:
             trunk_keep.add(split - 1)  # the mask head reads it
         trunk: list[Tensor | None] = [None] * cfg.depth
-        x = self._run_layers(x, rope, range(0, split), trunk_keep, trunk, stream=None, key_bias=None)
+        state = MaskState(image_hw, external_masks)
+        x = self._run_layers(x, rope, range(0, split), trunk_keep, trunk, stream=None, key_bias=None, state=state)
         out = AggregatorOutput(trunk, trunk, self.patch_start_idx, times, views)
+        out.page_mask, out.dynamic_mask, out.dynamic_logits = state.page_mask, state.dynamic_mask, state.dynamic_logits
         if not cfg.two_streams:
             return out
 
-        grid_hw = (image_hw[0] // cfg.patch_size, image_hw[1] // cfg.patch_size)
-        out.dynamic_logits = self.mask_head(trunk[split - 1], self.patch_start_idx, grid_hw)
-        out.dynamic_mask = self.mask_fusion(torch.sigmoid(out.dynamic_logits), external_masks)
-        if split - 1 not in keep_pose | keep_geo:
-            trunk[split - 1] = None
+        if spatial_head:
+            grid_hw = (image_hw[0] // cfg.patch_size, image_hw[1] // cfg.patch_size)
+            out.dynamic_logits = self.mask_head(trunk[split - 1], self.patch_start_idx, grid_hw)
+            out.dynamic_mask = self.mask_fusion(torch.sigmoid(out.dynamic_logits), external_masks)
+            state.patch_mask = pool_to_patches(out.dynamic_mask, cfg.patch_size)
+            if split - 1 not in keep_pose | keep_geo:
+                trunk[split - 1] = None
         out.pose_layers, out.geo_layers = list(trunk), list(trunk)
-        pose_bias, geo_bias = self._stream_key_bias(out.dynamic_mask, (batch, times, views, per_frame))
+        pose_bias, geo_bias = self._stream_key_bias(state.patch_mask, (batch, times, views, per_frame))
         stream_layers = range(split, cfg.depth)
+        run = functools.partial(self._run_layers, rope=rope, layer_range=stream_layers, state=state)
         if cfg.stream_mode == "branched":
-            self._run_layers(x, rope, stream_layers, keep_pose, out.pose_layers, stream="pose", key_bias=pose_bias)
-            self._run_layers(x, rope, stream_layers, keep_geo, out.geo_layers, stream="geo", key_bias=geo_bias)
+            run(x, keep=keep_pose, outputs=out.pose_layers, stream="pose", key_bias=pose_bias)
+            run(x, keep=keep_geo, outputs=out.geo_layers, stream="geo", key_bias=geo_bias)
         elif pose_bias is None:
             # Same weights, no bias: the two streams are identical, compute them once.
             shared: list[Tensor | None] = [None] * cfg.depth
-            self._run_layers(x, rope, stream_layers, keep_pose | keep_geo, shared, stream=None, key_bias=None)
+            run(x, keep=keep_pose | keep_geo, outputs=shared, stream=None, key_bias=None)
             for i in stream_layers:
                 out.pose_layers[i] = shared[i] if i in keep_pose else None
                 out.geo_layers[i] = shared[i] if i in keep_geo else None
         elif not self.batch_shared_streams:
-            self._run_layers(x, rope, stream_layers, keep_pose, out.pose_layers, stream=None, key_bias=pose_bias)
-            self._run_layers(x, rope, stream_layers, keep_geo, out.geo_layers, stream=None, key_bias=geo_bias)
+            run(x, keep=keep_pose, outputs=out.pose_layers, stream=None, key_bias=pose_bias)
+            run(x, keep=keep_geo, outputs=out.geo_layers, stream=None, key_bias=geo_bias)
         else:
             # Same weights, different biases: both streams in one batched call per layer.
             both: list[Tensor | None] = [None] * cfg.depth
-            self._run_layers(
+            if state.row_key_bias is not None:
+                state.row_key_bias = torch.cat([state.row_key_bias, state.row_key_bias])
+            run(
                 torch.cat([x, x]),
-                rope,
-                stream_layers,
-                keep_pose | keep_geo,
-                both,
+                keep=keep_pose | keep_geo,
+                outputs=both,
                 stream=None,
                 key_bias=torch.cat([pose_bias, geo_bias]),
             )
@@ -292,12 +333,13 @@ class Aggregator(nn.Module):
                     out.geo_layers[i] = both[i][batch:] if i in keep_geo else None
         return out
 
-    def _stream_key_bias(self, mask: Tensor, grid: tuple[int, int, int, int]) -> tuple[Tensor | None, Tensor | None]:
+    def _stream_key_bias(
+        self, per_patch: Tensor | None, grid: tuple[int, int, int, int]
+    ) -> tuple[Tensor | None, Tensor | None]:
         """Per-key logit biases ``[B, T, N, P]`` of the pose (``-lambda_pose * m``) and geo (``+lambda_geo * m``)
-        streams from a per-pixel mask ``[B, T*N, H, W]``; special tokens get m = 0."""
-        if not self.cfg.dynamic_bias:
+        streams from a per-patch mask ``[B, T*N, h*w]``; special tokens get m = 0."""
+        if not self.cfg.dynamic_bias or per_patch is None:
             return None, None
-        per_patch = pool_to_patches(mask, self.cfg.patch_size)  # [B, F, h*w]
         per_token = F.pad(per_patch, (self.patch_start_idx, 0)).view(grid)
         lambda_pose, lambda_geo = self.lambdas()
         return -lambda_pose * per_token, lambda_geo * per_token
@@ -306,6 +348,27 @@ class Aggregator(nn.Module):
         if stream is None or self.cfg.stream_mode == "shared":
             return getattr(self, f"{kind}_blocks")[index]
         return getattr(self, f"{stream}_{kind}_blocks")[str(index)]
+
+    def page_mask_from_tokens(self, x: Tensor, state: MaskState) -> None:
+        """PAGE-4D's mask from the tokens ``x [B, T, N, P, C]`` leaving the mask layer's time block (detached, as
+        upstream): fills ``state`` with the mask head output, the per-pixel mask (``u`` fused with external
+        masks), the per-patch ``m`` for the stream biases and the camera-row key bias ``r * c``."""
+        cfg, start = self.cfg, self.patch_start_idx
+        batch, times, views, per_frame, _ = x.shape
+        grid_hw = (state.image_hw[0] // cfg.patch_size, state.image_hw[1] // cfg.patch_size)
+        page = self.spatial_mask_head(x.detach().reshape(batch, times * views, per_frame, -1), start, grid_hw)
+        state.page_mask = page
+        suppression_px = upsample_patches(page.suppression, grid_hw, cfg.patch_size)
+        state.dynamic_logits = torch.logit(suppression_px, eps=1e-6)
+        state.dynamic_mask = self.mask_fusion(suppression_px, state.external_masks)
+        key_bias = page.key_bias
+        state.patch_mask = page.suppression
+        if state.dynamic_mask is not suppression_px:
+            state.patch_mask = pool_to_patches(state.dynamic_mask, cfg.patch_size)
+            key_bias = self.spatial_mask_head.key_bias_from_suppression(state.patch_mask)
+        if page.row_scale != 0 and cfg.page4d_mask.biased_view_layers:
+            token_bias = F.pad(key_bias, (start, 0)) * page.row_scale
+            state.row_key_bias = token_bias.view(batch, times, views, per_frame)
 
     def _run_layers(
         self,
@@ -316,16 +379,26 @@ class Aggregator(nn.Module):
         outputs: list[Tensor | None],
         stream: str | None,
         key_bias: Tensor | None,
+        state: MaskState,
     ) -> Tensor:
-        """Run layer pairs ``layer_range`` on ``x [B', T, N, P, C]``; store kept outputs in ``outputs``."""
+        """Run layer pairs ``layer_range`` on ``x [B', T, N, P, C]``; store kept outputs in ``outputs``.
+
+        PAGE-4D: after the time block of ``page4d_mask.mask_layer`` the mask head fills ``state``; the View-SA blocks
+        of ``page4d_mask.biased_view_layers`` then get its camera-row bias."""
         batch, times, views, per_frame, _ = x.shape
         block_size = self.cfg.aa_block_size
+        page = self.cfg.page4d_mask
         for first in range(layer_range.start, layer_range.stop, block_size):
             per_kind: dict[str, list[Tensor]] = {}
             for kind in self.cfg.aa_order:
                 per_kind[kind] = []
                 for index in range(first, first + block_size):
-                    x = self._run_block(self._block(kind, index, stream), kind, x, rope, key_bias)
+                    row_bias = None
+                    if kind == "view" and page is not None and index in page.biased_view_layers:
+                        row_bias = self._view_row_bias(state, views, per_frame, x.device)
+                    x = self._run_block(self._block(kind, index, stream), kind, x, rope, key_bias, row_bias)
+                    if kind == "time" and page is not None and index == page.mask_layer:
+                        self.page_mask_from_tokens(x, state)
                     per_kind[kind].append(x)
             for offset, index in enumerate(range(first, first + block_size)):
                 if index in keep:
@@ -334,14 +407,30 @@ class Aggregator(nn.Module):
             del per_kind
         return x
 
-    def _run_block(self, block: Block, kind: str, x: Tensor, rope: RopeTable | None, key_bias: Tensor | None) -> Tensor:
-        """One block on tokens ``x [B, T, N, P, C]`` (any strides) grouped by ``kind``; returns the same dims."""
+    def _view_row_bias(self, state: MaskState, views: int, per_frame: int, device: torch.device) -> RowBias | None:
+        """The camera-row bias of a biased View-SA layer: rows = each frame's special tokens, ``[B'*T, N*P]`` keys."""
+        if state.row_key_bias is None:
+            return None
+        rows = state.view_rows(views, per_frame, self.patch_start_idx, device)
+        return RowBias(rows, to_sequences(state.row_key_bias, "view"))
+
+    def _run_block(
+        self,
+        block: Block,
+        kind: str,
+        x: Tensor,
+        rope: RopeTable | None,
+        key_bias: Tensor | None,
+        row_bias: RowBias | None = None,
+    ) -> Tensor:
+        """One block on tokens ``x [B, T, N, P, C]`` (any strides) grouped by ``kind``; returns the same dims.
+        ``row_bias`` (View-SA only) is already in sequence layout."""
         grid = tuple(x.shape[:4])
         sequences = to_sequences(x, kind)
         bias = None if key_bias is None else to_sequences(key_bias, kind)
         table = None if rope is None else rope.repeat(grid[1] if kind == "time" else grid[2])
         if self.training and self.gradient_checkpointing and torch.is_grad_enabled():
-            out = checkpoint(block, sequences, table, bias, use_reentrant=False)
+            out = checkpoint(block, sequences, table, bias, row_bias, use_reentrant=False)
         else:
-            out = block(sequences, rope=table, key_bias=bias)
+            out = block(sequences, rope=table, key_bias=bias, row_bias=row_bias)
         return from_sequences(out, kind, grid)

@@ -4,16 +4,96 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ATTENTION_KINDS = ("time", "view")
 STREAMS = ("pose", "geo")
 STREAM_MODES = ("shared", "branched")
 EXTERNAL_MASK_MODES = ("off", "fuse", "override")
+PageMaskHeadLayout = Literal["fin10", "official"]
+PAGE4D_HEAD_LAYOUTS: tuple[str, ...] = ("fin10", "official")
+PAGE4D_ALPHA_MAX = 64.0  # the official variant's camera-row factor before its hold schedule
 # Upstream VGGT calls per-frame attention "frame" and all-frame attention "global".
 _UPSTREAM_ATTENTION_NAMES = {"frame": "time", "global": "view", "time": "time", "view": "view"}
+
+
+@dataclass
+class PageMaskConfig:
+    """PAGE-4D's mask path (``reference/PAGE4D.md``): a spatial mask head after the time block of layer
+    ``mask_layer`` whose per-key value ``c_j`` is added, times ``row_scale``, to the View-SA logits of the
+    camera and register query rows in the layers ``biased_view_layers``.
+
+    ``head``: ``"fin10"`` (``vggt_t_mask_mlp_fin10``, the model of ``checkpoint_150.pt``: two depthwise 3x3
+    convs, learned alpha/tau, ``c = -0.5 u``) or ``"official"`` (kaichen-z/PAGE4D: depthwise 3x3 then two
+    1x1 convs of width ``hidden``, normalised input, ``c = m``). ``row_scale`` is ``r_i`` on the special rows:
+    1 for fin10, the official variant's ``alpha`` (64 with inference-time masking, 0 = plain VGGT).
+    """
+
+    head: PageMaskHeadLayout = "fin10"
+    mask_layer: int = 7
+    biased_view_layers: tuple[int, ...] = tuple(range(8, 24))
+    row_scale: float = 1.0
+    hidden: int = 256  # width of the official head's 1x1 convs (unused by fin10)
+
+    def __post_init__(self) -> None:
+        self.biased_view_layers = tuple(sorted(int(i) for i in self.biased_view_layers))
+        if self.head not in PAGE4D_HEAD_LAYOUTS:
+            raise ValueError(f"PAGE-4D mask head must be one of {PAGE4D_HEAD_LAYOUTS}, got {self.head!r}")
+        if self.row_scale < 0:
+            raise ValueError(f"PAGE-4D row_scale must be >= 0, got {self.row_scale}")
+
+    @classmethod
+    def fin10(cls, depth: int = 24) -> PageMaskConfig:
+        """fin10's layers, scaled to ``depth``: mask after time block ``7 * depth // 24`` (7 of 24), bias in
+        every later View-SA layer (8-23)."""
+        mask_layer = 7 * depth // 24
+        return cls(head="fin10", mask_layer=mask_layer, biased_view_layers=tuple(range(mask_layer + 1, depth)))
+
+    @classmethod
+    def official(cls, depth: int = 24, masking: bool = True, hidden: int = 256) -> PageMaskConfig:
+        """The official PAGE-4D layers, scaled to ``depth``: mask after time block ``9 * depth // 24`` (9 of
+        24), bias in View-SA layers up to ``round(20 * depth / 24)`` exclusive (10-19); ``masking`` on gives
+        ``alpha = 64`` (the released "inference-time masking" variant), off gives 0 (plain VGGT)."""
+        mask_layer = 9 * depth // 24
+        biased = tuple(range(mask_layer + 1, max(mask_layer + 2, round(20 * depth / 24))))
+        alpha = page4d_alpha(0, hold_start=1, hold_end=1) if masking else 0.0
+        return cls(head="official", mask_layer=mask_layer, biased_view_layers=biased, row_scale=alpha, hidden=hidden)
+
+    @classmethod
+    def from_reference(cls, mask: dict[str, Any], embed_dim: int | None = None) -> PageMaskConfig:
+        """From the ``mask`` section of a reference fixture's config.json (``reference/PAGE4D.md``)."""
+        head_class = str(mask.get("head_class", ""))
+        official = "mask_hold_start" in mask or "mask_hold_end" in mask or head_class.startswith("page.")
+        if "fin10" in head_class:
+            head: PageMaskHeadLayout = "fin10"
+        elif official:
+            head = "official"
+        else:
+            raise ValueError(
+                f"unknown PAGE-4D mask head {head_class!r}: expected a vggt_t_mask_mlp_fin10 or page (official) class"
+            )
+        row_scale = 1.0
+        if head == "official":
+            row_scale = page4d_alpha(0, int(mask.get("mask_hold_start", 0)), int(mask.get("mask_hold_end", 0)))
+        return cls(
+            head=head,
+            mask_layer=int(mask["mask_layer"]),
+            biased_view_layers=tuple(mask["biased_global_layers"]),
+            row_scale=row_scale,
+        )
+
+
+def page4d_alpha(step: int, hold_start: int, hold_end: int, alpha_max: float = PAGE4D_ALPHA_MAX) -> float:
+    """The official PAGE-4D camera-row factor at training ``step``: ``alpha_max`` before ``hold_start``, 0 from
+    ``hold_end`` on, a half-cosine in between. Checkpoints do not store the step, so a loaded model has step 0."""
+    if step < hold_start:
+        return alpha_max
+    if step >= hold_end:
+        return 0.0
+    return alpha_max * 0.5 * (1.0 + math.cos(math.pi * (step - hold_start) / (hold_end - hold_start)))
 
 
 @dataclass
@@ -103,7 +183,13 @@ class ModelConfig:
     mask_head_hidden: int = 256  # SpatialMaskHead MLP width (the head exists whenever there are two streams)
     external_masks: str = "fuse"  # "off": ignored; "fuse": learnable gate (starts at 0); "override": replace
 
+    # PAGE-4D's mask head and camera-row attention bias (None: no PAGE-4D mask path). With two streams the
+    # PAGE-4D head replaces the SpatialMaskHead and its suppression u is the mask m of the per-stream biases.
+    page4d_mask: PageMaskConfig | None = None
+
     def __post_init__(self) -> None:
+        if isinstance(self.page4d_mask, dict):
+            self.page4d_mask = PageMaskConfig(**self.page4d_mask)
         self.aa_order = tuple(_normalize_attention_name(name) for name in self.aa_order)
         self.dpt_out_channels = tuple(self.dpt_out_channels)
         self.dpt_intermediate_layers = tuple(self.dpt_intermediate_layers)
@@ -144,6 +230,22 @@ class ModelConfig:
             raise ValueError(f"need 0 < lambda_init < lambda_max, got {self.lambda_init} and {self.lambda_max}")
         if self.pose_encoding_type != "absT_quaR_FoV":
             raise ValueError(f"unsupported pose_encoding_type {self.pose_encoding_type!r}")
+        if self.page4d_mask is not None:
+            page = self.page4d_mask
+            if not 0 <= page.mask_layer < self.depth:
+                raise ValueError(f"page4d_mask.mask_layer must be in [0, {self.depth}), got {page.mask_layer}")
+            bad = [i for i in page.biased_view_layers if not page.mask_layer <= i < self.depth]
+            if bad:
+                raise ValueError(
+                    f"page4d_mask.biased_view_layers {bad} must lie in [mask_layer, depth) = [{page.mask_layer}, {self.depth})"
+                )
+            if "time" not in self.aa_order:
+                raise ValueError("the PAGE-4D mask is computed after a time block: aa_order needs 'time'")
+            if self.stream_split is not None and self.stream_split <= page.mask_layer:
+                raise ValueError(
+                    f"stream_split ({self.stream_split}) must come after page4d_mask.mask_layer ({page.mask_layer}): "
+                    "the mask is computed in the shared trunk"
+                )
 
     # ------------------------------------------------------------ derived sizes
     @property
@@ -159,6 +261,11 @@ class ModelConfig:
     @property
     def two_streams(self) -> bool:
         return self.stream_split is not None
+
+    @property
+    def has_dynamic_mask(self) -> bool:
+        """Whether the model predicts a dynamic mask (two streams, or a PAGE-4D mask head)."""
+        return self.two_streams or self.page4d_mask is not None
 
     @property
     def first_stream_layer(self) -> int:
@@ -191,17 +298,31 @@ class ModelConfig:
         return cls(**_TINY)
 
     @classmethod
-    def vggt_t_mv(cls) -> ModelConfig:
-        """The full-size two-stream model of the design.
+    def page4d_fin10(cls) -> ModelConfig:
+        """PAGE-4D ``vggt_t_mask_mlp_fin10``, the model of ``checkpoint_150.pt``: VGGT-1B plus the fin10 mask
+        head after time block 7 and the camera-row bias in View-SA layers 8-23."""
+        return cls(page4d_mask=PageMaskConfig.fin10(24), external_masks="override")
 
-        VGGT-1B sizes; layer pairs 0-11 are the shared trunk, 12-23 run per stream (L_mid = 12, the
-        middle: the trunk has settled low-level matching, half the depth is left to specialise). Mode
-        ``branched``: the two streams pull in opposite directions (ignore vs attend to motion), and
-        with shared weights only the sign of the bias could tell them apart; a copy per stream lets
-        each specialise from the same pretrained layer. It costs no extra compute over ``shared``
-        (both run two streams) and +302M parameters (+24 %, 0.6 GB in bf16).
+    @classmethod
+    def page4d(cls, masking: bool = True) -> ModelConfig:
+        """The official PAGE-4D (kaichen-z/PAGE4D): VGGT-1B plus its mask head after time block 9 and the
+        camera-row bias in View-SA layers 10-19. ``masking``: inference-time masking (alpha 64, the released
+        configuration) or training-only masking (alpha 0: the model computes exactly VGGT)."""
+        return cls(page4d_mask=PageMaskConfig.official(24, masking=masking), external_masks="override")
+
+    @classmethod
+    def vggt_t_mv(cls) -> ModelConfig:
+        """The full-size two-stream model of the design: ``two_stream_config(ModelConfig.page4d_fin10())``.
+
+        VGGT-1B sizes with fin10's trained mask head (after time block 7) and camera-row bias (View-SA
+        8-23); layer pairs 0-7 are the shared trunk, 8-23 run per stream (the first biased layer: where
+        PAGE-4D itself starts to treat moving content differently). Mode ``branched``: the two streams
+        pull in opposite directions (ignore vs attend to motion), and with shared weights only the sign
+        of the bias could tell them apart; a copy per stream lets each specialise from the same
+        pretrained layer. It costs no extra compute over ``shared`` (both run two streams) and +403M
+        parameters (16 layer pairs copied twice instead of shared).
         """
-        return cls(stream_split=12, stream_mode="branched")
+        return two_stream_config(cls.page4d_fin10())
 
     @classmethod
     def tiny_two_stream(cls, stream_mode: str = "branched") -> ModelConfig:
@@ -228,6 +349,16 @@ class ModelConfig:
     @classmethod
     def from_json(cls, path: str | Path) -> ModelConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_reference(cls, config: dict[str, Any]) -> ModelConfig:
+        """The model a reference fixture folder's ``config.json`` describes: its ``modules`` and, for
+        PAGE-4D fixtures, its ``mask`` section."""
+        cfg = cls.from_upstream_modules(config["modules"])
+        if "mask" in config:
+            page = PageMaskConfig.from_reference(config["mask"])
+            cfg = dataclasses.replace(cfg, page4d_mask=page, external_masks="override")
+        return cfg
 
     @classmethod
     def from_upstream_modules(cls, modules: dict[str, dict[str, Any]]) -> ModelConfig:
@@ -336,6 +467,27 @@ class ModelConfig:
         if cached is not None:
             kwargs["cached_layers"] = tuple(cached)
         return cls(**kwargs)
+
+
+def two_stream_config(cfg: ModelConfig, stream_mode: str = "branched", **overrides: Any) -> ModelConfig:
+    """The two-stream model around a single-stream config (VGGT or PAGE-4D): the same sizes and heads.
+
+    Streams start at the first biased View-SA layer of a PAGE-4D config (8 for fin10), which keeps its mask
+    head, mask layer and camera-row bias (in both streams); a VGGT config splits in the middle
+    (``depth // 2``) and gets a SpatialMaskHead. The per-stream biases (pose ``-lambda_pose * m``, geo
+    ``+lambda_geo * m``, m = PAGE-4D's suppression u where there is one) and a fusion gate for external
+    masks come on top; ``overrides`` replace any field (e.g. ``dynamic_bias=False``).
+    """
+    if cfg.two_streams:
+        raise ValueError("two_stream_config takes a single-stream config; this one already has stream_split set")
+    if cfg.page4d_mask is not None:
+        page = cfg.page4d_mask
+        split = max(min(page.biased_view_layers, default=cfg.depth // 2), page.mask_layer + 1)
+    else:
+        split = cfg.depth // 2
+    fields = dict(stream_split=split, stream_mode=stream_mode, external_masks="fuse")
+    fields.update(overrides)
+    return dataclasses.replace(cfg, **fields)
 
 
 _TINY: dict[str, Any] = dict(

@@ -32,8 +32,10 @@ class Predictions:
     depth_conf: Tensor | None = None  # [*L, H, W]
     world_points: Tensor | None = None  # [*L, H, W, 3]
     world_points_conf: Tensor | None = None  # [*L, H, W]
-    dynamic_mask: Tensor | None = None  # [*L, H, W] probability, fused with external masks (two streams)
-    dynamic_mask_logits: Tensor | None = None  # [*L, H, W] the mask head's logits, before fusion (for training)
+    # [*L, H, W] dynamic probability, fused with external masks. Two streams: the SpatialMaskHead's; PAGE-4D:
+    # its "suppression" u (1 = moving, the camera rows look away), constant over each patch.
+    dynamic_mask: Tensor | None = None
+    dynamic_mask_logits: Tensor | None = None  # [*L, H, W] logit of the predicted mask, before fusion (training)
     track: Tensor | None = None  # [*L, M, 2] pixels, last iteration (when query points are given)
     track_list: list[Tensor] | None = None  # track_iters x [*L, M, 2]
     vis: Tensor | None = None  # [*L, M]
@@ -185,7 +187,8 @@ class VGGTTMV(nn.Module):
                 in its camera frame.
             masks: optional external dynamic masks in [0, 1], ``[B, T, N, H, W]`` (or ``[B, S, H, W]`` with
                 5-D images), e.g. from a motion segmenter; fused with the predicted mask as
-                ``cfg.external_masks`` says (two-stream models only).
+                ``cfg.external_masks`` says (models with a mask head: two streams or PAGE-4D, where
+                ``override`` replaces the suppression u that drives the camera-row bias).
             query_points: optional ``[B, M, 2]`` (or ``[M, 2]``) pixel (x, y) in the reference frame to track.
             return_stream_tokens: also return both streams' final-layer tokens (``pose_tokens``, ``geo_tokens``).
         Returns:
@@ -213,8 +216,10 @@ class VGGTTMV(nn.Module):
         if not isinstance(masks, Tensor) or tuple(masks.shape) != expected:
             got = tuple(masks.shape) if isinstance(masks, Tensor) else type(masks).__name__
             raise ValueError(f"masks must have shape {expected} (the images' leading dims and H, W), got {got}")
-        if not self.cfg.two_streams:
-            raise ValueError("external masks need a two-stream model (cfg.stream_split set); call with masks=None")
+        if not self.cfg.has_dynamic_mask:
+            raise ValueError(
+                "external masks need a model with a mask head (two streams or PAGE-4D); call with masks=None"
+            )
         masks = masks.to(grid.dtype) if masks.dtype == torch.bool else masks
         if not masks.is_floating_point():
             raise ValueError(f"masks must be float in [0, 1] or bool, got {masks.dtype}")

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vggt_t_mv.layers.rope import RopeTable, apply_rope
+
+
+@dataclass
+class RowBias:
+    """An extra additive logit bias for a few query rows: rows ``rows`` ``[R]`` (indices into the sequence)
+    get ``key_bias [batch, L]`` added to their logits for every head, on top of any bias all rows get.
+
+    This is PAGE-4D's rank-1 bias ``r_i * c_j`` (``r`` nonzero only on the camera and register rows) without
+    an ``L x L`` matrix: the other rows run plain attention.
+    """
+
+    rows: Tensor
+    key_bias: Tensor
+
+
+def _sdpa_key_bias(key_bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """A per-key bias ``[batch, L]`` as SDPA's ``[batch, 1, 1, L]`` float mask (broadcast over heads and rows)."""
+    return None if key_bias is None else key_bias[:, None, None, :].to(dtype)
 
 
 class Attention(nn.Module):
@@ -37,28 +57,54 @@ class Attention(nn.Module):
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         return q, k, v
 
-    def forward(self, x: Tensor, rope: RopeTable | None = None, key_bias: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        rope: RopeTable | None = None,
+        key_bias: Tensor | None = None,
+        row_bias: RowBias | None = None,
+    ) -> Tensor:
         """
         Args:
             x: tokens ``[batch, L, dim]``.
             rope: cos/sin table ``[L, head_dim]`` or None for no RoPE.
             key_bias: optional additive logit bias per key token ``[batch, L]``, the same for every
                 head and query (passed to SDPA as a ``[batch, 1, 1, L]`` float mask, never as ``[L, L]``).
+            row_bias: optional extra key bias for a few query rows (:class:`RowBias`): those rows are
+                recomputed by a second SDPA call over their ``R`` queries only, with the summed ``[batch, 1, 1, L]``
+                bias, and written over the first call's rows; the first call (all rows) keeps its kernel.
         Returns:
             ``[batch, L, dim]``.
         """
         batch, length, dim = x.shape
         q, k, v = self._qkv(x, rope)
-        mask = None if key_bias is None else key_bias[:, None, None, :].to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=_sdpa_key_bias(key_bias, q.dtype))
+        if row_bias is not None:
+            extra = row_bias.key_bias if key_bias is None else key_bias + row_bias.key_bias
+            rows = row_bias.rows
+            special = F.scaled_dot_product_attention(
+                q.index_select(2, rows), k, v, attn_mask=_sdpa_key_bias(extra, q.dtype)
+            )
+            out = out.index_copy(2, rows, special)
         return self.proj(out.transpose(1, 2).reshape(batch, length, dim))
 
-    def attention_probs(self, x: Tensor, rope: RopeTable | None = None, key_bias: Tensor | None = None) -> Tensor:
-        """The attention weights ``[batch, heads, L, L]`` that :meth:`forward` uses (for analysis and tests)."""
+    def attention_probs(
+        self,
+        x: Tensor,
+        rope: RopeTable | None = None,
+        key_bias: Tensor | None = None,
+        row_bias: RowBias | None = None,
+    ) -> Tensor:
+        """The attention weights ``[batch, heads, L, L]`` that :meth:`forward` uses (for analysis and tests;
+        this one does build the ``L x L`` matrix)."""
         q, k, _ = self._qkv(x, rope)
         logits = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5
         if key_bias is not None:
             logits = logits + key_bias[:, None, None, :]
+        if row_bias is not None:
+            rows = torch.zeros(logits.shape[-2], dtype=logits.dtype, device=logits.device)
+            rows[row_bias.rows] = 1.0
+            logits = logits + rows[None, None, :, None] * row_bias.key_bias[:, None, None, :]
         return logits.softmax(dim=-1)
 
 
@@ -111,7 +157,13 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), bias=ffn_bias)
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
 
-    def forward(self, x: Tensor, rope: RopeTable | None = None, key_bias: Tensor | None = None) -> Tensor:
-        """``x [batch, L, dim]`` -> ``[batch, L, dim]``; ``rope`` and ``key_bias`` as in :class:`Attention`."""
-        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, key_bias=key_bias))
+    def forward(
+        self,
+        x: Tensor,
+        rope: RopeTable | None = None,
+        key_bias: Tensor | None = None,
+        row_bias: RowBias | None = None,
+    ) -> Tensor:
+        """``x [batch, L, dim]`` -> ``[batch, L, dim]``; ``rope``, ``key_bias``, ``row_bias`` as in :class:`Attention`."""
+        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, key_bias=key_bias, row_bias=row_bias))
         return x + self.ls2(self.mlp(self.norm2(x)))
