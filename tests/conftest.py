@@ -70,6 +70,21 @@ def upstream_fixture_dirs() -> list[Path]:
     return [p for p in found if is_upstream_fixture(p)]
 
 
+_UPSTREAM_FIXTURES = upstream_fixture_dirs()
+
+
+@pytest.fixture(
+    scope="module",
+    params=_UPSTREAM_FIXTURES or [None],
+    ids=[p.name for p in _UPSTREAM_FIXTURES] or ["no-fixtures"],
+)
+def upstream_fixture_dir(request: pytest.FixtureRequest) -> Path:
+    """Each reference-format fixture folder in turn (:func:`upstream_fixture_dirs`)."""
+    if request.param is None:
+        require(shared_dir() / "reference" / "vggt_tiny", "reference fixture folders")
+    return request.param
+
+
 def fixture_config(fixture_dir: Path) -> ModelConfig:
     """The model configuration described by a fixture folder's config.json (its ``mask`` section included)."""
     return ModelConfig.from_reference(json.loads((fixture_dir / "config.json").read_text()))

@@ -16,7 +16,8 @@ def read_manifest(path: Path) -> dict[str, tuple[int, ...]]:
     manifest = {}
     for line in lines[1:]:
         name, shape, _dtype = line.split("\t")
-        manifest[name] = tuple(int(d) for d in shape.split("x")) if shape else ()
+        # "scalar" (PAGE-4D's key lists) or an empty column: a 0-dim tensor.
+        manifest[name] = () if shape in ("", "scalar") else tuple(int(d) for d in shape.split("x"))
     return manifest
 
 

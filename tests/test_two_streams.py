@@ -149,10 +149,9 @@ def test_pose_stream_looks_away_from_dynamic_keys_and_geo_stream_towards_them() 
     _, two = tiny_pair(stream_mode="shared", lambda_max=10.0)
     agg = two.aggregator
     agg.set_lambdas(6.0, 6.0)
-    pixel_mask = DYNAMIC_TOKENS[..., 5:].reshape(1, 4, 2, 3)
-    pixel_mask = pixel_mask.repeat_interleave(14, dim=-2).repeat_interleave(14, dim=-1)  # [1, F, 28, 42]
+    patch_mask = DYNAMIC_TOKENS[..., 5:].reshape(1, 4, 6)  # [1, F, h*w]
     with torch.no_grad():
-        pose_bias, geo_bias = agg._stream_key_bias(pixel_mask, (1, 2, 2, 11))
+        pose_bias, geo_bias = agg._stream_key_bias(patch_mask, (1, 2, 2, 11))
         torch.testing.assert_close(pose_bias, -6.0 * DYNAMIC_TOKENS)
         torch.testing.assert_close(geo_bias, 6.0 * DYNAMIC_TOKENS)
         tokens = agg.embed(torch.rand(1, 2, 2, 3, 28, 42))
@@ -267,11 +266,13 @@ def test_full_size_two_stream_model_layout() -> None:
         branched = VGGTTMV(ModelConfig.vggt_t_mv())
         shared = VGGTTMV(dataclasses.replace(ModelConfig.vggt_t_mv(), stream_mode="shared"))
     keys = branched.state_dict().keys()
-    assert "aggregator.pose_time_blocks.12.attn.qkv.weight" in keys
+    assert "aggregator.pose_time_blocks.8.attn.qkv.weight" in keys
     assert "aggregator.geo_view_blocks.23.mlp.fc2.bias" in keys
-    assert "aggregator.time_blocks.11.norm1.weight" in keys and "aggregator.time_blocks.12.norm1.weight" not in keys
+    assert "aggregator.time_blocks.7.norm1.weight" in keys and "aggregator.time_blocks.8.norm1.weight" not in keys
+    assert "aggregator.spatial_mask_head.tau_logit" in keys and "aggregator.mask_head.fc1.weight" not in keys
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     block_pair = sum(p.numel() for p in single.aggregator.time_blocks[0].parameters()) * 2
-    new = sum(p.numel() for n, p in shared.named_parameters() if n.startswith(("aggregator.mask", "aggregator.lambda")))
+    new_parts = ("aggregator.mask", "aggregator.lambda", "aggregator.spatial_mask_head")
+    new = sum(p.numel() for n, p in shared.named_parameters() if n.startswith(new_parts))
     assert count(shared) == count(single) + new
-    assert count(branched) == count(single) + new + 12 * block_pair
+    assert count(branched) == count(single) + new + 16 * block_pair

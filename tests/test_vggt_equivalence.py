@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import fixture_config, require, shared_dir, upstream_fixture_dirs
+from tests.conftest import fixture_config
 from vggt_t_mv import VGGTTMV, load_pretrained, two_stream_config
 from vggt_t_mv.geometry import pose_encoding_to_extri_intri
 from vggt_t_mv.layers.rope import frame_positions
@@ -25,14 +25,11 @@ INPUT_KEYS = {"images", "query_points"}
 PAGE4D_MASK_KEYS = ("aggregator.spatial_mask_head.",)
 
 NEW_IN_TWO_STREAMS = ("aggregator.mask_head.", "aggregator.mask_fusion.")
-FIXTURES = upstream_fixture_dirs()
 
 
-@pytest.fixture(scope="module", params=FIXTURES or [None], ids=[p.name for p in FIXTURES] or ["no-fixtures"])
-def fixture_dir(request: pytest.FixtureRequest) -> Path:
-    if request.param is None:
-        require(shared_dir() / "reference" / "vggt_tiny", "reference fixture folders")
-    return request.param
+@pytest.fixture(scope="module")
+def fixture_dir(upstream_fixture_dir: Path) -> Path:
+    return upstream_fixture_dir
 
 
 @pytest.fixture(scope="module", params=["single-stream", "two-stream-shared", "two-stream-branched"])

@@ -237,7 +237,8 @@ class ModelConfig:
             bad = [i for i in page.biased_view_layers if not page.mask_layer <= i < self.depth]
             if bad:
                 raise ValueError(
-                    f"page4d_mask.biased_view_layers {bad} must lie in [mask_layer, depth) = [{page.mask_layer}, {self.depth})"
+                    f"page4d_mask.biased_view_layers {bad} must lie in [mask_layer, depth) = "
+                    f"[{page.mask_layer}, {self.depth})"
                 )
             if "time" not in self.aa_order:
                 raise ValueError("the PAGE-4D mask is computed after a time block: aa_order needs 'time'")

@@ -10,7 +10,12 @@ them by keyword):
 * ``dpt_intermediate_layers``: VGGT-1B's (4, 11, 17, 23) scaled to the depth,
   ``round((i + 1) * depth / 24) - 1`` (gives (0, 1, 2, 3) for depth 4);
 * the tracker's head count (8), iterations (4), stride (2), correlation radius (4);
-* ``stream_split`` in ``shared`` mode (no copies to count), ``camera_iterations`` (4), activations.
+* ``stream_split`` in ``shared`` mode (no copies to count), ``camera_iterations`` (4), activations;
+* PAGE-4D (``aggregator.spatial_mask_head.*``, layout from :func:`vggt_t_mv.weights.page4d_head_layout`): the
+  mask layer and the biased View-SA layers are upstream's at depth 24 (fin10: 7 / 8-23, official: 9 / 10-19)
+  and scaled to other depths (:meth:`~vggt_t_mv.PageMaskConfig.fin10`, :meth:`~vggt_t_mv.PageMaskConfig.official`);
+  the official variant's alpha is 64 (its released inference-time masking; pass ``page4d_mask=`` to change).
+  A mask head that fits neither layout is left out of the config, so loading reports its tensors by name.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from typing import Any
 
 from torch import Tensor
 
-from vggt_t_mv.config import ModelConfig
-from vggt_t_mv.weights import detect_layout, rename_vggt_keys
+from vggt_t_mv.config import ModelConfig, PageMaskConfig, two_stream_config
+from vggt_t_mv.weights import PAGE4D_MASK_PREFIX, detect_layout, page4d_head_layout, rename_vggt_keys
 
 VGGT_1B_DPT_LAYERS = (4, 11, 17, 23)
 
@@ -44,7 +49,7 @@ def infer_config(state_dict: Mapping[str, Tensor], **overrides: Any) -> ModelCon
     layout = detect_layout(state_dict)
     if layout == "pi3":
         raise ValueError("infer_config reads VGGT-layout checkpoints; a Pi3 file has no VGGT heads to size")
-    sd = rename_vggt_keys(state_dict) if layout == "vggt" else dict(state_dict)
+    sd = dict(state_dict) if layout == "ours" else rename_vggt_keys(state_dict)
     keys = list(sd)
     shape = {k: tuple(v.shape) for k, v in sd.items()}
     inferred: dict[str, Any] = {}
@@ -81,8 +86,21 @@ def infer_config(state_dict: Mapping[str, Tensor], **overrides: Any) -> ModelCon
     inferred.update(num_heads=heads, dino_num_heads=heads)
     if "aggregator.mask_head.fc1.weight" in shape:
         inferred["mask_head_hidden"] = shape["aggregator.mask_head.fc1.weight"][0]
-        inferred["dynamic_bias"] = "aggregator.lambda_pose_raw" in shape
+    page_layout = page4d_head_layout(sd)
+    if page_layout == "fin10":
+        inferred["page4d_mask"] = PageMaskConfig.fin10(inferred["depth"])
+    elif page_layout == "official":
+        hidden = shape[f"{PAGE4D_MASK_PREFIX}head0.2.weight"][0]
+        inferred["page4d_mask"] = PageMaskConfig.official(inferred["depth"], hidden=hidden)
+    lambdas = "aggregator.lambda_pose_raw" in shape
+    if "aggregator.mask_head.fc1.weight" in shape or page_layout:
         inferred["external_masks"] = "fuse" if "aggregator.mask_fusion.gate" in shape else "override"
+    if "aggregator.mask_head.fc1.weight" in shape or (page_layout and (copies or lambdas)):
+        inferred["dynamic_bias"] = lambdas
+    if page_layout and not copies and lambdas:
+        # Two shared streams around PAGE-4D: no copies to count, the split is two_stream_config's.
+        single = ModelConfig(depth=inferred["depth"], page4d_mask=inferred["page4d_mask"])
+        inferred.update(stream_split=two_stream_config(single).stream_split, stream_mode="shared")
 
     inferred["camera_head"] = "camera_head.trunk_norm.weight" in shape
     if inferred["camera_head"]:

@@ -218,7 +218,7 @@ class VGGTTMV(nn.Module):
             raise ValueError(f"masks must have shape {expected} (the images' leading dims and H, W), got {got}")
         if not self.cfg.has_dynamic_mask:
             raise ValueError(
-                "external masks need a model with a mask head (two streams or PAGE-4D); call with masks=None"
+                "external masks need a model with a mask head (a two-stream or PAGE-4D model); call with masks=None"
             )
         masks = masks.to(grid.dtype) if masks.dtype == torch.bool else masks
         if not masks.is_floating_point():

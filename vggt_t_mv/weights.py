@@ -8,10 +8,16 @@ Layouts (detected from the keys, overridable):
 
 * ``vggt`` -- upstream VGGT: ``aggregator.frame_blocks`` / ``global_blocks`` (-> ``time_blocks`` /
   ``view_blocks``), plus the aliases in :data:`VGGT_ALIASES`.
+* ``page4d_fin10`` / ``page4d_official`` -- PAGE-4D (``checkpoint_150.pt`` is fin10): the VGGT layout plus
+  ``aggregator.spatial_mask_head.*`` (same name in our model), told apart by ``head0.2.weight``: depthwise
+  ``C x 1 x 3 x 3`` in fin10, pointwise ``hidden x C x 1 x 1`` in the official code.
 * ``ours`` -- what :func:`save_pretrained` writes (our module names).
 * ``pi3`` -- Pi3: ``encoder.*`` is the DINOv2 patch embedding; ``decoder.{2k}`` (per-view "frame"
   attention) -> ``time_blocks.k`` and ``decoder.{2k+1}`` (all-view "global" attention) -> ``view_blocks.k``
   for k < 18; ``register_token`` only where the shapes match; Pi3's heads have no counterpart.
+
+The PAGE-4D mask head loads whole or not at all: a source with only some of its tensors, or with tensors
+of an unknown head shape, is a problem in the report (by name), and ``strict=True`` refuses it.
 
 Branched stream copies (``aggregator.pose_time_blocks.12.*``) are filled from the layer they copy
 (``aggregator.time_blocks.12.*``) when the source has no copy of its own.
@@ -30,7 +36,17 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-LAYOUTS = ("vggt", "ours", "pi3")
+LAYOUTS = ("vggt", "page4d_fin10", "page4d_official", "ours", "pi3")
+LAYOUT_NAMES = {
+    "vggt": "VGGT",
+    "page4d_fin10": "PAGE-4D (fin10)",
+    "page4d_official": "PAGE-4D (official)",
+    "ours": "vggt_t_mv",
+    "pi3": "Pi3",
+}
+PAGE4D_MASK_PREFIX = "aggregator.spatial_mask_head."
+# Module groups a model takes from one source completely or not at all.
+WHOLE_GROUPS = (PAGE4D_MASK_PREFIX,)
 # Upstream VGGT names -> ours. The last two are names of older training branches.
 VGGT_ALIASES = (
     ("aggregator.frame_blocks.", "aggregator.time_blocks."),
@@ -156,13 +172,36 @@ def _is_tensor_dict(state: dict) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- layouts
+def page4d_head_layout(state: Mapping[str, Tensor] | list[str]) -> str | None:
+    """``"fin10"`` or ``"official"`` for a state dict (or key list) with a PAGE-4D mask head whose layout the
+    names and shapes identify; None without one or when they fit neither (an unknown head)."""
+    keys = list(state)
+    if not any(k.startswith(PAGE4D_MASK_PREFIX) for k in keys):
+        return None
+    middle = f"{PAGE4D_MASK_PREFIX}head0.2.weight"
+    scalars = {f"{PAGE4D_MASK_PREFIX}alpha_logit", f"{PAGE4D_MASK_PREFIX}tau_logit"}
+    if isinstance(state, Mapping) and middle in state:
+        shape = tuple(state[middle].shape)
+        if len(shape) == 4 and shape[1:] == (1, 3, 3):
+            return "fin10"
+        if len(shape) == 4 and shape[2:] == (1, 1) and shape[1] > 1:
+            return "official"
+        return None
+    if scalars & set(keys):
+        return "fin10"
+    return "official" if middle in keys else None
+
+
 def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
-    """``"pi3"``, ``"vggt"`` or ``"ours"`` from a state dict's key names."""
+    """``"pi3"``, ``"vggt"``, ``"page4d_fin10"``, ``"page4d_official"`` or ``"ours"`` from a state dict's key
+    names (and, given a state dict, the PAGE-4D mask head's shapes)."""
+    state = keys
     keys = list(keys)
     if not any(k.startswith("aggregator.") for k in keys) and any(k.startswith(("decoder.", "encoder.")) for k in keys):
         return "pi3"
     if any(k.startswith(("aggregator.frame_blocks.", "aggregator.global_blocks.")) for k in keys):
-        return "vggt"
+        page = page4d_head_layout(state)
+        return f"page4d_{page}" if page else "vggt"
     if any(k.startswith("aggregator.") for k in keys):
         return "ours"
     raise CheckpointError(
@@ -202,8 +241,9 @@ def model_names(state: Mapping[str, Tensor], layout: str) -> dict[str, str]:
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {LAYOUTS}")
     mapping: dict[str, str] = {}
+    rename = {"ours": lambda k: k, "pi3": _pi3_to_ours}.get(layout, _vggt_to_ours)
     for key in state:
-        ours = {"vggt": _vggt_to_ours, "ours": lambda k: k, "pi3": _pi3_to_ours}[layout](key)
+        ours = rename(key)
         if ours is not None:
             mapping.setdefault(ours, key)
     return mapping
@@ -239,13 +279,15 @@ class LoadReport:
 
     ``sources[name]`` is ``"checkpoint:<key>"``, ``"pi3:<key>"`` or ``"new"`` (kept its initialisation);
     ``unused[source]`` lists a source's keys that filled nothing; ``mismatches`` lists same-named tensors
-    whose shapes differ (expected vs found); ``layouts`` the detected (or given) layout per source.
+    whose shapes differ (expected vs found); ``layouts`` the detected (or given) layout per source;
+    ``problems`` names modules that must load whole (the PAGE-4D mask head) but came partly or not at all.
     """
 
     sources: dict[str, str] = field(default_factory=dict)
     unused: dict[str, list[str]] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
     layouts: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def new(self) -> list[str]:
@@ -270,8 +312,8 @@ class LoadReport:
 
     @property
     def ok(self) -> bool:
-        """Nothing unused and no shape mismatch (new tensors are fine: they are the model's own)."""
-        return not self.unexpected and not self.mismatches
+        """Nothing unused, no shape mismatch, no partly loaded module (new tensors are fine: the model's own)."""
+        return not self.unexpected and not self.mismatches and not self.problems
 
     def summary(self) -> str:
         counts = defaultdict(int)
@@ -281,6 +323,7 @@ class LoadReport:
         return (
             f"{len(self.sources)} tensors: {filled or 'none loaded'}, {counts['new']} new; "
             f"{len(self.unexpected)} unused source tensors, {len(self.mismatches)} shape mismatches"
+            + (f", {len(self.problems)} problems" if self.problems else "")
         )
 
     def table(self) -> str:
@@ -307,6 +350,7 @@ class LoadReport:
             )
         if self.new:
             lines.append(f"new ({len(self.new)}): " + ", ".join(sorted({module_group(n) for n in self.new})))
+        lines.extend(f"problem: {problem}" for problem in self.problems)
         return "\n".join(lines)
 
 
@@ -380,9 +424,45 @@ def load_pretrained(
                 report.sources[name] = f"{source.label}:{key}"
                 break
     report.unused = {s.label: sorted(set(s.tensors) - s.used) for s in sources}
+    report.problems = [p for s in sources for p in _whole_group_problems(s, report, model.state_dict())]
     if strict and not report.ok:
         raise CheckpointError(f"strict load failed: {report.summary()}\n{report.table()}")
     return report
+
+
+def _whole_group_problems(source: _Source, report: LoadReport, targets: Mapping[str, Tensor]) -> list[str]:
+    """Why a module of :data:`WHOLE_GROUPS` came from ``source`` only partly (or its tensors fit nowhere)."""
+    problems = []
+    for prefix in WHOLE_GROUPS:
+        offered = sorted(key for ours, key in source.names.items() if ours.startswith(prefix))
+        if not offered:
+            continue
+        wanted = [name for name in targets if name.startswith(prefix)]
+        filled = [n for n in wanted if report.sources.get(n, "").startswith(f"{source.label}:")]
+        module = prefix.rstrip(".")
+        left = [key for key in offered if key not in source.used]
+        layout = page4d_head_layout(source.tensors)
+        known = f"layout {layout}" if layout else "no known PAGE-4D head layout" + _middle_shape(source.tensors)
+        if not wanted:
+            problems.append(
+                f"{source.label} has a {module} ({known}; {len(offered)} tensors: {', '.join(offered)}) but the "
+                "model has none: build the model from this checkpoint (infer_config) or with a PAGE-4D config"
+            )
+            continue
+        missing = [n for n in wanted if n not in filled]
+        if filled and missing or left:
+            problems.append(
+                f"{source.label} {module} is incomplete or of another shape ({known})"
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+                + (f"; not loadable: {', '.join(left)}" if left else "")
+                + ". Use the checkpoint the mask head was trained in, or one without any mask head tensors"
+            )
+    return problems
+
+
+def _middle_shape(state: Mapping[str, Tensor]) -> str:
+    key = f"{PAGE4D_MASK_PREFIX}head0.2.weight"
+    return f": {key} has shape {list(state[key].shape)}" if key in state else f": no {key}"
 
 
 # ---------------------------------------------------------------------------------------- save / load

@@ -164,6 +164,6 @@ class Block(nn.Module):
         key_bias: Tensor | None = None,
         row_bias: RowBias | None = None,
     ) -> Tensor:
-        """``x [batch, L, dim]`` -> ``[batch, L, dim]``; ``rope``, ``key_bias``, ``row_bias`` as in :class:`Attention`."""
+        """``x [batch, L, dim]`` -> same shape; ``rope``, ``key_bias``, ``row_bias`` as in :class:`Attention`."""
         x = x + self.ls1(self.attn(self.norm1(x), rope=rope, key_bias=key_bias, row_bias=row_bias))
         return x + self.ls2(self.mlp(self.norm2(x)))
