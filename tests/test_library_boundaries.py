@@ -49,6 +49,18 @@ def test_stream_cost_benchmark_runs_quick() -> None:
     ]
 
 
+def test_page4d_bias_benchmark_runs_quick() -> None:
+    rows = benchmark_rows("page4d_bias.py")
+    assert [row.split("|")[3].strip() for row in rows] == [
+        "no bias",
+        "PAGE-4D bias (ours)",
+        "appended dimension",
+        "dense L x L mask",
+        "no bias",
+        "PAGE-4D bias",
+    ]
+
+
 def test_gpu_benchmark_smoke_runs_without_the_app_dependencies() -> None:
     # Self-contained: PYTHONPATH=. and only vggt_t_mv / torch / numpy / safetensors imported.
     code = (

@@ -17,6 +17,7 @@ from app.capture.sources import CaptureWarning
 from app.cli.main import main
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run, prepare_output, run_metadata, run_pipeline
 from app.reconstruct.store import ARRAY_NAMES, Reconstruction
+from app.viewer.data import CloudSettings, filter_timestep
 from tests.capture_helpers import solid_color, write_solid_rig
 from tests.conftest import REPO_ROOT, require, shared_dir
 from vggt_t_mv import load_model
@@ -187,6 +188,27 @@ def test_external_masks_land_in_the_reconstruction(tmp_path: Path) -> None:
     np.testing.assert_array_equal(dynamic[:, 0, :, width // 2 + 1 :], 0.0)
     np.testing.assert_array_equal(dynamic[:, 1, :, : width // 4 - 1], 1.0)
     np.testing.assert_array_equal(dynamic[:, 1, :, width // 4 + 1 :], 0.0)
+
+
+def test_page4d_checkpoint_without_config_runs_page4d_and_stores_its_mask(tmp_path: Path) -> None:
+    """``vggt-mv run CAPTURE --checkpoint <PAGE-4D file>``: the PAGE-4D model is inferred from the file, its
+    suppression u lands in dynamic_mask.npy per window, and the summary names the layout."""
+    weights = require(shared_dir() / "reference" / "page4d_tiny" / "weights.safetensors", "page4d_tiny weights")
+    capture = write_solid_rig(tmp_path / "cap", num_cameras=2, num_timesteps=5, fmt="images")
+    args = ["--checkpoint", weights, "--device", "cpu", "--size", 56, "--window", 3, "--stride", 2]
+    result = run_cli(capture, "--out", tmp_path / "out", *args)
+    assert "model     PAGE-4D (fin10); checkpoint layout PAGE-4D (fin10) [page4d_fin10]" in result.output
+    recon = Reconstruction.open(tmp_path / "out")
+    assert recon.meta["model"]["config"]["page4d_mask"]["head"] == "fin10"
+    windows = sorted((tmp_path / "out").rglob("dynamic_mask.npy"))
+    assert len(windows) == len(recon.spans) == 2
+    dynamic = recon.load("dynamic_mask").astype(np.float32)
+    assert dynamic.shape == (5, 2, *recon.image_hw) and 0 <= dynamic.min() and dynamic.max() <= 1
+    # The viewer splits the points by this mask as it does for a two-stream model's.
+    threshold = float(np.median(dynamic[0]))
+    cloud = filter_timestep(recon, 0, "geo", CloudSettings(conf_percentile=0.0, dynamic_threshold=threshold))
+    moving = sum(len(c.dynamic_points) for c in cloud.cameras)
+    assert 0 < moving < cloud.num_kept
 
 
 def test_demo_rig_end_to_end(tmp_path: Path) -> None:

@@ -273,6 +273,20 @@ class ModelConfig:
         """The first layer pair that runs per stream (``depth`` when there is one stream)."""
         return self.depth if self.stream_split is None else self.stream_split
 
+    def describe(self) -> str:
+        """The architecture in a few words: ``VGGT``, ``PAGE-4D (fin10)``, ``two streams (branched, from layer
+        pair 8) around PAGE-4D (fin10)`` ..."""
+        page = self.page4d_mask
+        if page is None:
+            base = "VGGT"
+        elif page.head == "fin10":
+            base = "PAGE-4D (fin10)"
+        else:
+            base = f"PAGE-4D (official, alpha {page.row_scale:g})"
+        if not self.two_streams:
+            return base
+        return f"two streams ({self.stream_mode}, from layer pair {self.stream_split}) around {base}"
+
     def pose_layers_read(self) -> tuple[int, ...]:
         """Layer numbers the pose-stream heads (camera) read."""
         return (self.depth - 1,) if self.camera_head else ()

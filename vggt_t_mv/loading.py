@@ -74,9 +74,14 @@ class LoadedModel:
     provenance: dict[str, Any]
 
     def meta(self) -> dict[str, Any]:
-        """The meta.json description: ``config``, ``random_weights`` (+ ``seed``), ``load_report``, and per source
-        ``<source>`` (absolute path), ``<source>_sha256``, ``<source>_kind`` (file / folder)."""
-        info: dict[str, Any] = {"config": self.config.to_dict(), "random_weights": self.provenance["random_weights"]}
+        """The meta.json description: ``config``, ``architecture`` (:meth:`ModelConfig.describe`), ``random_weights``
+        (+ ``seed``), ``load_report``, and per source ``<source>`` (absolute path), ``<source>_sha256``,
+        ``<source>_kind`` (file / folder), ``<source>_layout`` (detected layout)."""
+        info: dict[str, Any] = {
+            "config": self.config.to_dict(),
+            "architecture": self.config.describe(),
+            "random_weights": self.provenance["random_weights"],
+        }
         if info["random_weights"]:
             info["seed"] = self.provenance["seed"]
         if self.report is not None:
@@ -87,6 +92,8 @@ class LoadedModel:
             if source.get("sha256"):
                 info[f"{label}_sha256"] = source["sha256"]
             info[f"{label}_kind"] = source["kind"]
+            if source.get("layout"):
+                info[f"{label}_layout"] = source["layout"]
         return info
 
 

@@ -210,6 +210,11 @@ def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
     )
 
 
+def layout_name(layout: str) -> str:
+    """A layout's name for people: ``PAGE-4D (fin10) [page4d_fin10]``."""
+    return f"{LAYOUT_NAMES.get(layout, layout)} [{layout}]"
+
+
 def rename_vggt_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Upstream VGGT names -> ours (:data:`VGGT_ALIASES`)."""
     return {_vggt_to_ours(key): value for key, value in state.items()}

@@ -10,7 +10,7 @@ import click
 
 from app.cli.options import CONFIG_HELP
 from vggt_t_mv import CheckpointError, ModelConfig, ModelLoadError, detect_layout, load_model
-from vggt_t_mv.weights import read_state_dict
+from vggt_t_mv.weights import layout_name, read_state_dict
 
 
 @click.group("weights")
@@ -38,12 +38,14 @@ def inspect_command(
         for label, path in (("checkpoint", checkpoint), ("pi3", pi3)):
             if path is not None:
                 state = read_state_dict(path, shapes_only=True)
-                click.echo(f"{label + ':':<11} {path} ({len(state)} tensors, layout {detect_layout(state)})")
+                layout = layout_name(detect_layout(state))
+                click.echo(f"{label + ':':<11} {path} ({len(state)} tensors, layout {layout})")
         loaded = load_model(model_config, checkpoint, pi3, device="meta", checksums=False)
     except (CheckpointError, ModelLoadError) as error:
         raise click.ClickException(str(error)) from error
     defaults = ModelConfig().to_dict()
     changed = {k: v for k, v in loaded.config.to_dict().items() if v != defaults[k]}
+    click.echo(f"model:      {loaded.config.describe()}")
     click.echo(
         f"config ({loaded.provenance['config_origin']}); fields that differ from vggt_1b(): "
         f"{json.dumps(changed) if changed else 'none'}"

@@ -7,6 +7,7 @@ import numpy as np
 from app.common.text import plural
 from app.reconstruct.pipeline import RunResult
 from app.reconstruct.store import Reconstruction
+from vggt_t_mv.weights import layout_name
 
 
 def rig_lines(cameras: list[dict], num_timesteps: int) -> list[str]:
@@ -42,6 +43,15 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
         f"  windows   {len(recon.spans)} x {settings['window']} (stride {settings['stride']}) on {settings['device']}, "
         f"{settings['dtype']}",
     ]
+    model = meta.get("model", {})
+    if model.get("architecture"):
+        weights = "random weights" if model.get("random_weights") else model.get("load_report", "")
+        layout = model.get("checkpoint_layout")
+        lines.append(
+            f"  model     {model['architecture']}"
+            + (f"; checkpoint layout {layout_name(layout)}" if layout else "")
+            + (f"; {weights}" if weights else "")
+        )
     if capture.get("spread_s"):
         spread = capture["spread_s"]
         lines.append(
