@@ -3,12 +3,15 @@ aggregator's layer loop never synchronises host and device."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from vggt_t_mv import VGGTTMV, ModelConfig
+from vggt_t_mv import VGGTTMV, ModelConfig, PageMaskConfig, two_stream_config
 
+TINY_PAGE4D = dataclasses.replace(ModelConfig.tiny(), page4d_mask=PageMaskConfig.fin10(4), external_masks="override")
 SYNCING_CALLS = {"item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__", "nonzero"}
 
 
@@ -31,13 +34,20 @@ def test_refuse_host_sync_catches_a_sync() -> None:
 
 @pytest.mark.parametrize(
     "cfg",
-    [ModelConfig.tiny(), ModelConfig.tiny_two_stream("shared"), ModelConfig.tiny_two_stream("branched")],
-    ids=["single", "shared", "branched"],
+    [
+        ModelConfig.tiny(),
+        ModelConfig.tiny_two_stream("shared"),
+        ModelConfig.tiny_two_stream("branched"),
+        TINY_PAGE4D,
+        two_stream_config(TINY_PAGE4D, "shared"),
+        two_stream_config(TINY_PAGE4D, "branched"),
+    ],
+    ids=["single", "shared", "branched", "page4d", "page4d-shared", "page4d-branched"],
 )
 def test_aggregator_layer_loop_never_syncs(cfg: ModelConfig) -> None:
     model = VGGTTMV(cfg).eval()
     images = torch.rand(1, 2, 2, 3, 28, 42)
-    masks = torch.rand(1, 4, 28, 42) if cfg.two_streams else None
+    masks = torch.rand(1, 4, 28, 42) if cfg.has_dynamic_mask else None
     with torch.no_grad():
         tokens = model.aggregator.embed(images)
         with RefuseHostSync():
@@ -45,9 +55,12 @@ def test_aggregator_layer_loop_never_syncs(cfg: ModelConfig) -> None:
     assert out.geo_layers[-1] is not None
 
 
-def test_batched_shared_streams_equal_running_them_one_after_the_other() -> None:
+@pytest.mark.parametrize(
+    "cfg", [ModelConfig.tiny_two_stream("shared"), two_stream_config(TINY_PAGE4D, "shared")], ids=["vggt", "page4d"]
+)
+def test_batched_shared_streams_equal_running_them_one_after_the_other(cfg: ModelConfig) -> None:
     torch.manual_seed(0)
-    model = VGGTTMV(ModelConfig.tiny_two_stream("shared")).eval()
+    model = VGGTTMV(cfg).eval()
     model.aggregator.set_lambdas(2.0, 3.0)
     images = torch.rand(1, 2, 3, 3, 28, 42)
     with torch.no_grad():
