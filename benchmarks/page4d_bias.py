@@ -11,10 +11,12 @@ PAGE-4D adds ``r_i * c_j`` to the View-SA logits of the camera and register quer
 * ``dense L x L mask``: the explicit ``[B, 1, L, L]`` bias matrix (what vggt_t_mv never builds).
 
 Then the whole aggregator of a PAGE-4D config with its biased layers vs the same config and weights with
-no biased layer. Timings interleave the variants (one call of each per round, median of the rounds).
+no biased layer. Timings interleave the variants (one call of each per round, median of the rounds) and
+count the process's CPU time (``time.process_time``), which a machine shared with other jobs disturbs far
+less than wall time; with ``--threads 1`` it is the work done.
 
-    python benchmarks/page4d_bias.py           # block rows at 3 sizes + aggregators, CPU
-    python benchmarks/page4d_bias.py --quick   # tiny only (used by the tests)
+    python benchmarks/page4d_bias.py --threads 1   # block rows at 3 sizes + aggregators, CPU
+    python benchmarks/page4d_bias.py --quick       # tiny only (used by the tests)
 """
 
 from __future__ import annotations
@@ -37,14 +39,19 @@ from vggt_t_mv.layers.rope import frame_positions, rope_table
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median CPU seconds per call of each function, calling them in turn ``rounds`` times (after a warm-up call
+    that also sets how many calls one sample makes: enough for about 50 ms)."""
+    start = time.process_time()
     for fn in fns.values():
         fn()
+    calls = max(1, int(0.05 * len(fns) / max(time.process_time() - start, 1e-6)))
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
+            start = time.process_time()
+            for _ in range(calls):
+                fn()
+            samples[name].append((time.process_time() - start) / calls)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -108,7 +115,7 @@ def block_rows(name: str, dim: int, heads: int, grid_hw: tuple[int, int], views:
         seconds = interleaved_medians(fns, rounds)
     base = seconds["no bias"]
     for variant, value in seconds.items():
-        print(f"| {name} | L = {length} | {variant} | {value * 1e3:.1f} | {value / base:.3f} |", flush=True)
+        print(f"| {name} | L = {length} | {variant} | {value * 1e3:.2f} | {value / base:.3f} |", flush=True)
 
 
 def aggregator_rows(name: str, cfg: ModelConfig, grid: tuple[int, int], image_hw: tuple[int, int], rounds: int) -> None:
@@ -144,12 +151,15 @@ def aggregator_rows(name: str, cfg: ModelConfig, grid: tuple[int, int], image_hw
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rounds = 1 if args.quick else args.rounds
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, float32")
     print()
-    print("| block | sequence | variant | one View-SA block (ms) | vs no bias |")
+    print("| block | sequence | variant | one View-SA block (CPU ms) | vs no bias |")
     print("|---|---|---|---|---|")
     block_rows("tiny (C=64, 4 heads)", 64, 4, (5, 7), 4, rounds)
     if not args.quick:
@@ -157,7 +167,7 @@ def main() -> None:
         block_rows("1B width (C=1024, 16 heads)", 1024, 16, (21, 37), 4, max(3, rounds // 2))
 
     print()
-    print("| aggregator layer loop | grid, image | variant | seconds | vs no bias | per biased layer pair |")
+    print("| aggregator layer loop | grid, image | variant | CPU seconds | vs no bias | per biased layer pair |")
     print("|---|---|---|---|---|---|")
     tiny = dataclasses.replace(ModelConfig.tiny(), page4d_mask=PageMaskConfig.fin10(4), external_masks="override")
     aggregator_rows("tiny PAGE-4D fin10 (2 of 4 biased)", tiny, (2, 4), (70, 98), rounds)

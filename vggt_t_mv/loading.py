@@ -40,7 +40,7 @@ from vggt_t_mv.weights import (
 )
 from vggt_t_mv.weights import read_state_dict as read_weights
 
-PRESETS = ("vggt_1b", "vggt_t_mv", "tiny", "tiny_two_stream")
+PRESETS = ("vggt_1b", "page4d_fin10", "page4d", "vggt_t_mv", "tiny", "tiny_two_stream")
 DEFAULT_PRESET = "vggt_1b"
 RANDOM_WEIGHTS_SEED = 0
 
