@@ -197,7 +197,7 @@ def test_page4d_checkpoint_without_config_runs_page4d_and_stores_its_mask(tmp_pa
     capture = write_solid_rig(tmp_path / "cap", num_cameras=2, num_timesteps=5, fmt="images")
     args = ["--checkpoint", weights, "--device", "cpu", "--size", 56, "--window", 3, "--stride", 2]
     result = run_cli(capture, "--out", tmp_path / "out", *args)
-    assert "model     PAGE-4D (fin10); checkpoint layout PAGE-4D (fin10) [page4d_fin10]" in result.output
+    assert "model     PAGE-4D (fin10); checkpoint layout page4d_fin10 [PAGE-4D (fin10)]" in result.output
     recon = Reconstruction.open(tmp_path / "out")
     assert recon.meta["model"]["config"]["page4d_mask"]["head"] == "fin10"
     windows = sorted((tmp_path / "out").rglob("dynamic_mask.npy"))

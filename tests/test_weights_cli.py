@@ -16,7 +16,7 @@ def invoke(*args: str):
 def test_inspect_infers_the_config_and_reports_a_complete_load(vggt_fixture_dir: Path) -> None:
     result = invoke(str(vggt_fixture_dir / "weights.safetensors"), "--strict")
     assert result.exit_code == 0, result.output
-    assert "layout VGGT [vggt]" in result.output
+    assert "layout vggt [VGGT]" in result.output
     assert "inferred from the checkpoint's shapes" in result.output
     assert "aggregator.time_blocks" in result.output and "0 unused source tensors" in result.output
 
@@ -30,7 +30,7 @@ def test_inspect_names_the_page4d_layout_of_a_trainer_checkpoint(reference_dir: 
     torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "prev_epoch": 150, "steps": 7}, path)
     result = invoke(str(path), "--strict")
     assert result.exit_code == 0, result.output
-    assert "layout PAGE-4D (fin10) [page4d_fin10]" in result.output
+    assert "layout page4d_fin10 [PAGE-4D (fin10)]" in result.output
     assert "model:      PAGE-4D (fin10)" in result.output and "aggregator.spatial_mask_head" in result.output
     assert "0 unused source tensors" in result.output
 

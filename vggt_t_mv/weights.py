@@ -211,8 +211,8 @@ def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
 
 
 def layout_name(layout: str) -> str:
-    """A layout's name for people: ``PAGE-4D (fin10) [page4d_fin10]``."""
-    return f"{LAYOUT_NAMES.get(layout, layout)} [{layout}]"
+    """A layout's id with its name for people: ``page4d_fin10 [PAGE-4D (fin10)]``."""
+    return f"{layout} [{LAYOUT_NAMES.get(layout, layout)}]"
 
 
 def rename_vggt_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
