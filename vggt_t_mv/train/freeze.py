@@ -1,7 +1,8 @@
 """Freeze policies: which parameters a run trains.
 
 * ``new``: only the parameters with no pretrained source (``LoadReport.new``: lambda_pose / lambda_geo, the
-  SpatialMaskHead, the fusion gate, and stream copies no source filled);
+  SpatialMaskHead, the fusion gate, and stream copies no source filled; PAGE-4D's mask head only when the
+  checkpoint had none: the one in ``checkpoint_150.pt`` is trained and stays frozen under ``new``/``streams``);
 * ``streams``: ``new`` plus everything from layer pair ``L_mid`` (``cfg.stream_split``) on: both streams' blocks
   (``aggregator.{pose,geo}_{time,view}_blocks.*``, or the trunk's own blocks at those layers in ``shared`` mode)
   and the heads that read them (camera, depth, point);
