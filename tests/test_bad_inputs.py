@@ -215,6 +215,30 @@ def test_export_out_below_a_file(template, tmp_path: Path) -> None:
     assert_kept(before, tmp_path)
 
 
+def test_viewer_live_run_out_below_a_file(template, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The viewer's background run reports a bad --out as its message (GUI status and one console line)."""
+    from app.capture.preprocess import PreprocessConfig
+    from app.viewer.live import LiveRun, LiveRunSpec
+    from vggt_t_mv import WeightsSpec
+
+    (tmp_path / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    spec = LiveRunSpec(
+        capture=template[0],
+        out=tmp_path / "notes.txt" / "recon",
+        model=WeightsSpec(config="tiny", random_weights=True),
+        pipeline=PipelineConfig(window=3, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = LiveRun(spec, on_ready=lambda path: None).start()
+        run.thread.join(timeout=120)
+    assert run.state["state"] == "failed" and "notes.txt" in run.state["error"]
+    stderr = capsys.readouterr().err
+    assert "notes.txt" in stderr and "Traceback" not in stderr
+    assert_kept(before, tmp_path)
+
+
 @pytest.mark.parametrize(
     ("fmt", "name"), [("ply", "cloud.ply"), ("glb", "scene.glb"), ("npz", "pred.npz"), ("mesh", "m.obj")]
 )

@@ -8,6 +8,7 @@ is computing; every complete window stays on disk (continue later with ``vggt-mv
 
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.capture.rig import CaptureOptions
-from app.reconstruct.pipeline import PipelineConfig, Progress
+from app.reconstruct.pipeline import PipelineConfig, PipelineError, Progress
 from app.reconstruct.run import prepare_reconstruction
 from vggt_t_mv.loading import WeightsSpec
 
@@ -84,6 +85,9 @@ class LiveRun:
             self._run()
         except (StopRequested, InterruptedError):
             self.state["state"] = f"stopped (complete windows kept in {self.spec.out})"
+        except (ValueError, PipelineError) as error:  # a bad input: its message names the file and the fix
+            self.state["state"], self.state["error"] = "failed", str(error)
+            print(f"error: the run failed: {error}", file=sys.stderr)
         except Exception as error:  # reported in the GUI and on the console, the viewer stays up
             self.state["state"], self.state["error"] = "failed", f"{type(error).__name__}: {error}"
             traceback.print_exc()
