@@ -117,9 +117,10 @@ class RigCapture:
         form, found = discovery.form, discovery.cameras
         if form == "static_images" and len(found) > MAX_STATIC_CAMERAS:
             raise CaptureError(
-                f"capture {path} is a folder of {len(found)} images, read as one static multi-view shot: one model "
-                f"call over {len(found)} cameras (at most {MAX_STATIC_CAMERAS}). If they are one camera's frames over "
-                f"time, move them into a sub-folder ({path / 'cam0'}/); for several cameras, one sub-folder each"
+                f"capture {discovery.folder} is a folder of {len(found)} images, read as one static multi-view shot: "
+                f"one model call over {len(found)} cameras (at most {MAX_STATIC_CAMERAS}). If they are one camera's "
+                f"frames over time, move them into a sub-folder ({discovery.folder / 'cam0'}/); for several cameras, "
+                "one sub-folder each"
             )
         sources: list[CameraSource] = []
         messages: list[str] = list(discovery.warnings)
