@@ -76,7 +76,7 @@ def test_resume_restores_the_exact_state(tmp_path: Path) -> None:
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     reference = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in records] == [r["loss"] for r in reference]
-    state = torch.load(checkpoint_dirs(tmp_path / "resumed")[-1] / "training_state.pt", weights_only=False)
+    state = torch.load(checkpoint_dirs(tmp_path / "resumed")[-1] / "training_state.pt", weights_only=True)
     assert state["step"] == 4 and state["optimizer"]["state"]
 
 

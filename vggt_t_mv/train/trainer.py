@@ -41,6 +41,7 @@ from vggt_t_mv.train.config import ModelSection, OptimConfig, TrainConfig
 from vggt_t_mv.train.dataset import Sample, WindowDataset, build_dataset, collate, noisy_masks
 from vggt_t_mv.train.freeze import FreezeSummary, apply_freeze_policy
 from vggt_t_mv.train.losses import TERM_NAMES, compute_loss
+from vggt_t_mv.train.state import read_training_state, restore_rng_states, rng_states, write_training_state
 from vggt_t_mv.weights import load_pretrained, save_pretrained
 
 STATE_FILE = "training_state.pt"
@@ -168,13 +169,9 @@ def save_checkpoint(out: Path, step: int, model: nn.Module, optimizer, scheduler
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "config": cfg.to_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        },
+        "rng": rng_states(),
     }
-    torch.save(state, temporary / STATE_FILE)
+    write_training_state(temporary / STATE_FILE, state)
     shutil.rmtree(final, ignore_errors=True)
     temporary.rename(final)
     for old in checkpoint_dirs(out)[: -max(cfg.run.keep_last, 1)]:
@@ -183,14 +180,14 @@ def save_checkpoint(out: Path, step: int, model: nn.Module, optimizer, scheduler
 
 
 def load_checkpoint(folder: Path, model: nn.Module, optimizer, scheduler) -> int:
-    """Restore weights, optimizer, schedule and RNG states from a checkpoint folder; returns its step."""
+    """Restore weights, optimizer, schedule and RNG states from a checkpoint folder; returns its step. The state
+    file is read with ``weights_only=True`` (:func:`~vggt_t_mv.train.state.read_training_state`) before anything
+    is changed; a file that needs unpickling is refused with a :class:`TrainingStateError`."""
+    state = read_training_state(folder / STATE_FILE)
     load_pretrained(model, folder, strict=True, checkpoint_layout="ours")
-    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["torch"])
-    np.random.set_state(state["rng"]["numpy"])
-    random.setstate(state["rng"]["python"])
+    restore_rng_states(state["rng"])
     return int(state["step"])
 
 
