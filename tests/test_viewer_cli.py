@@ -55,7 +55,7 @@ def test_listens_on_loopback_only_by_default() -> None:
 
 @needs_proc
 def test_host_option_binds_elsewhere_with_a_warning() -> None:
-    with pytest.warns(UserWarning, match="no authentication"):
+    with pytest.warns(UserWarning, match="access token"):
         viewer = Viewer(ViewerConfig(host="0.0.0.0", port=0, open_browser=False)).start()
     try:
         assert listening_addresses(viewer.port) == {"0.0.0.0"}

@@ -9,10 +9,11 @@
 * nothing: the bundled demo rig (``assets/demo_rig``) with the bundled demo weights (``assets/demo_weights``,
   a ``save_pretrained`` folder) when they exist, else the tiny model with random weights and a notice.
 
-The server binds ``127.0.0.1`` (``--host`` to change; anything else is reachable from the network and viser has
-no authentication, so it warns), serves on ``--port`` (8080, or the next free port), prints the URL and opens a
-browser unless ``--no-browser``. Ctrl-C (or SIGTERM) stops the pipeline after its current window (what is
-written stays, resumable with ``vggt-mv run --resume``) and shuts the server down.
+The server binds ``127.0.0.1`` (``--host`` to change), serves on ``--port`` (8080, or the next free port), prints
+the URL and opens a browser unless ``--no-browser``. Only same-origin pages may connect, and on a non-loopback
+``--host`` only with the random access token in the printed URL (:mod:`app.viewer.access`).
+Ctrl-C (or SIGTERM) stops the pipeline after its current window (what is written stays, resumable with
+``vggt-mv run --resume``) and shuts the server down.
 
 **Point budget.** Every loaded timestep is sent once, both streams (so the stream toggle and time scrubbing only
 flip visibility). The browser holds about 9 bytes per point (float16 xyz + RGB): the default budget of
@@ -28,7 +29,6 @@ this module (:class:`ViewerConfig`, :class:`Viewer`: threads and server). The co
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import socket
 import sys
@@ -44,6 +44,7 @@ import numpy as np
 import viser
 
 from app.reconstruct.store import Reconstruction
+from app.viewer.access import AccessPolicy, install_guard, is_loopback
 from app.viewer.data import CloudSettings, camera_poses
 from app.viewer.ground_truth import ground_truth_view
 from app.viewer.gui import ViewerGui, format_status
@@ -76,16 +77,6 @@ class ViewerConfig:
     ground_truth: Path | None = None  # shown next to a reconstruction folder (app.viewer.ground_truth)
 
 
-def is_loopback(host: str) -> bool:
-    """``host`` names only this machine (``localhost``, ``127.x.y.z``, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class Viewer:
     """The viser server, its scene and GUI, a worker thread (loads timesteps, applies filters, builds the
     background) and a playback thread. ``open(path)`` shows a reconstruction; ``run_live(spec)`` runs the
@@ -109,16 +100,24 @@ class Viewer:
         self._complete = False
         self._camera_set = False
         self.errors: list[str] = []
+        self.access: AccessPolicy | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> Viewer:
         config = self.config
+        self.server = viser.ViserServer(host=config.host, port=config.port, label=config.label, verbose=False)
+        self.access = AccessPolicy.for_host(config.host, self.server.get_port())
+        try:
+            install_guard(self.access.port, self.access)
+        except Exception:
+            self.server.stop()
+            raise
         if not is_loopback(config.host):
             warnings.warn(
-                f"--host {config.host}: the viewer is reachable from other machines and has no authentication",
+                f"--host {config.host}: the viewer is reachable from other machines; only URLs with its access "
+                "token (printed with the URL) are served",
                 stacklevel=2,
             )
-        self.server = viser.ViserServer(host=config.host, port=config.port, label=config.label, verbose=False)
         self.server.scene.set_up_direction("-y")  # OpenCV world: y points down
         self.gui = ViewerGui(self.server, self)
         for target, name in ((self._worker, "vggt-mv-viewer-worker"), (self._player, "vggt-mv-viewer-playback")):
@@ -139,7 +138,8 @@ class Viewer:
         host = self.config.host
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         shown = f"[{shown}]" if ":" in shown else shown
-        return f"http://{shown}:{self.port}"
+        suffix = "" if self.access is None else self.access.url_suffix()
+        return f"http://{shown}:{self.port}{suffix}"
 
     def open(self, path: str | Path) -> None:
         """Show the reconstruction in ``path`` (complete or being written)."""
