@@ -186,7 +186,8 @@ def test_existing_output_is_refused_unless_overwrite_and_writes_are_atomic(recon
     assert out.read_bytes() == before
     export_reconstruction(recon, "ply", Selection(timesteps=(1,)), out, ExportOptions(overwrite=True))
     assert out.read_bytes() != before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ply"]  # no temporary file left
+    # the output and its marker (app.export.ownership), no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.ply.vggt-mv-export.json", "c.ply"]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

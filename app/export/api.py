@@ -34,8 +34,10 @@ Formats (details in each writer's docstring):
   (timestep, camera) frames in (t, n) order) plus ``dynamic_mask``, ``timestep``, ``camera``, ``camera_names``,
   ``mask`` (the selection's pixel filter), ``stream``. Dense maps: ``voxel`` does not apply.
 
-Every file is written atomically (temporary name, then rename); an existing output is refused unless
-``overwrite``; a selection that keeps nothing raises :class:`~app.export.selection.ExportError` and writes nothing.
+Every file is written atomically (temporary name, then rename) and marked as this tool's
+(:mod:`app.export.ownership`); an existing output is refused unless ``overwrite``, and ``overwrite`` replaces only
+an unchanged export of this tool, never anything else; an output equal to, inside or containing the reconstruction
+is always refused; a selection that keeps nothing raises :class:`~app.export.selection.ExportError` and writes nothing.
 
 CLI: ``vggt-mv export RECON --format {ply,glb,mesh,colmap,npz,splat} --out PATH [...]`` (:mod:`app.cli.export`).
 """
@@ -52,6 +54,7 @@ from app.common.paths import file_ancestor
 from app.export.colmap import ColmapOptions, write_colmap
 from app.export.formats import GlbOptions, check_outputs, npz_arrays, write_glb, write_npz, write_ply, write_splats
 from app.export.mesh import MeshOptions, check_mesh_path, grid_mesh, poisson_mesh, write_mesh
+from app.export.ownership import check_not_the_reconstruction, write_marker
 from app.export.selection import (
     DYNAMIC_THRESHOLD,
     ExportError,
@@ -189,11 +192,14 @@ def export_reconstruction(
     timesteps = selection.resolve_timesteps(recon)
     selection.resolve_cameras(recon)
     outputs = output_paths(out, timesteps, options.merge)
+    for _, path in outputs:
+        check_not_the_reconstruction(path, recon.root)
     check_outputs([path for _, path in outputs], options.overwrite)
     written = []
     for group, path in outputs:
         try:
             _export_one(recon, fmt, dataclasses.replace(selection, timesteps=tuple(group)), path, options)
+            write_marker(path, fmt, recon.root)
         except OSError as error:  # disk full, read-only folder...: the writers leave no partial file
             done = f"; already written: {', '.join(map(str, written))}" if written else ""
             raise ExportError(

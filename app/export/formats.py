@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.export.ownership import check_replaceable
 from app.export.selection import ExportError, Frames, PointSet
 from app.export.splat import SplatOptions, lift_pixels, write_splat_ply
 
@@ -47,10 +48,9 @@ def _temp_sibling(path: Path) -> Path:
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:
-    """Refuse (before anything is written) when an output exists and ``overwrite`` is off, or a parent is missing."""
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise ExportError(f"output exists: {', '.join(existing)}; pass --overwrite to replace it")
+    """Refuse (before anything is written) when an output exists and ``overwrite`` is off or it is not an unchanged
+    export of this tool (:mod:`app.export.ownership`), or a parent is missing."""
+    check_replaceable(paths, overwrite)
     for path in paths:
         if not path.parent.is_dir():
             raise ExportError(f"the folder of {path} does not exist; create it first")
