@@ -7,15 +7,25 @@ unchanged.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
+from app.capture.preprocess import PreprocessConfig
 from app.cli.export import export_command
+from app.cli.main import main
 from app.export.ownership import MARKER_NAME
+from app.reconstruct import reconstruct
+from app.reconstruct.pipeline import PipelineConfig
+from app.reconstruct.store import Reconstruction
+from tests.capture_helpers import write_solid_rig
 from tests.helpers.files import tree_digest
 from tests.test_viewer_support import make_reconstruction
+from vggt_t_mv import WeightsSpec
 
 FILE_FORMATS = {"ply": "out.ply", "glb": "out.glb", "mesh": "out.obj", "npz": "out.npz", "colmap": "out_model"}
 
@@ -115,3 +125,96 @@ def test_export_never_writes_into_or_over_the_reconstruction(tmp_path: Path, fmt
     result = export(root, fmt, out, "--overwrite")
     refused(result, str(out), str(root))
     assert tree_digest(tmp_path) == before
+
+
+# ------------------------------------------------------------------------------------ 10. exact --rigid-rig resume
+RUN = ["--config", "tiny", "--random-weights", "--device", "cpu", "--size", "56", "--window", "4", "--stride", "2"]
+
+
+def run_cli(*args: object) -> Result:
+    return CliRunner().invoke(main, ["run", *map(str, args)])
+
+
+def ran(result: Result) -> Result:
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def rig_capture(tmp_path_factory) -> Path:
+    return write_solid_rig(tmp_path_factory.mktemp("rig") / "cap", num_cameras=3, num_timesteps=9, fmt="images")
+
+
+@pytest.fixture(scope="module")
+def rigid_reference(rig_capture: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rigid") / "full"
+    ran(run_cli(rig_capture, "--out", out, *RUN, "--rigid-rig"))
+    return out
+
+
+def assert_same_reconstruction(reference: Path, other: Path) -> None:
+    full, resumed = Reconstruction.open(reference), Reconstruction.open(other)
+    assert resumed.is_complete and resumed.spans == full.spans
+    for name in full.array_names():
+        assert np.array_equal(full.load(name), resumed.load(name)), name
+    timing = "model_seconds"  # the one thing that may differ
+    strip = lambda entries: [{k: v for k, v in e.items() if k != timing} for e in entries]  # noqa: E731
+    assert strip(full.meta["alignment"]) == strip(resumed.meta["alignment"])
+    assert full.meta["rig"] == resumed.meta["rig"]
+
+
+def _interrupt(capture: Path, out: Path, after_window: int, rigid: bool = True) -> None:
+    config = PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56), rigid_rig=rigid)
+
+    def stop(index: int) -> None:
+        if index == after_window:
+            raise KeyboardInterrupt
+
+    with pytest.warns(UserWarning, match="untrained"), pytest.raises(KeyboardInterrupt):
+        reconstruct(capture, out, WeightsSpec(config="tiny", random_weights=True), config, on_window=stop)
+
+
+def test_resuming_a_finished_rigid_run_changes_nothing(rig_capture: Path, rigid_reference: Path, tmp_path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(rigid_reference, copy)
+    ran(run_cli(rig_capture, "--out", copy, *RUN, "--rigid-rig", "--resume"))
+    assert_same_reconstruction(rigid_reference, copy)
+
+
+def test_kill_during_the_rigid_pass_then_resume_is_exact(rig_capture, rigid_reference, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "part"
+    calls = []
+    original = Reconstruction.replace_arrays
+
+    def killed_on_the_second_window(self, index, arrays):
+        calls.append(index)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        original(self, index, arrays)
+
+    monkeypatch.setattr(Reconstruction, "replace_arrays", killed_on_the_second_window)
+    _interrupt(rig_capture, out, after_window=-1)
+    monkeypatch.undo()
+    assert calls == [0, 1] and not Reconstruction.open(out).is_complete
+    ran(run_cli(rig_capture, "--out", out, *RUN, "--rigid-rig", "--resume"))
+    assert_same_reconstruction(rigid_reference, out)
+
+
+def test_kill_between_a_window_rename_and_the_meta_update_keeps_its_alignment(
+    rig_capture: Path, rigid_reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "part"
+    _interrupt(rig_capture, out, after_window=1)
+    meta_path = out / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert [a["index"] for a in meta["alignment"]] == [0, 1]
+    meta["alignment"] = meta["alignment"][:1]  # window 1 renamed into place, meta.json not updated yet
+    meta_path.write_text(json.dumps(meta))
+    windows_before = tree_digest(out / "windows")
+    result = ran(run_cli(rig_capture, "--out", out, *RUN, "--rigid-rig", "--resume"))
+    assert "window 3/" in result.output  # windows 0 and 1 were kept, not recomputed
+    assert_same_reconstruction(rigid_reference, out)
+    kept = tree_digest(out / "windows")
+    rigid_pass = ("extrinsics.npy", "intrinsics.npy", "world_points_from_depth.npy")  # what --rigid-rig rewrites
+    untouched = {name: digest for name, digest in windows_before.items() if not name.endswith(rigid_pass)}
+    assert untouched and all(kept[name] == digest for name, digest in untouched.items())

@@ -501,7 +501,13 @@ def _finish(recon: Reconstruction, capture: RigCapture, plan: RunPlan, config: P
     extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
     report: dict = {"diagnostics": rig_diagnostics(extrinsics, intrinsics, names)}
     if config.rigid_rig and len(names) > 1:
-        stored = recon.meta.get("rig", {}).get("rigid")
+        # The pass is idempotent (it rebuilds every camera from camera 0, which it leaves exactly as it is), so a
+        # resume after a kill during or after it gives the same arrays; the diagnostics stay those measured
+        # before it.
+        earlier = recon.meta.get("rig") or {}
+        stored = earlier.get("rigid")
+        if stored is not None and "diagnostics" in earlier:
+            report["diagnostics"] = earlier["diagnostics"]
         if stored is None:
             _, rigid_intrinsics, rig = rigid_rig(extrinsics, intrinsics)
             stored = {"camera_from_camera0": rig.tolist(), "intrinsics": rigid_intrinsics[0].tolist()}

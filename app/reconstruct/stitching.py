@@ -408,7 +408,8 @@ def rigid_rig(extrinsics: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarra
     rel = relative_poses(extrinsics.astype(np.float64))
     num_cameras = extrinsics.shape[1]
     rig = np.zeros((num_cameras, 3, 4))
-    for n in range(num_cameras):
+    rig[0, :, :3] = np.eye(3)  # exactly: camera 0 stays as it is, so applying the rig twice changes nothing
+    for n in range(1, num_cameras):
         rig[n, :, :3] = mean_rotation(rel[:, n, :, :3])
         rig[n, :, 3] = rel[:, n, :, 3].mean(0)
     rot0, trans0 = extrinsics[:, :1, :, :3].astype(np.float64), extrinsics[:, :1, :, 3].astype(np.float64)

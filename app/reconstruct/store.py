@@ -459,9 +459,12 @@ class Reconstruction:
 
     def discard_incomplete(self) -> None:
         """Remove temporary folders and windows past the complete prefix (before resuming)."""
-        keep = {r.path.name for r in self.windows(refresh=True)}
+        complete = self.windows(refresh=True)
+        keep = {r.path.name for r in complete}
         for entry in (self.root / "windows").iterdir():
             if entry.name not in keep:
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        self.meta["alignment"] = self.meta.get("alignment", [])[: len(keep)]
+        # rebuilt from each window's own window.json (written before its rename): a kill between a window's
+        # rename and the meta.json update loses no alignment entry
+        self.meta["alignment"] = [dict(record.info) for record in complete]
         self.save_meta()
