@@ -266,7 +266,16 @@ class RigCapture:
             try:
                 readers = [s.frames(self.frame_index[timesteps, n]) for n, s in enumerate(self.sources)]
                 for t in timesteps:
-                    item = (t, [next(reader) for reader in readers])
+                    try:
+                        item = (t, [next(reader) for reader in readers])
+                    except CaptureError as error:  # say which --end stops before the frame that failed
+                        end = int(self.timestep_ids[t])
+                        text = str(error)
+                        text += f" {end}" if text.endswith("--end") else f"; to stop before it, pass --end {end}"
+                        raise CaptureError(
+                            f"{text} (timestep {end} is the first that cannot be read; add --resume to keep the "
+                            "windows already done)"
+                        ) from error
                     while not stop.is_set():
                         try:
                             buffer.put(item, timeout=0.1)

@@ -70,7 +70,7 @@ class CameraSource:
     def describe(self) -> dict:
         return {
             "name": self.name,
-            "path": str(self.path),
+            "path": str(Path(self.path).resolve()),  # absolute: the same capture however it was named
             "kind": self.kind,
             "frames": self.num_frames,
             "fps": self.fps,

@@ -25,6 +25,7 @@ prefetch queue) is held in memory, so memory does not grow with the capture's le
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from app.capture.preprocess import (
     resolve_preprocess,
 )
 from app.capture.rig import RigCapture
+from app.reconstruct.lock import RunLock
 from app.reconstruct.stitching import (
     Sim3,
     align_window,
@@ -54,7 +56,7 @@ from app.reconstruct.stitching import (
     rigid_rig,
     window_spans,
 )
-from app.reconstruct.store import Reconstruction, ReconstructionError
+from app.reconstruct.store import LOCK_NAME, Reconstruction, ReconstructionError
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.geometry import depth_to_world_points, pose_encoding_to_extri_intri
 
@@ -238,28 +240,86 @@ def _identity(meta: dict) -> dict:
     return json.loads(json.dumps({"capture": capture, **{k: meta.get(k) for k in _IDENTITY_KEYS}}))
 
 
-def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> tuple[Reconstruction, int]:
-    """Create the output reconstruction or reopen it for ``--resume``; returns it and the first window to run."""
-    out = Path(out)
-    if resume and (out / "meta.json").is_file():
-        recon = Reconstruction.open(out, damaged_ok=True)
-        old, new = _identity(recon.meta), _identity(meta)
-        if old != new:
+# what only changes how many timesteps a capture selects (``--end``, ``--max-frames``; a truncated video)
+_LENGTH_KEYS = ("selection", "num_timesteps", "timestep_ids", "frame_index", "times", "spread_s")
+
+
+def _kept_prefix(recon: Reconstruction, old: dict, new: dict) -> int | None:
+    """How many complete windows of ``recon`` (identity ``old``) a run with identity ``new`` can keep when the
+    two differ only in the number of selected timesteps: the windows with the same span and the same frames in
+    both. None when they differ in anything else."""
+    if any(old.get(k) != new.get(k) for k in new if k not in ("capture", "spans")):
+        return None
+    same = lambda capture: {k: v for k, v in capture.items() if k not in _LENGTH_KEYS}  # noqa: E731
+    selection = lambda capture: {k: capture["selection"][k] for k in ("start", "every")}  # noqa: E731
+    if same(old["capture"]) != same(new["capture"]) or selection(old["capture"]) != selection(new["capture"]):
+        return None
+    kept = 0
+    for record in recon.windows(refresh=True):
+        begin, end = record.span
+        if record.index >= len(new["spans"]) or tuple(new["spans"][record.index]) != (begin, end):
+            break
+        if any(
+            old["capture"][key][begin:end] != new["capture"][key][begin:end] for key in ("timestep_ids", "frame_index")
+        ):
+            break
+        kept += 1
+    return kept
+
+
+def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
+    """``--resume``: reopen ``out``, check it was made by the same run (or one selecting more or fewer timesteps
+    of the same capture: the windows both share are kept), drop what is incomplete."""
+    recon = Reconstruction.open(out, damaged_ok=True)
+    old, new = _identity(recon.meta), _identity(meta)
+    if old != new:
+        kept = _kept_prefix(recon, old, new)
+        if kept is None:
             differ = sorted(k for k in new if old.get(k) != new.get(k))
             raise ReconstructionError(
                 f"--resume: {out} was made from a different run (differs in: {', '.join(differ)}); "
                 "use the same capture, weights and options, or pass --overwrite to start again"
             )
-        if recon.damage_problem is not None:  # never "complete": the damaged window and the ones after it rerun
-            message = f"{recon.damage_problem}: windows {len(recon.windows())}.. are computed again"
-            warnings.warn(message, PipelineWarning, stacklevel=2)
-        recon.discard_incomplete()
-        recon.meta["status"] = "running"
-        recon.save_meta()
-        return recon, len(recon.windows(refresh=True))
-    if resume and out.exists() and any(out.iterdir()) and not overwrite:
-        raise ReconstructionError(f"--resume: {out} holds no reconstruction to resume (no meta.json)")
-    return Reconstruction.create(out, meta, overwrite=overwrite), 0
+        for record in recon.windows()[kept:]:
+            shutil.rmtree(record.path)
+        for key in ("capture", "spans", "num_timesteps_planned"):
+            recon.meta[key] = meta[key]
+        warnings.warn(
+            f"--resume: the capture now selects {meta['num_timesteps_planned']} timesteps "
+            f"({old['capture']['num_timesteps']} before); {kept} complete window(s) are kept",
+            PipelineWarning,
+            stacklevel=3,
+        )
+    if recon.damage_problem is not None:  # never "complete": the damaged window and the ones after it rerun
+        message = f"{recon.damage_problem}: windows {len(recon.windows())}.. are computed again"
+        warnings.warn(message, PipelineWarning, stacklevel=3)
+    recon.discard_incomplete()
+    recon.meta["status"] = "running"
+    recon.save_meta()
+    return recon, len(recon.windows(refresh=True))
+
+
+def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> tuple[Reconstruction, int]:
+    """Create the output reconstruction or reopen it for ``--resume``; returns it and the first window to run.
+
+    The folder is locked first (:class:`~app.reconstruct.lock.RunLock`, held by ``recon.lock`` until
+    :func:`run_pipeline` ends or the process exits): a second run on the same ``--out`` is refused before it reads,
+    writes or deletes anything."""
+    out = Path(out)
+    if resume and out.exists() and not (out / "meta.json").is_file():
+        if any(e.name != LOCK_NAME for e in out.iterdir()) and not overwrite:
+            raise ReconstructionError(f"--resume: {out} holds no reconstruction to resume (no meta.json)")
+    lock = RunLock.acquire(out)
+    try:
+        if resume and (out / "meta.json").is_file():
+            recon, first = _reopen(out, meta)
+        else:
+            recon, first = Reconstruction.create(out, meta, overwrite=overwrite), 0
+    except BaseException:
+        lock.release()
+        raise
+    recon.lock = lock
+    return recon, first
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -341,18 +401,19 @@ def run_pipeline(
     None.
     """
     dist = dist or DistContext()
-    model = model.to(plan.device).eval()
-    mask_sources = None if config.masks is None else open_masks(config.masks, capture)
     messages: list[str] = []
     spans = plan.spans
     mine = [w for w in range(first_window, len(spans)) if w % dist.world_size == dist.rank]
     start_t = spans[mine[0]][0] if mine else capture.num_timesteps
-    frames = capture.iter_timesteps(range(start_t, capture.num_timesteps), prefetch=config.prefetch)
     cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
-    started = time.perf_counter()
     done_timesteps = spans[first_window - 1][1] if first_window > 0 else 0
     new_timesteps = 0
+    frames = None
     try:
+        model = model.to(plan.device).eval()
+        mask_sources = None if config.masks is None else open_masks(config.masks, capture)
+        frames = capture.iter_timesteps(range(start_t, capture.num_timesteps), prefetch=config.prefetch)
+        started = time.perf_counter()
         for round_start in range(first_window, len(spans), dist.world_size):
             w = round_start + dist.rank
             payload = (
@@ -388,12 +449,15 @@ def run_pipeline(
                             (capture.num_timesteps - done_timesteps) / max(rate, 1e-9),
                         )
                     )
+        if not dist.is_main:
+            return None
+        seconds = time.perf_counter() - started
+        _finish(recon, capture, plan, config, messages)
     finally:
-        frames.close()
-    if not dist.is_main:
-        return None
-    seconds = time.perf_counter() - started
-    _finish(recon, capture, plan, config, messages)
+        if frames is not None:
+            frames.close()
+        if recon is not None and recon.lock is not None:
+            recon.lock.release()
     for message in messages:
         warnings.warn(message, PipelineWarning, stacklevel=2)
     return RunResult(

@@ -59,6 +59,9 @@ OPTIONAL_ARRAYS = ("dynamic_mask",)
 STREAMS = {"geo": ("world_points", "world_points_conf"), "pose": ("world_points_from_depth", "depth_conf")}
 
 
+LOCK_NAME = ".vggt-mv.lock"  # held by the run writing the folder (app.reconstruct.lock); never deleted by it
+
+
 class ReconstructionError(ValueError):
     """A reconstruction folder that cannot be used as asked; the message says why and what to do."""
 
@@ -173,12 +176,19 @@ class Reconstruction:
         self._windows: list[WindowRecord] | None = None
         self._checked: dict[int, tuple] = {}  # window index -> what was checked (window.json identity)
         self.damage_problem: str | None = None  # why the window after the complete ones cannot be read (file + what)
+        self.lock = None  # the writer's app.reconstruct.lock.RunLock while a run holds it
 
     # ----------------------------------------------------------------------------- open / create
     @staticmethod
     def exists(root: str | Path) -> bool:
         """``root`` holds a reconstruction (its ``meta.json``); says nothing about whether it opens."""
         return (Path(root) / "meta.json").is_file()
+
+    @staticmethod
+    def has_complete_window(root: str | Path) -> bool:
+        """``root/windows`` holds a committed window (``window.json`` of window 0): data a new run must not
+        silently replace."""
+        return (Path(root) / "windows" / _window_dir_name(0) / "window.json").is_file()
 
     @classmethod
     def open(cls, root: str | Path, *, damaged_ok: bool = False) -> Reconstruction:
@@ -217,22 +227,26 @@ class Reconstruction:
     @classmethod
     def create(cls, root: str | Path, meta: dict, *, overwrite: bool = False) -> Reconstruction:
         """Start a new reconstruction in ``root`` (absent or empty; an existing reconstruction only with
-        ``overwrite``; a non-empty folder that is not a reconstruction is never touched)."""
+        ``overwrite``, or when it holds no complete window (a run that failed before its first window); a
+        non-empty folder that is not a reconstruction is never touched). The lock file of the run calling this
+        (:data:`LOCK_NAME`) is kept."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise ReconstructionError(f"output {root} is a file; pass a folder path with --out")
-        if root.exists() and any(root.iterdir()):
+        entries = [e for e in root.iterdir() if e.name != LOCK_NAME] if root.exists() else []
+        if entries:
             if not (root / "meta.json").is_file():
                 raise ReconstructionError(
                     f"output folder {root} is not empty and holds no reconstruction; choose another --out "
                     "(vggt-mv never deletes folders it did not write)"
                 )
-            if not overwrite:
+            if not overwrite and cls.has_complete_window(root):
                 raise ReconstructionError(
                     f"output folder {root} already holds a reconstruction; pass --resume to continue it, "
                     "--overwrite to replace it, or choose another --out"
                 )
-            shutil.rmtree(root)
+            for entry in entries:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         blocker = file_ancestor(root)
         if blocker is not None:
             raise ReconstructionError(f"output {root} is below {blocker}, which is a file; choose another --out")
@@ -288,6 +302,17 @@ class Reconstruction:
             return self.meta.get("status")  # being replaced right now: ask again later
         self.meta["status"] = status
         return status
+
+    def replaced(self) -> bool:
+        """The folder no longer holds the reconstruction this object read: its ``meta.json`` is gone or belongs to
+        another run (``created`` differs; ``vggt-mv run --overwrite`` replaced it)."""
+        try:
+            current = json.loads((self.root / "meta.json").read_text())
+        except FileNotFoundError:
+            return True
+        except (OSError, json.JSONDecodeError):
+            return False  # being replaced right now: ask again later
+        return current.get("created") != self.meta.get("created")
 
     def windows(self, refresh: bool = False) -> list[WindowRecord]:
         """The complete windows, in order (the longest run 0, 1, 2, ... that exists on disk)."""

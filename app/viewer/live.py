@@ -3,11 +3,12 @@
 :class:`LiveRun` prepares the run (:func:`app.reconstruct.run.prepare_reconstruction`: capture, model, output), tells
 the viewer where it is (``on_ready``) and runs it. After each committed window it
 wakes the viewer (``on_window``) and reports progress. :meth:`LiveRun.stop` asks it to stop after the window it
-is computing; every complete window stays on disk (continue later with ``vggt-mv run --resume``).
+is computing; every complete window stays on disk (continue later with the command :func:`resume_command` makes).
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 import threading
 import traceback
@@ -39,6 +40,27 @@ class LiveRunSpec:
     capture_options: CaptureOptions = field(default_factory=CaptureOptions)
     resume: bool = False
     overwrite: bool = False
+
+
+def resume_command(spec: LiveRunSpec, settings: dict) -> str:
+    """The ``vggt-mv run ... --resume`` command that continues ``spec``'s run where it stopped: the same capture,
+    output and weights, and the run's resolved ``settings`` (meta.json: window, stride, size, mode, device, dtype),
+    so that ``--resume`` finds nothing different."""
+    words = ["vggt-mv", "run", str(Path(spec.capture).resolve()), "--out", str(Path(spec.out).resolve())]
+    model = spec.model
+    if isinstance(model.config, str | Path):
+        words += ["--config", str(model.config)]
+    for flag, path in (("--checkpoint", model.checkpoint), ("--pi3", model.pi3)):
+        if path is not None:
+            words += [flag, str(Path(path).resolve())]
+    if model.random_weights:
+        words.append("--random-weights")
+    for key in ("window", "stride", "size", "mode", "device", "dtype"):
+        words += [f"--{key}", str(settings[key])]
+    if spec.capture_options.max_frames is not None:
+        words += ["--max-frames", str(spec.capture_options.max_frames)]
+    words.append("--resume")
+    return shlex.join(words)
 
 
 def demo_weights_available(folder: Path = DEMO_WEIGHTS) -> bool:
