@@ -8,24 +8,29 @@ unchanged.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner, Result
 
 from app.capture.preprocess import PreprocessConfig
 from app.cli.export import export_command
 from app.cli.main import main
 from app.export.ownership import MARKER_NAME
-from app.reconstruct import reconstruct
+from app.reconstruct import prepare_reconstruction, reconstruct
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.store import Reconstruction
-from tests.capture_helpers import write_solid_rig
+from app.viewer.live import LiveRunSpec
+from app.viewer.server import Viewer, ViewerConfig, serve_until_interrupted
+from tests.capture_helpers import solid_frames, write_solid_rig, write_video
 from tests.helpers.files import tree_digest
 from tests.test_viewer_support import make_reconstruction
-from vggt_t_mv import WeightsSpec
+from vggt_t_mv import VGGTTMV, ModelConfig, WeightsSpec, save_pretrained
 
 FILE_FORMATS = {"ply": "out.ply", "glb": "out.glb", "mesh": "out.obj", "npz": "out.npz", "colmap": "out_model"}
 
@@ -218,3 +223,136 @@ def test_kill_between_a_window_rename_and_the_meta_update_keeps_its_alignment(
     rigid_pass = ("extrinsics.npy", "intrinsics.npy", "world_points_from_depth.npy")  # what --rigid-rig rewrites
     untouched = {name: digest for name, digest in windows_before.items() if not name.endswith(rigid_pass)}
     assert untouched and all(kept[name] == digest for name, digest in untouched.items())
+
+
+# ------------------------------------------------------------------------------------------------- 11. resume
+def test_resume_takes_the_same_capture_by_relative_or_absolute_path(rig_capture: Path, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "part"
+    monkeypatch.chdir(rig_capture.parent)
+    _interrupt(Path(rig_capture.name), out, after_window=0, rigid=False)  # "cap", relative
+    kept = tree_digest(out / "windows" / "00000")
+    result = ran(run_cli(rig_capture.resolve(), "--out", out, *RUN, "--resume"))
+    assert "resuming" in result.output and tree_digest(out / "windows" / "00000") == kept
+    assert Reconstruction.open(out).is_complete
+
+
+def _weights_folder(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    save_pretrained(VGGTTMV(ModelConfig.tiny()), folder)
+    return folder
+
+
+def test_resume_with_other_weights_in_a_save_pretrained_folder_is_refused(rig_capture: Path, tmp_path) -> None:
+    first = _weights_folder(tmp_path / "weights", seed=1)
+    args = RUN[3:]  # device, size and window options; no --config / --random-weights
+    out = tmp_path / "recon"
+    assert run_cli(rig_capture, "--out", out, "--checkpoint", first, *args, "--max-frames", 4).exit_code == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert len(meta["model"]["checkpoint_sha256"]) == 64 and meta["model"]["checkpoint_kind"] == "folder"
+    shutil.rmtree(first)
+    _weights_folder(first, seed=2)  # the same folder now holds other weights
+    before = tree_digest(out)
+    refused(run_cli(rig_capture, "--out", out, "--checkpoint", first, *args, "--max-frames", 4, "--resume"), "model")
+    assert tree_digest(out) == before
+
+
+def test_the_command_printed_after_a_viewer_ctrl_c_continues_the_run(rig_capture: Path, tmp_path: Path) -> None:
+    spec = LiveRunSpec(
+        capture=rig_capture,
+        out=tmp_path / "live",
+        model=WeightsSpec(config="tiny", random_weights=True),
+        pipeline=PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
+    )
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
+    with pytest.warns(UserWarning, match="untrained"):
+        live = viewer.run_live(spec)
+        assert viewer.wait_until(lambda: (live.state.get("windows") or (0, 0))[0] >= 1, 120)
+        lines: list[str] = []
+        serve_until_interrupted(viewer, exit_after=0.01, log=lines.append)  # as Ctrl-C
+    (command,) = [line.split(": ", 1)[1] for line in lines if line.startswith("continue it with")]
+    words = shlex.split(command)
+    assert words[:2] == ["vggt-mv", "run"] and words[-1] == "--resume"
+    kept = tree_digest(spec.out / "windows" / "00000")
+    result = ran(CliRunner().invoke(main, words[1:]))
+    assert "resuming" in result.output
+    assert Reconstruction.open(spec.out).is_complete and tree_digest(spec.out / "windows" / "00000") == kept
+
+
+def _truncated_rig(folder: Path, num_timesteps: int = 11) -> Path:
+    """Two MJPG cameras; cam1's file is cut so that its header still says ``num_timesteps`` frames but only the
+    first few decode."""
+    folder.mkdir(parents=True)
+    for k in range(2):
+        write_video(folder / f"cam{k}.avi", solid_frames(k, num_timesteps))
+    data = (folder / "cam1.avi").read_bytes()
+    (folder / "cam1.avi").write_bytes(data[: int(len(data) * 0.85)])
+    return folder
+
+
+def test_after_a_truncated_video_the_suggested_end_resumes(tmp_path: Path) -> None:
+    capture, out = _truncated_rig(tmp_path / "cap"), tmp_path / "recon"
+    result = run_cli(capture, "--out", out, *RUN)
+    refused(result, "cam1.avi", "--end", "--resume")
+    end = re.search(r"--end (\d+)", result.output).group(1)
+    kept = tree_digest(out / "windows")
+    assert kept  # the windows before the broken frame are on disk
+    result = ran(run_cli(capture, "--out", out, *RUN, "--end", end, "--resume"))
+    assert "resuming" in result.output or "kept" in result.output
+    resumed = Reconstruction.open(out)
+    assert resumed.is_complete and resumed.num_timesteps == int(end)
+    survived = tree_digest(out / "windows")
+    assert all(survived.get(name) == digest for name, digest in kept.items() if name.endswith(".npy"))
+    ran(run_cli(capture, "--out", tmp_path / "straight", *RUN, "--end", end))
+    straight = Reconstruction.open(tmp_path / "straight")
+    for name in straight.array_names():
+        assert np.array_equal(straight.load(name), resumed.load(name)), name
+
+
+def test_a_run_that_failed_before_its_first_window_does_not_block_its_out(rig_capture: Path, tmp_path: Path) -> None:
+    masks = tmp_path / "masks"
+    shutil.copytree(rig_capture / "cam0", masks / "cam0")  # masks for one camera of three
+    out = tmp_path / "recon"
+    refused(run_cli(rig_capture, "--out", out, *RUN, "--masks", masks), str(masks), "cam1")
+    assert not Reconstruction.has_complete_window(out)
+    ran(run_cli(rig_capture, "--out", out, *RUN))  # the same --out, no --overwrite needed
+    assert Reconstruction.open(out).is_complete
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(rig_capture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "recon"
+    with pytest.warns(UserWarning, match="untrained"):
+        first = prepare_reconstruction(
+            rig_capture,
+            out,
+            WeightsSpec(config="tiny", random_weights=True),
+            PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
+        )
+    before = tree_digest(out)
+    for flag in ("--overwrite", "--resume"):
+        refused(run_cli(rig_capture, "--out", out, *RUN, flag), str(out), "another vggt-mv run")
+        assert tree_digest(out) == before
+    first.run()
+    assert Reconstruction.open(out).is_complete
+    ran(run_cli(rig_capture, "--out", out, *RUN, "--overwrite"))  # the lock went with the first run
+
+
+# ------------------------------------------------------------------------------ 12. a viewer on a replaced folder
+def test_a_viewer_on_a_reconstruction_replaced_by_overwrite_drops_the_old_data(tmp_path: Path) -> None:
+    root = tmp_path / "recon"
+    make_reconstruction(root, 6, 3, (24, 32))
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
+    try:
+        viewer.open(root)
+        assert viewer.wait_until(viewer.idle, 30)
+        old_scene = viewer.scene
+        assert old_scene.timesteps
+        shutil.rmtree(root)  # what `vggt-mv run --overwrite` does first
+        assert viewer.wait_until(lambda: viewer.scene is None, 30)
+        assert not old_scene.timesteps and not old_scene.node_names()  # every old node was removed
+        assert "was deleted or replaced" in viewer._status()
+        make_reconstruction(root, 4, 2, (24, 32))  # the new run's reconstruction
+        assert viewer.wait_until(lambda: viewer.scene is not None and viewer.idle(), 30)
+        assert viewer.recon.num_timesteps == 4 and viewer.recon.num_cameras == 2
+        assert "showing the new reconstruction" in viewer._status()
+    finally:
+        viewer.stop()

@@ -28,6 +28,11 @@ outwards from it; the others are removed): at most that many times the point bud
 
 :meth:`ViewerScene.next_job` hands the background worker the most useful piece of work first (the current
 timestep and stream, then outwards).
+
+**Memory bound.** Only :attr:`SceneLimits.max_loaded_timesteps` timesteps around the slider are held (their nodes
+in viser's message buffer and here); the worker evicts the others (removing a node drops its data from viser's
+buffer) and loads them again when the slider gets there, so the server's memory does not grow with the length
+of the reconstruction (``benchmarks/viewer_memory.py``).
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class SceneLimits:
     background_voxel: float = 0.01  # times the scene scale
     background_max_points: int = 300_000
     splat_timesteps: int = 4  # splat mode: timesteps around the current one that hold splats
+    max_loaded_timesteps: int = 48  # kept around the slider; the others are evicted (module docstring)
 
 
 @dataclass
@@ -236,13 +242,30 @@ class ViewerScene:
             if self.scale is None and num_timesteps > 0:
                 self.scale = scene_scale(self.recon, 0)
 
-    def next_job(self) -> tuple[str, int, str] | None:
-        """The most useful work left: ``("drop_splats", t, stream)`` (splats no longer wanted),
-        ``("timestep", t, stream)``, ``("splats", t, stream)``, ``("tint", t, stream)``, ``("trajectories", 0,
-        "")``, ``("background", 0, "")``, or None. Order: dropping splats, then the active stream from the current
-        timestep outwards, trajectories, then the other stream, then the background."""
+    def kept_range(self) -> range:
+        """The timesteps held now: :attr:`SceneLimits.max_loaded_timesteps` around the current one."""
         with self.lock:
-            order = sorted(range(self.num_available), key=lambda t: (abs(t - self.current), t))
+            size = max(1, self.limits.max_loaded_timesteps)
+            start = min(max(self.current - size // 2, 0), max(self.num_available - size, 0))
+            return range(start, min(start + size, self.num_available))
+
+    @property
+    def num_evicted(self) -> int:
+        """Available timesteps not held because of the memory bound."""
+        return self.num_available - len(self.kept_range())
+
+    def next_job(self) -> tuple[str, int, str] | None:
+        """The most useful work left: ``("evict", t, "")`` (a held timestep outside :meth:`kept_range`),
+        ``("drop_splats", t, stream)`` (splats no longer wanted), ``("timestep", t, stream)``, ``("splats", t,
+        stream)``, ``("tint", t, stream)``, ``("trajectories", 0, "")``, ``("background", 0, "")``, or None. Order:
+        evicting, dropping splats, then the active stream from the current timestep outwards, trajectories, then
+        the other stream, then the background."""
+        with self.lock:
+            kept = self.kept_range()
+            for t in self.timesteps:
+                if t not in kept:
+                    return ("evict", t, "")
+            order = sorted(kept, key=lambda t: (abs(t - self.current), t))
             active = self.options.stream
             wanted = set(order[: self.limits.splat_timesteps]) if self.options.render == "splats" else set()
             for t, node in sorted(self.timesteps.items()):
@@ -271,7 +294,9 @@ class ViewerScene:
 
     def run_job(self, job: tuple[str, int, str]) -> None:
         kind, t, stream = job
-        if kind == "timestep":
+        if kind == "evict":
+            self.evict(t)
+        elif kind == "timestep":
             self.build_timestep(t, stream)
         elif kind == "splats":
             self.build_splats(t, stream)
@@ -283,6 +308,29 @@ class ViewerScene:
             self.build_trajectories()
         elif kind == "background":
             self.build_background()
+
+    def evict(self, t: int) -> None:
+        """Remove every node of timestep ``t`` (its data leaves viser's buffer); it is rebuilt when needed."""
+        with self.lock:
+            node = self.timesteps.pop(t, None)
+            if node is None:
+                return
+            handles = [*node.splats.values(), *node.clouds.values(), *node.frustums.values()]
+            handles += [*node.render.values(), *node.camera_kinds.values(), *node.motion.values()]
+            handles += [*node.streams.values(), node.cameras, node.frame]
+            for handle in handles:
+                handle.remove()
+
+    def clear(self) -> None:
+        """Remove every node this scene made (its reconstruction was deleted or replaced)."""
+        with self.lock:
+            for t in list(self.timesteps):
+                self.evict(t)
+            for handle in [*self._trajectories.values(), self._trajectory_frame, self._background]:
+                if handle is not None:
+                    handle.remove()
+            self._trajectories, self._trajectory_frame, self._background = {}, None, None
+            self._trajectory_count, self._background_key, self.num_available = 0, None, 0
 
     def _ensure_timestep(self, t: int) -> _Timestep:
         """Create the frames and frustums of timestep ``t`` once (with the lock held)."""

@@ -43,12 +43,12 @@ from pathlib import Path
 import numpy as np
 import viser
 
-from app.reconstruct.store import Reconstruction
+from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.viewer.access import AccessPolicy, install_guard, is_loopback
 from app.viewer.data import CloudSettings, camera_poses
 from app.viewer.ground_truth import ground_truth_view
 from app.viewer.gui import ViewerGui, format_status
-from app.viewer.live import LiveRun, LiveRunSpec
+from app.viewer.live import LiveRun, LiveRunSpec, resume_command
 from app.viewer.scene import RENDER_MODES, STREAMS, SceneOptions, ViewerScene
 
 DEFAULT_POINT_BUDGET = 100_000
@@ -100,6 +100,8 @@ class Viewer:
         self._complete = False
         self._camera_set = False
         self.errors: list[str] = []
+        self.notices: list[str] = []  # what the status line says about the folder shown (replaced, reopened)
+        self._gone: Path | None = None  # a folder whose reconstruction was deleted or replaced, watched
         self.access: AccessPolicy | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -226,6 +228,11 @@ class Viewer:
         """Pick up newly stitched windows (from our pipeline thread or another process)."""
         recon, scene = self.recon, self.scene
         if recon is None or scene is None:
+            if self._gone is not None and Reconstruction.exists(self._gone):
+                self._reopen(self._gone)
+            return
+        if recon.replaced():
+            self._forget(recon)
             return
         if not self._complete:
             recon.windows(refresh=True)
@@ -236,6 +243,25 @@ class Viewer:
             self.gui.set_num_timesteps(count, recon.camera_names)
             if count and not self._camera_set:
                 self._set_initial_camera(recon, scene)
+
+    def _forget(self, recon: Reconstruction) -> None:
+        """The folder shown was deleted or replaced: drop every node (no deleted data stays on screen) and watch
+        the folder for a new reconstruction."""
+        with self._lock:
+            if self.scene is not None:
+                self.scene.clear()
+            self.recon, self.scene, self._complete = None, None, False
+            self._gone = recon.root
+        self.gui.set_num_timesteps(0, [])
+        self.notices.append(f"{recon.root} was deleted or replaced (run --overwrite?); its old data is not shown")
+
+    def _reopen(self, root: Path) -> None:
+        try:
+            self.open(root)
+        except ReconstructionError:
+            return  # still being written: try again at the next poll
+        self._gone = None
+        self.notices.append(f"{root}: showing the new reconstruction")
 
     def _set_initial_camera(self, recon: Reconstruction, scene: ViewerScene) -> None:
         """Look at the scene from a little behind and above camera 0 at the first timestep."""
@@ -265,6 +291,13 @@ class Viewer:
             loaded = sum(1 for node in scene.timesteps.values() if node.built.get(scene.options.stream) is not None)
             planned = int(recon.meta.get("num_timesteps_planned") or 0)
             text = format_status(loaded, scene.num_available, planned, recon.num_cameras, pipeline, self._complete)
+            if scene.num_evicted:
+                text += (
+                    f"\n\nmemory bound: {len(scene.kept_range())} timesteps around the slider are held, "
+                    f"{scene.num_evicted} others are reloaded when the slider gets there"
+                )
+        if self.notices:
+            text += f"\n\n**{self.notices[-1]}**"
         if pipeline and pipeline.get("error"):
             text += f"\n\n**pipeline failed:** {pipeline['error']}"
         if self.errors:
@@ -361,3 +394,5 @@ def serve_until_interrupted(
         log("quit without waiting for the pipeline; complete windows are on disk")
     if viewer.live is not None and viewer.recon is not None:
         log(f"reconstruction: {viewer.recon.root}")
+        if viewer.recon.refresh_status() != "complete":
+            log(f"continue it with: {resume_command(viewer.live.spec, viewer.recon.meta['settings'])}")
