@@ -319,6 +319,19 @@ def test_a_run_that_failed_before_its_first_window_does_not_block_its_out(rig_ca
     assert not Reconstruction.has_complete_window(out)
     ran(run_cli(rig_capture, "--out", out, *RUN))  # the same --out, no --overwrite needed
     assert Reconstruction.open(out).is_complete
+    # a run that died after writing meta.json but before its first window (killed while loading frames)
+    died = tmp_path / "died"
+    with pytest.warns(UserWarning, match="untrained"):
+        prepared = prepare_reconstruction(
+            rig_capture,
+            died,
+            WeightsSpec(config="tiny", random_weights=True),
+            PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56)),
+        )
+    prepared.recon.lock.release()  # as the operating system does when the process dies
+    assert Reconstruction.exists(died) and not Reconstruction.has_complete_window(died)
+    ran(run_cli(rig_capture, "--out", died, *RUN))
+    assert Reconstruction.open(died).is_complete
 
 
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(rig_capture: Path, tmp_path: Path) -> None:
