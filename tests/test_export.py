@@ -18,8 +18,8 @@ from app.export.api import (
 )
 from app.export.formats import GLTF_FROM_OPENCV
 from app.export.selection import parse_timesteps
-from app.reconstruct.store import Reconstruction
-from tests.test_export_helpers import POSE_STREAM_OFFSET, rig_arrays, small_rig, write_recon
+from app.reconstruct.store import Reconstruction, derive_world_points
+from tests.test_export_helpers import GEO_STREAM_OFFSET, rig_arrays, small_rig, write_recon
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +59,16 @@ def test_select_points_takes_every_valid_pixel_with_its_values(recon, arrays) ->
     assert valid[n, v, u].all()
 
 
-def test_pose_stream_reads_points_from_depth_and_depth_conf(recon, arrays) -> None:
-    geo = select_points(recon, Selection(timesteps=(0,)))
-    pose = select_points(recon, Selection(timesteps=(0,), stream="pose"))
-    np.testing.assert_allclose(pose.xyz - geo.xyz, np.broadcast_to(POSE_STREAM_OFFSET, geo.xyz.shape), atol=1e-6)
+def test_pose_stream_reads_points_from_depth_and_depth_conf(rig, arrays, tmp_path) -> None:
+    moved = write_recon(
+        tmp_path / "moved", {**arrays, "world_points": arrays["world_points"] + GEO_STREAM_OFFSET}, rig.camera_names
+    )
+    geo = select_points(moved, Selection(timesteps=(0,)))
+    pose = select_points(moved, Selection(timesteps=(0,), stream="pose"))
+    np.testing.assert_allclose(geo.xyz - pose.xyz, np.broadcast_to(GEO_STREAM_OFFSET, geo.xyz.shape), atol=1e-5)
     n, v, u = pose.camera, pose.pixel[:, 1], pose.pixel[:, 0]
+    unprojected = derive_world_points(arrays["depth"][0], arrays["extrinsics"][0], arrays["intrinsics"][0])
+    np.testing.assert_array_equal(pose.xyz, unprojected[n, v, u])
     np.testing.assert_array_equal(pose.conf, arrays["depth_conf"][0][n, v, u])
 
 

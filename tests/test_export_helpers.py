@@ -11,7 +11,7 @@ from app.reconstruct.store import Reconstruction
 from vggt_t_mv.data.synthetic import SyntheticRig, SyntheticRigConfig, make_synthetic_rig
 from vggt_t_mv.geometry import depth_to_world_points
 
-POSE_STREAM_OFFSET = np.array([0.01, 0.0, 0.0], dtype=np.float32)  # makes the two streams distinguishable
+GEO_STREAM_OFFSET = np.array([0.01, 0.0, 0.0], dtype=np.float32)  # makes the two streams distinguishable
 
 
 def small_rig() -> SyntheticRig:
@@ -21,17 +21,17 @@ def small_rig() -> SyntheticRig:
 
 
 def rig_arrays(rig: SyntheticRig) -> dict[str, np.ndarray]:
-    """Reconstruction arrays from a synthetic rig: the exact geometry, seeded random confidences, the pose stream
-    offset by :data:`POSE_STREAM_OFFSET`, and a dynamic probability of 0.9 on moving pixels and 0.1 elsewhere."""
+    """Reconstruction arrays from a synthetic rig: the exact geometry, seeded random confidences (float16 values, as
+    stored), and a dynamic probability of 0.9 on moving pixels and 0.1 elsewhere. The pose stream is derived on
+    read from depth and cameras (:func:`app.reconstruct.store.derive_world_points`)."""
     rng = np.random.default_rng(0)
     shape = rig.depth.shape
     return {
         "images": rig.images,
         "depth": rig.depth,
-        "depth_conf": (1.0 + rng.random(shape)).astype(np.float32),
+        "depth_conf": (1.0 + rng.random(shape)).astype(np.float16).astype(np.float32),
         "world_points": rig.world_points,
-        "world_points_conf": (1.0 + 4.0 * rng.random(shape)).astype(np.float32),
-        "world_points_from_depth": rig.world_points + POSE_STREAM_OFFSET,
+        "world_points_conf": (1.0 + 4.0 * rng.random(shape)).astype(np.float16).astype(np.float32),
         "extrinsics": rig.extrinsics,
         "intrinsics": rig.intrinsics,
         "dynamic_mask": np.where(rig.dynamic_masks, 0.9, 0.1).astype(np.float16),
@@ -61,7 +61,6 @@ def single_camera_recon(root: Path, depth: np.ndarray, intrinsics: np.ndarray, e
         "depth_conf": np.ones((1, 1, height, width), np.float32),
         "world_points": points[None, None],
         "world_points_conf": np.ones((1, 1, height, width), np.float32),
-        "world_points_from_depth": points[None, None],
         "extrinsics": extrinsics[None, None],
         "intrinsics": intrinsics[None, None],
     }

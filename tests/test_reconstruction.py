@@ -28,7 +28,6 @@ def window_arrays(index: int, span: tuple[int, int]) -> dict[str, np.ndarray]:
         "depth_conf": filled(H, W),
         "world_points": filled(H, W, 3),
         "world_points_conf": filled(H, W),
-        "world_points_from_depth": filled(H, W, 3),
         "extrinsics": filled(3, 4),
         "intrinsics": filled(3, 3),
     }
@@ -89,7 +88,7 @@ def test_other_format_version_is_a_clear_error(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
     meta["format_version"] = FORMAT_VERSION + 1
     (tmp_path / "r" / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(ReconstructionError, match=f"format version {FORMAT_VERSION + 1}.*reads version"):
+    with pytest.raises(ReconstructionError, match=f"format version {FORMAT_VERSION + 1}.*reads versions"):
         Reconstruction.open(tmp_path / "r")
     with pytest.raises(ReconstructionError, match="not a reconstruction"):
         Reconstruction.open(tmp_path)

@@ -226,7 +226,6 @@ def _ground_truth_reconstruction(out: Path) -> Path:
             "depth_conf": conf,
             "world_points": points,
             "world_points_conf": conf,
-            "world_points_from_depth": points,
             "extrinsics": extrinsics[:, :, :3].astype(np.float32),
             "intrinsics": rig.intrinsics,
             "dynamic_mask": rig.dynamic_masks.astype(np.float16),

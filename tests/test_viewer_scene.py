@@ -96,7 +96,7 @@ def test_stream_toggle_switches_visible_clouds_without_resending(viewer: Viewer)
 def test_pose_stream_shows_the_depth_unprojected_points(viewer: Viewer) -> None:
     geo = viewer.scene.cloud_handles(1, "geo")[("static", 0)].points.astype(np.float32)
     pose = viewer.scene.cloud_handles(1, "pose")[("static", 0)].points.astype(np.float32)
-    assert np.allclose(pose - geo, 0.05, atol=2e-3)  # the helper's pose stream is the geo stream + 0.05
+    assert np.allclose(geo - pose, 0.05, atol=2e-3)  # the helper's geo stream is the depth unprojection + 0.05
 
 
 def test_confidence_filter_removes_the_expected_fraction(viewer: Viewer) -> None:

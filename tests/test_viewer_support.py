@@ -20,9 +20,10 @@ def spans_for(num_timesteps: int, window: int = 4, stride: int = 2) -> list[tupl
 
 
 def window_arrays(span: tuple[int, int], num_cameras: int, hw: tuple[int, int], dynamic: bool) -> dict:
-    """Camera n at timestep t sits at x = 0.3 n, z = -0.1 t, looking down +z at a wall 2 m ahead; every
-    pixel's confidence is ``1 + its index within the image`` (all distinct: a percentile keeps an exact share);
-    the dynamic mask is 1 on the left quarter of each image."""
+    """Camera n at timestep t sits at x = 0.3 n, z = -0.1 t, looking down +z at a wall 2 m ahead; the geo stream
+    is the depth unprojected + 0.05 (the pose stream, derived on read, is the exact unprojection); every pixel's
+    confidence is ``1 + its index within the image`` (all distinct: a percentile keeps an exact share); the
+    dynamic mask is 1 on the left quarter of each image."""
     height, width = hw
     length = span[1] - span[0]
     fx = fy = 0.8 * width
@@ -31,7 +32,7 @@ def window_arrays(span: tuple[int, int], num_cameras: int, hw: tuple[int, int], 
     depth = np.full((height, width), 2.0, np.float32)
     local = np.stack([(cols - width / 2) / fx * depth, (rows - height / 2) / fy * depth, depth], -1)
     out = {name: [] for name in ("images", "depth", "depth_conf", "world_points", "world_points_conf")}
-    out.update(world_points_from_depth=[], extrinsics=[], intrinsics=[], dynamic_mask=[])
+    out.update(extrinsics=[], intrinsics=[], dynamic_mask=[])
     conf = (1.0 + np.arange(height * width, dtype=np.float32)).reshape(height, width)
     for i in range(length):
         t = span[0] + i
@@ -51,9 +52,8 @@ def window_arrays(span: tuple[int, int], num_cameras: int, hw: tuple[int, int], 
                 ("images", image),
                 ("depth", depth),
                 ("depth_conf", conf),
-                ("world_points", points),
+                ("world_points", points + np.float32(0.05)),
                 ("world_points_conf", conf),
-                ("world_points_from_depth", points + np.float32(0.05)),
                 ("extrinsics", ext),
                 ("intrinsics", k),
                 ("dynamic_mask", mask),

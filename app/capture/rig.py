@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from app.capture.sources import (
     open_source,
 )
 from app.capture.sync import SyncResult, sync_by_fps, sync_by_index, sync_by_timestamps
+from app.common.timing import StageTimer
 
 
 @dataclass
@@ -252,10 +254,13 @@ class RigCapture:
         """Original-resolution RGB uint8 frame ``[h, w, 3]`` of camera n at (selected) timestep t."""
         return self.sources[n].read(int(self.frame_index[t, n]))
 
-    def iter_timesteps(self, timesteps: Sequence[int], prefetch: int = 8) -> Iterator[tuple[int, list[np.ndarray]]]:
+    def iter_timesteps(
+        self, timesteps: Sequence[int], prefetch: int = 8, timer: StageTimer | None = None
+    ) -> Iterator[tuple[int, list[np.ndarray]]]:
         """Yield ``(t, [N frames RGB uint8 [h_n, w_n, 3]])`` for ``timesteps`` (increasing is fastest).
 
-        A background thread decodes up to ``prefetch`` timesteps ahead; its errors are re-raised here.
+        A background thread decodes up to ``prefetch`` timesteps ahead (its seconds go to ``timer``'s ``decode``); its
+        errors are re-raised here.
         """
         timesteps = [int(t) for t in timesteps]
         buffer: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
@@ -266,6 +271,7 @@ class RigCapture:
             try:
                 readers = [s.frames(self.frame_index[timesteps, n]) for n, s in enumerate(self.sources)]
                 for t in timesteps:
+                    tic = time.perf_counter()
                     try:
                         item = (t, [next(reader) for reader in readers])
                     except CaptureError as error:  # say which --end stops before the frame that failed
@@ -276,6 +282,8 @@ class RigCapture:
                             f"{text} (timestep {end} is the first that cannot be read; add --resume to keep the "
                             "windows already done)"
                         ) from error
+                    if timer is not None:
+                        timer.add("decode", time.perf_counter() - tic)
                     while not stop.is_set():
                         try:
                             buffer.put(item, timeout=0.1)

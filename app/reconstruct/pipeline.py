@@ -18,8 +18,10 @@ mps           8       6
 cpu           6       4       keeps a CPU call to seconds with the tiny model; 2 shared timesteps
 ============  ======  ======  =====================================================================
 
-Frames are decoded by a background thread; at most one window of preprocessed frames (plus the
-prefetch queue) is held in memory, so memory does not grow with the capture's length.
+Decoding, preprocessing and the next window's device copy run ahead in background threads
+(:mod:`app.reconstruct.feeding`), writing behind (:mod:`app.reconstruct.writing`), all through bounded queues: at
+most two windows of preprocessed frames (plus the prefetch queue) and one window being written are held in memory,
+so memory does not grow with the capture's length. ``benchmarks/pipeline_ceiling.py`` measures what this costs.
 """
 
 from __future__ import annotations
@@ -37,15 +39,10 @@ import torch
 
 from app.capture.calibration import RigCalibration, load_calibration
 from app.capture.masks import MASKS_AUTO, open_masks
-from app.capture.preprocess import (
-    DEFAULT_SIZE,
-    FrameTransform,
-    PreprocessConfig,
-    frame_transform,
-    preprocess_frame,
-    resolve_preprocess,
-)
+from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfig, frame_transform, resolve_preprocess
 from app.capture.rig import RigCapture
+from app.common.timing import StageTimer
+from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
 from app.reconstruct.stitching import (
     Sim3,
@@ -56,9 +53,10 @@ from app.reconstruct.stitching import (
     rigid_rig,
     window_spans,
 )
-from app.reconstruct.store import LOCK_NAME, Reconstruction, ReconstructionError
+from app.reconstruct.store import FORMAT_VERSION, LOCK_NAME, Reconstruction, ReconstructionError, stored_form
+from app.reconstruct.writing import WindowWriter
 from vggt_t_mv.distributed import DistContext
-from vggt_t_mv.geometry import depth_to_world_points, pose_encoding_to_extri_intri
+from vggt_t_mv.geometry import pose_encoding_to_extri_intri
 
 WINDOW_DEFAULTS = {"cuda": (16, 12), "mps": (8, 6), "cpu": (6, 4)}
 FOV_LIMITS = (float(np.radians(0.5)), float(np.radians(179.5)))  # radians; predicted FoVs are clamped to this
@@ -150,6 +148,7 @@ class RunResult:
     seconds: float
     frames_per_s: float
     warnings: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # see app.common.timing
 
 
 def resolve_device(name: str) -> torch.device:
@@ -271,6 +270,11 @@ def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
     """``--resume``: reopen ``out``, check it was made by the same run (or one selecting more or fewer timesteps
     of the same capture: the windows both share are kept), drop what is incomplete."""
     recon = Reconstruction.open(out, damaged_ok=True)
+    if recon.format_version != FORMAT_VERSION:
+        raise ReconstructionError(
+            f"--resume: {out} is in reconstruction format version {recon.format_version} (an older vggt-mv); this "
+            f"version continues only format {FORMAT_VERSION} runs. Pass --overwrite to start it again"
+        )
     old, new = _identity(recon.meta), _identity(meta)
     if old != new:
         kept = _kept_prefix(recon, old, new)
@@ -323,35 +327,51 @@ def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> t
 
 
 # --------------------------------------------------------------------------------------------- run
-def _predict(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor | None, plan: RunPlan) -> dict:
-    """One model call on ``images [1, Tw, N, 3, H, W]``; returns float32 numpy arrays ``[Tw, N, ...]``."""
-    images = images.to(plan.device, non_blocking=True)
-    kwargs = {} if masks is None else {"masks": masks.to(plan.device)}
+def _to_host(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, np.ndarray]:
+    """Window outputs ``[1, Tw, N, ...]`` float32 -> numpy ``[Tw, N, ...]`` on the host, without copying on the CPU;
+    on CUDA into pinned buffers with ``non_blocking`` copies and one wait for all of them."""
+    if device.type != "cuda":
+        return {name: value[0].contiguous().numpy() for name, value in tensors.items()}
+    pinned = {}
+    for name, value in tensors.items():
+        pinned[name] = torch.empty(value.shape[1:], dtype=value.dtype, pin_memory=True)
+        pinned[name].copy_(value[0], non_blocking=True)
+    torch.cuda.current_stream(device).synchronize()
+    return {name: value.numpy() for name, value in pinned.items()}
+
+
+def _predict(model: torch.nn.Module, window: WindowInput, plan: RunPlan, timer: StageTimer) -> dict[str, np.ndarray]:
+    """One model call on ``window.images [1, Tw, N, 3, H, W]``; returns float32 numpy arrays ``[Tw, N, ...]`` (they
+    may share memory with the model's outputs: never written into)."""
+    window.wait()
+    kwargs = {} if window.masks is None else {"masks": window.masks}
     with torch.inference_mode():
+        tic = time.perf_counter()  # on CUDA the launch; the wait for the GPU shows in to_host
         if plan.autocast_dtype is not None:
             with torch.autocast(device_type=plan.device.type, dtype=plan.autocast_dtype):
-                preds = model(images, **kwargs)
+                preds = model(window.images, **kwargs)
         else:
-            preds = model(images, **kwargs)
-        height, width = images.shape[-2:]
+            preds = model(window.images, **kwargs)
+        timer.add("model", time.perf_counter() - tic)
+        tic = time.perf_counter()
+        height, width = window.images.shape[-2:]
         pose_enc = preds["pose_enc"].float().clone()
         # A degenerate FoV (0 or 180 degrees, e.g. from untrained weights) would make the intrinsics infinite.
         pose_enc[..., 7:9] = pose_enc[..., 7:9].clamp(FOV_LIMITS[0], FOV_LIMITS[1])
         extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_enc, (height, width))
-        depth = preds["depth"].float()[..., 0]
-        from_depth = depth_to_world_points(depth, extrinsics, intrinsics)
         out = {
-            "depth": depth,
+            "depth": preds["depth"].float()[..., 0],
             "depth_conf": preds["depth_conf"].float(),
             "world_points": preds["world_points"].float(),
             "world_points_conf": preds["world_points_conf"].float(),
-            "world_points_from_depth": from_depth,
             "extrinsics": extrinsics,
             "intrinsics": intrinsics,
         }
         if "dynamic_mask" in preds:
             out["dynamic_mask"] = preds["dynamic_mask"].float()
-        return {k: v[0].cpu().numpy().astype(np.float32) for k, v in out.items()}
+        timer.add("unproject", time.perf_counter() - tic)  # cameras from the pose encoding (no points: derived on read)
+        with timer.measure("to_host"):
+            return _to_host(out, plan.device)
 
 
 def check_window_finite(index: int, span: tuple[int, int], arrays: dict[str, np.ndarray]) -> None:
@@ -373,12 +393,20 @@ def check_window_finite(index: int, span: tuple[int, int], arrays: dict[str, np.
 
 
 def _apply_sim3(arrays: dict[str, np.ndarray], sim3: Sim3) -> dict[str, np.ndarray]:
+    """The window's arrays moved into the stitched frame (new arrays; the inputs are left as they are)."""
+    if sim3.scale == 1.0 and np.array_equal(sim3.matrix(), np.eye(4)):
+        return dict(arrays)
     out = dict(arrays)
-    for name in ("world_points", "world_points_from_depth"):
-        out[name] = sim3.apply_points(arrays[name])
+    out["world_points"] = sim3.apply_points(arrays["world_points"])
     out["depth"] = arrays["depth"] * np.float32(sim3.scale)
     out["extrinsics"] = sim3.apply_extrinsics(arrays["extrinsics"])
     return out
+
+
+def _stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays as the reconstruction stores them (float16 confidences...): what the next window aligns to, in
+    memory exactly what a resumed run reads from disk."""
+    return {name: stored_form(name, value) for name, value in arrays.items()}
 
 
 def run_pipeline(
@@ -398,27 +426,48 @@ def run_pipeline(
     ``progress`` is called after every window; ``on_window(index)`` after each window is committed (tests
     use it to interrupt a run). Under ``torchrun`` (``dist``), rank ``r`` computes windows ``w % K == r``,
     and rank 0 (the only one with a ``recon``) aligns and writes every window in order; other ranks return
-    None.
+    None. Threads: :mod:`app.reconstruct.feeding` (decode, preprocess, upload ahead) and
+    :mod:`app.reconstruct.writing` (window ``w`` written while ``w + 1`` is computed).
     """
     dist = dist or DistContext()
     messages: list[str] = []
     spans = plan.spans
     mine = [w for w in range(first_window, len(spans)) if w % dist.world_size == dist.rank]
-    start_t = spans[mine[0]][0] if mine else capture.num_timesteps
-    cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
-    done_timesteps = spans[first_window - 1][1] if first_window > 0 else 0
-    new_timesteps = 0
-    frames = None
+    timer = StageTimer()
+    feeder = writer = None
+    started = time.perf_counter()
+    counts = {"done": spans[first_window - 1][1] if first_window > 0 else 0, "new": 0}
+    previous: dict[str, np.ndarray] | None = None  # stored arrays of the last window, for aligning the next
+
+    def committed(w: int | None) -> None:
+        if w is None:
+            return
+        begin, end = spans[w]
+        counts["new"] += end - max(begin, counts["done"])
+        counts["done"] = end
+        if on_window is not None:
+            on_window(w)
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            rate = counts["new"] / max(elapsed, 1e-9)
+            remaining = (capture.num_timesteps - counts["done"]) / max(rate, 1e-9)
+            progress(
+                Progress(
+                    w, len(spans), counts["done"], capture.num_timesteps, elapsed, rate * capture.num_cameras, remaining
+                )
+            )
+
     try:
         model = model.to(plan.device).eval()
-        mask_sources = None if config.masks is None else open_masks(config.masks, capture)
-        frames = capture.iter_timesteps(range(start_t, capture.num_timesteps), prefetch=config.prefetch)
+        read_masks = None if config.masks is None else _mask_reader(open_masks(config.masks, capture), capture)
+        feeder = WindowFeeder(
+            capture, spans, mine, plan.transforms, plan.device, timer, prefetch=config.prefetch, read_masks=read_masks
+        )
+        writer = WindowWriter(recon, timer) if dist.is_main else None
         started = time.perf_counter()
         for round_start in range(first_window, len(spans), dist.world_size):
             w = round_start + dist.rank
-            payload = (
-                _compute_window(model, spans[w], frames, cache, plan, capture, mask_sources) if w in mine else None
-            )
+            payload = _compute_window(model, feeder, w, plan, timer) if w in mine else None
             gathered = dist.gather(payload)
             if not dist.is_main:
                 continue
@@ -426,36 +475,24 @@ def run_pipeline(
                 if window is None:
                     continue
                 arrays, info = window
-                check_window_finite(w, spans[w], arrays)
-                sim3, info["alignment"] = _align(recon, w, arrays, plan, messages)
-                arrays = _apply_sim3(arrays, sim3)
-                recon.write_window(w, arrays, info)
-                begin, end = spans[w]
-                new_timesteps += end - max(begin, done_timesteps)
-                done_timesteps = end
-                if on_window is not None:
-                    on_window(w)
-                if progress is not None:
-                    elapsed = time.perf_counter() - started
-                    rate = new_timesteps / max(elapsed, 1e-9)
-                    progress(
-                        Progress(
-                            w,
-                            len(spans),
-                            done_timesteps,
-                            capture.num_timesteps,
-                            elapsed,
-                            rate * capture.num_cameras,
-                            (capture.num_timesteps - done_timesteps) / max(rate, 1e-9),
-                        )
-                    )
+                with timer.measure("stitch"):
+                    check_window_finite(w, spans[w], arrays)
+                    sim3, info["alignment"] = _align(recon, w, arrays, previous, plan, messages)
+                    arrays = _stored(_apply_sim3(arrays, sim3))
+                previous = arrays
+                committed(writer.flush())  # window w - 1 is on disk: report it before writing w
+                writer.submit(w, arrays, info)
+        if writer is not None:
+            committed(writer.flush())
         if not dist.is_main:
             return None
         seconds = time.perf_counter() - started
         _finish(recon, capture, plan, config, messages)
     finally:
-        if frames is not None:
-            frames.close()
+        if feeder is not None:
+            feeder.close()
+        if writer is not None:
+            writer.close()
         if recon is not None and recon.lock is not None:
             recon.lock.release()
     for message in messages:
@@ -465,65 +502,45 @@ def run_pipeline(
         first_window,
         len(spans) - first_window,
         seconds,
-        new_timesteps * capture.num_cameras / max(seconds, 1e-9),
+        counts["new"] * capture.num_cameras / max(seconds, 1e-9),
         messages,
+        timer.to_dict(),
     )
 
 
 def _compute_window(
-    model: torch.nn.Module,
-    span: tuple[int, int],
-    frames,
-    cache: dict,
-    plan: RunPlan,
-    capture: RigCapture,
-    mask_sources: list | None,
+    model: torch.nn.Module, feeder: WindowFeeder, w: int, plan: RunPlan, timer: StageTimer
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Read (through ``cache``, filled from the ``frames`` iterator) and predict one window ``[begin, end)``.
-
-    Returns its arrays in the window's own frame (``images`` uint8 included) and the window info."""
-    begin, end = span
-    while len(cache) == 0 or max(cache) < end - 1:
-        t, raw = next(frames)
-        cache[t] = _prepare_timestep(t, raw, plan, capture, mask_sources)
-    for t in [t for t in cache if t < begin]:
-        del cache[t]
-    steps = [cache[t] for t in range(begin, end)]
-    images = torch.from_numpy(np.stack([s[1] for s in steps]))[None]  # [1, Tw, N, 3, H, W]
-    masks = None if mask_sources is None else torch.from_numpy(np.stack([s[2] for s in steps]))[None]
+    """Predict window ``w`` (the feeder's next); its arrays in the window's own frame (``images`` uint8 included)
+    and the window info."""
+    window = feeder.get()
+    if window.index != w:
+        raise RuntimeError(f"window feeder out of step: got window {window.index}, expected {w}")
     tic = time.perf_counter()
     try:
-        arrays = _predict(model, images, masks, plan)
+        arrays = _predict(model, window, plan, timer)
     except ValueError as error:
-        if masks is not None and "mask" in str(error):
+        if window.masks is not None and "mask" in str(error):
             raise PipelineError(f"--masks: {error}") from error
         raise
-    arrays["images"] = np.stack([s[0] for s in steps])  # [Tw, N, H, W, 3]
+    arrays["images"] = window.colors  # [Tw, N, H, W, 3]
     return arrays, {"model_seconds": time.perf_counter() - tic}
 
 
-def _prepare_timestep(
-    t: int, raw: list[np.ndarray], plan: RunPlan, capture: RigCapture, mask_sources: list | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """N original frames -> uint8 ``[N, H, W, 3]``, float ``[N, 3, H, W]`` in [0, 1], masks ``[N, H, W]``."""
-    import cv2
+def _mask_reader(sources: list, capture: RigCapture) -> Callable[[int], list[np.ndarray]]:
+    """Timestep ``t`` -> the N external mask frames (first channel, original resolution)."""
 
-    resized = np.stack([preprocess_frame(frame, tf) for frame, tf in zip(raw, plan.transforms, strict=True)])
-    floats = resized.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    masks = None
-    if mask_sources is not None:
-        masks = np.stack(
-            [
-                preprocess_frame(src.read(int(capture.frame_index[t, n])), tf, interpolation=cv2.INTER_NEAREST)
-                > 127
-                for n, (src, tf) in enumerate(zip(mask_sources, plan.transforms, strict=True))
-            ]
-        ).astype(np.float32)
-    return resized, floats, masks
+    def read(t: int) -> list[np.ndarray]:
+        return [src.read(int(capture.frame_index[t, n])) for n, src in enumerate(sources)]
+
+    return read
 
 
-def _align(recon: Reconstruction, w: int, arrays: dict, plan: RunPlan, messages: list[str]) -> tuple[Sim3, dict]:
-    """The Sim(3) of window ``w`` into the stitched frame (window 0: identity, or the metric scale)."""
+def _align(
+    recon: Reconstruction, w: int, arrays: dict, previous: dict | None, plan: RunPlan, messages: list[str]
+) -> tuple[Sim3, dict]:
+    """The Sim(3) of window ``w`` into the stitched frame (window 0: identity, or the metric scale); ``previous``:
+    window ``w - 1``'s stored arrays when this run made it (else they are read from disk)."""
     if w == 0:
         if plan.calibration is None or plan.calibration.extrinsics is None or len(recon.camera_names) < 2:
             return Sim3.identity(), {"kind": "reference"}
@@ -536,7 +553,8 @@ def _align(recon: Reconstruction, w: int, arrays: dict, plan: RunPlan, messages:
             messages.append("--calibration: the predicted rig has no usable baseline; metric scale not applied")
             return Sim3.identity(), {"kind": "reference", "metric_scale": None}
         return Sim3(scale), {"kind": "reference", "metric_scale": scale, "baseline_ratios": ratios}
-    previous = recon.window_arrays(w - 1)
+    if previous is None:
+        previous = recon.window_arrays(w - 1, ("world_points", "world_points_conf"))
     prev_begin, prev_end = recon.spans[w - 1]
     begin = plan.spans[w][0]
     overlap = slice(begin - prev_begin, prev_end - prev_begin)
@@ -579,18 +597,13 @@ def _finish(recon: Reconstruction, capture: RigCapture, plan: RunPlan, config: P
             recon.save_meta()
         rig, rig_k = np.array(stored["camera_from_camera0"]), np.array(stored["intrinsics"], np.float32)
         for record in recon.windows():
-            arrays = recon.window_arrays(record.index)
+            arrays = recon.window_arrays(record.index, ("extrinsics", "intrinsics"))
             ext = np.array(arrays["extrinsics"], np.float64)
             new_rot = rig[None, :, :, :3] @ ext[:, :1, :, :3]
             new_trans = np.einsum("nij,tj->tni", rig[:, :, :3], ext[:, 0, :, 3]) + rig[None, :, :, 3]
             new_ext = np.concatenate([new_rot, new_trans[..., None]], -1).astype(np.float32)
             new_k = np.broadcast_to(rig_k, arrays["intrinsics"].shape).astype(np.float32)
-            from_depth = depth_to_world_points(
-                torch.from_numpy(np.array(arrays["depth"])), torch.from_numpy(new_ext), torch.from_numpy(new_k)
-            ).numpy()
-            recon.replace_arrays(
-                record.index, {"extrinsics": new_ext, "intrinsics": new_k, "world_points_from_depth": from_depth}
-            )
+            recon.replace_arrays(record.index, {"extrinsics": new_ext, "intrinsics": new_k})  # pose points follow
         extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
         report["rigid"] = stored
         report["diagnostics_after_rigid"] = rig_diagnostics(extrinsics, intrinsics, names)

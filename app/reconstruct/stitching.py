@@ -1,4 +1,4 @@
-"""Window stitching and rig geometry, pure numpy.
+"""Window stitching and rig geometry, numpy (torch only for moving large point maps).
 
 Conventions:
 
@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 
 # ------------------------------------------------------------------------------------------------ Sim(3)
@@ -55,9 +56,18 @@ class Sim3:
         )
 
     def apply_points(self, points: np.ndarray) -> np.ndarray:
-        """Points ``[..., 3]`` in the source frame -> target frame ``[..., 3]`` (same dtype)."""
+        """Points ``[..., 3]`` in the source frame -> target frame ``[..., 3]`` (same dtype; a new array)."""
         matrix = (self.scale * self.rotation).astype(points.dtype)
-        return points @ matrix.T + self.translation.astype(points.dtype)
+        if points.dtype == np.float32 and points.size >= 1 << 20:  # a window's point map: one multi-threaded addmm
+            flat = torch.from_numpy(np.ascontiguousarray(points).reshape(-1, 3))
+            translation = torch.from_numpy(self.translation.astype(np.float32))
+            return torch.addmm(translation, flat, torch.from_numpy(matrix).T).numpy().reshape(points.shape)
+        # column by column: 5-10x faster than numpy's matmul of [M, 3] by [3, 3] (a loop, not BLAS, for k = 3)
+        out = points[..., 0:1] * matrix[:, 0]
+        out += points[..., 1:2] * matrix[:, 1]
+        out += points[..., 2:3] * matrix[:, 2]
+        out += self.translation.astype(points.dtype)
+        return out
 
     def apply_extrinsics(self, extrinsics: np.ndarray) -> np.ndarray:
         """Camera-from-world ``[..., 3, 4]`` in the source world -> in the target world (camera frame scaled by s).
@@ -164,14 +174,14 @@ def robust_sim3(
     ``source``/``target`` ``[M, 3]``, non-finite rows ignored; at most ``max_points`` rows (a fixed random
     subset) are used. Inliers: ``r < 3σ``.
     """
-    source = np.asarray(source, np.float64).reshape(-1, 3)
-    target = np.asarray(target, np.float64).reshape(-1, 3)
-    base = np.ones(len(source)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
-    valid = np.isfinite(source).all(1) & np.isfinite(target).all(1) & np.isfinite(base) & (base > 0)
-    source, target, base = source[valid], target[valid], base[valid]
-    if len(source) > max_points:
-        keep = np.random.default_rng(seed + 1).choice(len(source), max_points, replace=False)
-        source, target, base = source[np.sort(keep)], target[np.sort(keep)], base[np.sort(keep)]
+    # Rows are checked and subsampled in the inputs' own dtype; only the kept rows are converted to float64.
+    source, target = np.asarray(source).reshape(-1, 3), np.asarray(target).reshape(-1, 3)
+    base = np.ones(len(source)) if weights is None else np.asarray(weights).reshape(-1)
+    rows = np.flatnonzero(np.isfinite(source).all(1) & np.isfinite(target).all(1) & np.isfinite(base) & (base > 0))
+    if len(rows) > max_points:
+        rows = rows[np.sort(np.random.default_rng(seed + 1).choice(len(rows), max_points, replace=False))]
+    source, target = source[rows].astype(np.float64), target[rows].astype(np.float64)
+    base = base[rows].astype(np.float64)
     rng = np.random.default_rng(seed)
     sim3 = _least_median_start(source, target, base, rng, hypotheses) if hypotheses else umeyama(source, target, base)
     residual = np.linalg.norm(sim3.apply_points(source) - target, axis=1)

@@ -1,6 +1,6 @@
 """The on-disk Reconstruction: a folder written window by window, read back without the model.
 
-Layout (format version :data:`FORMAT_VERSION`)::
+Layout (format version :data:`FORMAT_VERSION` = 2)::
 
     RECON/
       meta.json                 format + version, capture description, model config and checkpoint sha256,
@@ -9,13 +9,40 @@ Layout (format version :data:`FORMAT_VERSION`)::
         window.json             index, span [start, end) in timesteps, Sim(3) alignment, timing
         images.npy              uint8   [Tw, N, H, W, 3]   model-resolution RGB (colours)
         depth.npy               float32 [Tw, N, H, W]      geo stream depth (scaled with the window)
-        depth_conf.npy          float32 [Tw, N, H, W]      its confidence (also the pose stream's)
+        depth_conf.npy          float16 [Tw, N, H, W]      its confidence (also the pose stream's)
         world_points.npy        float32 [Tw, N, H, W, 3]   geo stream: the point head's map
-        world_points_conf.npy   float32 [Tw, N, H, W]
-        world_points_from_depth.npy float32 [Tw, N, H, W, 3]  pose stream: depth unprojected with the cameras
+        world_points_conf.npy   float16 [Tw, N, H, W]
         extrinsics.npy          float32 [Tw, N, 3, 4]      OpenCV camera-from-world
         intrinsics.npy          float32 [Tw, N, 3, 3]      model pixels (see meta "preprocess" for the originals)
         dynamic_mask.npy        float16 [Tw, N, H, W]      probability, only when the model predicts it
+
+``world_points_from_depth`` (float32 ``[Tw, N, H, W, 3]``, the pose stream: depth unprojected with the cameras) is
+not stored: every reader (:meth:`Reconstruction.get`, :meth:`~Reconstruction.load`,
+:meth:`~Reconstruction.window_arrays`) derives it from ``depth``, ``extrinsics`` and ``intrinsics``
+(:func:`derive_world_points`), so it always follows the stored cameras (also after ``--rigid-rig``).
+
+Precision of what is read back against what the pipeline computed in float32 (``tests/test_store_format.py``):
+
+==========================  ============================================================================
+images, depth, world_points exact (uint8 / float32 stored as computed)
+extrinsics, intrinsics      exact (float32)
+depth_conf,                 float16: relative error <= 2**-11 (4.9e-4); values beyond 65504 (float16's
+world_points_conf           largest) saturate at 65504. Confidences only rank pixels (percentile filters,
+                            alignment weights), so this changes no decision that matters
+dynamic_mask                float16: absolute error <= 2**-12 (2.4e-4) on [0, 1]
+world_points_from_depth     derived in float32 from the exact depth and cameras: equal to unprojecting then
+                            moving by the window's Sim(3) (format 1's order) up to float32 rounding,
+                            relative 1e-5 of the scene's extent
+==========================  ============================================================================
+
+Not float16: ``depth`` and ``world_points`` (and the cameras). World points are coordinates in the first camera's
+frame: float16's 11-bit mantissa gives steps of 1/2048 of the distance from that origin (5 cm at 100 units, and
+nothing above 65504), too coarse for meshes and COLMAP; depth is unbounded in model units and the pose-stream points
+come from it, so its 0.05 % steps would show as terraces on surfaces.
+
+Format version 1 (before issue 16) stored ``world_points_from_depth.npy`` and float32 confidences; it is read as
+it was written (the stored pose-stream points, not derived ones), so old reconstructions open, view and export
+unchanged. It cannot be resumed by this version (``--overwrite`` starts again).
 
 Everything is in the frame of camera 0 at the first timestep (metres when a calibration was given).
 Windows overlap; each timestep is read from one window by the merge rule of :mod:`app.reconstruct.stitching`.
@@ -36,13 +63,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from app.common.paths import file_ancestor
 from app.reconstruct.stitching import owned_ranges
+from vggt_t_mv.geometry import depth_to_world_points
 
 FORMAT_NAME = "vggt-mv-reconstruction"
-FORMAT_VERSION = 1
-ARRAY_NAMES = (
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+ARRAY_NAMES = (  # what readers can ask for, stored or derived
     "images",
     "depth",
     "depth_conf",
@@ -53,8 +83,16 @@ ARRAY_NAMES = (
     "intrinsics",
     "dynamic_mask",
 )
-ARRAY_DTYPES = {"images": np.uint8, "dynamic_mask": np.float16}  # others float32
+DERIVED_ARRAYS = ("world_points_from_depth",)  # format 2: computed on read (module docstring)
+STORED_ARRAYS = tuple(name for name in ARRAY_NAMES if name not in DERIVED_ARRAYS)  # what format 2 writes
+ARRAY_DTYPES = {  # format 2 on disk; others float32
+    "images": np.uint8,
+    "depth_conf": np.float16,
+    "world_points_conf": np.float16,
+    "dynamic_mask": np.float16,
+}
 OPTIONAL_ARRAYS = ("dynamic_mask",)
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 # stream name -> (points, confidence) arrays; the viewer toggles between them
 STREAMS = {"geo": ("world_points", "world_points_conf"), "pose": ("world_points_from_depth", "depth_conf")}
 
@@ -155,6 +193,26 @@ def _window_dir_name(index: int) -> str:
     return f"{index:05d}"
 
 
+def stored_form(name: str, value: np.ndarray) -> np.ndarray:
+    """``value`` as format 2 stores array ``name`` (C-contiguous, :data:`ARRAY_DTYPES`; float16 arrays saturate
+    at +-65504 instead of overflowing to infinity). Returns ``value`` itself when it already is."""
+    dtype = np.dtype(ARRAY_DTYPES.get(name, np.float32))
+    if dtype == np.float16 and value.dtype != np.float16:
+        # torch's conversion (F16C) rounds like numpy's, to nearest even, but does not slow down on the values that
+        # become float16 subnormals (numpy's takes 20x longer on a mask of tiny probabilities)
+        single = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+        return single.clamp(-FLOAT16_MAX, FLOAT16_MAX).to(torch.float16).numpy()
+    return np.ascontiguousarray(value, dtype=dtype)
+
+
+def derive_world_points(depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """The pose stream's points: ``depth [..., H, W]`` unprojected with OpenCV camera-from-world ``extrinsics
+    [..., 3, 4]`` and pixel ``intrinsics [..., 3, 3]`` -> float32 world points ``[..., H, W, 3]``
+    (:func:`vggt_t_mv.geometry.depth_to_world_points`)."""
+    tensors = [torch.from_numpy(np.array(a, dtype=np.float32)) for a in (depth, extrinsics, intrinsics)]
+    return depth_to_world_points(*tensors).numpy()
+
+
 @dataclass
 class WindowRecord:
     index: int
@@ -177,6 +235,14 @@ class Reconstruction:
         self._checked: dict[int, tuple] = {}  # window index -> what was checked (window.json identity)
         self.damage_problem: str | None = None  # why the window after the complete ones cannot be read (file + what)
         self.lock = None  # the writer's app.reconstruct.lock.RunLock while a run holds it
+
+    @property
+    def format_version(self) -> int:
+        return int(self.meta.get("format_version", FORMAT_VERSION))
+
+    def is_derived(self, name: str) -> bool:
+        """Array ``name`` is computed on read here (format 2's ``world_points_from_depth``), not stored."""
+        return name in DERIVED_ARRAYS and self.format_version >= 2
 
     # ----------------------------------------------------------------------------- open / create
     @staticmethod
@@ -209,10 +275,11 @@ class Reconstruction:
         if meta.get("format") != FORMAT_NAME:
             raise ReconstructionError(f"{meta_path} is not a {FORMAT_NAME} file (format {meta.get('format')!r})")
         version = meta.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(map(str, READABLE_VERSIONS))
             raise ReconstructionError(
-                f"{root} was written in reconstruction format version {version}; this vggt-mv reads version "
-                f"{FORMAT_VERSION}. Re-run `vggt-mv run` on the capture with this version (or --overwrite), or "
+                f"{root} was written in reconstruction format version {version}; this vggt-mv reads versions "
+                f"{readable}. Re-run `vggt-mv run` on the capture with this version (or --overwrite), or "
                 "open it with the vggt-mv version that wrote it"
             )
         problem = _meta_problem(meta)
@@ -348,7 +415,7 @@ class Reconstruction:
             length, (height, width) = span[1] - span[0], self.image_hw
             for name in ARRAY_NAMES:
                 file = path / f"{name}.npy"
-                if name in OPTIONAL_ARRAYS and not file.is_file():
+                if self.is_derived(name) or (name in OPTIONAL_ARRAYS and not file.is_file()):
                     continue
                 check_npy(file, (length, self.num_cameras, *ARRAY_TRAILING[name](height, width)))
             self._checked[index] = stamp
@@ -375,18 +442,27 @@ class Reconstruction:
         return windows[-1].span[1] if windows else 0
 
     def has(self, name: str) -> bool:
+        if self.is_derived(name):
+            return self.has("depth")
         windows = self.windows()
         return bool(windows) and (windows[0].path / f"{name}.npy").is_file()
 
     # ----------------------------------------------------------------------------- reading
-    def window_arrays(self, index: int) -> dict[str, np.ndarray]:
-        """Memory-mapped arrays ``[Tw, N, ...]`` of complete window ``index``."""
+    def window_arrays(self, index: int, names: tuple[str, ...] | list[str] | None = None) -> dict[str, np.ndarray]:
+        """Arrays ``[Tw, N, ...]`` of complete window ``index``: the stored ones memory-mapped, derived ones computed
+        (``names``: only these; default every array it has)."""
         record = self.windows()[index]
-        return {
+        wanted = ARRAY_NAMES if names is None else tuple(names)
+        out = {
             name: np.load(record.path / f"{name}.npy", mmap_mode="r")
-            for name in ARRAY_NAMES
-            if (record.path / f"{name}.npy").is_file()
+            for name in wanted
+            if not self.is_derived(name) and (record.path / f"{name}.npy").is_file()
         }
+        for name in wanted:
+            if self.is_derived(name) and (record.path / "depth.npy").is_file():
+                stored = self.window_arrays(index, ("depth", "extrinsics", "intrinsics"))
+                out[name] = derive_world_points(stored["depth"], stored["extrinsics"], stored["intrinsics"])
+        return out
 
     def _owner(self, t: int) -> tuple[int, int]:
         windows = self.windows()
@@ -398,7 +474,9 @@ class Reconstruction:
         raise IndexError(t)  # unreachable: owned ranges tile [0, num_timesteps)
 
     def get(self, name: str, t: int) -> np.ndarray:
-        """Array ``name`` at timestep ``t``: ``[N, ...]`` memory-mapped (read-only)."""
+        """Array ``name`` at timestep ``t``: ``[N, ...]`` memory-mapped (read-only), or computed when derived."""
+        if self.is_derived(name):
+            return derive_world_points(self.get("depth", t), self.get("extrinsics", t), self.get("intrinsics", t))
         index, local = self._owner(t)
         path = self.windows()[index].path / f"{name}.npy"
         if not path.is_file():
@@ -413,6 +491,8 @@ class Reconstruction:
         windows = self.windows()
         if not windows:
             raise ReconstructionError(f"{self.root} has no complete window yet")
+        if self.is_derived(name):
+            return derive_world_points(*(self.load(n, timesteps) for n in ("depth", "extrinsics", "intrinsics")))
         if timesteps is None:
             parts = []
             for record, (start, end) in zip(windows, owned_ranges([w.span for w in windows]), strict=True):
@@ -431,8 +511,23 @@ class Reconstruction:
         return self.get(points, t), self.get(conf, t)
 
     # ----------------------------------------------------------------------------- writing
+    def _check_writable(self, names) -> None:
+        if self.format_version != FORMAT_VERSION:
+            raise ReconstructionError(
+                f"{self.root} is in reconstruction format version {self.format_version}; this vggt-mv writes version "
+                f"{FORMAT_VERSION} only. Start it again with --overwrite (reading it keeps working)"
+            )
+        derived = [n for n in names if n in DERIVED_ARRAYS]
+        if derived:
+            raise ValueError(
+                f"{', '.join(derived)} is derived on read from depth and cameras (format {FORMAT_VERSION}) and not "
+                "stored; leave it out of the arrays to write"
+            )
+
     def write_window(self, index: int, arrays: dict[str, np.ndarray], info: dict) -> None:
-        """Write window ``index`` atomically: all arrays ``[Tw, N, ...]`` and its ``window.json``."""
+        """Write window ``index`` atomically: every stored array ``[Tw, N, ...]`` (:data:`STORED_ARRAYS`, each
+        converted by :func:`stored_form`; no derived one) and its ``window.json``."""
+        self._check_writable(arrays)
         span = self.spans[index]
         if index != len(self.windows(refresh=True)):
             raise ReconstructionError(f"window {index} written out of order ({len(self.windows())} complete)")
@@ -444,7 +539,7 @@ class Reconstruction:
                 raise ValueError(f"unknown reconstruction array {name!r}")
             if value.shape[:2] != (length, self.num_cameras):
                 raise ValueError(f"{name} has shape {value.shape}, expected [{length}, {self.num_cameras}, ...]")
-        missing = [n for n in ARRAY_NAMES if n not in arrays and n not in OPTIONAL_ARRAYS]
+        missing = [n for n in STORED_ARRAYS if n not in arrays and n not in OPTIONAL_ARRAYS]
         if missing:
             raise ValueError(f"window {index} misses arrays {missing}")
         target = tmp
@@ -456,7 +551,7 @@ class Reconstruction:
             tmp.mkdir(parents=True)
             for name, value in arrays.items():
                 target = tmp / f"{name}.npy"
-                np.save(target, np.ascontiguousarray(value, dtype=ARRAY_DTYPES.get(name, np.float32)))
+                np.save(target, stored_form(name, value))
             target = tmp / "window.json"
             _write_json_atomic(target, {"index": index, "span": list(span), **info})
             target = final
@@ -472,11 +567,12 @@ class Reconstruction:
 
     def replace_arrays(self, index: int, arrays: dict[str, np.ndarray]) -> None:
         """Overwrite some arrays of a complete window, each file atomically (post-processing passes)."""
+        self._check_writable(arrays)
         path = self.windows()[index].path
         for name, value in arrays.items():
             tmp = path / f".{name}.tmp-{os.getpid()}.npy"
             try:
-                np.save(tmp, np.ascontiguousarray(value, dtype=ARRAY_DTYPES.get(name, np.float32)))
+                np.save(tmp, stored_form(name, value))
                 os.replace(tmp, path / f"{name}.npy")
             except OSError as error:
                 _remove(tmp)

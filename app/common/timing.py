@@ -1,0 +1,48 @@
+"""Wall-clock seconds per pipeline stage, summed over a run (what ``benchmarks/pipeline_ceiling.py`` prints).
+
+Stages run in several threads (decoding in the capture's prefetch thread, writing in the writer thread), so
+their sum can exceed the run's wall time: a stage's seconds are the time its thread spent in it, not its share
+of the run. :data:`STAGES` names them in pipeline order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+Stage = Literal["decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "write"]
+STAGES: tuple[Stage, ...] = ("decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "write")
+
+
+class StageTimer:
+    """Thread-safe accumulator of seconds and call counts per :data:`Stage`.
+
+    ``with timer.measure("decode"): ...`` adds the block's wall time; :meth:`add` adds a measured duration.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self.calls: dict[str, int] = dict.fromkeys(STAGES, 0)
+        self._lock = threading.Lock()
+
+    def add(self, stage: Stage, seconds: float) -> None:
+        if stage not in self.seconds:
+            raise ValueError(f"unknown pipeline stage {stage!r}; one of {', '.join(STAGES)}")
+        with self._lock:
+            self.seconds[stage] += seconds
+            self.calls[stage] += 1
+
+    @contextmanager
+    def measure(self, stage: Stage) -> Iterator[None]:
+        tic = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - tic)
+
+    def to_dict(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self.seconds)

@@ -1,0 +1,64 @@
+"""Writing windows in a background thread, one at a time, in order (see :mod:`app.reconstruct.feeding` for the
+whole thread layout).
+
+:meth:`WindowWriter.flush` waits until the window in flight is committed; :meth:`WindowWriter.submit` hands the
+next one to the thread and returns at once (at most one window is in flight, so a crash loses at most the window
+being written): window ``w`` is written while window ``w + 1`` is computed. Each write is
+:meth:`Reconstruction.write_window`'s atomic folder rename, so ``--resume`` and readers only ever see complete
+windows.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+from app.common.timing import StageTimer
+from app.reconstruct.store import Reconstruction
+
+
+class WindowWriter:
+    """``flush()`` then ``submit(w, arrays, info)`` for each window in order. Errors of a write are raised by the
+    next :meth:`flush`."""
+
+    def __init__(self, recon: Reconstruction, timer: StageTimer) -> None:
+        self.recon, self.timer = recon, timer
+        self._jobs: queue.Queue = queue.Queue(maxsize=1)
+        self._results: queue.Queue = queue.Queue()
+        self._pending: int | None = None
+        self._thread = threading.Thread(target=self._work, name="window-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, index: int, arrays: dict[str, np.ndarray], info: dict) -> None:
+        """Start writing window ``index`` (the previous one must be flushed)."""
+        if self._pending is not None:
+            raise RuntimeError(f"window {self._pending} is still being written; flush() first")
+        self._pending = index
+        self._jobs.put((index, arrays, info))
+
+    def flush(self) -> int | None:
+        """Wait for the window in flight; its index (None when there was none)."""
+        if self._pending is None:
+            return None
+        index, self._pending = self._pending, None
+        error = self._results.get()
+        if error is not None:
+            raise error
+        return index
+
+    def close(self) -> None:
+        """Stop the thread after the window in flight (errors are not raised here: call :meth:`flush` for them)."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            index, arrays, info = job
+            try:
+                with self.timer.measure("write"):
+                    self.recon.write_window(index, arrays, info)
+                self._results.put(None)
+            except BaseException as error:  # handed to the main thread
+                self._results.put(error)
