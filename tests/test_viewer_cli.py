@@ -146,3 +146,35 @@ def test_no_arguments_serves_the_demo_and_ctrl_c_keeps_the_windows(tmp_path: Pat
         assert "untrained" in err
     assert "stopping: the pipeline finishes its current window" in err or "reconstruction:" in err
     assert (recons[0].parents[2] / "meta.json").is_file()
+
+
+def leave_in_time_wait() -> int:
+    """A loopback port whose last connection was closed by the listening side first: that side's socket stays in
+    TIME-WAIT (about a minute on Linux) after the listener is gone, as after a viewer that just stopped."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: it is the one that waits
+        client.recv(1)  # the FIN arrived
+        client.close()
+    time.sleep(0.1)
+    return port
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SO_REUSEADDR means something else on Windows")
+def test_a_port_only_in_time_wait_is_reused() -> None:
+    port = leave_in_time_wait()
+    with socket.socket() as plain, pytest.raises(OSError):  # the precondition: a plain bind is refused
+        plain.bind(("127.0.0.1", port))
+    from app.viewer.server import free_port
+
+    assert free_port("127.0.0.1", port) == port
+    viewer = Viewer(ViewerConfig(port=port, open_browser=False)).start()
+    try:
+        assert viewer.port == port
+    finally:
+        viewer.stop()

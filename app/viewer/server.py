@@ -29,6 +29,7 @@ this module (:class:`ViewerConfig`, :class:`Viewer`: threads and server). The co
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -354,9 +355,14 @@ class Viewer:
 
 # ---------------------------------------------------------------------------------------------- serving
 def free_port(host: str, port: int) -> int:
-    """``port`` if it can be bound on ``host``, else the next free one (viser does the same; we print it)."""
+    """``port`` if it can be bound on ``host``, else the next free one (viser does the same; we print it).
+
+    The probe binds as the server does (``SO_REUSEADDR`` on POSIX, asyncio's default): a port left only in TIME-WAIT
+    by a viewer that just stopped is free, one with a listening socket is not."""
     for candidate in range(port, port + 1000):
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            if os.name == "posix":
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, candidate))
                 return candidate
