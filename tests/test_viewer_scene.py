@@ -401,3 +401,25 @@ def test_untrained_weights_show_a_notice_in_the_gui() -> None:
     finally:
         untrained.stop()
         trained.stop()
+
+
+def test_a_reconstruction_made_with_random_weights_shows_the_notice_when_opened_later(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from app.cli.main import main
+    from app.viewer.gui import UNTRAINED_NOTICE
+    from tests.capture_helpers import write_solid_rig
+
+    capture = write_solid_rig(tmp_path / "cap", num_cameras=2, num_timesteps=2, fmt="images")
+    args = ["run", str(capture), "--out", str(tmp_path / "random"), "--config", "tiny", "--random-weights"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu", "--size", "56"])
+    assert result.exit_code == 0, result.output
+    make_reconstruction(tmp_path / "trained")  # no random weights in its provenance
+    for name, expected in (("random", True), ("trained", False)):
+        viewer = Viewer(ViewerConfig(port=0, open_browser=False)).start()  # no notice asked for by the command
+        try:
+            viewer.open(tmp_path / name)
+            assert viewer.gui.notice.visible is expected, name
+            assert (UNTRAINED_NOTICE in viewer.gui.notice.content) is expected, name
+        finally:
+            viewer.stop()

@@ -27,6 +27,7 @@ EXPORT_FORMATS = {
     "COLMAP (zip)": ("colmap", ""),
 }
 EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
+UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
 MOTION_TO_EXPORT = {"all": "all", "static only": "static", "dynamic only": "dynamic"}
 
 
@@ -60,7 +61,9 @@ class ViewerGui:
         self._export_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vggt-mv-export")
         self.playing = False
         gui.add_markdown("**vggt-mv** 4D viewer")
-        self.notice = gui.add_markdown(f"⚠️ **{config.notice}**" if config.notice else "", visible=bool(config.notice))
+        self.notice = gui.add_markdown("", visible=False)
+        if config.notice:
+            self.show_notice(config.notice)
         self.status = gui.add_markdown("starting…")
 
         with gui.add_folder("Time"):
@@ -169,6 +172,11 @@ class ViewerGui:
         self.playing = playing
         self.play.label = "Pause" if playing else "Play"
         self.play.icon = viser.Icon.PLAYER_PAUSE if playing else viser.Icon.PLAYER_PLAY
+
+    def show_notice(self, text: str) -> None:
+        """Show ``text`` as the warning under the title."""
+        self.notice.content = f"⚠️ **{text}**"
+        self.notice.visible = True
 
     def set_num_timesteps(self, count: int, camera_names: list[str]) -> None:
         """More timesteps are readable: widen the slider (and fill the camera list once)."""

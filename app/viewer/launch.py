@@ -16,13 +16,13 @@ from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.run import trained_input_size
 from app.reconstruct.store import Reconstruction
+from app.viewer.gui import UNTRAINED_NOTICE
 from app.viewer.live import DEMO_RIG, DEMO_WEIGHTS, LiveRunSpec, demo_weights_available
 from vggt_t_mv.loading import ModelLoadError, WeightsSpec
 
 # The size the demo runs at when the bundled weights are missing (the tiny random model): the demo weights' own,
 # 112x154 px (their config.json's input_hw; the demo rig, 224x160, cropped to width 154 gives 112x154).
 DEMO_SIZE = 154
-UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
 NO_WEIGHTS = (
     "no weights for the capture: pass --checkpoint FILE_OR_FOLDER (VGGT-family weights or a save_pretrained "
     "folder) and/or --pi3 FILE (Pi3 weights), or --random-weights (untrained, testing only)"

@@ -48,7 +48,7 @@ from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.viewer.access import AccessPolicy, install_guard, is_loopback
 from app.viewer.data import CloudSettings, camera_poses
 from app.viewer.ground_truth import ground_truth_view
-from app.viewer.gui import ViewerGui, format_status
+from app.viewer.gui import UNTRAINED_NOTICE, ViewerGui, format_status
 from app.viewer.live import LiveRun, LiveRunSpec, resume_command
 from app.viewer.scene import RENDER_MODES, STREAMS, SceneOptions, ViewerScene
 
@@ -76,6 +76,11 @@ class ViewerConfig:
     notice: str | None = None
     label: str = "vggt-mv"
     ground_truth: Path | None = None  # shown next to a reconstruction folder (app.viewer.ground_truth)
+
+
+def made_with_random_weights(recon: Reconstruction) -> bool:
+    """The reconstruction's model provenance (meta.json ``model``) says its weights were random."""
+    return bool((recon.meta.get("model") or {}).get("random_weights"))
 
 
 class Viewer:
@@ -164,6 +169,8 @@ class Viewer:
         if self.gui is not None:
             scene.options.show_background = bool(self.gui.show_background.value)
             scene.options.render = self.gui.render.value
+            if made_with_random_weights(recon):
+                self.gui.show_notice(UNTRAINED_NOTICE)
         with self._lock:
             self.recon, self.scene = recon, scene
         self.wake()
