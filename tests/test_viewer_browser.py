@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.viewer.gui import UNTRAINED_NOTICE
 from app.viewer.server import Viewer, ViewerConfig
 from tests.test_viewer_support import make_reconstruction
 
@@ -49,6 +50,7 @@ class BrowserRun:
     timesteps_seen: list[list[int]]
     camera_after_view_from: np.ndarray | None = None  # the browser camera's position after "View from camera"
     splat_screenshot: bytes | None = None  # after choosing "splats" in the Render dropdown
+    export_button: dict | None = None  # bounding box of "Export and download" on load, and whether it is on top
 
 
 def browser_missing() -> str | None:
@@ -105,6 +107,13 @@ def drive_viewer(
                 close.nth(index).click()
             page.mouse.move(10, VIEWPORT["height"] - 10)
             time.sleep(2.0)  # let the point clouds arrive and render a few frames
+            export = page.get_by_text("Export and download", exact=True).first
+            box = export.bounding_box()
+            if box is not None:  # is the button itself what a click at its centre hits (not clipped or covered)?
+                box["on_top"] = page.evaluate(
+                    "([x, y]) => document.elementFromPoint(x, y)?.closest('button')?.textContent ?? null",
+                    [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+                )
             image = page.screenshot()
             splat_image = choose_splats(viewer, page) if splats else None
             if screenshot is not None:
@@ -127,7 +136,7 @@ def drive_viewer(
                 camera = np.array(clients()[0].camera.position) if clients() else None
         finally:
             context.close()
-    return BrowserRun(image, found, seen, camera if step else None, splat_image)
+    return BrowserRun(image, found, seen, camera if step else None, splat_image, box)
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -145,7 +154,8 @@ def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
         pytest.skip(reason)
     num_timesteps = 4
     make_reconstruction(tmp_path / "recon", num_timesteps, 3, (48, 64))
-    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
+    notice = UNTRAINED_NOTICE  # the tallest panel: with the notice line
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1, notice=notice)).start()
     try:
         viewer.open(tmp_path / "recon")
         assert viewer.wait_until(viewer.idle, 30)
@@ -172,6 +182,10 @@ def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
     # "View from camera" put the browser's camera at camera 0 of the current timestep
     assert run.camera_after_view_from is not None
     assert np.allclose(run.camera_after_view_from, pose.position, atol=1e-3)
+    # the export panel is in view on load, without scrolling the panel, in a 1280x800 window
+    box = run.export_button
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], box
+    assert box["on_top"] is not None and "Export and download" in box["on_top"], box
 
 
 def _demo_reconstruction(out: Path) -> Path:

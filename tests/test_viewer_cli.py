@@ -145,6 +145,7 @@ def test_no_arguments_serves_the_demo_and_ctrl_c_keeps_the_windows(tmp_path: Pat
     else:
         assert "untrained" in err
     assert "stopping: the pipeline finishes its current window" in err or "reconstruction:" in err
+    assert "(complete)" in err or ("continue it with" in err and "vggt-mv run " in err and "--resume" in err), err
     assert (recons[0].parents[2] / "meta.json").is_file()
 
 

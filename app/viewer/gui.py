@@ -71,7 +71,7 @@ class ViewerGui:
             self.play = gui.add_button("Play", icon=viser.Icon.PLAYER_PLAY)
             self.fps = gui.add_number("FPS", initial_value=config.fps, min=0.5, max=60.0, step=0.5)
             self.loop = gui.add_checkbox("Loop", initial_value=config.loop)
-        with gui.add_folder("Points"):
+        with gui.add_folder("Points") as points:
             self.stream = gui.add_dropdown(
                 "Stream", tuple(STREAM_LABELS.values()), initial_value=STREAM_LABELS[config.stream]
             )
@@ -98,7 +98,8 @@ class ViewerGui:
         with gui.add_folder("Camera view"):
             self.camera = gui.add_dropdown("Camera", ("(none yet)",), initial_value="(none yet)")
             self.view_from = gui.add_button("View from camera", icon=viser.Icon.CAMERA)
-        with gui.add_folder("Export", expand_by_default=False):
+        # right after "Points" (whose filters it uses), expanded: in view without scrolling in a 1280x800 window
+        with gui.add_folder("Export", order=points.order + 0.5):
             self.export_format = gui.add_dropdown("Format", tuple(EXPORT_FORMATS), initial_value="PLY points")
             self.export_scope = gui.add_dropdown("Timesteps", EXPORT_SCOPES, initial_value=EXPORT_SCOPES[0])
             self.export_button = gui.add_button("Export and download", icon=viser.Icon.DOWNLOAD)
