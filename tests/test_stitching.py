@@ -7,9 +7,6 @@ import pytest
 
 from app.reconstruct.stitching import (
     Sim3,
-    WindowGeometry,
-    camera_centers,
-    merge_windows,
     metric_scale,
     owned_ranges,
     relative_poses,
@@ -18,10 +15,11 @@ from app.reconstruct.stitching import (
     rigid_rig,
     robust_sim3,
     rotation_angle_deg,
-    stitch_windows,
     umeyama,
     window_spans,
 )
+from tests.helpers.stitching import WindowGeometry, merge_windows, stitch_windows
+from vggt_t_mv.geometry import camera_centers
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:

@@ -21,15 +21,15 @@ intrinsics and points can be taken back to the original resolution.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
 
 import cv2
 import numpy as np
 
+from app.common.vocab import PREPROCESS_MODES, PreprocessMode
+
 PATCH_SIZE = 14
 DEFAULT_SIZE = 518
-PreprocessMode = Literal["auto", "crop", "pad"]
-MODES: tuple[str, ...] = get_args(PreprocessMode)
+MODES = PREPROCESS_MODES
 CROP_TOLERANCE = 0.10  # auto pads when a centre crop would remove more than this fraction of a frame's area
 
 
@@ -112,7 +112,7 @@ class FrameTransform:
         return out
 
 
-def frame_transform(source_hw: tuple[int, int], target_hw: tuple[int, int], mode: str) -> FrameTransform:
+def frame_transform(source_hw: tuple[int, int], target_hw: tuple[int, int], mode: PreprocessMode) -> FrameTransform:
     """The transform ``crop`` (cover + centre crop) or ``pad`` (fit + centre pad) uses for one frame size."""
     (h, w), (th, tw) = source_hw, target_hw
     scale = max(th / h, tw / w) if mode == "crop" else min(th / h, tw / w)

@@ -28,6 +28,7 @@ from app.capture.sources import (
 )
 from app.capture.sync import SyncResult, sync_by_fps, sync_by_index, sync_by_timestamps
 from app.common.timing import StageTimer
+from app.common.vocab import SyncMode
 
 
 @dataclass
@@ -48,7 +49,7 @@ class CaptureOptions:
     every: int = 1
     max_frames: int | None = None
     timestamps: Path | None = None
-    sync: str = "auto"
+    sync: SyncMode = "auto"
     skip_unreadable: bool = False
     layout: LayoutChoice = "auto"
 

@@ -10,7 +10,7 @@ import click
 
 from app.capture.layout import LAYOUT_CHOICES
 from app.capture.notes import capture_notes
-from app.capture.preprocess import CROP_TOLERANCE, MODES, PreprocessConfig
+from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
 from app.capture.rig import CaptureOptions
 from app.capture.sources import CaptureError
 from app.cli.options import (
@@ -21,7 +21,8 @@ from app.cli.options import (
     progress_bar,
     weights_spec,
 )
-from app.reconstruct.pipeline import DTYPES, PipelineConfig, PipelineError
+from app.common.vocab import DTYPE_NAMES, PREPROCESS_MODES, SYNC_MODES
+from app.reconstruct.pipeline import PipelineConfig, PipelineError
 from app.reconstruct.run import PreparedRun, prepare_reconstruction
 from app.reconstruct.store import ReconstructionError
 from app.reconstruct.summary import summary_text
@@ -39,10 +40,10 @@ MODE_HELP = (
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output reconstruction folder.")
 @model_options
 @pipeline_options
-@click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True, help=MODE_HELP)
+@click.option("--mode", type=click.Choice(PREPROCESS_MODES), default="auto", show_default=True, help=MODE_HELP)
 @click.option(
     "--dtype",
-    type=click.Choice(["auto", *DTYPES]),
+    type=click.Choice(DTYPE_NAMES),
     default="auto",
     show_default=True,
     help="Autocast dtype of the trunk (auto: bf16 on CUDA where supported, fp32 on CPU).",
@@ -57,7 +58,7 @@ MODE_HELP = (
 )
 @click.option(
     "--sync",
-    type=click.Choice(["auto", "index", "fps", "timestamps"]),
+    type=click.Choice(SYNC_MODES),
     default="auto",
     show_default=True,
     help="auto: timestamps if a CSV exists, else by fps if they differ, else by frame index.",

@@ -9,10 +9,10 @@ import click
 
 from app.capture.ground_truth import GroundTruthError
 from app.cli.options import CONTEXT_SETTINGS, console_warnings, model_options, pipeline_options, weights_spec
+from app.common.vocab import RENDER_MODES, STREAMS
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.store import ReconstructionError
 from app.viewer.launch import ViewUsageError, plan_view
-from app.viewer.scene import RENDER_MODES, STREAMS
 from app.viewer.server import DEFAULT_POINT_BUDGET, Viewer, ViewerConfig, free_port, serve_until_interrupted
 
 

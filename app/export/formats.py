@@ -8,43 +8,25 @@ as camera 0 saw it.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from app.common.atomic import atomic_file, write_bytes_atomic
+from app.common.cameras import CAMERA_COLORS
 from app.export.ownership import check_replaceable
 from app.export.selection import ExportError, Frames, PointSet
 from app.export.splat import SplatOptions, lift_pixels, write_splat_ply
+from vggt_t_mv.geometry import camera_centers
 
 GLTF_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])  # OpenCV axes (y down, z forward) -> glTF (y up, looks down -z)
-# one colour per camera (Okabe-Ito + extras), RGB uint8; camera n gets CAMERA_COLORS[n % len]
-CAMERA_COLORS = np.array(
-    [
-        [230, 159, 0],
-        [86, 180, 233],
-        [0, 158, 115],
-        [240, 228, 66],
-        [0, 114, 178],
-        [213, 94, 0],
-        [204, 121, 167],
-        [120, 120, 120],
-    ],
-    dtype=np.uint8,
-)
+
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Atomic writes
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def _temp_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:
@@ -54,46 +36,6 @@ def check_outputs(paths: list[Path], overwrite: bool) -> None:
     for path in paths:
         if not path.parent.is_dir():
             raise ExportError(f"the folder of {path} does not exist; create it first")
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (atomic), else removed."""
-    tmp = _temp_sibling(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-@contextlib.contextmanager
-def atomic_folder(path: Path) -> Iterator[Path]:
-    """Like :func:`atomic_file` for a folder: built under a temporary name, then swapped in (an existing folder is
-    moved aside first and deleted only after the new one is in place)."""
-    tmp = _temp_sibling(path)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old.exists():
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def write_bytes_atomic(path: Path, produce: Callable[[], bytes]) -> None:
-    """Write the bytes returned by ``produce()`` to ``path`` atomically."""
-    data = produce()
-    with atomic_file(path) as tmp:
-        tmp.write_bytes(data)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -170,7 +112,7 @@ def frustum_vertices(extrinsics: np.ndarray, intrinsics: np.ndarray, image_hw: t
     camera_points = size * corners @ np.linalg.inv(intrinsics).T
     rotation, translation = extrinsics[:, :3], extrinsics[:, 3]
     world = (camera_points - translation) @ rotation  # R^T (p - t)
-    return np.concatenate([(-rotation.T @ translation)[None], world], axis=0)
+    return np.concatenate([camera_centers(extrinsics)[None], world], axis=0)
 
 
 FRUSTUM_FACES = np.array([[0, 2, 1], [0, 3, 2], [0, 4, 3], [0, 1, 4], [1, 2, 3], [1, 3, 4]])  # outward normals

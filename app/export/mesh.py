@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.export.formats import GLTF_FROM_OPENCV, write_bytes_atomic
+from app.common.atomic import write_bytes_atomic
+from app.export.formats import GLTF_FROM_OPENCV
 from app.export.selection import ExportError, Frames, PointSet, Selection, pixel_keep_mask
 
 MESH_METHODS = ("grid", "poisson")

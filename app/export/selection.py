@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.common.vocab import MOTIONS, Motion, Stream
 from app.reconstruct.store import STREAMS, Reconstruction
+from vggt_t_mv.geometry import camera_centers
 
 DYNAMIC_THRESHOLD = 0.5  # a pixel is dynamic when its dynamic probability is >= this
-MOTION_FILTERS = ("all", "static", "dynamic")
 
 
 class ExportError(ValueError):
@@ -47,9 +48,9 @@ class Selection:
 
     timesteps: tuple[int, ...] | None = None
     cameras: tuple[int, ...] | None = None
-    stream: str = "geo"
+    stream: Stream = "geo"
     conf_percentile: float = 0.0
-    motion: str = "all"
+    motion: Motion = "all"
     dynamic_threshold: float = DYNAMIC_THRESHOLD
     voxel: float = 0.0
 
@@ -58,8 +59,8 @@ class Selection:
             raise ExportError(f"stream must be one of {sorted(STREAMS)}, got {self.stream!r}")
         if not 0.0 <= self.conf_percentile < 100.0:
             raise ExportError(f"conf_percentile must be in [0, 100), got {self.conf_percentile}")
-        if self.motion not in MOTION_FILTERS:
-            raise ExportError(f"motion must be one of {MOTION_FILTERS}, got {self.motion!r}")
+        if self.motion not in MOTIONS:
+            raise ExportError(f"motion must be one of {MOTIONS}, got {self.motion!r}")
         if not 0.0 <= self.dynamic_threshold <= 1.0:
             raise ExportError(f"dynamic_threshold must be in [0, 1], got {self.dynamic_threshold}")
         if not 0.0 <= self.voxel < np.inf:
@@ -157,8 +158,7 @@ class Frames:
     @property
     def centers(self) -> np.ndarray:
         """Camera centres ``[F, 3]`` in world coordinates (``-R^T t``)."""
-        rotation, translation = self.extrinsics[:, :, :3], self.extrinsics[:, :, 3]
-        return -np.einsum("fji,fj->fi", rotation, translation)
+        return camera_centers(self.extrinsics)
 
 
 def parse_timesteps(spec: str, num_timesteps: int) -> tuple[int, ...] | None:
@@ -211,21 +211,48 @@ def _check_motion_filter(recon: Reconstruction, selection: Selection) -> None:
         )
 
 
-def pixel_keep_mask(recon: Reconstruction, selection: Selection, t: int, cameras: list[int]) -> np.ndarray:
-    """Per-pixel filter (steps 1-3 of the module docstring) at timestep ``t``: bool ``[len(cameras), H, W]``."""
-    _check_motion_filter(recon, selection)
-    points, conf = recon.stream(t, selection.stream)
+@dataclass
+class PixelMask:
+    """The pixel filter of one timestep: ``valid`` (step 1) and ``keep`` (steps 1-3), bool ``[len(cameras), H, W]``."""
+
+    valid: np.ndarray
+    keep: np.ndarray
+
+
+def pixel_filter(
+    recon: Reconstruction,
+    t: int,
+    stream: Stream = "geo",
+    cameras: list[int] | None = None,
+    conf_percentile: float = 0.0,
+    motion: Motion = "all",
+    dynamic_threshold: float = DYNAMIC_THRESHOLD,
+) -> PixelMask:
+    """THE pixel filter (steps 1-3 of the module docstring) of timestep ``t``, shared by every export and the viewer.
+
+    ``cameras``: indices (``None``: all), the percentile is taken over their valid pixels together; ``motion``
+    ``static`` / ``dynamic`` needs a ``dynamic_mask`` (a pixel is dynamic when its probability is ``>=``
+    ``dynamic_threshold``)."""
+    cameras = list(range(recon.num_cameras)) if cameras is None else list(cameras)
+    points, conf = recon.stream(t, stream)
     points, conf = np.asarray(points[cameras]), np.asarray(conf[cameras])
     depth = np.asarray(recon.get("depth", t)[cameras])
-    keep = np.isfinite(points).all(-1) & np.isfinite(conf) & (depth > 0)
-    if selection.conf_percentile > 0 and keep.any():
-        threshold = np.percentile(conf[keep], selection.conf_percentile)
-        keep &= conf >= threshold
-    if selection.motion != "all":
-        dynamic = np.asarray(recon.get("dynamic_mask", t)[cameras], dtype=np.float32)
-        is_dynamic = dynamic >= selection.dynamic_threshold
-        keep &= is_dynamic if selection.motion == "dynamic" else ~is_dynamic
-    return keep
+    valid = np.isfinite(points).all(-1) & np.isfinite(conf) & (depth > 0)
+    keep = valid.copy()
+    if conf_percentile > 0 and keep.any():
+        keep &= conf >= np.percentile(conf[valid], conf_percentile)
+    if motion != "all":
+        is_dynamic = np.asarray(recon.get("dynamic_mask", t)[cameras], dtype=np.float32) >= dynamic_threshold
+        keep &= is_dynamic if motion == "dynamic" else ~is_dynamic
+    return PixelMask(valid, keep)
+
+
+def pixel_keep_mask(recon: Reconstruction, selection: Selection, t: int, cameras: list[int]) -> np.ndarray:
+    """:func:`pixel_filter` of ``selection`` at timestep ``t``: bool ``[len(cameras), H, W]``."""
+    _check_motion_filter(recon, selection)
+    return pixel_filter(
+        recon, t, selection.stream, cameras, selection.conf_percentile, selection.motion, selection.dynamic_threshold
+    ).keep
 
 
 def _timestep_points(recon: Reconstruction, selection: Selection, t: int, cameras: list[int]) -> PointSet:
@@ -250,24 +277,37 @@ def _timestep_points(recon: Reconstruction, selection: Selection, t: int, camera
 VOXEL_GRID_LIMIT = 2.0**52  # voxel coordinates beyond this are not exact in float64 (and overflow int64 later)
 
 
-def voxel_downsample(points: PointSet, voxel: float) -> PointSet:
-    """One point per (timestep, voxel of edge ``voxel``): the most confident; the original order is kept."""
-    if voxel <= 0 or len(points) == 0:
-        return points
-    order = np.argsort(-points.conf, kind="stable")
-    cells = np.floor(points.xyz[order].astype(np.float64) / voxel)
+def voxel_keep_index(
+    xyz: np.ndarray, voxel: float, score: np.ndarray | None = None, group: np.ndarray | None = None
+) -> np.ndarray:
+    """THE voxel downsampler: sorted indices of one point per voxel of edge ``voxel`` (and per ``group`` value, e.g.
+    the timestep), the one with the highest ``score`` (ties and ``score=None``: the first). ``xyz [M, 3]``; the
+    kept points are originals (colour, confidence, pixel exact), not averages. Raises :class:`ExportError` when
+    the voxel is too small for the coordinates (the integer grid would wrap around)."""
+    if voxel <= 0 or len(xyz) == 0:
+        return np.arange(len(xyz))
+    order = np.arange(len(xyz)) if score is None else np.argsort(-np.asarray(score), kind="stable")
+    cells = np.floor(np.asarray(xyz)[order].astype(np.float64) / voxel)
     reach = float(np.abs(cells).max()) if np.isfinite(cells).all() else np.inf
     if reach > VOXEL_GRID_LIMIT:  # the int64 grid would wrap around and merge the whole cloud into a few cells
-        extent = float(np.abs(points.xyz).max())
+        extent = float(np.abs(xyz).max())
         raise ExportError(
             f"--voxel {voxel:g} is too small for this point cloud: coordinates reach {extent:.3g}, i.e. "
             f"{reach:.3g} voxels from the origin, more than the voxel grid holds (2^52); use --voxel "
             f">= {extent / VOXEL_GRID_LIMIT:.3g} (or 0 to keep every point)"
         )
     keys = cells.astype(np.int64)
-    keys = np.concatenate([points.timestep[order, None].astype(np.int64), keys], axis=1)
+    if group is not None:
+        keys = np.concatenate([np.asarray(group)[order, None].astype(np.int64), keys], axis=1)
     _, first = np.unique(keys, axis=0, return_index=True)
-    return points.subset(np.sort(order[first]))
+    return np.sort(order[first])
+
+
+def voxel_downsample(points: PointSet, voxel: float) -> PointSet:
+    """One point per (timestep, voxel of edge ``voxel``): the most confident; the original order is kept."""
+    if voxel <= 0 or len(points) == 0:
+        return points
+    return points.subset(voxel_keep_index(points.xyz, voxel, points.conf, points.timestep))
 
 
 def select_points(recon: Reconstruction, selection: Selection) -> PointSet:

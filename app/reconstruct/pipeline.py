@@ -42,6 +42,7 @@ from app.capture.masks import MASKS_AUTO, open_masks
 from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfig, frame_transform, resolve_preprocess
 from app.capture.rig import RigCapture
 from app.common.timing import StageTimer
+from app.common.vocab import DtypeName
 from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
 from app.reconstruct.stitching import (
@@ -83,7 +84,7 @@ class PipelineConfig:
     window: int | None = None
     stride: int | None = None
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: DtypeName = "auto"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     masks: Path | str | None = None
     rigid_rig: bool = False

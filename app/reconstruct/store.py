@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from app.common.atomic import atomic_file, write_json_atomic
 from app.common.paths import file_ancestor
 from app.reconstruct.stitching import owned_ranges
 from vggt_t_mv.geometry import depth_to_world_points
@@ -181,12 +182,6 @@ def _remove(path: Path) -> None:
     elif path.exists():
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=True))
-    os.replace(tmp, path)
 
 
 def _window_dir_name(index: int) -> str:
@@ -327,14 +322,13 @@ class Reconstruction:
         meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": time.time(), **meta}
         meta.setdefault("status", "running")
         meta.setdefault("alignment", [])
-        _write_json_atomic(root / "meta.json", meta)
+        write_json_atomic(root / "meta.json", meta)
         return cls(root, meta)
 
     def save_meta(self) -> None:
         try:
-            _write_json_atomic(self.root / "meta.json", self.meta)
+            write_json_atomic(self.root / "meta.json", self.meta)
         except OSError as error:
-            _remove(self.root / f".meta.json.tmp-{os.getpid()}")
             raise write_failure(self.root / "meta.json", error) from error
 
     # ----------------------------------------------------------------------------- properties
@@ -553,7 +547,7 @@ class Reconstruction:
                 target = tmp / f"{name}.npy"
                 np.save(target, stored_form(name, value))
             target = tmp / "window.json"
-            _write_json_atomic(target, {"index": index, "span": list(span), **info})
+            write_json_atomic(target, {"index": index, "span": list(span), **info})
             target = final
             os.replace(tmp, final)
         except OSError as error:
@@ -570,12 +564,10 @@ class Reconstruction:
         self._check_writable(arrays)
         path = self.windows()[index].path
         for name, value in arrays.items():
-            tmp = path / f".{name}.tmp-{os.getpid()}.npy"
             try:
-                np.save(tmp, stored_form(name, value))
-                os.replace(tmp, path / f"{name}.npy")
+                with atomic_file(path / f"{name}.npy") as tmp:
+                    np.save(tmp, stored_form(name, value))
             except OSError as error:
-                _remove(tmp)
                 raise write_failure(path / f"{name}.npy", error) from error
 
     def discard_incomplete(self) -> None:

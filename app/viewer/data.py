@@ -1,11 +1,15 @@
 """What the viewer draws, computed from a Reconstruction with numpy alone (no viser): filtered point clouds,
 camera poses and frustum shapes, the accumulated static background.
 
-Filters of one timestep and stream (the same order and rules as the export module):
+Filters of one timestep and stream: :func:`app.export.selection.pixel_filter` (the one pixel filter, shared with
+every export) with
 
 1. **valid**: finite point and confidence, positive depth;
 2. **confidence percentile** ``P``: keep pixels whose confidence is ``>=`` the ``P``-th percentile of the valid
    pixels of all cameras at that timestep (``P = 0`` keeps every valid pixel);
+
+then
+
 3. **point budget**: at most ``point_budget`` points per timestep and stream (all cameras together), a uniform
    random subset with a seed fixed per timestep, so the same settings always draw the same points;
 4. **motion split**: a pixel is *dynamic* when its ``dynamic_mask`` probability is ``>=`` ``dynamic_threshold``.
@@ -21,11 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.common.vocab import Stream
+from app.export.selection import pixel_filter
 from app.export.splat import Gaussians, SplatOptions, lift_pixels
 from app.reconstruct.store import Reconstruction
+from vggt_t_mv.geometry import camera_centers
 
 DYNAMIC_TINT = np.array([255, 40, 200], np.float32)  # magenta: far from most scene colours
-TRAJECTORY_COLORS = ((230, 80, 60), (60, 160, 230), (90, 200, 90), (240, 190, 40), (170, 90, 220), (40, 200, 190))
 
 
 @dataclass(frozen=True)
@@ -72,32 +78,27 @@ def tint(colors: np.ndarray, strength: float = 0.6) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def filter_timestep(recon: Reconstruction, t: int, stream: str, settings: CloudSettings) -> TimestepCloud:
-    """Apply the module's filters to timestep ``t`` of ``stream`` (``geo`` or ``pose``)."""
+def filter_timestep(recon: Reconstruction, t: int, stream: Stream, settings: CloudSettings) -> TimestepCloud:
+    """Apply the module's filters to timestep ``t`` of ``stream``: :func:`app.export.selection.pixel_filter`
+    (valid, confidence percentile over all cameras), the point budget, then the static / dynamic split."""
+    mask = pixel_filter(recon, t, stream, conf_percentile=settings.conf_percentile)
     points, conf = (np.asarray(a) for a in recon.stream(t, stream))
     images = np.asarray(recon.get("images", t))
-    depth = np.asarray(recon.get("depth", t))
     dynamic = np.asarray(recon.get("dynamic_mask", t), np.float32) if recon.has("dynamic_mask") else None
-    valid = np.isfinite(points).all(-1) & np.isfinite(conf) & (depth > 0)
-    num_valid = int(valid.sum())
-    keep = valid.copy()
-    if settings.conf_percentile > 0 and num_valid:
-        threshold = np.percentile(conf[valid], settings.conf_percentile)
-        keep &= conf >= threshold
-    num_after_conf = int(keep.sum())
+    keep = mask.keep
+    num_valid, num_after_conf = int(mask.valid.sum()), int(keep.sum())
     if num_after_conf > settings.point_budget:
-        flat = np.flatnonzero(keep)
-        chosen = np.random.default_rng(t).choice(flat, size=settings.point_budget, replace=False)
+        chosen = np.random.default_rng(t).choice(np.flatnonzero(keep), size=settings.point_budget, replace=False)
         keep = np.zeros(keep.size, bool)
         keep[chosen] = True
-        keep = keep.reshape(valid.shape)
+        keep = keep.reshape(mask.valid.shape)
     cameras = []
     for n in range(points.shape[0]):
-        mask = keep[n]
+        kept = keep[n]
         is_dynamic = (
-            np.zeros(int(mask.sum()), bool) if dynamic is None else dynamic[n][mask] >= settings.dynamic_threshold
+            np.zeros(int(kept.sum()), bool) if dynamic is None else dynamic[n][kept] >= settings.dynamic_threshold
         )
-        pts, cols, cfs = points[n][mask].astype(np.float32), images[n][mask], conf[n][mask].astype(np.float32)
+        pts, cols, cfs = points[n][kept].astype(np.float32), images[n][kept], conf[n][kept].astype(np.float32)
         static, dynamic_ = ~is_dynamic, is_dynamic
         cameras.append(
             CameraCloud(pts[static], cols[static], pts[dynamic_], cols[dynamic_], cfs[static], cfs[dynamic_])
@@ -134,33 +135,17 @@ def camera_splats(
 
 
 def static_points(
-    recon: Reconstruction, t: int, stream: str, settings: CloudSettings, max_dynamic: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Valid, confident points of timestep ``t`` whose dynamic probability is ``< max_dynamic`` (no budget)."""
-    points, conf = (np.asarray(a) for a in recon.stream(t, stream))
-    depth = np.asarray(recon.get("depth", t))
-    valid = np.isfinite(points).all(-1) & np.isfinite(conf) & (depth > 0)
-    keep = valid.copy()
-    if settings.conf_percentile > 0 and valid.any():
-        keep &= conf >= np.percentile(conf[valid], settings.conf_percentile)
-    if recon.has("dynamic_mask"):
-        keep &= np.asarray(recon.get("dynamic_mask", t), np.float32) < max_dynamic
-    return points[keep].astype(np.float32), np.asarray(recon.get("images", t))[keep]
-
-
-def voxel_downsample(points: np.ndarray, colors: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
-    """Open3D voxel grid downsampling (one averaged point and colour per occupied voxel)."""
-    import open3d as o3d
-
-    if len(points) == 0 or voxel <= 0:
-        return points, colors
-    cloud = o3d.geometry.PointCloud()
-    cloud.points = o3d.utility.Vector3dVector(points.astype(np.float64))
-    cloud.colors = o3d.utility.Vector3dVector(colors.astype(np.float64) / 255.0)
-    down = cloud.voxel_down_sample(float(voxel))
+    recon: Reconstruction, t: int, stream: Stream, settings: CloudSettings, max_dynamic: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Valid, confident points of timestep ``t`` whose dynamic probability is ``< max_dynamic`` (no budget):
+    positions ``float32 [K, 3]``, colours ``uint8 [K, 3]``, confidences ``float32 [K]``."""
+    motion = "static" if recon.has("dynamic_mask") else "all"
+    keep = pixel_filter(recon, t, stream, None, settings.conf_percentile, motion, max_dynamic).keep
+    points, conf = recon.stream(t, stream)
     return (
-        np.asarray(down.points, np.float32),
-        np.clip(np.asarray(down.colors) * 255.0 + 0.5, 0, 255).astype(np.uint8),
+        np.asarray(points)[keep].astype(np.float32),
+        np.asarray(recon.get("images", t))[keep],
+        np.asarray(conf)[keep].astype(np.float32),
     )
 
 
@@ -188,7 +173,7 @@ def camera_poses(extrinsics: np.ndarray, intrinsics: np.ndarray, image_hw: tuple
     poses = []
     for ext, k in zip(np.asarray(extrinsics, np.float64), np.asarray(intrinsics, np.float64), strict=True):
         rotation = ext[:, :3].T  # world-from-camera
-        position = -rotation @ ext[:, 3]
+        position = camera_centers(ext)
         fx, fy = abs(k[0, 0]) or 1.0, abs(k[1, 1]) or 1.0
         half_h, half_w = height / (2 * fy), width / (2 * fx)
         poses.append(CameraPose(rotation_to_wxyz(rotation), position, float(2 * np.arctan(half_h)), half_w / half_h))

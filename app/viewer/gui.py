@@ -14,9 +14,10 @@ from typing import Any, Protocol
 import viser
 
 from app.common.text import plural
+from app.common.vocab import RENDER_MODES
 from app.export.api import ExportOptions, Selection, export_reconstruction
 from app.reconstruct.store import Reconstruction
-from app.viewer.scene import MOTION_FILTERS, RENDER_MODES, STREAM_LABELS, ViewerScene
+from app.viewer.scene import STREAM_LABELS, ViewerScene
 
 EXPORT_FORMATS = {
     "PLY points": ("ply", ".ply"),
@@ -28,7 +29,7 @@ EXPORT_FORMATS = {
 }
 EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
 UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
-MOTION_TO_EXPORT = {"all": "all", "static only": "static", "dynamic only": "dynamic"}
+MOTION_LABELS = {"all": "all", "static only": "static", "dynamic only": "dynamic"}  # GUI label -> Motion
 
 
 class ViewerActions(Protocol):
@@ -76,7 +77,7 @@ class ViewerGui:
                 "Stream", tuple(STREAM_LABELS.values()), initial_value=STREAM_LABELS[config.stream]
             )
             self.render = gui.add_dropdown("Render", RENDER_MODES, initial_value=config.render)
-            self.motion = gui.add_dropdown("Motion", MOTION_FILTERS, initial_value="all")
+            self.motion = gui.add_dropdown("Motion", tuple(MOTION_LABELS), initial_value="all")
             self.conf = gui.add_slider(
                 "Conf. percentile", min=0.0, max=99.0, step=1.0, initial_value=float(config.conf_percentile)
             )
@@ -129,7 +130,7 @@ class ViewerGui:
 
         @self.motion.on_update
         def _(_: viser.GuiEvent) -> None:
-            viewer.with_scene(lambda scene: scene.set_motion(self.motion.value))
+            viewer.with_scene(lambda scene: scene.set_motion(MOTION_LABELS[self.motion.value]))
 
         @self.conf.on_update
         def _(_: viser.GuiEvent) -> None:
@@ -227,7 +228,7 @@ class ViewerGui:
             timesteps=timesteps,
             stream=stream,
             conf_percentile=float(min(self.conf.value, 99.0)),
-            motion=MOTION_TO_EXPORT[self.motion.value],
+            motion=MOTION_LABELS[self.motion.value],
         )
         scope = "all" if current is None else f"t{current:05d}"
         stem = f"{Path(root).name}_{scope}_{stream}"

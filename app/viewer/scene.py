@@ -39,42 +39,40 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
 
 import numpy as np
 import viser
 
+from app.common.cameras import camera_color
+from app.common.vocab import MOTIONS, RENDER_MODES, STREAMS, Motion, RenderMode, Stream, check_choice
+from app.export.selection import voxel_keep_index
 from app.export.splat import Gaussians, SplatOptions
 from app.reconstruct.store import Reconstruction
 from app.viewer.data import (
-    TRAJECTORY_COLORS,
     CameraPose,
     CloudSettings,
     camera_poses,
+    filter_timestep,
     scene_scale,
     static_points,
     thumbnail,
     tint,
-    voxel_downsample,
 )
 from app.viewer.ground_truth import GT_COLOR, GroundTruthView
+from vggt_t_mv.geometry import camera_centers
 
-STREAMS = ("geo", "pose")
 STREAM_LABELS = {
     "geo": "geo stream: point map",
     "pose": "pose stream: depth unprojected with the predicted cameras",
 }
-MOTION_FILTERS = ("all", "static only", "dynamic only")
-RenderMode = Literal["points", "splats"]
-RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
 
 
 @dataclass
 class SceneOptions:
     """Display options that only change node visibility or small properties (nothing is re-sent)."""
 
-    stream: str = "geo"
-    motion: str = "all"
+    stream: Stream = "geo"
+    motion: Motion = "all"
     show_cameras: bool = True
     show_images: bool = True
     show_masks: bool = True
@@ -362,7 +360,7 @@ class ViewerScene:
         frustum_scale = (self.scale or 1.0) * self.limits.frustum_scale
         frustums: dict[tuple[str, int], viser.CameraFrustumHandle] = {}
         for n, (name, pose) in enumerate(zip(self.names, poses, strict=True)):
-            color = TRAJECTORY_COLORS[n % len(TRAJECTORY_COLORS)]
+            color = camera_color(n)
             common = dict(
                 fov=pose.fov_y, aspect=pose.aspect, scale=frustum_scale, color=color, wxyz=pose.wxyz,
                 position=pose.position, thickness=2.0, thickness_units="screen",
@@ -401,8 +399,6 @@ class ViewerScene:
 
     def build_timestep(self, t: int, stream: str) -> None:
         """(Re)build the clouds of timestep ``t`` and ``stream`` with the current settings."""
-        from app.viewer.data import filter_timestep
-
         with self.lock:
             generation, settings = self.generation, self.settings
         cloud = filter_timestep(self.recon, t, stream, settings)  # the heavy part, outside the lock
@@ -494,13 +490,13 @@ class ViewerScene:
             count = self.num_available
             if count == 0:
                 return
-            centres = np.stack([-np.einsum("nji,nj->ni", e[:, :, :3], e[:, :, 3]) for e in self._extrinsics(count)])
+            centres = np.stack([camera_centers(e) for e in self._extrinsics(count)])
             if self._trajectory_frame is None:
                 self._trajectory_frame = self.scene.add_frame(
                     "/trajectories", show_axes=False, visible=self.options.show_trajectories
                 )
             for n, name in enumerate(self.names):
-                color = TRAJECTORY_COLORS[n % len(TRAJECTORY_COLORS)]
+                color = camera_color(n)
                 points = centres[:, n].astype(np.float64)
                 if len(points) < 2 or not np.isfinite(points).all():
                     continue
@@ -516,20 +512,22 @@ class ViewerScene:
         return (self.options.stream, self.generation, self.num_available)
 
     def build_background(self) -> None:
-        """Accumulate the low-dynamic points of every loaded timestep and voxel-downsample them (open3d)."""
+        """Accumulate the low-dynamic points of every loaded timestep and voxel-downsample them (the most confident
+        point per voxel, :func:`app.export.selection.voxel_keep_index`)."""
         with self.lock:
             key, settings, stream = self._wanted_background_key(), self.settings, self.options.stream
             count, scale = self.num_available, self.scale or 1.0
         voxel = scale * self.limits.background_voxel
-        parts_p, parts_c = [], []
+        parts = []
         for t in range(count):
-            points, colors = static_points(self.recon, t, stream, settings, self.limits.background_max_dynamic)
-            points, colors = voxel_downsample(points, colors, voxel)
-            parts_p.append(points)
-            parts_c.append(colors)
-        points = np.concatenate(parts_p) if parts_p else np.zeros((0, 3), np.float32)
-        colors = np.concatenate(parts_c) if parts_c else np.zeros((0, 3), np.uint8)
-        points, colors = voxel_downsample(points, colors, voxel)
+            points, colors, conf = static_points(self.recon, t, stream, settings, self.limits.background_max_dynamic)
+            index = voxel_keep_index(points, voxel, conf)
+            parts.append((points[index], colors[index], conf[index]))
+        points = np.concatenate([p for p, _, _ in parts]) if parts else np.zeros((0, 3), np.float32)
+        colors = np.concatenate([c for _, c, _ in parts]) if parts else np.zeros((0, 3), np.uint8)
+        conf = np.concatenate([f for _, _, f in parts]) if parts else np.zeros((0,), np.float32)
+        index = voxel_keep_index(points, voxel, conf)
+        points, colors = points[index], colors[index]
         if len(points) > self.limits.background_max_points:
             chosen = np.random.default_rng(0).choice(len(points), self.limits.background_max_points, replace=False)
             points, colors = points[chosen], colors[chosen]
@@ -548,9 +546,7 @@ class ViewerScene:
 
     # ------------------------------------------------------------------------------------------ display
     def _motion_visible(self, motion: str) -> bool:
-        return {"all": True, "static only": motion == "static", "dynamic only": motion == "dynamic"}[
-            self.options.motion
-        ]
+        return self.options.motion in ("all", motion)
 
     def set_timestep(self, t: int) -> None:
         with self.lock:
@@ -572,9 +568,8 @@ class ViewerScene:
                 for name, handle in node.streams.items():
                     handle.visible = name == stream
 
-    def set_motion(self, motion: str) -> None:
-        if motion not in MOTION_FILTERS:
-            raise ValueError(f"motion filter must be one of {MOTION_FILTERS}, got {motion!r}")
+    def set_motion(self, motion: Motion) -> None:
+        check_choice(motion, MOTIONS, "motion filter")
         with self.lock:
             self.options.motion = motion
             for node in self.timesteps.values():

@@ -44,13 +44,14 @@ from pathlib import Path
 import numpy as np
 import viser
 
+from app.common.vocab import RENDER_MODES, STREAMS, RenderMode, Stream
 from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.viewer.access import AccessPolicy, install_guard, is_loopback
 from app.viewer.data import CloudSettings, camera_poses
 from app.viewer.ground_truth import ground_truth_view
 from app.viewer.gui import UNTRAINED_NOTICE, ViewerGui, format_status
 from app.viewer.live import LiveRun, LiveRunSpec, resume_command
-from app.viewer.scene import RENDER_MODES, STREAMS, SceneOptions, ViewerScene
+from app.viewer.scene import SceneOptions, ViewerScene
 
 DEFAULT_POINT_BUDGET = 100_000
 
@@ -63,8 +64,8 @@ class ViewerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     open_browser: bool = True
-    stream: str = "geo"
-    render: str = "points"  # or "splats" (RENDER_MODES)
+    stream: Stream = "geo"
+    render: RenderMode = "points"
     conf_percentile: float = 10.0
     point_budget: int = DEFAULT_POINT_BUDGET
     point_size: float = 0.4  # percent of the median depth of the first timestep

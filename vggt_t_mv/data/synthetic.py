@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vggt_t_mv.geometry import camera_centers
+
 GROUND_TRUTH_FILE = "ground_truth.npz"
 README_FILE = "README.txt"
 _FORMAT_VERSION = 1
@@ -143,9 +145,7 @@ class SyntheticRig:
 
     def camera_centers(self) -> np.ndarray:
         """World positions of the cameras ``[T, N, 3]`` (``-R^T t``)."""
-        rotation = self.extrinsics[..., :3, :3].astype(np.float64)
-        translation = self.extrinsics[..., :3, 3].astype(np.float64)
-        return -np.einsum("...ji,...j->...i", rotation, translation)
+        return camera_centers(self.extrinsics.astype(np.float64))
 
     def scene_scale(self) -> float:
         """Diagonal length of the axis-aligned bounding box of all camera centres and all valid world points."""

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from vggt_t_mv.geometry import camera_centers
+
 
 # --------------------------------------------------------------------------------------------------------- helpers
-def camera_centers(extrinsics: np.ndarray) -> np.ndarray:
-    """Camera centres ``[..., 3]`` of camera-from-world ``extrinsics [..., 3, 4]``: ``-R^T t``."""
-    rotation, translation = extrinsics[..., :3, :3], extrinsics[..., :3, 3]
-    return -np.einsum("...ji,...j->...i", rotation, translation)
-
-
 def umeyama_sim3(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares similarity ``target ~ s R source + t`` for corresponding points ``[M, 3]`` (Umeyama 1991).
 

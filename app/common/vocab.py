@@ -1,0 +1,27 @@
+"""The app's mode vocabularies, each written once as a ``Literal`` (for type hints) and its tuple of values (for
+validation and click choices). GUI labels map onto these values; they are not vocabularies of their own."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Stream = Literal["geo", "pose"]  # geo: the point head's map; pose: depth unprojected with the predicted cameras
+Motion = Literal["all", "static", "dynamic"]  # pixel filter on the dynamic probability (selection.pixel_filter)
+PreprocessMode = Literal["auto", "crop", "pad"]  # auto: crop unless that cuts too much, then pad
+SyncMode = Literal["auto", "index", "fps", "timestamps"]
+DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+RenderMode = Literal["points", "splats"]  # the viewer draws point clouds or Gaussian splats
+
+STREAMS: tuple[str, ...] = get_args(Stream)
+MOTIONS: tuple[str, ...] = get_args(Motion)
+PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
+SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
+DTYPE_NAMES: tuple[str, ...] = get_args(DtypeName)
+RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``choices``, else a ``ValueError`` naming ``what`` and the choices."""
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+    return value
