@@ -17,23 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vggt_t_mv import ModelConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("VGGT_MV_SHARED", REPO_ROOT / ".." / "shared")).resolve()
-
-
-def require(path: Path, what: str) -> Path:
-    """Return ``path`` if it exists; otherwise skip (or fail under VGGT_MV_REQUIRE_SHARED=1)."""
-    if path.exists():
-        return path
-    reason = f"{what} not found at {path}; set VGGT_MV_SHARED or VGGT_MV_FIXTURE"
-    if os.environ.get("VGGT_MV_REQUIRE_SHARED") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+from tests.helpers.shared import require, shared_dir
 
 
 @pytest.fixture(scope="session")
@@ -83,11 +67,6 @@ def upstream_fixture_dir(request: pytest.FixtureRequest) -> Path:
     if request.param is None:
         require(shared_dir() / "reference" / "vggt_tiny", "reference fixture folders")
     return request.param
-
-
-def fixture_config(fixture_dir: Path) -> ModelConfig:
-    """The model configuration described by a fixture folder's config.json (its ``mask`` section included)."""
-    return ModelConfig.from_reference(json.loads((fixture_dir / "config.json").read_text()))
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from app.capture.rig import MAX_STATIC_CAMERAS
 from app.cli.main import main
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run
 from app.reconstruct.store import Reconstruction
-from tests.capture_helpers import write_solid_rig
+from tests.helpers.capture import write_solid_rig
 from vggt_t_mv import VGGTTMV, ModelConfig, load_model, save_pretrained
 
 TINY = ["--config", "tiny", "--random-weights", "--device", "cpu"]

@@ -13,8 +13,8 @@ from app.capture.calibration import load_calibration
 from app.capture.preprocess import PreprocessConfig, frame_transform, preprocess_frame
 from app.capture.rig import CaptureOptions, RigCapture
 from app.capture.sources import CaptureError, CaptureWarning, natural_key
-from tests.capture_helpers import solid_color, write_solid_rig, write_video
-from tests.conftest import require, shared_dir
+from tests.helpers.capture import solid_color, write_solid_rig, write_video
+from tests.helpers.shared import require, shared_dir
 
 CALISCOPE = "realdata/caliscope_4cam_charuco"
 

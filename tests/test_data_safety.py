@@ -27,9 +27,9 @@ from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.store import Reconstruction
 from app.viewer.live import LiveRunSpec
 from app.viewer.server import Viewer, ViewerConfig, serve_until_interrupted
-from tests.capture_helpers import solid_frames, write_solid_rig, write_video
+from tests.helpers.capture import solid_frames, write_solid_rig, write_video
 from tests.helpers.files import tree_digest
-from tests.test_viewer_support import make_reconstruction
+from tests.helpers.viewer import make_reconstruction
 from vggt_t_mv import VGGTTMV, ModelConfig, WeightsSpec, save_pretrained
 
 FILE_FORMATS = {

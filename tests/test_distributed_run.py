@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from app.reconstruct.store import Reconstruction
-from tests.conftest import REPO_ROOT
+from tests.helpers.shared import REPO_ROOT
 
 RUN_ARGS = ["--config", "tiny_two_stream", "--random-weights", "--device", "cpu", "--size", "56"]
 

@@ -10,7 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from app.cli.train import eval_command
-from tests.conftest import require, shared_dir
+from tests.helpers.shared import require, shared_dir
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
 from vggt_t_mv.data.synthetic import load_ground_truth, make_synthetic_rig, write_capture
 from vggt_t_mv.eval.metrics import HIGHER_IS_BETTER

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from app.capture.preprocess import FrameTransform
 from app.cli.main import main
 from app.reconstruct.store import Reconstruction
-from tests.conftest import REPO_ROOT, require, shared_dir
+from tests.helpers.shared import REPO_ROOT, require, shared_dir
 from vggt_t_mv import ModelConfig
 from vggt_t_mv.eval.metrics import HIGHER_IS_BETTER
 

@@ -19,7 +19,7 @@ from app.export.api import (
 from app.export.formats import GLTF_FROM_OPENCV
 from app.export.selection import parse_timesteps
 from app.reconstruct.store import Reconstruction, derive_world_points
-from tests.test_export_helpers import GEO_STREAM_OFFSET, rig_arrays, small_rig, write_recon
+from tests.helpers.export import GEO_STREAM_OFFSET, rig_arrays, small_rig, write_recon
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from app.export.api import ExportError, ExportOptions, MeshOptions, Selection, e
 from app.export.formats import GLTF_FROM_OPENCV
 from app.export.mesh import grid_mesh, poisson_mesh
 from app.export.selection import select_frames, select_points
-from tests.test_export_helpers import (
+from tests.helpers.export import (
     connected_components,
     pinhole,
     plane_depth,

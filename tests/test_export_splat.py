@@ -21,7 +21,7 @@ from app.export.splat import (
     write_splat_ply,
 )
 from app.reconstruct.store import Reconstruction
-from tests.test_export_helpers import rig_arrays, small_rig, write_recon
+from tests.helpers.export import rig_arrays, small_rig, write_recon
 from vggt_t_mv.data.synthetic import SyntheticRigConfig, make_synthetic_rig
 
 STANDARD_PROPERTIES = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [

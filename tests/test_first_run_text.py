@@ -15,8 +15,8 @@ from app.common.text import plural
 from app.reconstruct.store import Reconstruction
 from app.reconstruct.summary import rig_lines, summary_text
 from app.viewer.gui import format_status
-from tests.capture_helpers import write_solid_rig
-from tests.conftest import REPO_ROOT
+from tests.helpers.capture import write_solid_rig
+from tests.helpers.shared import REPO_ROOT
 
 TINY = ["--config", "tiny", "--random-weights", "--device", "cpu", "--size", "56"]
 
@@ -79,7 +79,7 @@ def test_help_texts_come_from_one_declaration_and_do_not_claim_a_vggt_1b_default
 
 def test_readme_ply_row_lists_every_property_the_ply_has(tmp_path: Path) -> None:
     from app.export.api import ExportOptions, Selection, export_reconstruction
-    from tests.test_viewer_support import make_reconstruction
+    from tests.helpers.viewer import make_reconstruction
 
     recon = make_reconstruction(tmp_path / "recon", num_timesteps=2)
     (path,) = export_reconstruction(recon, "ply", Selection(timesteps=(0,)), tmp_path / "c.ply", ExportOptions())

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig, crop_fraction, resolve_preprocess
 from app.cli.main import main
 from app.reconstruct.store import Reconstruction
-from tests.capture_helpers import write_solid_rig
-from tests.conftest import REPO_ROOT
+from tests.helpers.capture import write_solid_rig
+from tests.helpers.shared import REPO_ROOT
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
 from vggt_t_mv.weights import read_saved_input_hw
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.shared import REPO_ROOT
 
 
 def test_model_library_imports_no_app_or_viewer_code() -> None:

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.shared import REPO_ROOT
 
 
 def test_ruff_check_is_clean() -> None:

@@ -18,8 +18,8 @@ from app.cli.main import main
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run, prepare_output, run_metadata, run_pipeline
 from app.reconstruct.store import ARRAY_NAMES, Reconstruction
 from app.viewer.data import CloudSettings, filter_timestep
-from tests.capture_helpers import solid_color, write_solid_rig
-from tests.conftest import REPO_ROOT, require, shared_dir
+from tests.helpers.capture import solid_color, write_solid_rig
+from tests.helpers.shared import REPO_ROOT, require, shared_dir
 from vggt_t_mv import load_model
 
 TINY = ["--config", "tiny", "--random-weights", "--device", "cpu"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import fixture_config
+from tests.helpers.shared import fixture_config
 from vggt_t_mv import VGGTTMV, ModelConfig, infer_config, load_pretrained
 from vggt_t_mv.layers.rope import rope_table
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli.main import main
-from tests.conftest import REPO_ROOT, require, shared_dir
+from tests.helpers.shared import REPO_ROOT, require, shared_dir
 
 FAST_RUN = ["--max-frames", "2", "--window", "2"]
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from app.capture.rig import CaptureOptions, RigCapture
 from app.capture.sources import CaptureError, CaptureWarning
 from app.cli.main import main
-from tests.capture_helpers import solid_color, write_solid_rig
-from tests.conftest import require, shared_dir
+from tests.helpers.capture import solid_color, write_solid_rig
+from tests.helpers.shared import require, shared_dir
 
 TINY = ["--config", "tiny", "--random-weights", "--device", "cpu"]
 

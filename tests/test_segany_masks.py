@@ -16,7 +16,7 @@ from app.capture.masks import read_mask_image
 from app.capture.preprocess import FrameTransform, preprocess_frame
 from app.cli.main import main
 from app.reconstruct.store import Reconstruction
-from tests.conftest import require, shared_dir
+from tests.helpers.shared import require, shared_dir
 from vggt_t_mv import ModelConfig
 
 TIMESTEPS = 2
@@ -142,7 +142,7 @@ def test_masks_auto_without_segany_is_an_error(tmp_path: Path, override_config: 
 def test_per_camera_mask_videos_named_view_k_map_to_the_cameras_in_order(tmp_path: Path) -> None:
     from app.capture.masks import open_masks
     from app.capture.rig import RigCapture
-    from tests.capture_helpers import write_video
+    from tests.helpers.capture import write_video
 
     for t in range(3):
         (tmp_path / "cap" / f"t{t:04d}").mkdir(parents=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.shared import REPO_ROOT
 from vggt_t_mv.data import (
     SyntheticRig,
     SyntheticRigConfig,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import require
+from tests.helpers.shared import require
 from vggt_t_mv.heads.tracker import TrackerPredictor
 
 TRACKER_MODULE = "track_head.tracker (derived, built by TrackHead)"

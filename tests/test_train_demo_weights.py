@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.shared import REPO_ROOT
 from vggt_t_mv import VGGTTMV, ModelConfig
 from vggt_t_mv.eval.metrics import HIGHER_IS_BETTER
 

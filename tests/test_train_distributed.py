@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
-from tests.test_train_loop import tiny_config
+from tests.helpers.shared import REPO_ROOT
+from tests.helpers.train import tiny_config
 from vggt_t_mv import VGGTTMV
 from vggt_t_mv.train.trainer import weights_checksum
 

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from app.cli.train import train_command
-from tests.conftest import REPO_ROOT
+from tests.helpers.shared import REPO_ROOT
+from tests.helpers.train import tiny_config
 from vggt_t_mv import VGGTTMV, ModelConfig
 from vggt_t_mv.data.synthetic import make_synthetic_rig
 from vggt_t_mv.train.config import TrainConfig
@@ -19,20 +20,6 @@ from vggt_t_mv.train.dataset import Sequence, WindowConfig, WindowDataset, colla
 from vggt_t_mv.train.losses import LossConfig, compute_loss
 from vggt_t_mv.train.trainer import checkpoint_dirs, lr_factor, train, weights_checksum
 from vggt_t_mv.weights import read_saved_input_hw
-
-
-def tiny_config(out: Path, cache: Path, max_steps: int = 4) -> TrainConfig:
-    return TrainConfig.from_dict(
-        {
-            "data": {
-                "synthetic": {"seeds": "5-6", "num_timesteps": 3, "height": 28, "width": 42, "cache_dir": str(cache)},
-                "window": {"timesteps": 2, "cameras": 2, "height": 28, "width": 42},
-                "external_mask_prob": 0.5,
-            },
-            "optim": {"lr": 1e-3, "warmup_steps": 1, "max_steps": max_steps},
-            "run": {"out": str(out), "log_every": 1, "save_every": 2, "threads": 2},
-        }
-    )
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch() -> None:

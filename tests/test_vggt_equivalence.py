@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import fixture_config
+from tests.helpers.shared import fixture_config
 from vggt_t_mv import VGGTTMV, load_pretrained, two_stream_config
 from vggt_t_mv.geometry import pose_encoding_to_extri_intri
 from vggt_t_mv.layers.rope import frame_positions

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.viewer.scene import SceneLimits
 from app.viewer.server import Viewer, ViewerConfig
-from tests.test_viewer_support import make_reconstruction
+from tests.helpers.viewer import make_reconstruction
 
 
 def test_only_a_window_of_timesteps_around_the_slider_is_held(tmp_path: Path) -> None:

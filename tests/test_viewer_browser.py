@@ -24,7 +24,7 @@ import pytest
 
 from app.viewer.gui import UNTRAINED_NOTICE
 from app.viewer.server import Viewer, ViewerConfig
-from tests.test_viewer_support import make_reconstruction
+from tests.helpers.viewer import make_reconstruction
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from app.cli.main import main as cli_main
 from app.cli.view import view_command
 from app.viewer.server import Viewer, ViewerConfig, is_loopback
-from tests.test_viewer_support import make_reconstruction
+from tests.helpers.viewer import make_reconstruction
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -95,7 +95,7 @@ def test_opens_a_reconstruction_folder_without_a_model(tmp_path: Path) -> None:
 
 
 def test_capture_without_weights_is_a_usage_error(tmp_path: Path) -> None:
-    from tests.capture_helpers import write_solid_rig
+    from tests.helpers.capture import write_solid_rig
 
     capture = write_solid_rig(tmp_path / "rig", num_cameras=2, num_timesteps=4)
     result = CliRunner().invoke(view_command, [str(capture), "--no-browser", "--port", "0", "--exit-after", "0"])

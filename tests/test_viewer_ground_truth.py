@@ -15,7 +15,7 @@ from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.store import Reconstruction
 from app.viewer.ground_truth import extrinsics_into, invert_sim3
 from app.viewer.server import Viewer, ViewerConfig
-from tests.conftest import require, shared_dir
+from tests.helpers.shared import require, shared_dir
 
 ROTATION = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 RECON_TO_GT = (2.5, ROTATION, np.array([0.5, -1.0, 3.0]))  # x_gt = s R x_recon + t

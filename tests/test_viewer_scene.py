@@ -12,7 +12,7 @@ import pytest
 from app.reconstruct.store import Reconstruction
 from app.viewer.scene import STREAM_LABELS
 from app.viewer.server import Viewer, ViewerConfig
-from tests.test_viewer_support import make_reconstruction
+from tests.helpers.viewer import make_reconstruction
 
 T, N, HW = 6, 3, (24, 32)
 
@@ -32,7 +32,7 @@ def tiny_live_spec(tmp_path: Path):
     from app.capture.preprocess import PreprocessConfig
     from app.reconstruct.pipeline import PipelineConfig
     from app.viewer.live import LiveRunSpec
-    from tests.capture_helpers import write_solid_rig
+    from tests.helpers.capture import write_solid_rig
     from vggt_t_mv import WeightsSpec
 
     return LiveRunSpec(
@@ -288,7 +288,7 @@ def test_camera_view_is_the_camera_pose_at_the_current_timestep(viewer: Viewer) 
 
 
 def test_reconstruction_being_written_grows_in_the_viewer(tmp_path: Path) -> None:
-    from tests.test_viewer_support import spans_for, window_arrays
+    from tests.helpers.viewer import spans_for, window_arrays
 
     recon = make_reconstruction(tmp_path / "recon", 8, 2, (12, 16), windows=1)
     viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
@@ -408,7 +408,7 @@ def test_a_reconstruction_made_with_random_weights_shows_the_notice_when_opened_
 
     from app.cli.main import main
     from app.viewer.gui import UNTRAINED_NOTICE
-    from tests.capture_helpers import write_solid_rig
+    from tests.helpers.capture import write_solid_rig
 
     capture = write_solid_rig(tmp_path / "cap", num_cameras=2, num_timesteps=2, fmt="images")
     args = ["run", str(capture), "--out", str(tmp_path / "random"), "--config", "tiny", "--random-weights"]

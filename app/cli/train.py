@@ -13,44 +13,16 @@ from pathlib import Path
 
 import click
 
-from vggt_t_mv.loading import ModelLoadError, load_model
+from app.cli.options import model_options, weights_spec
+from app.reconstruct.evaluate import EvalInputError, eval_weights
+from vggt_t_mv.loading import LoadedModel, ModelLoadError, WeightsSpec, load_model, load_spec
+from vggt_t_mv.train.config import TrainConfig, apply_overrides, read_config_dict
+from vggt_t_mv.train.trainer import train
 
 SYNTHETIC_PREFIX = "synthetic:"
 
 
 # ------------------------------------------------------------------------------------------------------------ train
-def _apply_overrides(data: dict, assignments: tuple[str, ...]) -> dict:
-    """``a.b.c=value`` (value parsed as YAML, or JSON without PyYAML) into the nested config dict."""
-    for assignment in assignments:
-        if "=" not in assignment:
-            raise click.BadParameter(f"{assignment!r} is not KEY=VALUE", param_hint="--set")
-        key, raw = assignment.split("=", 1)
-        try:
-            import yaml
-
-            value = yaml.safe_load(raw)
-        except ImportError:
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                value = raw
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return data
-
-
-def _read_config_dict(path: Path) -> dict:
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        return yaml.safe_load(text) or {}
-    return json.loads(text)
-
-
 @click.command("train")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in the run's output folder.")
@@ -63,11 +35,8 @@ def train_command(config: Path, resume: bool, out: Path | None, stop_after: int 
     Single process, or under torchrun (DistributedDataParallel). Writes checkpoints, metrics.jsonl, loss_curve.png
     and final/ (save_pretrained) into run.out.
     """
-    from vggt_t_mv.train.config import TrainConfig
-    from vggt_t_mv.train.trainer import train
-
     try:
-        data = _apply_overrides(_read_config_dict(config), assignments)
+        data = apply_overrides(read_config_dict(config), assignments)
         if out is not None:
             data.setdefault("run", {})["out"] = str(out)
         cfg = TrainConfig.from_dict(data)
@@ -118,14 +87,18 @@ def _window_shape(sequences: list, timesteps: int, cameras: int | None, width: i
     return t, n, height, width
 
 
-def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
+def _load_evaluated(weights: WeightsSpec) -> LoadedModel:
+    try:
+        return load_spec(weights)
+    except ModelLoadError as error:
+        what = weights.checkpoint or weights.pi3 or "the model"
+        raise click.ClickException(f"{what}: the model cannot be read: {error}") from error
+
+
+def _model_results(loaded: LoadedModel, label: str, dataset, baselines: bool, device: str) -> list:
     from vggt_t_mv.eval.runner import evaluate
 
-    try:
-        loaded = load_model(checkpoint=target)
-    except ModelLoadError as error:
-        raise click.ClickException(f"{target}: the model cannot be read: {error}") from error
-    results = [evaluate(loaded.model.to(device), dataset, f"model {target.name}")]
+    results = [evaluate(loaded.model.to(device), dataset, f"model {label}")]
     if baselines:
         untrained = load_model(loaded.config, random_weights=True, seed=0).model.to(device)
         results.append(evaluate(untrained, dataset, "untrained (same config, seed 0)"))
@@ -134,7 +107,8 @@ def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
 
 
 @click.command("eval")
-@click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("target", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@model_options
 @click.option(
     "--gt",
     "gts",
@@ -158,7 +132,7 @@ def _model_results(target: Path, dataset, baselines: bool, device: str) -> list:
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all numbers here ('-': stdout)."
 )
 def eval_command(
-    target: Path,
+    target: Path | None,
     gts: tuple[str, ...],
     timesteps: int,
     cameras: int | None,
@@ -167,8 +141,10 @@ def eval_command(
     baselines: bool,
     device: str,
     json_out: Path | None,
+    **model: object,
 ) -> None:
-    """Evaluate TARGET (a model folder written by save_pretrained, or a reconstruction folder) against ground truth.
+    """Evaluate TARGET (a model folder written by save_pretrained, or a reconstruction folder), or the model the
+    model options give (--checkpoint / --pi3 / --config / --random-weights, as `vggt-mv run`), against ground truth.
 
     Metrics per window, averaged: ATE (Sim(3)-aligned camera centres), RPE translation / rotation, AUC@30 of
     relative-pose errors, depth Abs Rel and δ<1.25 (per-window median scaling; also over static and moving pixels
@@ -185,9 +161,15 @@ def eval_command(
         raise click.ClickException(str(error)) from error
     report: dict = {}
     tables = []
-    is_recon = (target / "meta.json").is_file()
-    if not is_recon and not (target / "config.json").is_file():
-        raise click.BadParameter(f"{target} is neither a model folder (config.json) nor a reconstruction (meta.json)")
+    try:
+        weights = eval_weights(target, weights_spec(model))
+    except EvalInputError as error:
+        raise click.BadParameter(str(error)) from error
+    is_recon = weights is None
+    loaded = None if is_recon else _load_evaluated(weights)
+    label = target.name if target is not None else " + ".join(
+        Path(source["path"]).name for source in loaded.provenance["sources"].values()
+    ) or "random weights"
     for spec in gts:
         if is_recon:
             results, name = _recon_results(target, Path(spec), baselines), Path(spec).name
@@ -198,7 +180,7 @@ def eval_command(
             if synthetic:
                 h = height
             dataset = eval_windows(sequences, t, n, h, w)
-            results = _model_results(target, dataset, baselines, device)
+            results = _model_results(loaded, label, dataset, baselines, device)
             name = f"{name} (windows {t}x{n} at {h}x{w})"
         tables.append(markdown_table(results, name))
         report[name] = {r.name: {"means": r.means(), "windows": r.windows} for r in results}

@@ -10,6 +10,7 @@ moving split when the ground truth has moving masks, points after Sim(3), mask I
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,10 @@ import numpy as np
 from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame, open_ground_truth
 from app.capture.preprocess import FrameTransform, preprocess_frame
 from app.reconstruct.store import Reconstruction
-from vggt_t_mv.eval.metrics import camera_centers, umeyama_sim3
+from vggt_t_mv.eval.metrics import umeyama_sim3
 from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, trivial_prediction, window_metrics
+from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.loading import WeightsSpec
 from vggt_t_mv.train.dataset import Sample, window_sample
 
 TRIVIAL_NAME = "trivial: identity cams / const depth / static mask"
@@ -145,3 +148,24 @@ def camera_alignment(recon: Reconstruction, gt: GroundTruth) -> tuple[float, np.
     pred_centres = camera_centers(np.concatenate(pred).astype(np.float64)).reshape(-1, 3)
     gt_centres = camera_centers(np.concatenate(truth)).reshape(-1, 3)
     return umeyama_sim3(pred_centres, gt_centres)
+
+
+class EvalInputError(ValueError):
+    """What ``vggt-mv eval`` should evaluate cannot be told from its arguments; the message says what to give."""
+
+
+def eval_weights(target: Path | None, weights: WeightsSpec) -> WeightsSpec | None:
+    """What ``vggt-mv eval`` evaluates: ``None`` for a reconstruction folder ``target``; a model folder ``target``
+    (save_pretrained) is ``--checkpoint target``; no ``target``: the model options as given (the same weights rule
+    as every command, :func:`vggt_t_mv.load_model`)."""
+    if target is not None and Reconstruction.exists(target):
+        return None
+    if target is not None:
+        if not (Path(target) / "config.json").is_file():
+            raise EvalInputError(f"{target} is neither a model folder (config.json) nor a reconstruction (meta.json)")
+        if weights.has_weights() or weights.random_weights:
+            raise EvalInputError(f"give TARGET ({target}) or the model options (--checkpoint, ...), not both")
+        return dataclasses.replace(weights, checkpoint=Path(target))
+    if not weights.has_weights() and not weights.random_weights:
+        raise EvalInputError("nothing to evaluate: give TARGET or --checkpoint / --pi3 / --random-weights")
+    return weights

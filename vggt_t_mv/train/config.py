@@ -12,19 +12,22 @@ from typing import Any
 from vggt_t_mv.train.dataset import DataConfig
 from vggt_t_mv.train.losses import LossConfig
 
+DEFAULT_PRESET = "tiny_two_stream"  # the model of a training config that names no config and no weights
+
 
 @dataclass
 class ModelSection:
     """The model and where its weights come from.
 
-    ``preset``: a :class:`~vggt_t_mv.ModelConfig` constructor (``tiny_two_stream``, ``vggt_t_mv``, ``tiny``,
-    ``vggt_1b``) whose fields ``overrides`` replaces, or ``config_file``: a JSON of ``ModelConfig.to_dict()``.
-    ``pretrained``: a :func:`~vggt_t_mv.save_pretrained` folder to fine-tune from; otherwise ``checkpoint`` (VGGT
-    family) and ``pi3`` go through :func:`~vggt_t_mv.load_pretrained`; with none of them the model starts random.
+    The same rule as every command (:func:`vggt_t_mv.load_model`): ``pretrained``: a
+    :func:`~vggt_t_mv.save_pretrained` folder to fine-tune from, with its own config; otherwise ``config_file`` (a
+    JSON of ``ModelConfig.to_dict()``) or ``preset`` (``tiny_two_stream``, ``vggt_t_mv``, ``tiny``, ``vggt_1b``), or,
+    with neither, the config inferred from ``checkpoint`` (VGGT family) as ``vggt-mv run`` does; with no weights at
+    all the model starts random as :data:`DEFAULT_PRESET`. ``overrides`` replace fields of whichever config.
     ``freeze``: ``new`` / ``streams`` / ``all`` (:mod:`vggt_t_mv.train.freeze`).
     """
 
-    preset: str = "tiny_two_stream"
+    preset: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     config_file: str | None = None
     pretrained: str | None = None
@@ -79,17 +82,7 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
         """Read a ``.yaml`` / ``.yml`` (needs PyYAML) or ``.json`` file."""
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config must be a mapping, got {type(data).__name__}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_dict(path))
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -121,3 +114,41 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def _members(hint: Any) -> tuple:
     """The types of a (possibly union) type hint."""
     return typing.get_args(hint) if typing.get_args(hint) and typing.get_origin(hint) is not tuple else (hint,)
+
+
+def read_config_dict(path: str | Path) -> dict[str, Any]:
+    """The mapping in a ``.yaml`` / ``.yml`` (needs PyYAML) or ``.json`` config file."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], assignments: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``a.b.c=value`` assignments (value parsed as YAML, or JSON without PyYAML) into the nested config ``data``."""
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ValueError(f"--set {assignment!r} is not KEY=VALUE")
+        key, raw = assignment.split("=", 1)
+        try:
+            import yaml
+
+            value = yaml.safe_load(raw)
+        except ImportError:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return data

@@ -37,7 +37,7 @@ from torch.utils.data import DistributedSampler
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import ModelLoadError, load_model
 from vggt_t_mv.model import VGGTTMV
-from vggt_t_mv.train.config import ModelSection, OptimConfig, TrainConfig
+from vggt_t_mv.train.config import DEFAULT_PRESET, ModelSection, OptimConfig, TrainConfig
 from vggt_t_mv.train.dataset import Sample, WindowDataset, build_dataset, collate, noisy_masks
 from vggt_t_mv.train.freeze import FreezeSummary, apply_freeze_policy
 from vggt_t_mv.train.losses import TERM_NAMES, compute_loss
@@ -63,10 +63,11 @@ def setup_distributed(device_name: str) -> tuple[DistContext, torch.device]:
 
 # ---------------------------------------------------------------------------------------------------------- model
 def model_request(section: ModelSection) -> dict[str, Any]:
-    """The :func:`~vggt_t_mv.load_model` arguments of a model section: a ``pretrained`` folder brings its own
-    config (``overrides`` on top); otherwise ``config_file`` or ``preset``; with no weights the model starts
-    random."""
+    """The :func:`~vggt_t_mv.load_model` arguments of a model section (rule in :class:`ModelSection`)."""
+    has_weights = bool(section.pretrained or section.checkpoint or section.pi3)
     config = None if section.pretrained else (section.config_file or section.preset)
+    if config is None and not has_weights:
+        config = DEFAULT_PRESET
     return {
         "config": config,
         "checkpoint": section.pretrained or section.checkpoint,
