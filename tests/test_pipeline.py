@@ -15,12 +15,13 @@ from app.capture.preprocess import PreprocessConfig
 from app.capture.rig import CaptureOptions, RigCapture
 from app.capture.sources import CaptureWarning
 from app.cli.main import main
-from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run, prepare_output, run_metadata, run_pipeline
+from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run
+from app.reconstruct.run import reconstruct
 from app.reconstruct.store import ARRAY_NAMES, Reconstruction
 from app.viewer.data import CloudSettings, filter_timestep
 from tests.helpers.capture import solid_color, write_solid_rig
 from tests.helpers.shared import REPO_ROOT, require, shared_dir
-from vggt_t_mv import load_model
+from vggt_t_mv import WeightsSpec
 
 TINY = ["--config", "tiny", "--random-weights", "--device", "cpu"]
 
@@ -81,20 +82,14 @@ def test_video_capture_order_with_natural_names(tmp_path: Path) -> None:
 
 def _interrupted_then_resumed(capture_path: Path, out: Path) -> None:
     config = PipelineConfig(window=4, stride=2, device="cpu", preprocess=PreprocessConfig(size=56))
-    capture = RigCapture.open(capture_path)
-    plan = plan_run(capture, config)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loaded = load_model("tiny", random_weights=True)
-    model, info = loaded.model, loaded.meta()
 
     def stop_after_second(index: int) -> None:
         if index == 1:
             raise KeyboardInterrupt
 
-    recon, first = prepare_output(out, run_metadata(capture, plan, config, info), resume=False, overwrite=False)
-    with pytest.raises(KeyboardInterrupt):
-        run_pipeline(model, capture, recon, plan, config, first_window=first, on_window=stop_after_second)
+    with warnings.catch_warnings(), pytest.raises(KeyboardInterrupt):
+        warnings.simplefilter("ignore")
+        reconstruct(capture_path, out, WeightsSpec("tiny", random_weights=True), config, on_window=stop_after_second)
     partial = Reconstruction.open(out)
     assert len(partial.windows()) == 2 and partial.num_timesteps == 6 and not partial.is_complete
 

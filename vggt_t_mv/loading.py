@@ -14,7 +14,8 @@ weights with the same four things and gets the same model for the same descripti
   no weights is an error.
 
 The result, :class:`LoadedModel`, carries the provenance: the config and where it came from, each source's path,
-kind, layout and sha256 (of the file; of a folder, the sha256 over its files' names and digests).
+kind, layout and sha256 (of the file; of a save_pretrained folder, the sha256 over its weights and config files'
+names and digests).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from vggt_t_mv.infer_config import infer_config
 from vggt_t_mv.model import VGGTTMV
 from vggt_t_mv.weights import (
     CONFIG_FILE,
+    WEIGHTS_FILE,
     CheckpointError,
     LoadReport,
     detect_layout,
@@ -106,19 +108,25 @@ def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
-def sha256_folder(folder: str | Path) -> str:
-    """Hex sha256 over a folder's files: ``"<relative posix path> <file sha256>\\n"`` lines in sorted order (so it
-    changes when any file's name or bytes change, and not with timestamps)."""
+def sha256_folder(folder: str | Path, names: tuple[str, ...] | None = None) -> str:
+    """Hex sha256 over a folder's files (``names`` only, when given): ``"<relative posix path> <file sha256>\\n"``
+    lines in sorted order (so it changes when any of those files' name or bytes change, not with timestamps)."""
     folder = Path(folder)
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files = [folder / name for name in names] if names else [p for p in folder.rglob("*") if p.is_file()]
+    for path in sorted(files):
         digest.update(f"{path.relative_to(folder).as_posix()} {sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
 
 def sha256_path(path: str | Path) -> str:
-    """:func:`sha256_folder` of a folder, :func:`sha256_file` of a file."""
-    return sha256_folder(path) if Path(path).is_dir() else sha256_file(path)
+    """:func:`sha256_file` of a file; of a folder, :func:`sha256_folder` over what :func:`~vggt_t_mv.save_pretrained`
+    writes when it has that (a README or logs beside the weights do not change it), else over all its files."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    saved = (WEIGHTS_FILE, CONFIG_FILE)
+    return sha256_folder(path, saved if all((path / name).is_file() for name in saved) else None)
 
 
 def resolve_config(
