@@ -2,7 +2,7 @@
 
 One call::
 
-    from app.reconstruct import reconstruct
+    from app.reconstruct.run import reconstruct
     from vggt_t_mv import WeightsSpec
 
     result = reconstruct("capture/", "recon/", WeightsSpec(checkpoint=Path("model.pt")), PipelineConfig())

@@ -404,8 +404,8 @@ def _world_rays(extrinsics: np.ndarray, rays_camera: np.ndarray) -> np.ndarray:
     """Rays ``[N, H, W, 6]`` float32 (origin, direction) in the world for camera-from-world ``extrinsics [N, 3, 4]``.
 
     The direction is ``R^T K^-1 [u, v, 1]``, so the hit distance along it equals the z-depth."""
-    rotation, translation = extrinsics[:, :, :3], extrinsics[:, :, 3]
-    origins = -np.einsum("nji,nj->ni", rotation, translation)
+    rotation = extrinsics[:, :, :3]
+    origins = camera_centers(extrinsics)
     directions = (rays_camera.reshape(len(rotation), -1, 3) @ rotation).reshape(rays_camera.shape)
     origins = np.broadcast_to(origins[:, None, None, :], directions.shape)
     return np.concatenate([origins, directions], axis=-1).astype(np.float32)
