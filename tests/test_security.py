@@ -27,8 +27,8 @@ from websockets.sync.client import connect
 from app.cli.train import train_command
 from app.viewer.server import Viewer, ViewerConfig
 from tests.helpers.files import tree_digest
+from tests.helpers.train import tiny_config
 from tests.helpers.viewer import make_reconstruction
-from tests.test_train_loop import tiny_config
 from tests.test_viewer_browser import CHROMIUM, LAUNCH_ARGS, browser_missing
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
 from vggt_t_mv.train.trainer import CHECKPOINTS, STATE_FILE
