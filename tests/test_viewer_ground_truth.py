@@ -99,6 +99,10 @@ def test_ground_truth_frustums_and_points_sit_on_the_reconstruction(perfect_reco
             assert np.median(nearest) < 1e-3
         node = viewer.scene.timesteps[1]
         assert node.ground_truth.visible
+        viewer.gui.point_size.value = 1.5
+        clouds = [h for h in node.ground_truth_nodes if h.name.startswith("/t/00001/ground_truth/points/")]
+        assert len(clouds) == recon.num_cameras
+        assert all(h.point_size == pytest.approx(viewer.scene.point_size_world()) for h in clouds)
         viewer.gui.show_ground_truth.value = False
         assert not node.ground_truth.visible and not viewer.scene.timesteps[0].ground_truth.visible
     finally:

@@ -630,6 +630,9 @@ class ViewerScene:
             for node in self.timesteps.values():
                 for handle in node.clouds.values():
                     handle.point_size = size
+                for handle in node.ground_truth_nodes:
+                    if isinstance(handle, viser.PointCloudHandle):
+                        handle.point_size = size
             if self._background is not None:
                 self._background.point_size = size
 
