@@ -164,3 +164,15 @@ def test_run_from_the_dataset_root_announces_layout_ground_truth_and_masks(tmp_p
     assert "4 cameras x 2 of 8 timesteps, time-major (images/time_TT/viewV.png)" in result.output
     assert f"--gt {root}" in result.output and "depths/, intrs/, extrs/" in result.output
     assert "SegAnyMo masks found (SegAnyMo/sam2/mask_frames); use them with --masks auto" in result.output
+
+
+def test_view_takes_the_layout_option_too(tmp_path: Path) -> None:
+    from app.reconstruct.pipeline import PipelineConfig
+    from app.viewer.launch import plan_view
+    from vggt_t_mv import WeightsSpec
+
+    result = CliRunner().invoke(main, ["view", "--help"])
+    assert result.exit_code == 0 and "--layout" in result.output
+    weights = WeightsSpec(config="tiny", random_weights=True)
+    plan = plan_view(rig_root(), weights, PipelineConfig(), out=tmp_path / "recon", layout="time-major")
+    assert plan.live.capture_options.layout == "time-major"

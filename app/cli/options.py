@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from app.capture.layout import LAYOUT_CHOICES
 from vggt_t_mv.loading import PRESETS, WeightsSpec
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -95,7 +96,7 @@ def progress_bar(total: int, enabled: bool = True) -> Iterator[Callable[[Any], N
 
 def pipeline_options(command: Callable) -> Callable:
     """Decorate ``command`` with the window / input / device options that ``run`` and ``view`` share (keyword
-    arguments ``window``, ``stride``, ``size``, ``device``, ``max_frames``, ``resume``, ``overwrite``)."""
+    arguments ``window``, ``stride``, ``size``, ``device``, ``max_frames``, ``layout``, ``resume``, ``overwrite``)."""
     decorators = [
         click.option(
             "--window", type=click.IntRange(min=1), help="Timesteps per window (default: cuda 16, mps 8, cpu 6)."
@@ -108,6 +109,14 @@ def pipeline_options(command: Callable) -> Callable:
         click.option("--size", type=int, help=SIZE_HELP),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--max-frames", type=int, help="At most this many timesteps (run: after --every)."),
+        click.option(
+            "--layout",
+            type=click.Choice(LAYOUT_CHOICES),
+            default="auto",
+            show_default=True,
+            help="camera-major: a video / image folder per camera; time-major: a folder per timestep, an image per "
+            "camera.",
+        ),
         click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last window."),
         click.option("--overwrite", is_flag=True, help="Replace a reconstruction already in --out."),
     ]

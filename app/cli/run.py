@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from app.capture.layout import LAYOUT_CHOICES
 from app.capture.notes import capture_notes
 from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
 from app.capture.rig import CaptureOptions
@@ -68,13 +67,6 @@ MODE_HELP = (
     metavar="FOLDER|auto",
     help="Dynamic masks: a folder per camera (or view_K), SegAnyMo's output folder, or auto (a dataset root's "
     "SegAnyMo/).",
-)
-@click.option(
-    "--layout",
-    type=click.Choice(LAYOUT_CHOICES),
-    default="auto",
-    show_default=True,
-    help="camera-major: a video / image folder per camera; time-major: a folder per timestep, an image per camera.",
 )
 @click.option(
     "--calibration",

@@ -53,6 +53,7 @@ def view_command(path: Path | None, **options) -> None:
             size=options["size"],
             out=options["out"],
             max_frames=options["max_frames"],
+            layout=options["layout"],
             resume=options["resume"],
             overwrite=options["overwrite"],
         )

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.capture.layout import LayoutChoice
 from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig
@@ -56,6 +57,7 @@ def plan_view(
     size: int | None = None,
     out: Path | None = None,
     max_frames: int | None = None,
+    layout: LayoutChoice = "auto",
     resume: bool = False,
     overwrite: bool = False,
 ) -> ViewPlan:
@@ -97,7 +99,7 @@ def plan_view(
         out=target,
         model=weights,
         pipeline=dataclasses.replace(pipeline, preprocess=preprocess),
-        capture_options=CaptureOptions(max_frames=max_frames),
+        capture_options=CaptureOptions(max_frames=max_frames, layout=layout),
         resume=resume,
         overwrite=overwrite or out is None,
     )
