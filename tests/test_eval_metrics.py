@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vggt_t_mv.eval import metrics as M
+from vggt_t_mv.npgeometry import umeyama
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -30,7 +31,8 @@ def test_umeyama_recovers_a_similarity() -> None:
     rng = np.random.default_rng(0)
     points = rng.normal(size=(50, 3))
     rotation, translation = random_rotation(rng), rng.normal(size=3)
-    scale, r, t = M.umeyama_sim3(points, 2.5 * points @ rotation.T + translation)
+    fit = umeyama(points, 2.5 * points @ rotation.T + translation)
+    scale, r, t = fit.scale, fit.rotation, fit.translation
     assert scale == pytest.approx(2.5)
     np.testing.assert_allclose(r, rotation, atol=1e-10)
     np.testing.assert_allclose(t, translation, atol=1e-10)

@@ -87,3 +87,28 @@ def test_click_lives_only_in_the_cli() -> None:
         if target.split(".")[0] == "click" and not module.startswith("app.cli")
     )
     assert users == []
+
+
+def definitions(kind: type[ast.FunctionDef] | type[ast.ClassDef], pattern: str) -> list[str]:
+    """``file:line name`` of every module-level function (methods may delegate) or any class in ``app/`` and
+    ``vggt_t_mv/`` whose lower-cased name contains ``pattern``."""
+    found = []
+    for package in ("app", "vggt_t_mv"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree) if kind is ast.ClassDef else tree.body:
+                if isinstance(node, kind) and pattern in node.name.lower():
+                    found.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name}")
+    return found
+
+
+def test_one_umeyama_one_sim3_one_rotation_angle_in_the_code() -> None:
+    place = lambda found: [d.split(":")[0] + " " + d.split(" ")[1] for d in found]  # noqa: E731
+    assert place(definitions(ast.FunctionDef, "umeyama")) == ["vggt_t_mv/npgeometry.py umeyama"]
+    assert place(definitions(ast.ClassDef, "sim3")) == [
+        "vggt_t_mv/npgeometry.py Sim3",
+        "vggt_t_mv/npgeometry.py Sim3Fit",
+    ]
+    for name in ("rotation_angle", "sim3", "camera_centers", "rigid_rig", "apply_rig"):
+        places = {d.split(":")[0] for d in definitions(ast.FunctionDef, name)}
+        assert len(places) <= 1, f"{name} is written in {sorted(places)}"

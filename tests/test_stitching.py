@@ -6,20 +6,16 @@ import numpy as np
 import pytest
 
 from app.reconstruct.stitching import (
-    Sim3,
     metric_scale,
     owned_ranges,
     relative_poses,
     rig_diagnostics,
     rig_error,
     rigid_rig,
-    robust_sim3,
-    rotation_angle_deg,
-    umeyama,
     window_spans,
 )
 from tests.helpers.stitching import WindowGeometry, merge_windows, stitch_windows
-from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.npgeometry import Sim3, camera_centers, robust_sim3, rotation_angle_deg, umeyama
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -44,7 +40,7 @@ def test_umeyama_recovers_exact_sim3() -> None:
     rng = np.random.default_rng(1)
     truth = random_sim3(rng)
     source = rng.normal(size=(50, 3))
-    fit = umeyama(source, truth.apply_points(source))
+    fit = umeyama(source, truth.apply(source))
     assert fit.scale == pytest.approx(truth.scale, rel=1e-9)
     assert np.allclose(fit.rotation, truth.rotation, atol=1e-9)
     assert np.allclose(fit.translation, truth.translation, atol=1e-9)
@@ -54,14 +50,14 @@ def test_sim3_inverse_compose_and_camera_convention() -> None:
     rng = np.random.default_rng(2)
     a, b = random_sim3(rng), random_sim3(rng)
     x = rng.normal(size=(10, 3))
-    assert np.allclose(a.compose(b).apply_points(x), a.apply_points(b.apply_points(x)))
-    assert np.allclose(a.inverse().apply_points(a.apply_points(x)), x)
+    assert np.allclose(a.compose(b).apply(x), a.apply(b.apply(x)))
+    assert np.allclose(a.inverse().apply(a.apply(x)), x)
     extrinsics = np.concatenate([random_rotation(rng), rng.normal(size=(3, 1))], axis=1)
-    moved = a.apply_extrinsics(extrinsics)
+    moved = a.apply_to_extrinsics(extrinsics)
     # camera centre moves like a point, and camera-frame coordinates (hence depth) scale by s
-    assert np.allclose(camera_centers(moved), a.apply_points(camera_centers(extrinsics)))
+    assert np.allclose(camera_centers(moved), a.apply(camera_centers(extrinsics)))
     cam = extrinsics[:, :3] @ x.T + extrinsics[:, 3:]
-    cam_moved = moved[:, :3] @ a.apply_points(x).T + moved[:, 3:]
+    cam_moved = moved[:, :3] @ a.apply(x).T + moved[:, 3:]
     assert np.allclose(cam_moved, a.scale * cam)
 
 
@@ -69,7 +65,7 @@ def test_robust_sim3_ignores_outliers_where_plain_umeyama_fails() -> None:
     rng = np.random.default_rng(3)
     truth = random_sim3(rng)
     source = rng.normal(size=(4000, 3))
-    target = truth.apply_points(source) + rng.normal(size=source.shape) * 0.01
+    target = truth.apply(source) + rng.normal(size=source.shape) * 0.01
     outliers = rng.random(len(source)) < 0.1
     target[outliers] = rng.normal(size=(outliers.sum(), 3)) * 10
     fit = robust_sim3(source, target)
@@ -132,7 +128,7 @@ def _stitch_synthetic(outlier_fraction: float, robust: bool) -> tuple[float, flo
     # Everything is now in window 0's frame, which is the ground truth moved by truths[0]: undo that.
     centres, gt_centres = camera_centers(stitched).reshape(-1, 3), rig.camera_centers().reshape(-1, 3)
     to_gt = truths[0].inverse()
-    ate = float(np.sqrt(((to_gt.apply_points(centres) - gt_centres) ** 2).sum(1).mean()))
+    ate = float(np.sqrt(((to_gt.apply(centres) - gt_centres) ** 2).sum(1).mean()))
     rotations = stitched[..., :3] @ to_gt.rotation.T  # camera-from-GT-world
     rotation_error = float(rotation_angle_deg(rotations, rig.extrinsics[..., :3].astype(np.float64)).max())
     return ate / scene, rotation_error
@@ -191,5 +187,5 @@ def test_rig_diagnostics_rigid_rig_and_metric_scale() -> None:
     shrunk[..., 3] /= 3.0
     scale, ratios = metric_scale(shrunk, rig)
     assert scale == pytest.approx(3.0, rel=1e-6) and np.allclose(ratios, 3.0)
-    errors = rig_error(Sim3(scale).apply_extrinsics(shrunk), rig, ["a", "b", "c"])
+    errors = rig_error(Sim3(scale).apply_to_extrinsics(shrunk), rig, ["a", "b", "c"])
     assert all(e["rotation_error_deg"] < 1e-5 and e["translation_error"] < 1e-6 for e in errors)

@@ -15,7 +15,6 @@ import torch
 from app.export.api import ExportOptions, export_reconstruction
 from app.export.selection import Selection
 from app.reconstruct.pipeline import prepare_output
-from app.reconstruct.stitching import Sim3
 from app.reconstruct.store import (
     ARRAY_NAMES,
     DERIVED_ARRAYS,
@@ -26,6 +25,7 @@ from app.reconstruct.store import (
 )
 from app.viewer.data import CloudSettings, filter_timestep
 from vggt_t_mv.geometry import depth_to_world_points
+from vggt_t_mv.npgeometry import Sim3
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T, N, H, W = 3, 2, 6, 8
@@ -125,9 +125,9 @@ def test_derived_points_match_format_1s_unproject_then_move_order() -> None:
     arrays = computed_arrays()
     sim3 = Sim3(1.7, Sim3.identity().rotation @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]), np.array([3.0, -2, 5]))
     before = derive_world_points(arrays["depth"], arrays["extrinsics"], arrays["intrinsics"])
-    format_1 = sim3.apply_points(before)
+    format_1 = sim3.apply(before)
     moved_depth = arrays["depth"] * np.float32(sim3.scale)
-    format_2 = derive_world_points(moved_depth, sim3.apply_extrinsics(arrays["extrinsics"]), arrays["intrinsics"])
+    format_2 = derive_world_points(moved_depth, sim3.apply_to_extrinsics(arrays["extrinsics"]), arrays["intrinsics"])
     extent = float(np.abs(format_1).max())
     np.testing.assert_allclose(format_2, format_1, rtol=0, atol=1e-5 * extent)
 

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from app.cli.main import main
 from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.store import Reconstruction
-from app.viewer.ground_truth import extrinsics_into, invert_sim3
 from app.viewer.server import Viewer, ViewerConfig
 from tests.helpers.shared import require, shared_dir
+from vggt_t_mv.npgeometry import Sim3
 
 ROTATION = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-RECON_TO_GT = (2.5, ROTATION, np.array([0.5, -1.0, 3.0]))  # x_gt = s R x_recon + t
+RECON_TO_GT = Sim3(2.5, ROTATION, np.array([0.5, -1.0, 3.0]))  # x_gt = s R x_recon + t
 
 
 def rig_root() -> Path:
@@ -37,15 +37,15 @@ def perfect_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from app.capture.ground_truth import open_ground_truth
 
     truth = open_ground_truth(rig_root())
-    scale, rotation, translation = invert_sim3(RECON_TO_GT)
+    gt_to_recon = RECON_TO_GT.inverse()
     for record in recon.windows():
         sample = ground_truth_sample(recon, truth, range(*record.span))
-        points = scale * sample.world_points.double().numpy() @ rotation.T + translation
+        points = gt_to_recon.apply(sample.world_points.double().numpy())
         recon.replace_arrays(
             record.index,
             {
-                "extrinsics": extrinsics_into(sample.extrinsics.double().numpy(), RECON_TO_GT),
-                "depth": sample.depth.numpy() / RECON_TO_GT[0],
+                "extrinsics": gt_to_recon.apply_to_extrinsics(sample.extrinsics.double().numpy()),
+                "depth": sample.depth.numpy() / RECON_TO_GT.scale,
                 "world_points": np.where(sample.valid.numpy()[..., None], points, 0.0),
             },
         )
@@ -55,10 +55,11 @@ def perfect_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_alignment_recovers_the_similarity(perfect_recon: Path) -> None:
     from app.capture.ground_truth import open_ground_truth
 
-    scale, rotation, translation = camera_alignment(Reconstruction.open(perfect_recon), open_ground_truth(rig_root()))
-    assert scale == pytest.approx(RECON_TO_GT[0], rel=1e-4)
+    fit = camera_alignment(Reconstruction.open(perfect_recon), open_ground_truth(rig_root()))
+    scale, rotation, translation = fit.scale, fit.rotation, fit.translation
+    assert scale == pytest.approx(RECON_TO_GT.scale, rel=1e-4)
     np.testing.assert_allclose(rotation, ROTATION, atol=1e-4)
-    np.testing.assert_allclose(translation, RECON_TO_GT[2], atol=1e-3)
+    np.testing.assert_allclose(translation, RECON_TO_GT.translation, atol=1e-3)
 
 
 def test_eval_calls_the_ground_truth_reconstruction_perfect(perfect_recon: Path) -> None:

@@ -4,11 +4,13 @@ camera-from-world extrinsics ``[R | t]`` (a world point X maps to camera coordin
 Pose encoding ``absT_quaR_FoV`` (9 numbers): translation t (3), rotation quaternion (x, y, z, w) with
 the scalar last (4), field of view in radians, vertical then horizontal (2). The principal point is
 the image centre.
+
+This is the torch side (the model, its losses); the numpy side (Sim(3) and its fits, rotation angles, quaternions,
+camera centres), used by the app and the evaluation, is :mod:`vggt_t_mv.npgeometry`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -94,14 +96,6 @@ def extri_intri_to_pose_encoding(extrinsics: Tensor, intrinsics: Tensor, image_h
     fov_h = 2 * torch.atan((height / 2.0) / intrinsics[..., 1, 1])
     fov_w = 2 * torch.atan((width / 2.0) / intrinsics[..., 0, 0])
     return torch.cat([extrinsics[..., :3, 3], quaternion, fov_h[..., None], fov_w[..., None]], dim=-1)
-
-
-def camera_centers(extrinsics: np.ndarray | Tensor) -> np.ndarray | Tensor:
-    """World positions ``-R^T t`` ``[..., 3]`` of camera-from-world extrinsics ``[..., 3, 4]`` (or ``[..., 4, 4]``);
-    numpy in, numpy out (float64 for float64 input), tensor in, tensor out."""
-    rotation, translation = extrinsics[..., :3, :3], extrinsics[..., :3, 3]
-    einsum = torch.einsum if isinstance(extrinsics, Tensor) else np.einsum
-    return -einsum("...ji,...j->...i", rotation, translation)
 
 
 def closed_form_inverse_se3(extrinsics: Tensor) -> Tensor:

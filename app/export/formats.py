@@ -18,7 +18,7 @@ from app.common.cameras import CAMERA_COLORS
 from app.export.ownership import check_replaceable
 from app.export.selection import ExportError, Frames, PointSet
 from app.export.splat import SplatOptions, lift_pixels, write_splat_ply
-from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.npgeometry import camera_centers
 
 GLTF_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])  # OpenCV axes (y down, z forward) -> glTF (y up, looks down -z)
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from app.common.vocab import MOTIONS, Motion, Stream
 from app.reconstruct.store import STREAMS, Reconstruction
-from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.npgeometry import camera_centers
 
 DYNAMIC_THRESHOLD = 0.5  # a pixel is dynamic when its dynamic probability is >= this
 

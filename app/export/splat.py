@@ -50,6 +50,8 @@ from typing import BinaryIO, Literal, get_args
 
 import numpy as np
 
+from vggt_t_mv.npgeometry import matrix_to_quaternion_xyzw, quaternion_xyzw_to_matrix
+
 SH_C0 = 0.28209479177387814  # degree-0 real spherical harmonic, 1 / (2 sqrt(pi))
 OpacityMode = Literal["rank", "confidence"]
 OPACITY_MODES: tuple[str, ...] = get_args(OpacityMode)
@@ -125,15 +127,8 @@ class Gaussians:
 
     def rotations(self) -> np.ndarray:
         """World-from-Gaussian rotation matrices, float64 ``[M, 3, 3]``, from the ``w x y z`` quaternions."""
-        w, x, y, z = np.moveaxis(self.quaternions.astype(np.float64), -1, 0)
-        return np.stack(
-            [
-                np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-                np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-                np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-            ],
-            axis=-2,
-        )
+        wxyz = self.quaternions.astype(np.float64)
+        return quaternion_xyzw_to_matrix(np.concatenate([wxyz[:, 1:], wxyz[:, :1]], axis=1))
 
     def covariances(self) -> np.ndarray:
         """World-frame covariances ``R diag(sigma^2) R^T``, float32 ``[M, 3, 3]`` (viser's splat input)."""
@@ -145,12 +140,8 @@ class Gaussians:
 def camera_quaternions(extrinsics: np.ndarray) -> np.ndarray:
     """World-from-camera rotations ``R^T`` of OpenCV camera-from-world extrinsics ``[F, 3, 4]`` as unit quaternions
     ``w x y z`` (``w >= 0``), float64 ``[F, 4]``."""
-    import torch
-
-    from vggt_t_mv.geometry import rotation_to_quaternion
-
     world_from_camera = np.swapaxes(np.asarray(extrinsics, np.float64)[:, :, :3], 1, 2)
-    xyzw = rotation_to_quaternion(torch.from_numpy(np.ascontiguousarray(world_from_camera))).numpy()
+    xyzw = matrix_to_quaternion_xyzw(world_from_camera)
     return np.concatenate([xyzw[:, 3:], xyzw[:, :3]], axis=1)
 
 

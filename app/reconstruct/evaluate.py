@@ -20,10 +20,9 @@ import numpy as np
 from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame, open_ground_truth
 from app.capture.preprocess import FrameTransform, preprocess_frame
 from app.reconstruct.store import Reconstruction
-from vggt_t_mv.eval.metrics import umeyama_sim3
 from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, trivial_prediction, window_metrics
-from vggt_t_mv.geometry import camera_centers
 from vggt_t_mv.loading import WeightsSpec
+from vggt_t_mv.npgeometry import Sim3, camera_centers, umeyama
 from vggt_t_mv.train.dataset import Sample, window_sample
 
 TRIVIAL_NAME = "trivial: identity cams / const depth / static mask"
@@ -136,7 +135,7 @@ def evaluate_reconstruction(recon: Reconstruction, gt: str | Path | GroundTruth,
     return results
 
 
-def camera_alignment(recon: Reconstruction, gt: GroundTruth) -> tuple[float, np.ndarray, np.ndarray]:
+def camera_alignment(recon: Reconstruction, gt: GroundTruth) -> Sim3:
     """The Sim(3) ``(s, R, t)`` from the reconstruction's world to the ground truth's, ``x_gt = s R x + t``: the
     Umeyama fit of the reconstructed camera centres onto the ground-truth ones over every stored timestep, as the
     evaluation's ATE fits each window (:func:`vggt_t_mv.eval.metrics.ate`)."""
@@ -147,7 +146,7 @@ def camera_alignment(recon: Reconstruction, gt: GroundTruth) -> tuple[float, np.
         truth.append(ground_truth_sample(recon, gt, times).extrinsics.double().numpy())
     pred_centres = camera_centers(np.concatenate(pred).astype(np.float64)).reshape(-1, 3)
     gt_centres = camera_centers(np.concatenate(truth)).reshape(-1, 3)
-    return umeyama_sim3(pred_centres, gt_centres)
+    return umeyama(pred_centres, gt_centres)
 
 
 class EvalInputError(ValueError):

@@ -46,9 +46,10 @@ from app.common.vocab import DtypeName
 from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
 from app.reconstruct.stitching import (
-    Sim3,
     align_window,
+    apply_rig,
     metric_scale,
+    owned_ranges,
     rig_diagnostics,
     rig_error,
     rigid_rig,
@@ -58,6 +59,7 @@ from app.reconstruct.store import FORMAT_VERSION, LOCK_NAME, Reconstruction, Rec
 from app.reconstruct.writing import WindowWriter
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.geometry import pose_encoding_to_extri_intri
+from vggt_t_mv.npgeometry import Sim3
 
 WINDOW_DEFAULTS = {"cuda": (16, 12), "mps": (8, 6), "cpu": (6, 4)}
 FOV_LIMITS = (float(np.radians(0.5)), float(np.radians(179.5)))  # radians; predicted FoVs are clamped to this
@@ -393,14 +395,14 @@ def check_window_finite(index: int, span: tuple[int, int], arrays: dict[str, np.
         )
 
 
-def _apply_sim3(arrays: dict[str, np.ndarray], sim3: Sim3) -> dict[str, np.ndarray]:
+def _moved_window(arrays: dict[str, np.ndarray], sim3: Sim3) -> dict[str, np.ndarray]:
     """The window's arrays moved into the stitched frame (new arrays; the inputs are left as they are)."""
-    if sim3.scale == 1.0 and np.array_equal(sim3.matrix(), np.eye(4)):
+    if sim3.is_identity():
         return dict(arrays)
     out = dict(arrays)
-    out["world_points"] = sim3.apply_points(arrays["world_points"])
+    out["world_points"] = sim3.apply(arrays["world_points"])
     out["depth"] = arrays["depth"] * np.float32(sim3.scale)
-    out["extrinsics"] = sim3.apply_extrinsics(arrays["extrinsics"])
+    out["extrinsics"] = sim3.apply_to_extrinsics(arrays["extrinsics"])
     return out
 
 
@@ -439,6 +441,7 @@ def run_pipeline(
     started = time.perf_counter()
     counts = {"done": spans[first_window - 1][1] if first_window > 0 else 0, "new": 0}
     previous: dict[str, np.ndarray] | None = None  # stored arrays of the last window, for aligning the next
+    cameras: dict[int, WindowCameras] = {}  # stored cameras of the windows this run made (for the rig pass)
 
     def committed(w: int | None) -> None:
         if w is None:
@@ -479,8 +482,9 @@ def run_pipeline(
                 with timer.measure("stitch"):
                     check_window_finite(w, spans[w], arrays)
                     sim3, info["alignment"] = _align(recon, w, arrays, previous, plan, messages)
-                    arrays = _stored(_apply_sim3(arrays, sim3))
+                    arrays = _stored(_moved_window(arrays, sim3))
                 previous = arrays
+                cameras[w] = WindowCameras(arrays["extrinsics"], arrays["intrinsics"])
                 committed(writer.flush())  # window w - 1 is on disk: report it before writing w
                 writer.submit(w, arrays, info)
         if writer is not None:
@@ -488,7 +492,7 @@ def run_pipeline(
         if not dist.is_main:
             return None
         seconds = time.perf_counter() - started
-        _finish(recon, capture, plan, config, messages)
+        _finish(recon, capture, plan, config, messages, cameras)
     finally:
         if feeder is not None:
             feeder.close()
@@ -567,7 +571,7 @@ def _align(
             arrays["world_points"][:shared],
             arrays["world_points_conf"][:shared],
         )
-        ok = np.isfinite(fit.sim3.matrix()).all() and fit.sim3.scale > 0
+        ok = np.isfinite(fit.sim3.as_matrix()).all() and fit.sim3.scale > 0
     except (ValueError, np.linalg.LinAlgError) as error:
         fit, ok = None, False
         messages.append(f"window {w}: Sim(3) fit failed ({error}); window left unaligned")
@@ -575,13 +579,64 @@ def _align(
         if fit is not None:
             messages.append(f"window {w}: Sim(3) fit is degenerate; window left unaligned")
         return Sim3.identity(), {"kind": "failed", "overlap": shared}
-    return fit.sim3, {"kind": "sim3", "overlap": shared, **fit.to_dict()}
+    fitted = {
+        "sim3": {
+            "scale": float(fit.sim3.scale),
+            "rotation": fit.sim3.rotation.tolist(),
+            "translation": fit.sim3.translation.tolist(),
+        },
+        "residual_median": fit.residual_median,
+        "residual_mean_inlier": fit.residual_mean_inlier,
+        "inlier_fraction": fit.inlier_fraction,
+        "num_points": fit.num_points,
+        "iterations": fit.iterations,
+    }
+    return fit.sim3, {"kind": "sim3", "overlap": shared, **fitted}
 
 
-def _finish(recon: Reconstruction, capture: RigCapture, plan: RunPlan, config: PipelineConfig, messages: list) -> None:
-    """Rig diagnostics, optional rigid-rig averaging and calibration report; marks the run complete."""
+@dataclass
+class WindowCameras:
+    """One window's stored cameras: ``extrinsics [Tw, N, 3, 4]`` camera-from-world, ``intrinsics [Tw, N, 3, 3]``."""
+
+    extrinsics: np.ndarray
+    intrinsics: np.ndarray
+
+
+def _window_cameras(recon: Reconstruction, made: dict[int, WindowCameras]) -> list[WindowCameras]:
+    """The stored cameras of every complete window: those this run made from memory, earlier ones (a resumed run)
+    read once from disk."""
+    out = []
+    for record in recon.windows():
+        if record.index not in made:
+            arrays = recon.window_arrays(record.index, ("extrinsics", "intrinsics"))
+            made[record.index] = WindowCameras(np.array(arrays["extrinsics"]), np.array(arrays["intrinsics"]))
+        out.append(made[record.index])
+    return out
+
+
+def _merged(parts: list[np.ndarray], spans: list[tuple[int, int]]) -> np.ndarray:
+    """Per-window arrays ``[Tw, N, ...]`` -> ``[T, N, ...]`` by the merge rule (what ``Reconstruction.load`` reads)."""
+    owned = owned_ranges(spans)
+    return np.concatenate(
+        [part[s - span[0] : e - span[0]] for part, span, (s, e) in zip(parts, spans, owned, strict=True)]
+    )
+
+
+def _finish(
+    recon: Reconstruction,
+    capture: RigCapture,
+    plan: RunPlan,
+    config: PipelineConfig,
+    messages: list,
+    made: dict[int, WindowCameras],
+) -> None:
+    """Rig diagnostics, optional rigid-rig averaging and calibration report; marks the run complete. ``made``: the
+    stored cameras of the windows this run computed (the others are read once)."""
     names = recon.camera_names
-    extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
+    windows = _window_cameras(recon, made)
+    spans = [record.span for record in recon.windows()]
+    extrinsics = _merged([c.extrinsics for c in windows], spans)
+    intrinsics = _merged([c.intrinsics for c in windows], spans)
     report: dict = {"diagnostics": rig_diagnostics(extrinsics, intrinsics, names)}
     if config.rigid_rig and len(names) > 1:
         # The pass is idempotent (it rebuilds every camera from camera 0, which it leaves exactly as it is), so a
@@ -597,15 +652,13 @@ def _finish(recon: Reconstruction, capture: RigCapture, plan: RunPlan, config: P
             recon.meta["rig"] = {**report, "rigid": stored}
             recon.save_meta()
         rig, rig_k = np.array(stored["camera_from_camera0"]), np.array(stored["intrinsics"], np.float32)
-        for record in recon.windows():
-            arrays = recon.window_arrays(record.index, ("extrinsics", "intrinsics"))
-            ext = np.array(arrays["extrinsics"], np.float64)
-            new_rot = rig[None, :, :, :3] @ ext[:, :1, :, :3]
-            new_trans = np.einsum("nij,tj->tni", rig[:, :, :3], ext[:, 0, :, 3]) + rig[None, :, :, 3]
-            new_ext = np.concatenate([new_rot, new_trans[..., None]], -1).astype(np.float32)
-            new_k = np.broadcast_to(rig_k, arrays["intrinsics"].shape).astype(np.float32)
+        for record, cams in zip(recon.windows(), windows, strict=True):
+            new_ext = apply_rig(cams.extrinsics, rig).astype(np.float32)
+            new_k = np.broadcast_to(rig_k, cams.intrinsics.shape).astype(np.float32)
             recon.replace_arrays(record.index, {"extrinsics": new_ext, "intrinsics": new_k})  # pose points follow
-        extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
+        # camera 0 of every timestep is its owner window's, so the merged cameras follow by the same formula
+        extrinsics = apply_rig(extrinsics, rig).astype(np.float32)
+        intrinsics = np.broadcast_to(rig_k, intrinsics.shape).astype(np.float32)
         report["rigid"] = stored
         report["diagnostics_after_rigid"] = rig_diagnostics(extrinsics, intrinsics, names)
     if plan.calibration is not None:

@@ -29,7 +29,7 @@ from app.common.vocab import Stream
 from app.export.selection import pixel_filter
 from app.export.splat import Gaussians, SplatOptions, lift_pixels
 from app.reconstruct.store import Reconstruction
-from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.npgeometry import camera_centers, matrix_to_quaternion_xyzw
 
 DYNAMIC_TINT = np.array([255, 40, 200], np.float32)  # magenta: far from most scene colours
 
@@ -161,10 +161,9 @@ class CameraPose:
 
 
 def rotation_to_wxyz(rotation: np.ndarray) -> np.ndarray:
-    """A 3x3 rotation matrix -> unit quaternion ``(w, x, y, z)``."""
-    import viser.transforms as vtf
-
-    return np.asarray(vtf.SO3.from_matrix(np.asarray(rotation, np.float64)).wxyz)
+    """A 3x3 rotation matrix -> unit quaternion ``(w, x, y, z)`` (viser's order)."""
+    x, y, z, w = matrix_to_quaternion_xyzw(rotation)
+    return np.array([w, x, y, z])
 
 
 def camera_poses(extrinsics: np.ndarray, intrinsics: np.ndarray, image_hw: tuple[int, int]) -> list[CameraPose]:

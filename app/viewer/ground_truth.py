@@ -16,27 +16,10 @@ import numpy as np
 from app.capture.ground_truth import GroundTruth, open_ground_truth
 from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.store import Reconstruction
+from vggt_t_mv.npgeometry import Sim3
 
 GT_COLOR = (40, 220, 120)  # the ground truth's points and frustums: one colour, unlike any camera's
 GT_MAX_POINTS = 20_000  # per camera and timestep
-
-
-def invert_sim3(sim3: tuple[float, np.ndarray, np.ndarray]) -> tuple[float, np.ndarray, np.ndarray]:
-    """``x = s R y + t`` -> ``y = s' R' x + t'``."""
-    scale, rotation, translation = sim3
-    return 1.0 / scale, rotation.T, -rotation.T @ translation / scale
-
-
-def extrinsics_into(extrinsics: np.ndarray, sim3: tuple[float, np.ndarray, np.ndarray]) -> np.ndarray:
-    """OpenCV camera-from-world ``[..., 3, 4]`` of a world ``W`` -> camera-from-world of the world ``V`` with
-    ``x_W = s R x_V + t`` (``sim3``); camera units scale by ``1 / s``, so the camera centre lands at its place in
-    ``V``: ``E' = [R_c R | (R_c t + t_c) / s]``."""
-    scale, rotation, translation = sim3
-    r_c, t_c = extrinsics[..., :3, :3], extrinsics[..., :3, 3]
-    out = np.empty(np.shape(extrinsics)[:-2] + (3, 4))
-    out[..., :3, :3] = r_c @ rotation
-    out[..., :3, 3] = (np.einsum("...ij,j->...i", r_c, translation) + t_c) / scale
-    return out
 
 
 @dataclass
@@ -54,12 +37,11 @@ class GroundTruthView:
 
     def __init__(self, recon: Reconstruction, gt: GroundTruth, max_points: int = GT_MAX_POINTS) -> None:
         self.recon, self.gt, self.max_points = recon, gt, max_points
-        self.to_gt = camera_alignment(recon, gt)
-        self.from_gt = invert_sim3(self.to_gt)
+        self.to_gt: Sim3 = camera_alignment(recon, gt)  # x_gt = s R x_recon + t
+        self.from_gt: Sim3 = self.to_gt.inverse()
 
     def timestep(self, t: int) -> GroundTruthTimestep:
         sample = ground_truth_sample(self.recon, self.gt, range(t, t + 1))
-        scale, rotation, translation = self.from_gt
         points = []
         rng = np.random.default_rng(t)
         for n in range(self.recon.num_cameras):
@@ -67,8 +49,8 @@ class GroundTruthView:
             world = sample.world_points[0, n].double().numpy()[valid]
             if len(world) > self.max_points:
                 world = world[rng.choice(len(world), self.max_points, replace=False)]
-            points.append((scale * world @ rotation.T + translation).astype(np.float32))
-        extrinsics = extrinsics_into(sample.extrinsics[0].double().numpy(), self.to_gt)
+            points.append(self.from_gt.apply(world).astype(np.float32))
+        extrinsics = self.from_gt.apply_to_extrinsics(sample.extrinsics[0].double().numpy())
         return GroundTruthTimestep(extrinsics, sample.intrinsics[0].double().numpy(), points)
 
 

@@ -59,7 +59,7 @@ from app.viewer.data import (
     tint,
 )
 from app.viewer.ground_truth import GT_COLOR, GroundTruthView
-from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.npgeometry import camera_centers
 
 STREAM_LABELS = {
     "geo": "geo stream: point map",

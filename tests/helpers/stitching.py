@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.reconstruct.stitching import Sim3, Sim3Fit, align_window, owned_ranges
+from app.reconstruct.stitching import align_window, owned_ranges
+from vggt_t_mv.npgeometry import Sim3, Sim3Fit
 
 
 @dataclass
@@ -29,11 +30,11 @@ class WindowGeometry:
     def transformed(self, sim3: Sim3) -> WindowGeometry:
         """The same window moved by ``sim3`` (points, cameras and depth; depth scales by ``s``)."""
         return WindowGeometry(
-            sim3.apply_points(self.points),
+            sim3.apply(self.points),
             self.conf,
-            sim3.apply_extrinsics(self.extrinsics),
+            sim3.apply_to_extrinsics(self.extrinsics),
             None if self.depth is None else (self.depth * np.asarray(sim3.scale, self.depth.dtype)),
-            {k: sim3.apply_points(v) for k, v in self.extra_points.items()},
+            {k: sim3.apply(v) for k, v in self.extra_points.items()},
         )
 
 

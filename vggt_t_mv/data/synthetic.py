@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.npgeometry import camera_centers
 
 GROUND_TRUTH_FILE = "ground_truth.npz"
 README_FILE = "README.txt"

@@ -10,41 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vggt_t_mv.geometry import camera_centers
+from vggt_t_mv.npgeometry import camera_centers, rotation_angle_deg, umeyama
 
 
 # --------------------------------------------------------------------------------------------------------- helpers
-def umeyama_sim3(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity ``target ~ s R source + t`` for corresponding points ``[M, 3]`` (Umeyama 1991).
-
-    Returns ``(s, R [3, 3], t [3])``. A degenerate source (all points equal) gives ``s = 0`` (everything maps to the
-    target's centroid)."""
-    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
-    mu_s, mu_t = source.mean(0), target.mean(0)
-    src, tgt = source - mu_s, target - mu_t
-    var_s = (src**2).sum() / len(source)
-    covariance = tgt.T @ src / len(source)
-    u, d, vt = np.linalg.svd(covariance)
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    rotation = u @ sign @ vt
-    scale = float(np.trace(np.diag(d) @ sign) / var_s) if var_s > 1e-20 else 0.0
-    return scale, rotation, mu_t - scale * rotation @ mu_s
-
-
-def apply_sim3(points: np.ndarray, sim3: tuple[float, np.ndarray, np.ndarray]) -> np.ndarray:
-    """``s R x + t`` for points ``[..., 3]``."""
-    scale, rotation, translation = sim3
-    return scale * points @ rotation.T + translation
-
-
-def rotation_angle_deg(rotation: np.ndarray) -> np.ndarray:
-    """Angle of rotation matrices ``[..., 3, 3]`` in degrees."""
-    cos = (np.trace(rotation, axis1=-2, axis2=-1) - 1) / 2
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
 def _homogeneous(extrinsics: np.ndarray) -> np.ndarray:
     out = np.zeros(extrinsics.shape[:-2] + (4, 4))
     out[..., :3, :] = extrinsics
@@ -67,7 +36,7 @@ def ate(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> float:
     ground truth. ``[..., 3, 4]`` each (flattened over all leading dims)."""
     pred = camera_centers(pred_extrinsics).reshape(-1, 3)
     gt = camera_centers(gt_extrinsics).reshape(-1, 3)
-    aligned = apply_sim3(pred, umeyama_sim3(pred, gt))
+    aligned = umeyama(pred, gt).apply(pred)
     return float(np.sqrt(((aligned - gt) ** 2).sum(-1).mean()))
 
 
@@ -77,13 +46,13 @@ def rpe(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> tuple[float, 
     error (degrees)."""
     pred = np.asarray(pred_extrinsics, np.float64).reshape(-1, 3, 4)
     gt = np.asarray(gt_extrinsics, np.float64).reshape(-1, 3, 4)
-    scale = umeyama_sim3(camera_centers(pred), camera_centers(gt))[0]
+    scale = umeyama(camera_centers(pred), camera_centers(gt)).scale
     r_pred, t_pred, _ = relative_poses(pred)
     r_gt, t_gt, _ = relative_poses(gt)
     if len(r_gt) == 0:
         return float("nan"), float("nan")
     trans = np.linalg.norm(scale * t_pred - t_gt, axis=-1).mean()
-    rot = rotation_angle_deg(np.einsum("kji,kjl->kil", r_pred, r_gt)).mean()
+    rot = rotation_angle_deg(r_pred, r_gt).mean()
     return float(trans), float(rot)
 
 
@@ -100,7 +69,7 @@ def relative_pose_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray)
     a static rig seen twice) have no direction: their translation error is 0 (only the rotation counts)."""
     r_pred, t_pred, _ = relative_poses(np.reshape(pred_extrinsics, (-1, 3, 4)))
     r_gt, t_gt, _ = relative_poses(np.reshape(gt_extrinsics, (-1, 3, 4)))
-    rot = rotation_angle_deg(np.einsum("kji,kjl->kil", r_pred, r_gt))
+    rot = rotation_angle_deg(r_pred, r_gt)
     baseline = np.linalg.norm(t_gt, axis=-1)
     no_baseline = baseline <= 1e-6 * max(baseline.max(initial=0.0), 1e-12)
     return rot, np.where(no_baseline, 0.0, translation_angle_deg(t_pred, t_gt))
@@ -205,7 +174,7 @@ def point_metrics(
     if len(gt) > max_points:
         keep = rng.choice(len(gt), max_points, replace=False)
         pred, gt = pred[keep], gt[keep]
-    aligned = apply_sim3(pred, umeyama_sim3(pred, gt))
+    aligned = umeyama(pred, gt).apply(pred)
     return {
         "accuracy": float(nearest_distances(aligned, gt).mean()),
         "completeness": float(nearest_distances(gt, aligned).mean()),
