@@ -525,3 +525,65 @@ def test_unknown_device(template, tmp_path: Path, command: str) -> None:
         result = invoke("eval", folder, "--gt", "synthetic:1", "--device", "tpu9")
     assert_refused(result, "--device", "tpu9")
     assert not (tmp_path / "recon").exists()
+
+
+# ------------------------------------------------------------------------------------------- calibration
+def _rig_json(cameras: dict[str, dict], units: str | None = None) -> str:
+    body = {"cameras": cameras, **({} if units is None else {"units": units})}
+    return json.dumps(body).replace('"NaN"', "NaN")
+
+
+_K = [[60.0, 0.0, 32.0], [0.0, 60.0, 24.0], [0.0, 0.0, 1.0]]
+_GOOD = {"K": _K, "size": [64, 48], "R": np.eye(3).tolist(), "t": [0.0, 0.0, 0.0]}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("missing.json", _rig_json({"cam0": _GOOD}), ("no entry for camera(s) cam1", "key each camera")),
+        (
+            "size.json",
+            _rig_json({"cam0": {**_GOOD, "size": [128, 96]}, "cam1": {**_GOOD, "t": [0.5, 0, 0]}}),
+            ("128x96", "64x48", "calibrate at the capture's resolution"),
+        ),
+        (
+            "aspect.json",
+            _rig_json({"cam0": _GOOD, "cam1": {**_GOOD, "size": [64, 64], "t": [0.5, 0, 0]}}),
+            ("64x64", "another aspect"),
+        ),
+        (
+            "rotation.json",
+            _rig_json({"cam0": _GOOD, "cam1": {**_GOOD, "R": [[2, 0, 0], [0, 1, 0], [0, 0, 1]]}}),
+            ("camera 'cam1'", "not a rotation matrix", "orthonormal"),
+        ),
+        (
+            "nan.json",
+            _rig_json({"cam0": _GOOD, "cam1": {**_GOOD, "t": ["NaN", 0, 0]}}),
+            ("camera 'cam1'", "NaN", "fix or re-export"),
+        ),
+        (
+            "units.json",
+            _rig_json({"cam0": _GOOD, "cam1": _GOOD}, units="furlongs"),
+            ("furlongs", "--calibration-units"),
+        ),
+        (
+            "calibration.toml",
+            '[cam_0]\nname = "cam0"\nsize = [64, 48]\nmatrix = [[60, 0, 32], [0, 60, 24], [0, 0, 1]]\n'
+            "rotation = [0, 0, 0]\ntranslation = [0, 0, 0]\n"
+            '[cam_1]\nname = "cam1"\nsize = [64, 48]\nmatrix = [[60, 0, 32], [0, 60, 24], [0, 0, 1]]\n'
+            "rotation = [0, 0, 0]\ntranslation = [-60, 0, 0]\n",
+            ("units are not determinable", "--calibration-units"),
+        ),
+    ],
+)
+def test_calibration_that_does_not_fit_the_capture(tmp_path: Path, name: str, content: str, expected) -> None:
+    """Issue 23: a calibration missing a camera, of another image size or aspect, with a non-rotation, NaN, or units
+    that cannot be told: refused naming the file and the fix, before anything is written."""
+    capture = write_solid_rig(tmp_path / "capture", num_cameras=2, num_timesteps=3, fmt="images")
+    calibration = tmp_path / name
+    calibration.write_text(content)
+    before = snapshot(tmp_path)
+    result = invoke("run", capture, "--out", tmp_path / "recon", *TINY, "--calibration", calibration)
+    assert_refused(result, calibration, *expected)
+    assert_kept(before, tmp_path)
+    assert not (tmp_path / "recon").exists()

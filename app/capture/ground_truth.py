@@ -151,6 +151,27 @@ class DatasetGroundTruth(GroundTruth):
             f"named like the image"
         )
 
+    def camera_parameters(self, camera: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """Every frame of ``camera``: intrinsics ``[F, 3, 3]``, extrinsics ``[F, 3, 4]`` (OpenCV camera-from-world) and
+        the image size ``(width, height)`` of its first frame (one ``.npy`` per camera is repeated over the frames)."""
+        import cv2
+
+        files = self.files[camera][: self.num_frames]
+        header = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+        if header is None:
+            raise GroundTruthError(f"ground truth image {files[0]} cannot be read")
+        loaded: dict[Path, np.ndarray] = {}
+
+        def load(kind: str, image: Path, shapes: tuple[tuple[int, ...], ...], what: str) -> np.ndarray:
+            file = self.file(kind, image, camera)
+            if file not in loaded:
+                loaded[file] = _load_npy(file, shapes, what)[:3].astype(np.float64)
+            return loaded[file]
+
+        intrinsics = np.stack([load("intrs", image, ((3, 3),), "intrinsics") for image in files])
+        extrinsics = np.stack([load("extrs", image, ((3, 4), (4, 4)), "extrinsics") for image in files])
+        return intrinsics, extrinsics, (int(header.shape[1]), int(header.shape[0]))
+
     def frame(self, f: int, camera: str | int) -> GroundTruthFrame:
         self.check_frame(f)
         name = self.camera_names[camera] if isinstance(camera, int) else self.camera_names[self.camera_index(camera)]
@@ -198,8 +219,7 @@ class SequenceGroundTruth(GroundTruth):
         if isinstance(camera, int):
             if not 0 <= camera < self.num_cameras:
                 raise GroundTruthError(
-                    f"ground truth {self.path} has {self.num_cameras} cameras, the reconstruction uses "
-                    f"camera {camera}"
+                    f"ground truth {self.path} has {self.num_cameras} cameras, the reconstruction uses camera {camera}"
                 )
             return camera
         return super().camera_index(camera)

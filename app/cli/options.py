@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from app.capture.calibration.rig import LENGTH_UNITS
 from app.capture.layout import LAYOUT_CHOICES
 from vggt_t_mv.loading import PRESETS, WeightsSpec
 
@@ -119,6 +120,33 @@ def pipeline_options(command: Callable) -> Callable:
         ),
         click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last window."),
         click.option("--overwrite", is_flag=True, help="Replace a reconstruction already in --out."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+CALIBRATION_HELP = (
+    "Rig calibration: caliscope camera_array.toml; anipose / pose2sim calibration.toml or Calib.toml; JSON (README); "
+    "Qualisys QTM .qca.txt; EasyMocap intri.yml + extri.yml (their folder); a COLMAP sparse model (folder, .bin or "
+    ".txt); a dataset root with intrs/ + extrs/. auto (default): a dataset root's own intrs/ + extrs/ when the "
+    "capture is one; none: no calibration. Lens distortion is removed before the model."
+)
+
+
+def calibration_options(command: Callable) -> Callable:
+    """Decorate ``command`` with the calibration options that ``run`` and ``view`` share (keyword arguments
+    ``calibration``, ``calibration_units``)."""
+    decorators = [
+        click.option(
+            "--calibration", default="auto", show_default=True, metavar="PATH|auto|none", help=CALIBRATION_HELP
+        ),
+        click.option(
+            "--calibration-units",
+            type=click.Choice(LENGTH_UNITS),
+            help="Units of the calibration's lengths when the file does not state them and the camera spacing does "
+            "not tell (arbitrary: not metric).",
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)

@@ -14,6 +14,7 @@ from app.capture.rig import CaptureOptions
 from app.capture.sources import CaptureError
 from app.cli.options import (
     CONTEXT_SETTINGS,
+    calibration_options,
     console_warnings,
     model_options,
     pipeline_options,
@@ -68,11 +69,7 @@ MODE_HELP = (
     help="Dynamic masks: a folder per camera (or view_K), SegAnyMo's output folder, or auto (a dataset root's "
     "SegAnyMo/).",
 )
-@click.option(
-    "--calibration",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Rig calibration (TOML/JSON): metric scale.",
-)
+@calibration_options
 @click.option("--rigid-rig", is_flag=True, help="Average intrinsics and camera-to-camera-0 poses over time.")
 @click.option("--skip-bad-cameras", is_flag=True, help="Drop cameras that cannot be decoded instead of stopping.")
 def run_command(capture: Path, out: Path, **options) -> None:
@@ -101,6 +98,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
             masks=options["masks"],
             rigid_rig=options["rigid_rig"],
             calibration=options["calibration"],
+            calibration_units=options["calibration_units"],
         )
         prepared = prepare_reconstruction(
             capture,
@@ -116,6 +114,8 @@ def run_command(capture: Path, out: Path, **options) -> None:
             for line in capture_notes(prepared.capture, options["masks"]):
                 click.echo(line, err=True)
             click.echo(prepared.size_note, err=True)
+            if prepared.plan.calibration is not None:
+                click.echo(prepared.plan.calibration.summary(), err=True)
         if prepared.loaded.report is not None:
             click.echo(f"weights: {prepared.loaded.report.summary()}", err=True)
         if prepared.first_window and ctx.is_main:

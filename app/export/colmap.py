@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.capture.calibration.colmap import COLMAP_PIXEL_OFFSET
 from app.common.atomic import atomic_folder
 from app.export.selection import ExportError, Frames, PointSet
-
-COLMAP_PIXEL_OFFSET = 0.5  # COLMAP pixel coordinate = reconstruction pixel index + 0.5
 
 
 @dataclass(frozen=True)

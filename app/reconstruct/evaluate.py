@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.capture.calibration.rig import cameras_from_record
+from app.capture.calibration.undistort import Undistorter
 from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame, open_ground_truth
 from app.capture.preprocess import FrameTransform, preprocess_frame
 from app.reconstruct.store import Reconstruction
@@ -39,15 +41,23 @@ class ModelPixels:
     moving: np.ndarray | None
 
 
-def to_model_pixels(frame: GroundTruthFrame, transform: FrameTransform) -> ModelPixels:
-    """``frame`` through the run's crop / pad ``transform`` (nearest sampling; outside the frame = invalid)."""
+def to_model_pixels(
+    frame: GroundTruthFrame, transform: FrameTransform, undistorter: Undistorter | None = None
+) -> ModelPixels:
+    """``frame`` through the run's lens undistortion (``undistorter``, None: none) and crop / pad ``transform``
+    (nearest sampling; outside the frame = invalid)."""
     height, width = transform.target_hw
     depth = np.zeros((height, width), np.float32)
     if frame.depth is not None:
-        depth = preprocess_frame(frame.depth.astype(np.float32), transform, interpolation=cv2.INTER_NEAREST)
+        source = frame.depth.astype(np.float32)
+        if undistorter is not None:
+            source = undistorter.nearest(source)
+        depth = preprocess_frame(source, transform, interpolation=cv2.INTER_NEAREST)
     moving = None
     if frame.moving is not None:
         mask = frame.moving.astype(np.uint8) * 255
+        if undistorter is not None:
+            mask = undistorter.nearest(mask)
         moving = preprocess_frame(mask, transform, interpolation=cv2.INTER_NEAREST) > 127
     return ModelPixels(depth, transform.intrinsics_to_target(frame.intrinsics), frame.extrinsics, moving)
 
@@ -71,11 +81,23 @@ def camera_keys(recon: Reconstruction, gt: GroundTruth) -> list[str | int]:
     return list(range(recon.num_cameras))
 
 
+def run_undistorters(recon: Reconstruction, transforms: list[FrameTransform]) -> list[Undistorter | None]:
+    """Per camera, the lens undistortion the run applied to its frames (meta.json ``calibration``), or None."""
+    record = recon.meta.get("calibration")
+    if not record:
+        return [None] * len(transforms)
+    return [
+        Undistorter.for_camera(camera, (transform.source_hw[1], transform.source_hw[0]))
+        for camera, transform in zip(cameras_from_record(record), transforms, strict=True)
+    ]
+
+
 def ground_truth_sample(recon: Reconstruction, gt: GroundTruth, times: range) -> Sample:
     """The ground truth of the reconstructed timesteps ``times`` as a :class:`Sample` at the model's pixels."""
     frame_index = np.asarray(recon.meta["capture"]["frame_index"])  # [T, N] source frame of each reconstructed frame
     transforms = [FrameTransform.from_dict(d) for d in recon.meta["preprocess"]]
     keys = camera_keys(recon, gt)
+    undistorters = run_undistorters(recon, transforms)
     rows = []
     for t in times:
         row = []
@@ -88,7 +110,7 @@ def ground_truth_sample(recon: Reconstruction, gt: GroundTruth, times: range) ->
                     f"{frame.image_hw[1]}x{frame.image_hw[0]}, the reconstructed frames were "
                     f"{transforms[n].source_hw[1]}x{transforms[n].source_hw[0]}; use the capture's own ground truth"
                 )
-            row.append(to_model_pixels(frame, transforms[n]))
+            row.append(to_model_pixels(frame, transforms[n], undistorters[n]))
         rows.append(row)
     height, width = recon.image_hw
     moving_known = all(p.moving is not None for row in rows for p in row)

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from app.capture.calibration.undistort import Undistorter
 from app.capture.preprocess import FrameTransform, preprocess_frame
 from app.capture.rig import RigCapture
 from app.common.timing import StageTimer
@@ -54,9 +55,18 @@ class WindowInput:
 
 
 def prepare_timestep(
-    raw: list[np.ndarray], transforms: list[FrameTransform], masks: list[np.ndarray] | None = None
+    raw: list[np.ndarray],
+    transforms: list[FrameTransform],
+    masks: list[np.ndarray] | None = None,
+    undistorters: list[Undistorter | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """N original RGB frames -> uint8 ``[N, H, W, 3]`` at the model size; N mask frames -> float32 ``[N, H, W]``."""
+    """N original RGB frames -> uint8 ``[N, H, W, 3]`` at the model size; N mask frames -> float32 ``[N, H, W]``.
+
+    ``undistorters[n]`` (None: nothing to undo) removes camera ``n``'s lens distortion first (masks: nearest)."""
+    if undistorters is not None:
+        raw = [frame if u is None else u.image(frame) for frame, u in zip(raw, undistorters, strict=True)]
+        if masks is not None:
+            masks = [mask if u is None else u.nearest(mask) for mask, u in zip(masks, undistorters, strict=True)]
     colors = np.stack([preprocess_frame(frame, tf) for frame, tf in zip(raw, transforms, strict=True)])
     if masks is None:
         return colors, None
@@ -93,10 +103,12 @@ class WindowFeeder:
         prefetch: int = 8,
         ahead: int = 1,
         read_masks: Callable[[int], list[np.ndarray]] | None = None,
+        undistorters: list[Undistorter | None] | None = None,
     ) -> None:
         self.capture, self.spans, self.windows = capture, spans, list(windows)
         self.transforms, self.device, self.timer = transforms, device, timer
         self.prefetch, self.read_masks = prefetch, read_masks
+        self.undistorters = undistorters if undistorters and any(u is not None for u in undistorters) else None
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
         self._stop = threading.Event()
         self._done = object()
@@ -148,7 +160,9 @@ class WindowFeeder:
                     if t < begin:  # a timestep between this rank's windows (torchrun): not needed here
                         continue
                     with self.timer.measure("preprocess"):
-                        cache[t] = prepare_timestep(raw, self.transforms, self.read_masks and self.read_masks(t))
+                        cache[t] = prepare_timestep(
+                            raw, self.transforms, self.read_masks and self.read_masks(t), self.undistorters
+                        )
                 for t in [t for t in cache if t < begin]:
                     del cache[t]
                 if not self._put(self._window(w, [cache[t] for t in range(begin, end)], stream)):

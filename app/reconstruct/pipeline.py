@@ -37,7 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.capture.calibration import RigCalibration, load_calibration
+from app.capture.calibration import LengthUnit, RigCalibration, load_calibration
+from app.capture.calibration.dataset import is_dataset_root
+from app.capture.calibration.undistort import Undistorter
 from app.capture.masks import MASKS_AUTO, open_masks
 from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfig, frame_transform, resolve_preprocess
 from app.capture.rig import RigCapture
@@ -75,13 +77,18 @@ class PipelineWarning(UserWarning):
     """Something in the run deserves attention (an alignment fell back, a calibration mismatch...)."""
 
 
+CALIBRATION_AUTO, CALIBRATION_NONE = "auto", "none"
+
+
 @dataclass
 class PipelineConfig:
     """How to run: ``window``/``stride`` None = the device default (module docstring); ``device``
     ``auto``|``cpu``|``cuda``|``cuda:1``...; ``dtype`` ``auto``|``float32``|``bfloat16``|``float16`` (autocast
     dtype of the trunk; the heads always run in float32); ``masks``: external dynamic masks, a folder or ``auto``
     (:mod:`app.capture.masks`); ``rigid_rig``: average intrinsics and
-    camera-to-camera-0 poses over time at the end; ``calibration``: rig calibration file for metric scale."""
+    camera-to-camera-0 poses over time at the end; ``calibration``: the rig calibration (a file or folder,
+    :mod:`app.capture.calibration`), ``"auto"`` (a dataset root's ``intrs/`` + ``extrs/`` when the capture is one)
+    or ``"none"``; ``calibration_units`` overrides its unit."""
 
     window: int | None = None
     stride: int | None = None
@@ -90,7 +97,8 @@ class PipelineConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     masks: Path | str | None = None
     rigid_rig: bool = False
-    calibration: Path | None = None
+    calibration: Path | str | None = CALIBRATION_AUTO
+    calibration_units: LengthUnit | None = None
     prefetch: int = 8
 
 
@@ -108,6 +116,7 @@ class RunPlan:
     calibration: RigCalibration | None
     preprocess: PreprocessConfig  # resolved: a size, and crop or pad
     notes: list[str] = field(default_factory=list)  # what the user should know about the input size and mode
+    undistorters: list[Undistorter | None] = field(default_factory=list)  # per camera, None: nothing to undo
 
     def settings(self, config: PipelineConfig) -> dict:
         return {
@@ -119,7 +128,8 @@ class RunPlan:
             "mode": self.preprocess.mode,
             "masks": mask_setting(config.masks),
             "rigid_rig": config.rigid_rig,
-            "calibration": None if config.calibration is None else str(Path(config.calibration).resolve()),
+            "calibration": None if self.calibration is None else str(Path(self.calibration.path).resolve()),
+            "calibration_units": None if self.calibration is None else self.calibration.units,
         }
 
 
@@ -213,10 +223,46 @@ def plan_run(capture: RigCapture, config: PipelineConfig, default_size: int = DE
     )
     image_hw = preprocess.target_hw(capture.sources[0].height, capture.sources[0].width)
     transforms = [frame_transform((s.height, s.width), image_hw, preprocess.mode) for s in capture.sources]
-    calibration = None
-    if config.calibration is not None:
-        calibration = load_calibration(config.calibration, capture.camera_names)
-    return RunPlan(device, autocast_dtype, window, stride, spans, image_hw, transforms, calibration, preprocess, notes)
+    calibration = resolve_calibration(capture, config)
+    undistorters: list[Undistorter | None] = [None] * capture.num_cameras
+    if calibration is not None:
+        undistorters = [
+            Undistorter.for_camera(camera, (source.width, source.height))
+            for camera, source in zip(calibration.cameras, capture.sources, strict=True)
+        ]
+    return RunPlan(
+        device,
+        autocast_dtype,
+        window,
+        stride,
+        spans,
+        image_hw,
+        transforms,
+        calibration,
+        preprocess,
+        notes,
+        undistorters,
+    )
+
+
+def calibration_path(capture: RigCapture, setting: Path | str | None) -> Path | None:
+    """The calibration a run uses: ``setting`` (a path), or for ``auto`` the capture's dataset root when it has
+    ``intrs/`` + ``extrs/``; None for ``none`` (or ``auto`` without one)."""
+    if setting is None or str(setting) == CALIBRATION_NONE:
+        return None
+    if str(setting) == CALIBRATION_AUTO:
+        root = capture.dataset_root
+        return root if root is not None and is_dataset_root(root) else None
+    return Path(setting)
+
+
+def resolve_calibration(capture: RigCapture, config: PipelineConfig) -> RigCalibration | None:
+    """The run's calibration matched to the capture's cameras and checked against their frame sizes."""
+    path = calibration_path(capture, config.calibration)
+    if path is None:
+        return None
+    sizes = [(source.width, source.height) for source in capture.sources]
+    return load_calibration(path, capture.camera_names, sizes, config.calibration_units)
 
 
 def run_metadata(capture: RigCapture, plan: RunPlan, config: PipelineConfig, model_info: dict) -> dict:
@@ -230,6 +276,7 @@ def run_metadata(capture: RigCapture, plan: RunPlan, config: PipelineConfig, mod
         "image_hw": list(plan.image_hw),
         "spans": [list(s) for s in plan.spans],
         "preprocess": [t.to_dict() for t in plan.transforms],
+        "calibration": None if plan.calibration is None else plan.calibration.describe(),
         "convention": "OpenCV camera-from-world; frame of camera 0 at the first timestep",
     }
 
@@ -465,7 +512,15 @@ def run_pipeline(
         model = model.to(plan.device).eval()
         read_masks = None if config.masks is None else _mask_reader(open_masks(config.masks, capture), capture)
         feeder = WindowFeeder(
-            capture, spans, mine, plan.transforms, plan.device, timer, prefetch=config.prefetch, read_masks=read_masks
+            capture,
+            spans,
+            mine,
+            plan.transforms,
+            plan.device,
+            timer,
+            prefetch=config.prefetch,
+            read_masks=read_masks,
+            undistorters=plan.undistorters,
         )
         writer = WindowWriter(recon, timer) if dist.is_main else None
         started = time.perf_counter()
@@ -675,11 +730,7 @@ def _calibration_report(extrinsics: np.ndarray, intrinsics: np.ndarray, capture:
     cameras = []
     for n, (source, transform) in enumerate(zip(capture.sources, plan.transforms, strict=True)):
         predicted = transform.intrinsics_to_source(np.median(intrinsics[:, n], axis=0))
-        k = calibration.intrinsics[n].copy()
-        size = calibration.sizes[n]
-        if size is not None and tuple(size) != (source.width, source.height):
-            k[0] *= source.width / size[0]
-            k[1] *= source.height / size[1]
+        k = calibration.intrinsics[n]  # its size is the source's (load_calibration refuses others)
         focal_pred, focal_cal = (predicted[0, 0] + predicted[1, 1]) / 2, (k[0, 0] + k[1, 1]) / 2
         cameras.append(
             {
@@ -689,7 +740,7 @@ def _calibration_report(extrinsics: np.ndarray, intrinsics: np.ndarray, capture:
                 "focal_error_pct": float(100 * (focal_pred - focal_cal) / focal_cal),
             }
         )
-    report: dict = {"file": str(calibration.path), "intrinsics": cameras}
+    report: dict = {"file": str(calibration.path), "units": calibration.units, "intrinsics": cameras}
     if calibration.extrinsics is not None and len(capture.sources) > 1:
         report["rig"] = rig_error(extrinsics, calibration.extrinsics, capture.camera_names)
     return report

@@ -82,10 +82,12 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
         scale = (meta.get("alignment") or [{}])[0].get("alignment", {}).get("metric_scale")
         if scale:
             lines.append(f"  metric    scale {scale:.4g} from the calibrated baselines")
+        units = calibration.get("units", "m")
+        units = "units" if units == "arbitrary" else units
         for camera in calibration.get("rig", []):
             lines.append(
                 f"  vs calib {camera['name']:>8}: rotation {camera['rotation_error_deg']:.2f} deg, translation "
-                f"{camera['translation_error']:.3f} m (baseline {camera['baseline_calibrated']:.3f} m)"
+                f"{camera['translation_error']:.3f} {units} (baseline {camera['baseline_calibrated']:.3f} {units})"
             )
     if capture.get("warnings") or (result and result.warnings):
         lines.append(f"  warnings  {len(capture.get('warnings', [])) + len(result.warnings if result else [])}")
