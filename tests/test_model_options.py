@@ -200,14 +200,11 @@ def test_the_cases_mean_what_their_names_say(weights) -> None:
     assert folder.provenance["sources"]["checkpoint"]["kind"] == "folder" and folder.report.new == []
     assert preset.config == ModelConfig.tiny_two_stream() and preset.report.new  # the two-stream parts are new
     assert random.report is None and random.provenance["random_weights"]
-    fingerprints = {
-        fingerprint(r)
-        for r in (
-            {"checkpoint": weights["vggt"]},
-            {"checkpoint": weights["vggt"], "pi3": weights["pi3"]},
-            {"checkpoint": weights["folder"]},
-            {"config": "tiny_two_stream", "checkpoint": weights["vggt"]},
-            {"config": "tiny", "random_weights": True},
-        )
-    }
+    fingerprints = {fingerprint(r) for r in (
+        {"checkpoint": weights["vggt"]},
+        {"checkpoint": weights["vggt"], "pi3": weights["pi3"]},
+        {"checkpoint": weights["folder"]},
+        {"config": "tiny_two_stream", "checkpoint": weights["vggt"]},
+        {"config": "tiny", "random_weights": True},
+    )}
     assert len(fingerprints) == 5

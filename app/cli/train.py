@@ -167,12 +167,9 @@ def eval_command(
         raise click.BadParameter(str(error)) from error
     is_recon = weights is None
     loaded = None if is_recon else _load_evaluated(weights)
-    label = (
-        target.name
-        if target is not None
-        else " + ".join(Path(source["path"]).name for source in loaded.provenance["sources"].values())
-        or "random weights"
-    )
+    label = target.name if target is not None else " + ".join(
+        Path(source["path"]).name for source in loaded.provenance["sources"].values()
+    ) or "random weights"
     for spec in gts:
         if is_recon:
             results, name = _recon_results(target, Path(spec), baselines), Path(spec).name

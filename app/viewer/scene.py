@@ -376,7 +376,9 @@ class ViewerScene:
         self.timesteps[t] = node
         return node
 
-    def _add_ground_truth(self, t: int, frustum_scale: float) -> tuple[viser.FrameHandle, list[viser.SceneNodeHandle]]:
+    def _add_ground_truth(
+        self, t: int, frustum_scale: float
+    ) -> tuple[viser.FrameHandle, list[viser.SceneNodeHandle]]:
         """The ground-truth frustums and points of timestep ``t`` under ``/t/TTTTT/ground_truth``."""
         truth = self.ground_truth.timestep(t)
         base = f"/t/{t:05d}/ground_truth"
