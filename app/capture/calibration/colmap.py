@@ -23,6 +23,7 @@ from app.capture.calibration.rig import (
     CalibrationFile,
     CameraCalibration,
     Distortion,
+    DistortionModel,
 )
 from app.capture.sources import natural_key
 
@@ -95,7 +96,8 @@ def read_colmap(folder: Path) -> CalibrationFile:
             )
         fx, fy, cx, cy, kind, coefficients = _MODELS[model_name](np.asarray(camera.params, dtype=np.float64))
         k = np.array([[fx, 0.0, cx - COLMAP_PIXEL_OFFSET], [0.0, fy, cy - COLMAP_PIXEL_OFFSET], [0.0, 0.0, 1.0]])
-        distortion = NO_DISTORTION if kind == "none" else Distortion(kind, np.array(coefficients, dtype=np.float64))
+        lens: DistortionModel = "fisheye" if kind == "fisheye" else "opencv"
+        distortion = NO_DISTORTION if kind == "none" else Distortion(lens, np.array(coefficients, dtype=np.float64))
         poses = [np.asarray(_cam_from_world(image).matrix(), dtype=np.float64) for image in images]
         extrinsics = poses[0] if len(poses) == 1 else np.stack(poses)
         cameras.append(CameraCalibration(name, k, (int(camera.width), int(camera.height)), distortion, extrinsics))

@@ -27,7 +27,7 @@ def read_dataset(root: Path) -> CalibrationFile:
     try:
         truth = DatasetGroundTruth(root)
         cameras = []
-        for name in truth.camera_names:
+        for name in truth.files:
             intrinsics, extrinsics, size = truth.camera_parameters(name)
             if np.abs(intrinsics - intrinsics[0]).max() > STATIC_TOLERANCE * max(1.0, np.abs(intrinsics[0]).max()):
                 raise CalibrationError(

@@ -99,8 +99,8 @@ def match_cameras(found: CalibrationFile, camera_names: list[str]) -> tuple[list
             line += f"; {len(found.cameras) - len(camera_names)} calibrated camera(s) not in the capture are unused"
         return [by_name[n] for n in range(len(camera_names))], line
     if len(found.cameras) == len(camera_names):
-        pairs = ", ".join(f"{c.name}->{name}" for c, name in zip(found.cameras, camera_names, strict=True))
-        return list(found.cameras), f"cameras matched by order (names differ): {pairs}"
+        order = ", ".join(f"{c.name}->{name}" for c, name in zip(found.cameras, camera_names, strict=True))
+        return list(found.cameras), f"cameras matched by order (names differ): {order}"
     missing = [name for n, name in enumerate(camera_names) if n not in by_name]
     raise CalibrationError(
         f"calibration {found.path} has no entry for camera(s) {', '.join(missing)} (it has {len(names)}: "

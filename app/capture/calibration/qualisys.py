@@ -46,7 +46,7 @@ def read_qualisys(path: Path) -> CalibrationFile:
         root = ElementTree.parse(path).getroot()
     except (ElementTree.ParseError, OSError) as error:
         raise CalibrationError(f"calibration file {path} cannot be parsed as QTM XML ({error})") from error
-    cameras = []
+    cameras: list[CameraCalibration] = []
     for element in root.findall("cameras/camera"):
         if element.get("model") not in VIDEO_MODELS:
             continue
