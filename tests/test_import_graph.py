@@ -1,7 +1,7 @@
 """The import graph of ``app/`` and ``vggt_t_mv/`` (every import statement, also those inside functions): no cycle
 between files, the library never imports the app, no private name crosses a module boundary, app packages import
-one way (cli -> viewer -> export -> reconstruct -> capture -> common -> library), nothing imports ``app.cli``, and
-only the library constructs ``VGGTTMV(``."""
+one way (cli -> viewer -> export -> train -> reconstruct -> capture -> common -> library), nothing imports
+``app.cli``, and only the library constructs ``VGGTTMV(``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.helpers.graph import ImportGraph, find_cycles
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-APP_LAYERS = ("common", "capture", "reconstruct", "export", "viewer", "cli")  # lowest first
+APP_LAYERS = ("common", "capture", "reconstruct", "train", "export", "viewer", "cli")  # lowest first
 
 
 def graph() -> ImportGraph:

@@ -1,6 +1,7 @@
-"""``vggt-mv train CONFIG`` and ``vggt-mv eval TARGET --gt GT`` (click commands registered by :mod:`app.cli.main`).
+"""``vggt-mv train [CONFIG] --data ROOT ...`` and ``vggt-mv eval TARGET --gt GT`` (click commands registered by
+:mod:`app.cli.main`); the logic is in :mod:`app.train`.
 
-Under ``torchrun --nproc_per_node K -m app.cli train CONFIG`` the training runs in K processes with
+Under ``torchrun --nproc_per_node K -m app.cli train ...`` the training runs in K processes with
 DistributedDataParallel (gloo on CPU, nccl on GPU).
 """
 
@@ -13,68 +14,119 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import model_options, weights_spec
+from app.cli.options import CHECKPOINT_HELP, CONFIG_HELP, model_options, weights_spec
 from app.reconstruct.evaluate import EvalInputError, eval_weights
+from app.train.data import SYNTHETIC_GT, TrainDataError, evaluation_sequences
+from app.train.run import TrainOptions, train_captures, training_config
+from vggt_t_mv.eval.metrics import HIGHER_IS_BETTER
 from vggt_t_mv.loading import LoadedModel, ModelLoadError, WeightsSpec, load_model, load_spec
-from vggt_t_mv.train.config import TrainConfig, apply_overrides, read_config_dict
-from vggt_t_mv.train.trainer import train
-
-SYNTHETIC_PREFIX = "synthetic:"
+from vggt_t_mv.train.freeze import POLICIES
 
 
 # ------------------------------------------------------------------------------------------------------------ train
 @click.command("train")
-@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Training data: a recorded capture with ground truth (a dataset root: images/ with depths/ intrs/ extrs/, "
+    "SegAnyMo/ masks as labels; or a capture with ground_truth.npz), or a folder of them. Repeatable.",
+)
+@click.option(
+    "--val",
+    "val",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Held-out captures for validation (as --data). Default: the last of several --data sequences, or the last "
+    "timesteps of a single one. Repeatable.",
+)
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), help=CHECKPOINT_HELP)
+@click.option("--pi3", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Pi3 weights.")
+@click.option("--config", "model_config", help=CONFIG_HELP)
+@click.option("--steps", type=int, help="Training steps (optim.max_steps).")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (run.out).")
+@click.option("--val-every", type=int, help="Validate every N steps (val.every; 0: never). Default with --data: 100.")
+@click.option(
+    "--best-metric",
+    type=click.Choice(list(HIGHER_IS_BETTER)),
+    help="Keep the weights with the best value of this validation metric in OUT/best/ (val.metric; default ate).",
+)
+@click.option("--freeze", type=click.Choice(POLICIES), help="What is trained (model.freeze; default auto).")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in the run's output folder.")
-@click.option("--out", type=click.Path(path_type=Path), help="Output folder (replaces run.out).")
 @click.option("--stop-after", type=int, help="Stop (with a checkpoint) after this many steps; the schedule is kept.")
 @click.option("--set", "assignments", multiple=True, help="Override a config value: --set optim.lr=1e-4 (repeatable).")
-def train_command(config: Path, resume: bool, out: Path | None, stop_after: int | None, assignments: tuple) -> None:
-    """Train or fine-tune as CONFIG (YAML or JSON, see configs/demo_tiny.yaml) says.
+def train_command(
+    config: Path | None,
+    data: tuple[Path, ...],
+    val: tuple[Path, ...],
+    checkpoint: Path | None,
+    pi3: Path | None,
+    model_config: str | None,
+    steps: int | None,
+    out: Path | None,
+    val_every: int | None,
+    best_metric: str | None,
+    freeze: str | None,
+    resume: bool,
+    stop_after: int | None,
+    assignments: tuple[str, ...],
+) -> None:
+    """Train or fine-tune on recorded captures (--data ROOT), or as CONFIG (YAML or JSON, see configs/) says.
 
-    Single process, or under torchrun (DistributedDataParallel). Writes checkpoints, metrics.jsonl, loss_curve.png
-    and final/ (save_pretrained) into run.out.
+    \b
+    vggt-mv train --data ROOT --checkpoint WEIGHTS --steps N --out DIR   # validation every 100 steps
+    vggt-mv train configs/finetune_rig.yaml --set optim.lr=1e-4
+
+    Single process, or under torchrun (DistributedDataParallel). Writes checkpoints, metrics.jsonl (training losses
+    and validation metrics), loss_curve.png, best/ (best validation metric) and final/ (save_pretrained) into OUT.
     """
+    if config is None and not data:
+        raise click.UsageError("give training data (--data ROOT) and/or a CONFIG file (see configs/)")
+    if data and val_every is None and not any(a.startswith("val.every=") for a in assignments):
+        val_every = DEFAULT_VAL_EVERY
+    options = TrainOptions(
+        config,
+        list(data),
+        list(val),
+        checkpoint,
+        pi3,
+        model_config,
+        steps,
+        out,
+        val_every,
+        best_metric,
+        freeze,
+        assignments,
+    )
     try:
-        data = apply_overrides(read_config_dict(config), assignments)
-        if out is not None:
-            data.setdefault("run", {})["out"] = str(out)
-        cfg = TrainConfig.from_dict(data)
-    except (ValueError, TypeError) as error:
-        raise click.ClickException(f"{config}: {error}") from error
-    try:
-        result = train(cfg, resume=resume, stop_after=stop_after, log=lambda text: click.echo(text, err=True))
-    except (FileNotFoundError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+        cfg = training_config(options)
+        if data and config is None and steps is None and not any(a.startswith("optim.max_steps=") for a in assignments):
+            raise click.UsageError("--steps N: how many steps to train (there is no config file to say)")
+        result = train_captures(cfg, resume=resume, stop_after=stop_after, log=lambda text: click.echo(text, err=True))
+    except (FileNotFoundError, ValueError) as error:  # ConfigError, TrainDataError, ModelLoadError are ValueErrors
+        where = f"{config}: " if config is not None and not isinstance(error, TrainDataError) else ""
+        raise click.ClickException(f"{where}{error}") from error
     if os.environ.get("RANK", "0") != "0":
         return
     loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
     click.echo(f"trained {result.steps} steps in {result.seconds:.0f} s, last loss {loss}; output in {result.out}")
+    if result.best is not None and result.best.step is not None:
+        click.echo(
+            f"best {result.best.metric} {result.best.value:.4g} at step {result.best.step}: {result.best.folder}"
+        )
+
+
+DEFAULT_VAL_EVERY = 100
 
 
 # ------------------------------------------------------------------------------------------------------------- eval
 def _gt_sequences(spec: str, synthetic_hw: tuple[int, int]) -> tuple[str, list]:
-    """``synthetic:SEEDS`` (held-out procedural rigs, drawn as in training) or a folder: a realdata set, a recorded
-    sample (``ground_truth.npz``), or a folder of recorded samples."""
-    from vggt_t_mv.eval.realdata import load_realdata
-    from vggt_t_mv.train.dataset import GROUND_TRUTH_FILE, SyntheticDataConfig, recorded_sequences, synthetic_sequences
-
-    if spec.startswith(SYNTHETIC_PREFIX):
-        height, width = synthetic_hw
-        cfg = SyntheticDataConfig(seeds=spec[len(SYNTHETIC_PREFIX) :], height=height, width=width)
-        return spec, synthetic_sequences(cfg)
-    path = Path(spec)
-    if not path.exists():
-        raise click.BadParameter(f"{spec} is neither 'synthetic:SEEDS' nor an existing folder", param_hint="--gt")
-    if path.is_file() and path.name == GROUND_TRUTH_FILE:
-        path = path.parent
     try:
-        try:
-            return path.name, [load_realdata(path)]
-        except FileNotFoundError:
-            return path.name, recorded_sequences(path)
-    except (OSError, ValueError, KeyError) as error:
-        raise click.BadParameter(f"{spec}: {error}", param_hint="--gt") from error
+        return evaluation_sequences(spec, synthetic_hw)
+    except TrainDataError as error:
+        raise click.BadParameter(str(error), param_hint="--gt") from error
 
 
 def _window_shape(sequences: list, timesteps: int, cameras: int | None, width: int) -> tuple[int, int, int, int]:
@@ -82,7 +134,7 @@ def _window_shape(sequences: list, timesteps: int, cameras: int | None, width: i
     first = sequences[0]
     t = min(timesteps, min(s.num_timesteps for s in sequences))
     n = min(cameras or first.num_cameras, min(s.num_cameras for s in sequences))
-    h, w = first.images.shape[2:4]
+    h, w = first.image_hw
     height = max(14, round(h * width / w / 14) * 14)
     return t, n, height, width
 
@@ -167,15 +219,18 @@ def eval_command(
         raise click.BadParameter(str(error)) from error
     is_recon = weights is None
     loaded = None if is_recon else _load_evaluated(weights)
-    label = target.name if target is not None else " + ".join(
-        Path(source["path"]).name for source in loaded.provenance["sources"].values()
-    ) or "random weights"
+    label = (
+        target.name
+        if target is not None
+        else " + ".join(Path(source["path"]).name for source in loaded.provenance["sources"].values())
+        or "random weights"
+    )
     for spec in gts:
         if is_recon:
             results, name = _recon_results(target, Path(spec), baselines), Path(spec).name
         else:
             name, sequences = _gt_sequences(spec, (height, width))
-            synthetic = spec.startswith(SYNTHETIC_PREFIX)
+            synthetic = spec.startswith(SYNTHETIC_GT)
             t, n, h, w = _window_shape(sequences, timesteps, cameras or (3 if synthetic else None), width)
             if synthetic:
                 h = height

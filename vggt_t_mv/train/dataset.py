@@ -8,9 +8,12 @@ uint8 ``[T, N, H, W, 3]``, ``depth`` float32 ``[T, N, H, W]`` (0 = unknown), ``v
 * :func:`synthetic_sequences`: procedural rigs rendered with :func:`vggt_t_mv.data.make_synthetic_rig`, one per
   seed, with the rig's camera spacing, radius, field of view, speed and number of moving objects drawn per seed;
 * :func:`recorded_sequences`: a folder of recorded samples, one sub-folder per sequence in the capture format of
-  :func:`vggt_t_mv.data.write_capture` (``cam0.mp4`` or ``cam0/*.png`` ... plus ``ground_truth.npz``). Real rig
-  data is added by writing that format; ``depth`` and ``dynamic_masks`` may be left out of the npz (their losses
-  are then skipped for that sequence: ``depth`` missing = nothing valid, masks missing = ``mask_known`` False).
+  :func:`vggt_t_mv.data.write_capture` (``cam0.mp4`` or ``cam0/*.png`` ... plus ``ground_truth.npz``);
+  ``depth`` and ``dynamic_masks`` may be left out of the npz (their losses are then skipped for that sequence:
+  ``depth`` missing = nothing valid, masks missing = ``mask_known`` False);
+* dataset roots (``images/`` + ``depths/ intrs/ extrs/``, SegAnyMo masks, time- or camera-major): read by the app's
+  capture readers (``app.train.data``), which hand the trainer objects of the :class:`SequenceSource` protocol that
+  read each window's frames when it is cut (so hundreds of sequences need no memory up front).
 
 :class:`WindowDataset` cuts every sequence into windows of ``T`` timesteps (``time_stride`` apart) and ``N``
 cameras (contiguous in the rig's camera order, wrapping), resized (cover + centre crop) to the training size.
@@ -24,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -72,6 +75,68 @@ def noisy_masks(masks: Tensor, noise: float, generator: torch.Generator) -> Tens
 
 # --------------------------------------------------------------------------------------------------------- sequences
 @dataclass
+class WindowArrays:
+    """One window's numpy arrays, ``[T, N, ...]`` (shapes and conventions as :class:`Sequence`), at the source
+    resolution or already at the window size (then :func:`window_sample` resizes nothing)."""
+
+    images: np.ndarray
+    depth: np.ndarray
+    valid: np.ndarray
+    extrinsics: np.ndarray
+    intrinsics: np.ndarray
+    dynamic_masks: np.ndarray
+    mask_known: bool
+
+
+class SequenceSource(Protocol):
+    """What :class:`WindowDataset` needs of a sequence: its size, a name, the ``(height, width)`` of camera 0's
+    frames and the arrays of a window (timesteps ``times [T]``, cameras ``cameras [N]``; ``target_hw`` the window
+    size, which a source may already apply)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def num_timesteps(self) -> int: ...
+
+    @property
+    def num_cameras(self) -> int: ...
+
+    @property
+    def image_hw(self) -> tuple[int, int]: ...
+
+    def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays: ...
+
+
+@dataclass
+class TimeRange:
+    """Timesteps ``start .. stop - 1`` of a :class:`SequenceSource`, as a source of its own (held-out timesteps)."""
+
+    source: SequenceSource
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.source.name}[t={self.start}..{self.stop - 1}]"
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def num_cameras(self) -> int:
+        return self.source.num_cameras
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        return self.source.image_hw
+
+    def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays:
+        return self.source.window_arrays(np.asarray(times) + self.start, cameras, target_hw)
+
+
+@dataclass
 class Sequence:
     """Arrays of one recorded or rendered sequence (numpy, shapes as in the module docstring)."""
 
@@ -91,6 +156,23 @@ class Sequence:
     @property
     def num_cameras(self) -> int:
         return int(self.images.shape[1])
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+    def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays:
+        """The arrays of timesteps ``times`` and cameras ``cameras`` at the recorded resolution."""
+        grid = np.ix_(np.asarray(times), np.asarray(cameras))
+        return WindowArrays(
+            images=self.images[grid],
+            depth=self.depth[grid],
+            valid=self.valid[grid],
+            extrinsics=self.extrinsics[grid],
+            intrinsics=self.intrinsics[grid],
+            dynamic_masks=self.dynamic_masks[grid],
+            mask_known=self.mask_known,
+        )
 
     @classmethod
     def from_rig(cls, rig: Any, name: str = "") -> Sequence:
@@ -253,15 +335,17 @@ def recorded_sequences(root: str | Path) -> list[Sequence]:
 class WindowConfig:
     """How sequences are cut into training windows.
 
-    ``timesteps`` x ``cameras`` frames of ``height`` x ``width`` (multiples of 14); windows start every
+    ``timesteps`` x ``cameras`` frames of ``height`` x ``width`` (multiples of 14; ``None``: the trainer sets the
+    width the weights were trained at, else 518, and the height from camera 0's aspect, as ``vggt-mv run`` crops
+    (:func:`resolve_window_size`)); windows start every
     ``window_stride`` timesteps and take every ``time_stride``-th timestep; ``camera_offsets`` rotates the camera
     order (``"all"``: every rotation, so each camera serves as the reference; ``"first"``: only camera 0 first).
     """
 
     timesteps: int = 2
     cameras: int = 3
-    height: int = 98
-    width: int = 140
+    height: int | None = None
+    width: int | None = None
     time_stride: int = 1
     window_stride: int = 1
     camera_offsets: str = "all"
@@ -278,7 +362,9 @@ class WindowDataset(Dataset):
     """Map-style dataset of :class:`Sample` windows over a list of :class:`Sequence`. Deterministic: item ``i``
     is always the same tensors."""
 
-    def __init__(self, sequences: list[Sequence], cfg: WindowConfig) -> None:
+    def __init__(self, sequences: list[SequenceSource], cfg: WindowConfig) -> None:
+        if cfg.height is None or cfg.width is None:
+            raise ValueError("window height and width are not set: resolve them first (resolve_window_size)")
         if cfg.height % 14 or cfg.width % 14:
             raise ValueError(f"window height and width must be multiples of 14, got {cfg.height}x{cfg.width}")
         if cfg.camera_offsets not in ("all", "first"):
@@ -293,27 +379,40 @@ class WindowDataset(Dataset):
             for start in range(0, seq.num_timesteps - span + 1, cfg.window_stride):
                 self.index.extend(WindowIndex(s, start, o) for o in offsets)
         if not self.index:
-            raise ValueError(f"no window of {cfg.timesteps} timesteps (stride {cfg.time_stride}) fits the sequences")
+            lengths = ", ".join(f"{seq.name or 'sequence'}: {seq.num_timesteps}" for seq in sequences[:4])
+            raise ValueError(
+                f"no window of {cfg.timesteps} timesteps (time stride {cfg.time_stride}) fits the sequences "
+                f"({lengths} timesteps); lower data.window.timesteps"
+            )
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def target_hw(self) -> tuple[int, int]:
+        assert self.cfg.height is not None and self.cfg.width is not None
+        return self.cfg.height, self.cfg.width
 
     def __getitem__(self, i: int) -> Sample:
         cfg, where = self.cfg, self.index[i]
         seq = self.sequences[where.sequence]
         times = where.start + cfg.time_stride * np.arange(cfg.timesteps)
         cams = (where.camera_offset + np.arange(cfg.cameras)) % seq.num_cameras
-        grid = np.ix_(times, cams)
-        return window_sample(
-            images=seq.images[grid],
-            depth=seq.depth[grid],
-            valid=seq.valid[grid],
-            extrinsics=seq.extrinsics[grid],
-            intrinsics=seq.intrinsics[grid],
-            dynamic_masks=seq.dynamic_masks[grid],
-            mask_known=seq.mask_known,
-            target_hw=(cfg.height, cfg.width),
-        )
+        arrays = seq.window_arrays(times, cams, self.target_hw)
+        fields = {f.name: getattr(arrays, f.name) for f in dataclasses.fields(arrays)}
+        return window_sample(**fields, target_hw=self.target_hw)
+
+
+def resolve_window_size(cfg: WindowConfig, image_hw: tuple[int, int], trained_width: int | None) -> WindowConfig:
+    """``cfg`` with its size filled in: ``width`` unset -> ``trained_width`` (the size the weights learned at) or
+    518; ``height`` unset -> camera 0's aspect ``image_hw`` at that width, rounded to a multiple of 14 and at most
+    the width (``vggt-mv run``'s crop)."""
+    width = cfg.width or trained_width or 518
+    height = cfg.height
+    if height is None:
+        rows = round(image_hw[0] * width / image_hw[1] / 14) * 14
+        height = int(min(max(rows, 14), width))
+    return dataclasses.replace(cfg, height=height, width=width)
 
 
 def window_sample(
@@ -382,28 +481,44 @@ def resize_window(
     )
 
 
+DATA_KINDS = ("synthetic", "folder", "roots")
+
+
 @dataclass
 class DataConfig:
-    """The training data of a run: ``kind`` ``"synthetic"`` (procedural rigs) or ``"folder"`` (recorded samples in
-    ``folder``), windows as ``window`` says, ``batch_size`` windows per step and process."""
+    """The training data of a run: ``kind`` ``"synthetic"`` (procedural rigs), ``"folder"`` (recorded samples in
+    ``folder``) or ``"roots"`` (``roots``: dataset roots or folders of them, read by the app: ``vggt-mv train --data
+    ROOT``), windows as ``window`` says, ``batch_size`` windows per step and process, cut by ``num_workers``
+    loader processes (0: in the training process)."""
 
     kind: str = "synthetic"
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
     folder: str | None = None
+    roots: list[str] = field(default_factory=list)
     window: WindowConfig = field(default_factory=WindowConfig)
     batch_size: int = 1
+    num_workers: int = 2
     external_mask_prob: float = 0.0  # fraction of steps that feed noisy GT masks as the external mask input
     external_mask_noise: float = 0.05  # fraction of their pixels flipped
 
 
-def build_dataset(cfg: DataConfig) -> WindowDataset:
-    """The :class:`WindowDataset` a :class:`DataConfig` describes."""
+def build_sequences(cfg: DataConfig) -> list[SequenceSource]:
+    """The sequences a :class:`DataConfig` of kind ``synthetic`` or ``folder`` describes (``roots`` are read by the
+    app, which passes its sequences to the trainer)."""
     if cfg.kind == "synthetic":
-        sequences = synthetic_sequences(cfg.synthetic)
-    elif cfg.kind == "folder":
+        return list(synthetic_sequences(cfg.synthetic))
+    if cfg.kind == "folder":
         if not cfg.folder:
             raise ValueError("data.kind 'folder' needs data.folder")
-        sequences = recorded_sequences(cfg.folder)
-    else:
-        raise ValueError(f"data.kind must be 'synthetic' or 'folder', got {cfg.kind!r}")
-    return WindowDataset(sequences, cfg.window)
+        return list(recorded_sequences(cfg.folder))
+    if cfg.kind == "roots":
+        raise ValueError(
+            "data.kind 'roots' (dataset roots) is read by the app's capture readers: train with `vggt-mv train --data "
+            "ROOT` (or app.train.train_on_roots), or pass the sequences to vggt_t_mv.train.trainer.train"
+        )
+    raise ValueError(f"data.kind must be one of {', '.join(DATA_KINDS)}, got {cfg.kind!r}")
+
+
+def build_dataset(cfg: DataConfig) -> WindowDataset:
+    """The :class:`WindowDataset` a :class:`DataConfig` of kind ``synthetic`` or ``folder`` describes."""
+    return WindowDataset(build_sequences(cfg), cfg.window)

@@ -6,7 +6,10 @@
 * ``streams``: ``new`` plus everything from layer pair ``L_mid`` (``cfg.stream_split``) on: both streams' blocks
   (``aggregator.{pose,geo}_{time,view}_blocks.*``, or the trunk's own blocks at those layers in ``shared`` mode)
   and the heads that read them (camera, depth, point);
-* ``all``: every parameter.
+* ``all``: every parameter;
+* ``auto`` (the default): ``new`` when the weights left parameters without a source (train those first), else
+  ``streams`` for a two-stream model (its own trained weights: fine-tune the layers from ``L_mid`` on and the
+  heads), else ``all``. :func:`resolve_policy` decides; :meth:`FreezeSummary.line` says what is trained in one line.
 
 The track head is always frozen: no loss trains it here. A printed summary counts trainable parameters per module.
 """
@@ -21,7 +24,7 @@ from torch import nn
 
 from vggt_t_mv.weights import module_group
 
-POLICIES = ("new", "streams", "all")
+POLICIES = ("auto", "new", "streams", "all")
 _BLOCK = re.compile(r"^aggregator\.(?:pose_|geo_)?(?:time|view)_blocks\.(\d+)\.")
 _STREAM_HEADS = ("camera_head.", "depth_head.", "point_head.")
 ALWAYS_FROZEN = ("track_head.",)
@@ -32,6 +35,7 @@ class FreezeSummary:
     """What :func:`apply_freeze_policy` left trainable."""
 
     policy: str
+    reason: str = ""  # why ``auto`` chose ``policy``
     trainable: list[str] = field(default_factory=list, repr=False)  # parameter names
     frozen: list[str] = field(default_factory=list, repr=False)
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # module -> (trainable numel, total numel)
@@ -44,6 +48,17 @@ class FreezeSummary:
     def num_total(self) -> int:
         return sum(n for _, n in self.counts.values())
 
+    def line(self) -> str:
+        """What is trained, in one line: the policy (and why), the trained modules, the parameter share."""
+        modules = sorted(m for m, (trained, _) in self.counts.items() if trained)
+        shown = ", ".join(modules[:6]) + (f" and {len(modules) - 6} more" if len(modules) > 6 else "")
+        share = 100 * self.num_trainable / max(self.num_total, 1)
+        why = f" ({self.reason})" if self.reason else ""
+        return (
+            f"training {self.num_trainable:,} of {self.num_total:,} parameters ({share:.1f} %), freeze "
+            f"{self.policy!r}{why}: {shown or 'nothing'}"
+        )
+
     def table(self) -> str:
         """Per module: trainable / total parameters; then the totals."""
         lines = [f"freeze policy {self.policy!r}", f"{'module':<42} {'trainable':>12} {'total':>12}"]
@@ -55,11 +70,26 @@ class FreezeSummary:
         return "\n".join(lines)
 
 
+def resolve_policy(model: nn.Module, policy: str, new: set[str] | list[str] | None) -> tuple[str, str]:
+    """The concrete policy for ``policy`` (``auto`` decided as the module docstring says) and why, in words."""
+    if policy not in POLICIES:
+        raise ValueError(f"freeze policy (model.freeze) must be one of {', '.join(POLICIES)}, got {policy!r}")
+    if policy != "auto":
+        return policy, ""
+    if new is None:
+        return "all", "auto: nothing was loaded, every parameter is new"
+    trainable_new = [n for n in new if not n.startswith(ALWAYS_FROZEN)]
+    if trainable_new:
+        return "new", f"auto: {len(trainable_new)} tensors have no pretrained source"
+    if getattr(model.cfg, "stream_split", None) is not None:
+        return "streams", "auto: the weights fill every tensor, so the two streams and the heads are fine-tuned"
+    return "all", "auto: the weights fill every tensor of a single-stream model"
+
+
 def trainable_names(model: nn.Module, policy: str, new: set[str] | list[str] | None = None) -> set[str]:
     """Parameter names ``policy`` trains. ``new``: the names with no pretrained source (``LoadReport.new``);
     None means nothing was loaded, so every parameter is new."""
-    if policy not in POLICIES:
-        raise ValueError(f"freeze policy must be one of {POLICIES}, got {policy!r}")
+    policy, _ = resolve_policy(model, policy, new)
     names = [name for name, _ in model.named_parameters()]
     new_set = set(names) if new is None else set(new)
     if policy == "all":
@@ -80,8 +110,9 @@ def trainable_names(model: nn.Module, policy: str, new: set[str] | list[str] | N
 
 def apply_freeze_policy(model: nn.Module, policy: str, new: set[str] | list[str] | None = None) -> FreezeSummary:
     """Set ``requires_grad`` of every parameter of ``model`` as ``policy`` says; returns the summary."""
+    policy, reason = resolve_policy(model, policy, new)
     chosen = trainable_names(model, policy, new)
-    summary = FreezeSummary(policy)
+    summary = FreezeSummary(policy, reason)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name, parameter in model.named_parameters():
         train = name in chosen

@@ -13,6 +13,13 @@ Terms (each is 0 for a perfect prediction and positive otherwise, except the ``*
 * ``depth`` / ``point``: ``mean(conf * |pred - gt|)`` over valid pixels (Euclidean norm for points),
   ``depth_grad`` / ``point_grad``: the confidence-weighted image gradient of ``pred - gt`` at 3 scales,
   ``depth_conf_reg`` / ``point_conf_reg``: ``-alpha * mean(log conf)``;
+* ``rig`` (off unless ``LossConfig.rig > 0``): rig consistency. For a rig whose cameras are fixed to each other,
+  each camera's pose relative to camera 0 (``cam_n_from_cam_0 = E[t, n] E[t, 0]^-1``) is the same at every timestep
+  of a window; the term is the mean absolute deviation of the predicted relative poses (the 3x4 ``[R | t]``,
+  translation in the normalised scene units) from their mean over the window's timesteps (:func:`rig_consistency`).
+  It is 0 when the predicted relative poses are constant and positive otherwise, and it is applied only to windows
+  whose ground-truth rig is rigid (the same deviation of the ground truth below ``RIGID_TOLERANCE``), so a rig whose
+  cameras move against each other is never pushed towards a fixed one;
 * ``mask_bce`` / ``mask_dice``: binary cross entropy on ``dynamic_mask_logits`` and soft Dice (per frame) on their
   sigmoid, over pixels whose label is known; ``mask_fused``: BCE of the fused ``dynamic_mask`` probability, only in
   steps that feed external masks (it trains the fusion gate).
@@ -29,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vggt_t_mv.geometry import closed_form_inverse_se3, extri_intri_to_pose_encoding
+from vggt_t_mv.geometry import closed_form_inverse_se3, extri_intri_to_pose_encoding, pose_encoding_to_extri_intri
 from vggt_t_mv.train.dataset import Sample
 
 TERM_NAMES = (
@@ -43,7 +50,9 @@ TERM_NAMES = (
     "mask_bce",
     "mask_dice",
     "mask_fused",
+    "rig",
 )
+RIGID_TOLERANCE = 1e-4  # ground-truth rig-consistency deviation below which a window's rig counts as rigid
 
 
 @dataclass
@@ -60,6 +69,7 @@ class LossConfig:
     mask_bce: float = 1.0
     mask_dice: float = 1.0
     mask_fused: float = 0.5
+    rig: float = 0.0  # rig consistency (for rigs whose cameras are fixed to each other); 0 = off
     alpha: float = 0.2  # aleatoric regulariser: -alpha * log(conf)
     gamma: float = 0.6  # camera iterations weighted gamma^(n-1-i)
     fov_weight: float = 0.5
@@ -217,6 +227,30 @@ def fused_mask_term(prob: Tensor, target: Tensor, known: Tensor) -> Tensor:
     return ((bce * known).sum() / known.sum().clamp(min=1)).float()
 
 
+def rig_consistency(extrinsics: Tensor) -> Tensor:
+    """Per window, how far the cameras' poses relative to camera 0 vary over time.
+
+    ``extrinsics [B, T, N, 3, 4]`` OpenCV camera-from-world -> ``[B]``: the mean over ``t`` and cameras ``n >= 1``
+    of ``|P_tn - mean_t P_tn|`` (entries of the 3x4 relative pose ``P_tn = E[t, n] E[t, 0]^-1``). 0 exactly when
+    every relative pose is constant over the window (and for ``T = 1`` or ``N = 1``)."""
+    batch, times, views = extrinsics.shape[:3]
+    if times < 2 or views < 2:
+        return extrinsics.new_zeros(batch)
+    first_inverse = to_homogeneous(closed_form_inverse_se3(extrinsics[:, :, :1]))  # [B, T, 1, 4, 4]
+    relative = (to_homogeneous(extrinsics[:, :, 1:]) @ first_inverse)[..., :3, :]  # [B, T, N-1, 3, 4]
+    deviation = relative - relative.mean(dim=1, keepdim=True)
+    return deviation.abs().mean(dim=(1, 2, 3, 4))
+
+
+def rig_term(pose_enc: Tensor, target_pose_enc: Tensor, image_hw: tuple[int, int]) -> Tensor:
+    """:func:`rig_consistency` of the predicted cameras (``pose_enc [B, T, N, 9]``) averaged over the windows whose
+    ground-truth cameras (``target_pose_enc``, normalised as the prediction) form a rigid rig; 0 when none does."""
+    predicted, _ = pose_encoding_to_extri_intri(pose_enc.float(), image_hw)
+    truth, _ = pose_encoding_to_extri_intri(target_pose_enc.double(), image_hw)
+    rigid = (rig_consistency(truth) < RIGID_TOLERANCE).float()
+    return (rig_consistency(predicted) * rigid).sum() / rigid.sum().clamp(min=1)
+
+
 def compute_loss(preds, batch: Sample, cfg: LossConfig, external_masks: bool = False) -> LossOutput:
     """All terms for model predictions ``preds`` (leading dims ``[B, T, N]``) on ``batch``; the weighted total.
 
@@ -226,6 +260,8 @@ def compute_loss(preds, batch: Sample, cfg: LossConfig, external_masks: bool = F
     terms: dict[str, Tensor] = {}
     if preds.pose_enc_list is not None:
         terms["camera"] = camera_loss(preds.pose_enc_list, targets.pose_enc, cfg)
+    if cfg.rig > 0 and preds.pose_enc is not None:
+        terms["rig"] = rig_term(preds.pose_enc, targets.pose_enc, tuple(batch.images.shape[-2:]))
     if preds.depth is not None:
         depth, grad, reg = regression_terms(preds.depth, preds.depth_conf, targets.depth[..., None], targets.valid, cfg)
         terms.update(depth=depth, depth_grad=grad, depth_conf_reg=reg)

@@ -3,15 +3,23 @@
 Output folder ``run.out``::
 
     config.json                 the TrainConfig of the run
-    metrics.jsonl               one JSON record per logged step (loss terms averaged over processes, lr, speed)
-    loss_curve.png              total and per-term losses (needs matplotlib; skipped with a warning otherwise)
+    metrics.jsonl               one JSON record per logged step (``"split": "train"``: loss terms averaged over
+                                processes, lr, speed) and per validation (``"split": "val"``: every evaluation
+                                metric, :mod:`vggt_t_mv.train.validation`)
+    loss_curve.png              total and per-term losses, and the validation metrics (needs matplotlib)
+    best/                       the weights with the best validation metric so far (save_pretrained + best.json)
     checkpoints/step_000200/    model.safetensors + config.json (save_pretrained) + training_state.pt
                                 (optimizer, schedule, step, RNG states, the TrainConfig)
     final/                      the last weights (save_pretrained) + train_config.json + metrics.json
     summary.json                steps, final loss, wall time, per-process weight checksums
 
 Data order is a function of the step alone (a :class:`~torch.utils.data.DistributedSampler` per epoch, the step's
-slice of it), so ``--resume`` continues exactly where the checkpoint left off.
+slice of it), so ``--resume`` continues exactly where the checkpoint left off; ``data.num_workers`` loader processes
+cut the windows of the coming steps ahead of the model (the same windows in the same order).
+
+The data is the config's (synthetic rigs or recorded samples) or the sequences a caller passes as
+:class:`TrainingData`: the app reads dataset roots with its capture readers and hands them over that way, so the
+library never reads an app layout.
 """
 
 from __future__ import annotations
@@ -32,17 +40,32 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import ModelLoadError, load_model
 from vggt_t_mv.model import VGGTTMV
 from vggt_t_mv.train.config import DEFAULT_PRESET, ModelSection, OptimConfig, TrainConfig
-from vggt_t_mv.train.dataset import Sample, WindowDataset, build_dataset, collate, noisy_masks
+from vggt_t_mv.train.dataset import (
+    Sample,
+    SequenceSource,
+    WindowDataset,
+    build_sequences,
+    collate,
+    noisy_masks,
+    resolve_window_size,
+)
 from vggt_t_mv.train.freeze import FreezeSummary, apply_freeze_policy
 from vggt_t_mv.train.losses import TERM_NAMES, compute_loss
 from vggt_t_mv.train.state import read_training_state, restore_rng_states, rng_states, write_training_state
-from vggt_t_mv.weights import load_pretrained, save_pretrained
+from vggt_t_mv.train.validation import (
+    BestCheckpoint,
+    format_validation,
+    split_holdout,
+    validate,
+    validation_windows,
+)
+from vggt_t_mv.weights import CheckpointError, load_pretrained, read_saved_input_hw, save_pretrained
 
 STATE_FILE = "training_state.pt"
 CHECKPOINTS = "checkpoints"
@@ -75,6 +98,19 @@ def model_request(section: ModelSection) -> dict[str, Any]:
         "random_weights": True,
         "overrides": dict(section.overrides),
     }
+
+
+def trained_width(section: ModelSection) -> int | None:
+    """The input width a ``save_pretrained`` folder among the section's weights was trained at, if it says."""
+    for source in (section.pretrained, section.checkpoint):
+        if source and Path(source).is_dir():
+            try:
+                hw = read_saved_input_hw(source)
+            except CheckpointError:
+                return None
+            if hw is not None:
+                return hw[1]
+    return None
 
 
 def build_model(section: ModelSection, seed: int = 0) -> tuple[VGGTTMV, list[str] | None, str]:
@@ -143,6 +179,27 @@ class StepBatches:
     def batch(self, step: int) -> Sample:
         return collate([self.dataset[i] for i in self.indices(step)])
 
+    def loader(self, first: int, last: int, workers: int) -> Any:
+        """The batches of steps ``first .. last - 1`` in order; with ``workers`` > 0 cut ahead by that many loader
+        processes (each with one torch thread), else here."""
+        if workers <= 0:
+            return (self.batch(step) for step in range(first, last))
+        steps = [self.indices(step) for step in range(first, last)]
+        return iter(
+            DataLoader(
+                self.dataset,
+                batch_sampler=steps,
+                num_workers=workers,
+                collate_fn=collate,
+                worker_init_fn=_one_thread,
+                prefetch_factor=2,
+            )
+        )
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)
+
 
 # ----------------------------------------------------------------------------------------------------- checkpoints
 def checkpoint_dirs(out: Path) -> list[Path]:
@@ -194,6 +251,16 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer, scheduler) -> int
 
 # ------------------------------------------------------------------------------------------------------- the loop
 @dataclass
+class TrainingData:
+    """Sequences handed to :func:`train` instead of the config's ``data`` (the app's dataset roots): ``train`` and,
+    optionally, held-out ``val`` sequences (None: held out from ``train`` as ``val`` of the config says)."""
+
+    train: list[SequenceSource]
+    val: list[SequenceSource] | None = None
+    description: str = ""
+
+
+@dataclass
 class TrainResult:
     out: Path
     steps: int
@@ -201,6 +268,7 @@ class TrainResult:
     seconds: float
     checksums: list[str] = field(default_factory=list)  # per process, at the end
     freeze: FreezeSummary | None = None
+    best: BestCheckpoint | None = None
 
 
 def _external_masks(batch: Sample, cfg: TrainConfig, step: int, rank: int) -> Any:
@@ -227,10 +295,12 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     log: Callable[[str], None] = print,
+    data: TrainingData | None = None,
 ) -> TrainResult:
     """Train as ``cfg`` says. ``resume``: continue from the newest checkpoint in ``cfg.run.out``. ``stop_after``:
     stop (and checkpoint) after this many steps in total, without changing the schedule (for tests and time limits).
-    Under ``torchrun`` every process calls this; only rank 0 writes files."""
+    ``data``: the sequences to train on (else the config's synthetic rigs or recorded samples). Under ``torchrun``
+    every process calls this; only rank 0 writes files and validates."""
     start_time = time.time()
     info, device = setup_distributed(cfg.run.device)
     if cfg.run.threads:
@@ -245,13 +315,39 @@ def train(
         say(f"weights: {source}")
         summary = apply_freeze_policy(model, cfg.model.freeze, new_names)
         say(summary.table())
+        say(summary.line())
         if summary.num_trainable == 0:
-            raise ValueError(f"freeze policy {cfg.model.freeze!r} leaves nothing to train")
+            raise ValueError(
+                f"freeze policy {summary.policy!r} leaves nothing to train (the weights fill every tensor); set "
+                "model.freeze to streams or all (or auto)"
+            )
         model.aggregator.gradient_checkpointing = cfg.model.gradient_checkpointing
         model.to(device).train()
-        dataset = build_dataset(cfg.data)
+        sequences = data.train if data is not None else build_sequences(cfg.data)
+        if not sequences:
+            raise ValueError("no training sequence: give data (data.roots / --data ROOT, data.folder or synthetic)")
+        window = resolve_window_size(cfg.data.window, sequences[0].image_hw, trained_width(cfg.model))
+        cfg.data.window = window
+        holdout = None
+        if cfg.val.every > 0:
+            holdout = split_holdout(sequences, data.val if data is not None else None, cfg.val.fraction, window)
+            sequences = holdout.train
+        dataset = WindowDataset(sequences, window)
         batches = StepBatches(dataset, cfg.data.batch_size, info, cfg.run.seed)
-        say(f"data: {len(dataset)} windows, {batches.steps_per_epoch} steps per epoch and process")
+        if data is not None and data.description:
+            say(f"data: {data.description}")
+        say(
+            f"data: {len(dataset)} windows of {window.timesteps} timesteps x {window.cameras} cameras at "
+            f"{window.height}x{window.width} px, {batches.steps_per_epoch} steps per epoch and process"
+        )
+        val_windows, best = None, None
+        if holdout is not None:
+            val_windows = validation_windows(holdout.val, window, cfg.val.max_windows)
+            best = BestCheckpoint(out, cfg.val.metric)
+            say(
+                f"validation: {holdout.description}, {len(val_windows)} window(s), every {cfg.val.every} steps; best "
+                f"{cfg.val.metric} kept in {out / best.folder.name}"
+            )
         optimizer = torch.optim.AdamW(
             parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)
         )
@@ -263,6 +359,8 @@ def train(
                 raise FileNotFoundError(f"--resume: no checkpoint in {out / CHECKPOINTS}")
             step = load_checkpoint(found[-1], model, optimizer, scheduler)
             say(f"resumed from {found[-1]} at step {step}")
+            if best is not None:
+                best.restore()
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -273,8 +371,9 @@ def train(
             runner = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
         last = cfg.optim.max_steps if stop_after is None else min(stop_after, cfg.optim.max_steps)
         final_loss, tick, window_losses = None, time.time(), []
+        loader = batches.loader(step, last, cfg.data.num_workers)
         while step < last:
-            batch = batches.batch(step).to(device)
+            batch = next(loader).to(device)
             masks = _external_masks(batch, cfg, step, info.rank)
             with _autocast(device, cfg.run.amp):
                 preds = runner(batch.images, masks=masks)
@@ -297,6 +396,15 @@ def train(
                     with open(out / "metrics.jsonl", "a") as handle:
                         handle.write(json.dumps(record) + "\n")
                     say(_format_record(record))
+            if val_windows is not None and best is not None and (step % cfg.val.every == 0 or step == last):
+                if info.is_main:
+                    record = validate(model, val_windows, step)
+                    with open(out / "metrics.jsonl", "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    kept = best.offer(record, model, trained_input_hw(cfg))
+                    say(format_validation(record) + (f"; best {cfg.val.metric} so far, saved" if kept else ""))
+                if info.enabled:
+                    dist.barrier()
             if step % cfg.run.save_every == 0 or step == last:
                 if info.is_main:
                     save_checkpoint(out, step, model, optimizer, scheduler, cfg)
@@ -321,9 +429,13 @@ def train(
                 "checksums": checksums,
                 "trainable_parameters": summary.num_trainable,
                 "total_parameters": summary.num_total,
+                "freeze": summary.line(),
+                "best": None
+                if best is None or best.step is None
+                else {"metric": best.metric, "value": best.value, "step": best.step},
             }
             (out / "summary.json").write_text(json.dumps(summary_data, indent=2) + "\n")
-        return TrainResult(out, step, final_loss, seconds, checksums, summary)
+        return TrainResult(out, step, final_loss, seconds, checksums, summary, best)
     finally:
         info.shutdown()
 
@@ -339,7 +451,7 @@ def _log_record(loss, grad_norm, step, scheduler, info: DistContext, tick, steps
     values[-1] = float(np.mean(window_losses))
     if info.enabled:
         dist.all_reduce(values)
-    record: dict[str, Any] = {"step": step, "loss": float(values[-1]) / info.world_size}
+    record: dict[str, Any] = {"step": step, "split": "train", "loss": float(values[-1]) / info.world_size}
     for i, name in enumerate(names):
         if values[2 * i + 1] > 0:
             record[name] = float(values[2 * i] / values[2 * i + 1])
@@ -348,7 +460,8 @@ def _log_record(loss, grad_norm, step, scheduler, info: DistContext, tick, steps
 
 
 def _format_record(record: dict[str, Any]) -> str:
-    terms = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("step", "loss", "lr", "s_per_step"))
+    skip = ("step", "split", "loss", "lr", "s_per_step")
+    terms = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in skip)
     head = f"step {record['step']:>6} loss {record['loss']:.4f} lr {record['lr']:.2e}"
     return f"{head} {record['s_per_step']:.2f}s/it {terms}"
 
@@ -376,13 +489,19 @@ def plot_loss_curve(metrics: Path, png: Path) -> Path | None:
     except ImportError:
         warnings.warn("matplotlib is not installed: no loss-curve PNG", stacklevel=2)
         return None
-    records = read_metrics(metrics) if metrics.is_file() else []
+    from vggt_t_mv.eval.metrics import HIGHER_IS_BETTER
+
+    everything = read_metrics(metrics) if metrics.is_file() else []
+    records = [r for r in everything if r.get("split", "train") == "train"]
+    validations = [r for r in everything if r.get("split") == "val"]
     if not records:
         return None
-    skip = {"step", "lr", "grad_norm", "s_per_step"}
+    skip = {"step", "split", "lr", "grad_norm", "s_per_step"}
     names = [k for k in records[-1] if k not in skip]
     steps = [r["step"] for r in records]
-    figure, (ax_total, ax_terms) = plt.subplots(1, 2, figsize=(12, 4.5))
+    columns = 3 if validations else 2
+    figure, axes = plt.subplots(1, columns, figsize=(6 * columns, 4.5))
+    ax_total, ax_terms = axes[0], axes[1]
     ax_total.plot(steps, [r["loss"] for r in records], color="black")
     ax_total.set(title="total loss", xlabel="step", yscale="symlog")
     for name in names:
@@ -390,6 +509,17 @@ def plot_loss_curve(metrics: Path, png: Path) -> Path | None:
             ax_terms.plot(steps, [abs(r.get(name, float("nan"))) for r in records], label=name)
     ax_terms.set(title="loss terms (|value|)", xlabel="step", yscale="log")
     ax_terms.legend(fontsize=7, ncol=2)
+    if validations:
+        ax_val = axes[2]
+        val_steps = [r["step"] for r in validations]
+        for name in HIGHER_IS_BETTER:
+            values = [r.get(name) for r in validations]
+            if any(v is not None for v in values):
+                arrow = "↑" if HIGHER_IS_BETTER[name] else "↓"
+                points = [float("nan") if v is None else v for v in values]
+                ax_val.plot(val_steps, points, marker="o", markersize=3, label=f"{name} {arrow}")
+        ax_val.set(title="validation (held-out windows)", xlabel="step", yscale="symlog")
+        ax_val.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(png, dpi=90)
     plt.close(figure)
