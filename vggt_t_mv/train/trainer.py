@@ -31,7 +31,7 @@ import random
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,8 +255,8 @@ class TrainingData:
     """Sequences handed to :func:`train` instead of the config's ``data`` (the app's dataset roots): ``train`` and,
     optionally, held-out ``val`` sequences (None: held out from ``train`` as ``val`` of the config says)."""
 
-    train: list[SequenceSource]
-    val: list[SequenceSource] | None = None
+    train: Sequence[SequenceSource]
+    val: Sequence[SequenceSource] | None = None
     description: str = ""
 
 
@@ -323,7 +323,7 @@ def train(
             )
         model.aggregator.gradient_checkpointing = cfg.model.gradient_checkpointing
         model.to(device).train()
-        sequences = data.train if data is not None else build_sequences(cfg.data)
+        sequences = list(data.train) if data is not None else build_sequences(cfg.data)
         if not sequences:
             raise ValueError("no training sequence: give data (data.roots / --data ROOT, data.folder or synthetic)")
         window = resolve_window_size(cfg.data.window, sequences[0].image_hw, trained_width(cfg.model))

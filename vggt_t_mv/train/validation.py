@@ -11,6 +11,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,8 @@ class Holdout:
 
 
 def split_holdout(
-    sequences: list[SequenceSource],
-    val_sequences: list[SequenceSource] | None,
+    sequences: Sequence[SequenceSource],
+    val_sequences: Sequence[SequenceSource] | None,
     fraction: float,
     window: WindowConfig,
 ) -> Holdout:
@@ -49,9 +50,9 @@ def split_holdout(
         return Holdout(list(sequences), list(val_sequences), f"held-out sequences {names}")
     if len(sequences) > 1:
         count = min(len(sequences) - 1, max(1, round(fraction * len(sequences))))
-        held = sequences[-count:]
-        names = ", ".join(s.name for s in held[:3]) + (" ..." if len(held) > 3 else "")
-        return Holdout(list(sequences[:-count]), list(held), f"held-out sequences {names} (the last {count})")
+        kept_out = sequences[-count:]
+        names = ", ".join(s.name for s in kept_out[:3]) + (" ..." if len(kept_out) > 3 else "")
+        return Holdout(list(sequences[:-count]), list(kept_out), f"held-out sequences {names} (the last {count})")
     (only,) = sequences
     span = (window.timesteps - 1) * window.time_stride + 1
     held = max(span, math.ceil(fraction * only.num_timesteps))
