@@ -142,3 +142,25 @@ def test_eval_a_model_on_a_dataset_root_prints_the_table(rig: Path) -> None:
         assert f" {metric} " in header
     (row,) = [line for line in result.output.splitlines() if line.startswith("| model")]
     assert row.split("|")[2].strip() == "4"  # 8 timesteps in windows of 2
+
+
+def test_the_rig_example_config_runs_as_written_with_the_demo_weights_swapped_in(rig: Path, tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "rig"
+    args = ["train", "configs/finetune_rig.yaml", "--checkpoint", str(DEMO_WEIGHTS), "--out", str(out)]
+    if (REPO_ROOT.parent / "shared" / "realdata" / "mv_page4d_rig").resolve() != rig.resolve():
+        args += ["--set", f"data.roots=[{rig}]"]  # the shared data is not beside this checkout (VGGT_MV_SHARED)
+    cwd = os.getcwd()
+    os.chdir(REPO_ROOT)  # the config names its data relative to the checkout: ../shared/realdata/mv_page4d_rig
+    try:
+        # one step, in this process and on 2-timestep windows: the suite runs on 2 shared cores
+        fast = ["--stop-after", "1", "--set", "data.num_workers=0", "--set", "data.window.timesteps=2"]
+        result = CliRunner().invoke(main, [*args, *fast])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    assert "4 cameras x 8 timesteps, time-major (images/time_TT/viewV.png), depth + masks" in result.output
+    assert "windows of 2 timesteps x 4 cameras at 112x154 px" in result.output
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["split"] for r in records] == ["train", "val"]

@@ -44,9 +44,10 @@ def training_config(options: TrainOptions) -> TrainConfig:
     file or key and the fix."""
     data: dict[str, Any] = read_config_dict(options.config_file) if options.config_file is not None else {}
     model = data.setdefault("model", {}) if isinstance(data.get("model", {}), dict) else data["model"]
-    if options.checkpoint is not None:
+    if options.checkpoint is not None:  # the command's weights replace the file's, and its model config with them
         model["checkpoint"] = str(options.checkpoint)
-        model.pop("pretrained", None)
+        for key in ("pretrained", "preset", "config_file", "pi3"):
+            model.pop(key, None)
     if options.pi3 is not None:
         model["pi3"] = str(options.pi3)
     if options.model_config is not None:

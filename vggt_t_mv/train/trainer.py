@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -181,7 +182,8 @@ class StepBatches:
 
     def loader(self, first: int, last: int, workers: int) -> Any:
         """The batches of steps ``first .. last - 1`` in order; with ``workers`` > 0 cut ahead by that many loader
-        processes (each with one torch thread), else here."""
+        processes (at most one per CPU core, each with one torch thread), else here."""
+        workers = min(workers, os.cpu_count() or 1)
         if workers <= 0:
             return (self.batch(step) for step in range(first, last))
         steps = [self.indices(step) for step in range(first, last)]
@@ -338,7 +340,8 @@ def train(
             say(f"data: {data.description}")
         say(
             f"data: {len(dataset)} windows of {window.timesteps} timesteps x {window.cameras} cameras at "
-            f"{window.height}x{window.width} px, {batches.steps_per_epoch} steps per epoch and process"
+            f"{window.height}x{window.width} px, {batches.steps_per_epoch} steps per epoch and process, "
+            f"{min(cfg.data.num_workers, os.cpu_count() or 1)} loader process(es)"
         )
         val_windows, best = None, None
         if holdout is not None:
