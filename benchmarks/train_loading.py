@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, DataConfig().num_workers])
     parser.add_argument("--samples", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -78,11 +78,15 @@ def main() -> None:
     shape = f"{window.timesteps}x{window.cameras} frames at {window.height}x{window.width}"
     print(f"machine: {platform.machine()}, {args.threads} torch threads, torch {torch.__version__}")
     print(f"data: {sequence.describe()}; windows of {shape}")
+    rates = {}
+    for workers in args.workers:
+        rates[workers] = loading_rate(dataset, workers, args.samples)
+        print(f"loading with {workers} workers: {rates[workers]:.2f} windows/s", flush=True)
     step = step_seconds(dataset, args.steps)
+    print(f"one training step of the tiny two-stream model: {step:.3f} s", flush=True)
     print("| loader | windows/s | s per window | tiny-model step (s) | windows per step | keeps up (batch 1) |")
     print("|---|---:|---:|---:|---:|---|")
-    for workers in args.workers:
-        rate = loading_rate(dataset, workers, args.samples)
+    for workers, rate in rates.items():
         default = " (default)" if workers == DataConfig().num_workers else ""
         keeps = "yes" if rate * step >= 1 else "no"
         print(

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.train.data import open_captures
 from vggt_t_mv.loading import PRESETS
-from vggt_t_mv.train.config import TrainConfig, apply_overrides, read_config_dict
+from vggt_t_mv.train.config import ConfigError, TrainConfig, apply_overrides, read_config_dict
 from vggt_t_mv.train.trainer import TrainingData, TrainResult, train
 
 DEFAULT_WARMUP = 100  # warmup steps of a run whose config file does not say: 10 % of --steps, at most this
@@ -43,7 +43,7 @@ def training_config(options: TrainOptions) -> TrainConfig:
     """The checked config of ``options`` (module docstring); :class:`~vggt_t_mv.train.config.ConfigError` names the
     file or key and the fix."""
     data: dict[str, Any] = read_config_dict(options.config_file) if options.config_file is not None else {}
-    model = data.setdefault("model", {}) if isinstance(data.get("model", {}), dict) else data["model"]
+    model = section(data, "model")
     if options.checkpoint is not None:  # the command's weights replace the file's, and its model config with them
         model["checkpoint"] = str(options.checkpoint)
         for key in ("pretrained", "preset", "config_file", "pi3"):
@@ -58,22 +58,31 @@ def training_config(options: TrainOptions) -> TrainConfig:
     if options.freeze is not None:
         model["freeze"] = options.freeze
     if options.data:
-        section = data.setdefault("data", {})
-        section["kind"], section["roots"] = "roots", [str(p) for p in options.data]
+        section(data, "data").update(kind="roots", roots=[str(p) for p in options.data])
     if options.val:
-        data.setdefault("val", {})["roots"] = [str(p) for p in options.val]
+        section(data, "val")["roots"] = [str(p) for p in options.val]
     if options.val_every is not None:
-        data.setdefault("val", {})["every"] = options.val_every
+        section(data, "val")["every"] = options.val_every
     if options.best_metric is not None:
-        data.setdefault("val", {})["metric"] = options.best_metric
+        section(data, "val")["metric"] = options.best_metric
     if options.steps is not None:
-        optim = data.setdefault("optim", {})
+        optim = section(data, "optim")
         optim["max_steps"] = options.steps
         optim.setdefault("warmup_steps", min(DEFAULT_WARMUP, options.steps // 10))
     if options.out is not None:
-        data.setdefault("run", {})["out"] = str(options.out)
+        section(data, "run")["out"] = str(options.out)
     apply_overrides(data, options.assignments)
     return TrainConfig.from_dict(data)
+
+
+def section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """The mapping ``data[name]`` (created when absent or empty); :class:`ConfigError` when it is something else."""
+    value = data.get(name)
+    if value is None:
+        value = data[name] = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"config section {name} must be a mapping (key: value lines), got {value!r}")
+    return value
 
 
 def training_data(cfg: TrainConfig) -> TrainingData | None:

@@ -3,12 +3,15 @@
 Entry points: :func:`vggt_t_mv.train.trainer.train` with a :class:`TrainConfig`, or ``vggt-mv train CONFIG``.
 """
 
-from vggt_t_mv.train.config import ModelSection, OptimConfig, RunConfig, TrainConfig
+from vggt_t_mv.train.config import ConfigError, ModelSection, OptimConfig, RunConfig, TrainConfig, ValConfig
 from vggt_t_mv.train.dataset import (
     DataConfig,
     Sample,
     Sequence,
+    SequenceSource,
     SyntheticDataConfig,
+    TimeRange,
+    WindowArrays,
     WindowConfig,
     WindowDataset,
     build_dataset,
@@ -21,6 +24,11 @@ from vggt_t_mv.train.losses import LossConfig, LossOutput, compute_loss, normali
 
 __all__ = [
     "POLICIES",
+    "ConfigError",
+    "SequenceSource",
+    "TimeRange",
+    "ValConfig",
+    "WindowArrays",
     "DataConfig",
     "FreezeSummary",
     "LossConfig",
