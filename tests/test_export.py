@@ -47,7 +47,7 @@ def valid_pixels(arrays, t: int) -> np.ndarray:
 
 
 def test_select_points_takes_every_valid_pixel_with_its_values(recon, arrays) -> None:
-    points = select_points(recon, Selection(timesteps=(1,)))
+    points = select_points(recon, Selection(timesteps=(1,), conf_percentile=0.0))
     valid = valid_pixels(arrays, 1)
     assert len(points) == valid.sum() > 0
     n, v, u = points.camera, points.pixel[:, 1], points.pixel[:, 0]
@@ -63,8 +63,8 @@ def test_pose_stream_reads_points_from_depth_and_depth_conf(rig, arrays, tmp_pat
     moved = write_recon(
         tmp_path / "moved", {**arrays, "world_points": arrays["world_points"] + GEO_STREAM_OFFSET}, rig.camera_names
     )
-    geo = select_points(moved, Selection(timesteps=(0,)))
-    pose = select_points(moved, Selection(timesteps=(0,), stream="pose"))
+    geo = select_points(moved, Selection(timesteps=(0,), conf_percentile=0.0))
+    pose = select_points(moved, Selection(timesteps=(0,), stream="pose", conf_percentile=0.0))
     np.testing.assert_allclose(geo.xyz - pose.xyz, np.broadcast_to(GEO_STREAM_OFFSET, geo.xyz.shape), atol=1e-5)
     n, v, u = pose.camera, pose.pixel[:, 1], pose.pixel[:, 0]
     unprojected = derive_world_points(arrays["depth"][0], arrays["extrinsics"][0], arrays["intrinsics"][0])
@@ -85,9 +85,9 @@ def test_conf_percentile_keeps_the_confident_share_per_timestep(recon, arrays, p
 
 
 def test_static_and_dynamic_filters_split_the_points(recon, arrays) -> None:
-    everything = select_points(recon, Selection())
-    static = select_points(recon, Selection(motion="static"))
-    dynamic = select_points(recon, Selection(motion="dynamic"))
+    everything = select_points(recon, Selection(conf_percentile=0.0))
+    static = select_points(recon, Selection(motion="static", conf_percentile=0.0))
+    dynamic = select_points(recon, Selection(motion="dynamic", conf_percentile=0.0))
     assert len(static) + len(dynamic) == len(everything) and len(dynamic) > 0 and len(static) > 0
     assert (static.dynamic < 0.5).all() and (dynamic.dynamic >= 0.5).all()
     moving = arrays["dynamic_mask"] > 0.5
@@ -353,7 +353,7 @@ def test_cli_exports_with_filters(recon, tmp_path) -> None:
         (["--format", "ply", "--out", "x.ply", "--t", "2:x"], "bad timestep spec"),
         (["--format", "ply", "--out", "x.ply", "--static-only", "--dynamic-only"], "exclude each other"),
         (["--format", "ply", "--out", "x.ply", "--cameras", "cam7"], "unknown camera"),
-        (["--format", "ply", "--out", "x.ply", "--conf-percentile", "120"], "conf_percentile"),
+        (["--format", "ply", "--out", "x.ply", "--conf-percentile", "120"], "--conf-percentile"),
         (["--format", "npz", "--out", "x.npz", "--voxel", "0.1"], "--voxel does not apply"),
         (["--format", "colmap", "--out", "x.ply"], "writes a folder"),
         (["--format", "splat", "--out", "x.splat"], "writes a .ply file"),

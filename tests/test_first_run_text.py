@@ -41,6 +41,18 @@ def test_status_line_says_1_camera() -> None:
     assert "4 cameras" in format_status(3, 3, 3, 4, None, True)
 
 
+def test_status_line_reads_as_words() -> None:
+    """No "timesteps 1/6 of 24": what is reconstructed, what the viewer still loads, what the pipeline does."""
+    running = {"state": "running", "windows": (2, 8), "frames_per_s": 3.25, "eta_s": 70.0}
+    line = format_status(1, 6, 24, 4, running, False)
+    assert line == (
+        "6 of 24 timesteps reconstructed · 4 cameras · loading 5 more into the viewer · window 2 of 8 done · "
+        "3.2 frames/s · about 00:01:10 left · running"
+    )
+    assert "/" not in line.replace("frames/s", "")
+    assert format_status(6, 6, 6, 4, None, True) == "6 timesteps · 4 cameras · complete"
+
+
 def test_a_static_capture_summarises_the_rig_in_one_line() -> None:
     cameras = [camera_entry(f"cam{n}", 0.1 * n) for n in range(1, 16)]
     (line,) = rig_lines(cameras, num_timesteps=1)

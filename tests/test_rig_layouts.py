@@ -174,5 +174,8 @@ def test_view_takes_the_layout_option_too(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["view", "--help"])
     assert result.exit_code == 0 and "--layout" in result.output
     weights = WeightsSpec(config="tiny", random_weights=True)
-    plan = plan_view(rig_root(), weights, PipelineConfig(), out=tmp_path / "recon", layout="time-major")
+    from app.capture.rig import CaptureOptions
+
+    capture = CaptureOptions(layout="time-major")
+    plan = plan_view(rig_root(), weights, PipelineConfig(), capture, out=tmp_path / "recon")
     assert plan.live.capture_options.layout == "time-major"

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli.main import main
+from app.cli.view import view_command
 from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.store import Reconstruction
 from app.viewer.server import Viewer, ViewerConfig
@@ -116,7 +117,35 @@ def test_view_with_a_bad_ground_truth_is_a_clear_error(perfect_recon: Path, tmp_
     result = CliRunner().invoke(main, [*args, "--ground-truth", str(tmp_path / "empty")])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert str(tmp_path / "empty") in result.output and "no ground truth" in result.output
-    result = CliRunner().invoke(main, ["view", str(rig_root()), "--random-weights", "--config", "tiny",
-                                       "--no-browser", "--port", "0", "--exit-after", "0",
-                                       "--ground-truth", str(rig_root())])  # fmt: skip
-    assert result.exit_code == 2 and "--ground-truth needs a reconstruction folder" in result.output
+    live = ["view", str(rig_root()), "--random-weights", "--config", "tiny", "--no-browser", "--port", "0",
+            "--exit-after", "0", "--out", str(tmp_path / "live")]  # fmt: skip
+    result = CliRunner().invoke(main, [*live, "--ground-truth", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and str(tmp_path / "empty") in result.output  # refused before anything runs
+    assert not (tmp_path / "live").exists()
+
+
+def test_ground_truth_appears_in_a_live_run(tmp_path: Path) -> None:
+    """``vggt-mv-view CAPTURE --ground-truth GT``: the ground truth is aligned as the windows land."""
+    from app.cli.options import capture_options, pipeline_config, weights_spec
+    from app.viewer.launch import plan_view
+
+    args = [str(rig_root()), "--config", "tiny", "--random-weights", "--device", "cpu", "--size", "42",
+            "--max-frames", "3", "--window", "2", "--stride", "1", "--ground-truth", str(rig_root())]  # fmt: skip
+    options = view_command.make_context("view", args).params
+    plan = plan_view(rig_root(), weights_spec(options), pipeline_config(options), capture_options(options),
+                     out=tmp_path / "recon")  # fmt: skip
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1, ground_truth=rig_root()))
+    viewer.check_ground_truth()
+    viewer.start()
+    try:
+        live = viewer.run_live(plan.live)
+        assert viewer.wait_until(lambda: live.done and viewer.idle() and viewer.scene.num_available == 3, 120)
+        assert live.state["state"] == "complete", live.state
+        scene = viewer.scene
+        assert scene.ground_truth is not None and scene.ground_truth.version == 2  # refitted on both windows
+        assert all(scene.timesteps[t].ground_truth_version == 2 for t in range(3))
+        names = set(scene.node_names())
+        assert all(f"/t/{t:05d}/ground_truth/points/view0" in names for t in range(3)), sorted(names)[:20]
+        assert viewer.errors == []
+    finally:
+        viewer.stop()

@@ -64,7 +64,7 @@ def test_scene_holds_the_expected_nodes(viewer: Viewer) -> None:
     assert {(t, s) for t, s, _, _ in scene.visible_clouds()} == {(0, "geo")}
     assert scene.visible_splats() == [] and not any(node.splats for node in scene.timesteps.values())  # lazy
     assert viewer.gui.timestep.max == T - 1
-    assert "timesteps 6/6" in viewer.gui.status.content and "3 cameras" in viewer.gui.status.content
+    assert viewer.gui.status.content.startswith("6 timesteps · 3 cameras · complete")
 
 
 def test_frustums_use_the_predicted_intrinsics(viewer: Viewer) -> None:
@@ -335,7 +335,7 @@ def test_capture_streams_windows_into_a_running_viewer(tmp_path: Path) -> None:
         assert [end for end, _ in counts] == [4, 6, 8]
         assert [c for _, c in counts] == sorted({c for _, c in counts})  # strictly growing
         assert sorted(viewer.scene.timesteps) == list(range(8))
-        assert "windows 3/3" in viewer._status()
+        assert viewer._status().startswith("8 timesteps · 2 cameras · complete")
     finally:
         viewer.stop()
 
@@ -376,8 +376,10 @@ def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) 
     viewer.gui._export(client)
     assert "exported" in viewer.gui.export_status.content, viewer.gui.export_status.content
     ((name, content),) = client.files
+    expected_name = {"PLY points": "points.ply", "Gaussian splats (PLY)": "splats.ply", "COLMAP (zip)": "colmap.zip"}
+    assert name == f"recon_t00002_geo_{expected_name[label]}"
     if label != "COLMAP (zip)":
-        assert name == "recon_t00002_geo.ply" and content.startswith(b"ply")
+        assert content.startswith(b"ply")
         header = content[: content.index(b"end_header")].decode()
         splat_properties = ("f_dc_0", "opacity", "scale_2", "rot_3")
         assert all((f"property float {p}" in header) == (label != "PLY points") for p in splat_properties)
@@ -387,7 +389,16 @@ def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) 
         expected = int(((conf >= np.percentile(conf, 10)) & static).sum())
         assert f"element vertex {expected}" in header
     else:
-        assert name == "recon_t00002_geo.zip" and content.startswith(b"PK")
+        assert content.startswith(b"PK")
+
+
+def test_every_export_format_downloads_under_its_own_name() -> None:
+    from app.viewer.gui import EXPORT_FORMATS, download_stem
+
+    names = {download_stem("recon", 12, "geo", choice) + choice.suffix for choice in EXPORT_FORMATS.values()}
+    assert len(names) == len(EXPORT_FORMATS)
+    names_all = {download_stem("recon", None, "geo", choice) + choice.suffix for choice in EXPORT_FORMATS.values()}
+    assert len(names_all) == len(EXPORT_FORMATS) and not names & names_all
 
 
 def test_untrained_weights_show_a_notice_in_the_gui() -> None:

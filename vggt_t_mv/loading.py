@@ -204,7 +204,9 @@ def load_model(
     if checkpoint is None and pi3 is None and not random_weights:
         raise ModelLoadError(
             "no weights given: pass --checkpoint FILE_OR_FOLDER (VGGT-family checkpoint or save_pretrained folder) "
-            "and/or --pi3 FILE (Pi3 weights); --random-weights runs an untrained model (for testing only)"
+            "and/or --pi3 FILE (Pi3 weights); the repository bundles small demo weights in assets/demo_weights (a "
+            "save_pretrained folder for the demo rig); the README's Weights section says where VGGT-1B, PAGE-4D and "
+            "Pi3 weights come from; --random-weights runs an untrained model (for testing only)"
         )
     try:
         cfg, origin = resolve_config(config, checkpoint, overrides)

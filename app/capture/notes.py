@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.capture.ground_truth import ground_truth_folders
+from app.capture.ground_truth import GROUND_TRUTH_FILE, ground_truth_folders
 from app.capture.masks import MASKS_AUTO, SEGANYMO_FOLDER, segany_labels
 from app.capture.rig import RigCapture
 
@@ -31,3 +31,14 @@ def capture_notes(capture: RigCapture, masks: Path | str | None = None) -> list[
         elif str(masks) == MASKS_AUTO:
             lines.append(f"masks: {where}")
     return lines
+
+
+def ground_truth_of(capture: RigCapture, path: Path) -> Path | None:
+    """Where the ground truth of the capture at ``path`` is, when it carries its own: a dataset root with
+    ``depths/``, ``intrs/`` or ``extrs/`` beside the images, or a folder holding ``ground_truth.npz`` (None: none)."""
+    root = capture.dataset_root
+    if root is not None and ground_truth_folders(root):
+        return Path(root)
+    if Path(path).is_dir() and (Path(path) / GROUND_TRUTH_FILE).is_file():
+        return Path(path)
+    return None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import CONTEXT_SETTINGS
+from app.cli.options import CONTEXT_SETTINGS, conf_percentile_option
 from app.export.api import (
     DYNAMIC_THRESHOLD,
     FORMATS,
@@ -33,20 +33,30 @@ from app.reconstruct.store import Reconstruction, ReconstructionError
 @click.option("--t", "timesteps", default="", help="Timesteps: 5, 0:10 (end excluded), 0:10:2, 3:, 1,4,7. Default all.")
 @click.option("--cameras", default="", help="Cameras (names or indices, comma separated). Default all.")
 @click.option("--stream", type=click.Choice(["geo", "pose"]), default="geo", show_default=True, help="Point source.")
-@click.option("--conf-percentile", type=float, default=0.0, show_default=True, help="Drop points below it.")
+@conf_percentile_option
 @click.option("--static-only", is_flag=True, help="Only pixels with dynamic probability < --dynamic-threshold.")
 @click.option("--dynamic-only", is_flag=True, help="Only pixels with dynamic probability >= --dynamic-threshold.")
-@click.option("--dynamic-threshold", type=float, default=DYNAMIC_THRESHOLD, show_default=True)
+@click.option(
+    "--dynamic-threshold",
+    type=float,
+    default=DYNAMIC_THRESHOLD,
+    show_default=True,
+    help="Dynamic probability at and above which a pixel counts as moving (--static-only / --dynamic-only).",
+)
 @click.option("--voxel", type=float, default=0.0, show_default=True, help="Voxel size for downsampling (0: off).")
 @click.option("--merge", is_flag=True, help="One output for all selected timesteps (default: one per timestep).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--no-frustums", is_flag=True, help="glb: no camera frustums.")
 @click.option("--no-trajectory", is_flag=True, help="glb: no camera trajectories.")
 @click.option("--frustum-size", type=float, default=None, help="glb: frustum depth (default 5% of the extent).")
-@click.option("--mesh-method", type=click.Choice(MESH_METHODS), default="grid", show_default=True)
-@click.option("--max-depth-ratio", type=float, default=MeshOptions.max_depth_ratio, show_default=True)
-@click.option("--poisson-depth", type=int, default=MeshOptions.poisson_depth, show_default=True)
-@click.option("--density-trim", type=float, default=MeshOptions.density_trim, show_default=True)
+@click.option("--mesh-method", type=click.Choice(MESH_METHODS), default="grid", show_default=True,
+              help="mesh: grid (triangulate each depth map) or poisson (surface from the points).")  # fmt: skip
+@click.option("--max-depth-ratio", type=float, default=MeshOptions.max_depth_ratio, show_default=True,
+              help="mesh grid: no triangle across neighbours whose depths differ by more than this.")  # fmt: skip
+@click.option("--poisson-depth", type=int, default=MeshOptions.poisson_depth, show_default=True,
+              help="mesh poisson: octree depth (higher: finer and slower).")  # fmt: skip
+@click.option("--density-trim", type=float, default=MeshOptions.density_trim, show_default=True,
+              help="mesh poisson: drop vertices below this quantile of the Poisson density.")  # fmt: skip
 @click.option("--splat-opacity", type=click.Choice(OPACITY_MODES), default="rank", show_default=True,
               help="splat: from the confidence's rank per timestep, or 1 - 1/confidence.")  # fmt: skip
 @click.option("--splat-sigma", type=click.FloatRange(min=0.0, min_open=True), default=SplatOptions.sigma_pixels,

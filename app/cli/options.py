@@ -19,6 +19,11 @@ import click
 
 from app.capture.calibration.rig import LENGTH_UNITS
 from app.capture.layout import LAYOUT_CHOICES
+from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
+from app.capture.rig import CaptureOptions
+from app.common.vocab import DTYPE_NAMES, PREPROCESS_MODES, SYNC_MODES
+from app.export.selection import DEFAULT_CONF_PERCENTILE
+from app.reconstruct.pipeline import PipelineConfig
 from vggt_t_mv.loading import PRESETS, WeightsSpec
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -95,9 +100,54 @@ def progress_bar(total: int, enabled: bool = True) -> Iterator[Callable[[Any], N
         yield update
 
 
+MODE_HELP = (
+    f"crop: VGGT's centre crop to the width; pad: VGGT's pad mode (the whole frame, white borders); auto: crop, "
+    f"unless that removes more than {100 * CROP_TOLERANCE:.0f} % of a camera's frame (portrait video), then pad."
+)
+
+
+@contextmanager
+def step_progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr for work counted in steps; yields the ``progress(done, total)`` callback that
+    evaluation loops take (``None`` when disabled). The bar appears with the first step."""
+    if not enabled:
+        yield None
+        return
+    state: dict[str, Any] = {"bar": None, "done": 0}
+
+    def update(done: int, total: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total, label=label, show_pos=True, show_eta=True, file=sys.stderr)
+            state["bar"].__enter__()
+        state["bar"].update(done - state["done"])
+        state["done"] = done
+
+    try:
+        yield update
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+
+
+def conf_percentile_option(command: Callable) -> Callable:
+    """``--conf-percentile`` (keyword ``conf_percentile``) of ``export`` and ``view``: one default,
+    :data:`~app.export.selection.DEFAULT_CONF_PERCENTILE`, so the same settings keep the same points."""
+    return click.option(
+        "--conf-percentile",
+        type=click.FloatRange(0.0, 100.0, max_open=True),
+        default=DEFAULT_CONF_PERCENTILE,
+        show_default=True,
+        help="Drop the least confident percent of each timestep's valid pixels (0 keeps every valid pixel).",
+    )(command)
+
+
 def pipeline_options(command: Callable) -> Callable:
-    """Decorate ``command`` with the window / input / device options that ``run`` and ``view`` share (keyword
-    arguments ``window``, ``stride``, ``size``, ``device``, ``max_frames``, ``layout``, ``resume``, ``overwrite``)."""
+    """Decorate ``command`` with every option of ``vggt-mv run`` besides ``--out`` and the model options: windows,
+    input size and mode, device and dtype, which timesteps, synchronization, masks, calibration, resume/overwrite.
+
+    ``run`` and ``view`` (live mode) both take exactly these (``tests/test_cli_options.py`` compares the two
+    commands), so an option added here reaches both; :func:`capture_options` and :func:`pipeline_config` turn the
+    keyword arguments into the configs."""
     decorators = [
         click.option(
             "--window", type=click.IntRange(min=1), help="Timesteps per window (default: cuda 16, mps 8, cpu 6)."
@@ -108,8 +158,19 @@ def pipeline_options(command: Callable) -> Callable:
             help="Timesteps between window starts (default: cuda 12, mps 6, cpu 4).",
         ),
         click.option("--size", type=int, help=SIZE_HELP),
+        click.option("--mode", type=click.Choice(PREPROCESS_MODES), default="auto", show_default=True, help=MODE_HELP),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
-        click.option("--max-frames", type=int, help="At most this many timesteps (run: after --every)."),
+        click.option(
+            "--dtype",
+            type=click.Choice(DTYPE_NAMES),
+            default="auto",
+            show_default=True,
+            help="Autocast dtype of the trunk (auto: bf16 on CUDA where supported, fp32 on CPU).",
+        ),
+        click.option("--start", type=int, default=0, show_default=True, help="First synchronized timestep."),
+        click.option("--end", type=int, help="Stop before this timestep (default: the last)."),
+        click.option("--every", type=int, default=1, show_default=True, help="Keep every k-th timestep."),
+        click.option("--max-frames", type=int, help="At most this many timesteps (after --every)."),
         click.option(
             "--layout",
             type=click.Choice(LAYOUT_CHOICES),
@@ -118,12 +179,34 @@ def pipeline_options(command: Callable) -> Callable:
             help="camera-major: a video / image folder per camera; time-major: a folder per timestep, an image per "
             "camera.",
         ),
+        click.option(
+            "--timestamps",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Timestamps CSV: camera + time columns (README).",
+        ),
+        click.option(
+            "--sync",
+            type=click.Choice(SYNC_MODES),
+            default="auto",
+            show_default=True,
+            help="auto: timestamps if a CSV exists, else by fps if they differ, else by frame index.",
+        ),
+        click.option(
+            "--masks",
+            metavar="FOLDER|auto",
+            help="Dynamic masks: a folder per camera (or view_K), SegAnyMo's output folder, or auto (a dataset "
+            "root's SegAnyMo/).",
+        ),
+        click.option("--rigid-rig", is_flag=True, help="Average intrinsics and camera-to-camera-0 poses over time."),
+        click.option(
+            "--skip-bad-cameras", is_flag=True, help="Drop cameras that cannot be decoded instead of stopping."
+        ),
         click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last window."),
         click.option("--overwrite", is_flag=True, help="Replace a reconstruction already in --out."),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
-    return command
+    return calibration_options(command)
 
 
 CALIBRATION_HELP = (
@@ -151,3 +234,31 @@ def calibration_options(command: Callable) -> Callable:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+def capture_options(options: dict[str, Any]) -> CaptureOptions:
+    """The :class:`CaptureOptions` of :func:`pipeline_options`' keyword arguments."""
+    return CaptureOptions(
+        start=options["start"],
+        end=options["end"],
+        every=options["every"],
+        max_frames=options["max_frames"],
+        timestamps=options["timestamps"],
+        sync=options["sync"],
+        skip_unreadable=options["skip_bad_cameras"],
+        layout=options["layout"],
+    )
+
+
+def pipeline_config(options: dict[str, Any], device: str | None = None) -> PipelineConfig:
+    """The :class:`PipelineConfig` of :func:`pipeline_options`' keyword arguments (``device``: the resolved device
+    name when the caller knows better than ``--device``, e.g. a torchrun rank)."""
+    return PipelineConfig(
+        window=options["window"],
+        stride=options["stride"],
+        device=device or options["device"],
+        dtype=options["dtype"],
+        preprocess=PreprocessConfig(size=options["size"], mode=options["mode"]),
+        masks=options["masks"],
+        rigid_rig=options["rigid_rig"],
+        calibration=options["calibration"],
+        calibration_units=options["calibration_units"],
+    )

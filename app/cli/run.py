@@ -8,31 +8,24 @@ from pathlib import Path
 
 import click
 
-from app.capture.notes import capture_notes
-from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
-from app.capture.rig import CaptureOptions
+from app.capture.notes import capture_notes, ground_truth_of
 from app.capture.sources import CaptureError
 from app.cli.options import (
     CONTEXT_SETTINGS,
-    calibration_options,
+    capture_options,
     console_warnings,
     model_options,
+    pipeline_config,
     pipeline_options,
     progress_bar,
     weights_spec,
 )
-from app.common.vocab import DTYPE_NAMES, PREPROCESS_MODES, SYNC_MODES
-from app.reconstruct.pipeline import PipelineConfig, PipelineError
+from app.reconstruct.pipeline import PipelineError
 from app.reconstruct.run import PreparedRun, prepare_reconstruction
 from app.reconstruct.store import ReconstructionError
-from app.reconstruct.summary import summary_text
+from app.reconstruct.summary import next_steps, summary_text
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import ModelLoadError
-
-MODE_HELP = (
-    f"crop: VGGT's centre crop to the width; pad: VGGT's pad mode (the whole frame, white borders); auto: crop, "
-    f"unless that removes more than {100 * CROP_TOLERANCE:.0f} % of a camera's frame (portrait video), then pad."
-)
 
 
 @click.command("run", context_settings=CONTEXT_SETTINGS)
@@ -40,38 +33,6 @@ MODE_HELP = (
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output reconstruction folder.")
 @model_options
 @pipeline_options
-@click.option("--mode", type=click.Choice(PREPROCESS_MODES), default="auto", show_default=True, help=MODE_HELP)
-@click.option(
-    "--dtype",
-    type=click.Choice(DTYPE_NAMES),
-    default="auto",
-    show_default=True,
-    help="Autocast dtype of the trunk (auto: bf16 on CUDA where supported, fp32 on CPU).",
-)
-@click.option("--start", type=int, default=0, show_default=True, help="First synchronized timestep.")
-@click.option("--end", type=int, help="Stop before this timestep (default: the last).")
-@click.option("--every", type=int, default=1, show_default=True, help="Keep every k-th timestep.")
-@click.option(
-    "--timestamps",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Timestamps CSV: camera + time columns (README).",
-)
-@click.option(
-    "--sync",
-    type=click.Choice(SYNC_MODES),
-    default="auto",
-    show_default=True,
-    help="auto: timestamps if a CSV exists, else by fps if they differ, else by frame index.",
-)
-@click.option(
-    "--masks",
-    metavar="FOLDER|auto",
-    help="Dynamic masks: a folder per camera (or view_K), SegAnyMo's output folder, or auto (a dataset root's "
-    "SegAnyMo/).",
-)
-@calibration_options
-@click.option("--rigid-rig", is_flag=True, help="Average intrinsics and camera-to-camera-0 poses over time.")
-@click.option("--skip-bad-cameras", is_flag=True, help="Drop cameras that cannot be decoded instead of stopping.")
 def run_command(capture: Path, out: Path, **options) -> None:
     """Reconstruct CAPTURE (a folder of camera videos or image folders, a folder of timestep folders, a dataset
     root with images/, a video, or a folder of images) into the reconstruction folder --out, window by window."""
@@ -79,33 +40,12 @@ def run_command(capture: Path, out: Path, **options) -> None:
     ctx = DistContext.from_env()
     prepared: PreparedRun | None = None
     try:
-        capture_options = CaptureOptions(
-            start=options["start"],
-            end=options["end"],
-            every=options["every"],
-            max_frames=options["max_frames"],
-            timestamps=options["timestamps"],
-            sync=options["sync"],
-            skip_unreadable=options["skip_bad_cameras"],
-            layout=options["layout"],
-        )
-        config = PipelineConfig(
-            window=options["window"],
-            stride=options["stride"],
-            device=ctx.device_name(options["device"]),
-            dtype=options["dtype"],
-            preprocess=PreprocessConfig(size=options["size"], mode=options["mode"]),
-            masks=options["masks"],
-            rigid_rig=options["rigid_rig"],
-            calibration=options["calibration"],
-            calibration_units=options["calibration_units"],
-        )
         prepared = prepare_reconstruction(
             capture,
             out,
             weights_spec(options),
-            config,
-            capture_options,
+            pipeline_config(options, device=ctx.device_name(options["device"])),
+            capture_options(options),
             resume=options["resume"],
             overwrite=options["overwrite"],
             dist=ctx,
@@ -140,3 +80,4 @@ def run_command(capture: Path, out: Path, **options) -> None:
     if result is None:  # a torchrun rank other than 0: rank 0 wrote the reconstruction
         return
     click.echo(summary_text(result.reconstruction, result))
+    click.echo(next_steps(out, ground_truth_of(prepared.capture, capture)))

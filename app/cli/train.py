@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import CHECKPOINT_HELP, CONFIG_HELP, model_options, weights_spec
+from app.cli.options import CHECKPOINT_HELP, CONFIG_HELP, model_options, step_progress, weights_spec
 from app.reconstruct.evaluate import EvalInputError, eval_weights
 from app.train.data import SYNTHETIC_GT, TrainDataError, evaluation_sequences
 from app.train.run import TrainOptions, train_captures, training_config
@@ -147,14 +147,18 @@ def _load_evaluated(weights: WeightsSpec) -> LoadedModel:
         raise click.ClickException(f"{what}: the model cannot be read: {error}") from error
 
 
-def _model_results(loaded: LoadedModel, label: str, dataset, baselines: bool, device: str) -> list:
+def _model_results(loaded: LoadedModel, label: str, dataset, baselines: bool, device: str, quiet: bool) -> list:
     from vggt_t_mv.eval.runner import evaluate
 
-    results = [evaluate(loaded.model.to(device), dataset, f"model {label}")]
+    predictors: list[tuple[object, str]] = [(loaded.model.to(device), f"model {label}")]
     if baselines:
         untrained = load_model(loaded.config, random_weights=True, seed=0).model.to(device)
-        results.append(evaluate(untrained, dataset, "untrained (same config, seed 0)"))
-        results.append(evaluate("trivial", dataset, "trivial: identity cams / const depth / static mask"))
+        predictors.append((untrained, "untrained (same config, seed 0)"))
+        predictors.append(("trivial", "trivial: identity cams / const depth / static mask"))
+    results = []
+    for predictor, name in predictors:
+        with step_progress(f"{name}: windows", enabled=not quiet) as progress:
+            results.append(evaluate(predictor, dataset, name, progress=progress))
     return results
 
 
@@ -179,7 +183,7 @@ def _model_results(loaded: LoadedModel, label: str, dataset, baselines: bool, de
     is_flag=True,
     help="Also evaluate the trivial baselines (and, for a model folder, the untrained model).",
 )
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or mps.")
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all numbers here ('-': stdout)."
 )
@@ -213,6 +217,7 @@ def eval_command(
         raise click.ClickException(str(error)) from error
     report: dict = {}
     tables = []
+    quiet = json_out is not None and str(json_out) == "-"  # stdout carries the JSON alone
     try:
         weights = eval_weights(target, weights_spec(model))
     except EvalInputError as error:
@@ -227,7 +232,7 @@ def eval_command(
     )
     for spec in gts:
         if is_recon:
-            results, name = _recon_results(target, Path(spec), baselines), Path(spec).name
+            results, name = _recon_results(target, Path(spec), baselines, quiet), Path(spec).name
         else:
             name, sequences = _gt_sequences(spec, (height, width))
             synthetic = spec.startswith(SYNTHETIC_GT)
@@ -235,7 +240,7 @@ def eval_command(
             if synthetic:
                 h = height
             dataset = eval_windows(sequences, t, n, h, w)
-            results = _model_results(loaded, label, dataset, baselines, device)
+            results = _model_results(loaded, label, dataset, baselines, device, quiet)
             name = f"{name} (windows {t}x{n} at {h}x{w})"
         tables.append(markdown_table(results, name))
         report[name] = {r.name: {"means": r.means(), "windows": r.windows} for r in results}
@@ -249,13 +254,14 @@ def eval_command(
         json_out.write_text(text)
 
 
-def _recon_results(target: Path, gt: Path, baselines: bool) -> list:
+def _recon_results(target: Path, gt: Path, baselines: bool, quiet: bool) -> list:
     from app.capture.ground_truth import GroundTruthError
     from app.reconstruct.evaluate import evaluate_reconstruction
     from app.reconstruct.store import Reconstruction, ReconstructionError
 
     try:
-        return evaluate_reconstruction(Reconstruction.open(target), gt, baselines)
+        with step_progress(f"{target.name} vs {gt.name}: windows", enabled=not quiet) as progress:
+            return evaluate_reconstruction(Reconstruction.open(target), gt, baselines, progress=progress)
     except (GroundTruthError, ReconstructionError) as error:
         raise click.ClickException(str(error)) from error
 

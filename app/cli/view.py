@@ -8,9 +8,17 @@ from pathlib import Path
 import click
 
 from app.capture.ground_truth import GroundTruthError
-from app.cli.options import CONTEXT_SETTINGS, console_warnings, model_options, pipeline_options, weights_spec
+from app.cli.options import (
+    CONTEXT_SETTINGS,
+    capture_options,
+    conf_percentile_option,
+    console_warnings,
+    model_options,
+    pipeline_config,
+    pipeline_options,
+    weights_spec,
+)
 from app.common.vocab import RENDER_MODES, STREAMS
-from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.store import ReconstructionError
 from app.viewer.launch import ViewUsageError, plan_view
 from app.viewer.server import DEFAULT_POINT_BUDGET, Viewer, ViewerConfig, free_port, serve_until_interrupted
@@ -30,7 +38,7 @@ def _stderr(text: str) -> None:
 @pipeline_options
 @click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Stream shown first.")
 @click.option("--render", type=click.Choice(RENDER_MODES), default="points", show_default=True, help="Draw as.")
-@click.option("--conf-percentile", type=float, default=10.0, show_default=True, help="Drop the least confident %.")
+@conf_percentile_option
 @click.option(
     "--point-budget", type=int, default=DEFAULT_POINT_BUDGET, show_default=True, help="Points per timestep/stream."
 )
@@ -39,7 +47,8 @@ def _stderr(text: str) -> None:
 @click.option(
     "--ground-truth",
     type=click.Path(exists=True, path_type=Path),
-    help="Ground truth to show next to a reconstruction folder (a dataset root, ground_truth.npz, ...: as eval --gt).",
+    help="Ground truth to show next to the reconstruction, also while a capture runs live (a dataset root, "
+    "ground_truth.npz, ...: as eval --gt).",
 )
 def view_command(path: Path | None, **options) -> None:
     """Open PATH in the 4D viewer: a reconstruction folder (instantly), or a capture (the pipeline runs in the
@@ -49,11 +58,9 @@ def view_command(path: Path | None, **options) -> None:
         plan = plan_view(
             path,
             weights_spec(options),
-            PipelineConfig(window=options["window"], stride=options["stride"], device=options["device"]),
-            size=options["size"],
+            pipeline_config(options),
+            capture_options(options),
             out=options["out"],
-            max_frames=options["max_frames"],
-            layout=options["layout"],
             resume=options["resume"],
             overwrite=options["overwrite"],
         )
@@ -61,8 +68,6 @@ def view_command(path: Path | None, **options) -> None:
         raise click.UsageError(str(error)) from error
     except ReconstructionError as error:
         raise click.ClickException(str(error)) from error
-    if options["ground_truth"] is not None and plan.recon is None:
-        raise click.UsageError("--ground-truth needs a reconstruction folder: run the capture first, then view it")
     for message in plan.messages:
         _stderr(message)
     config = ViewerConfig(
@@ -77,7 +82,12 @@ def view_command(path: Path | None, **options) -> None:
         notice=plan.notice,
         ground_truth=options["ground_truth"],
     )
-    viewer = Viewer(config).start()
+    viewer = Viewer(config)
+    try:
+        viewer.check_ground_truth()
+    except GroundTruthError as error:
+        raise click.ClickException(str(error)) from error
+    viewer.start()
     if plan.recon is not None:
         try:
             viewer.open(plan.recon)

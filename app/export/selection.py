@@ -31,6 +31,9 @@ from app.reconstruct.store import STREAMS, Reconstruction
 from vggt_t_mv.npgeometry import camera_centers
 
 DYNAMIC_THRESHOLD = 0.5  # a pixel is dynamic when its dynamic probability is >= this
+# THE default confidence percentile of every export and of the viewer: the least confident 10 % of a timestep's valid
+# pixels go (mostly sky, edges and reflections); the same settings then give the same points everywhere.
+DEFAULT_CONF_PERCENTILE = 10.0
 
 
 class ExportError(ValueError):
@@ -42,14 +45,15 @@ class Selection:
     """Which part of a reconstruction an export takes.
 
     ``timesteps``: indices (``None`` = every complete timestep); ``cameras``: camera indices (``None`` = all);
-    ``stream``: ``"geo"`` or ``"pose"``; ``conf_percentile`` in ``[0, 100)``; ``motion``: ``"all"``,
+    ``stream``: ``"geo"`` or ``"pose"``; ``conf_percentile`` in ``[0, 100)`` (default
+    :data:`DEFAULT_CONF_PERCENTILE`, as the viewer; 0 keeps every valid pixel); ``motion``: ``"all"``,
     ``"static"`` or ``"dynamic"`` with ``dynamic_threshold``; ``voxel``: voxel edge in scene units (0 = off).
     """
 
     timesteps: tuple[int, ...] | None = None
     cameras: tuple[int, ...] | None = None
     stream: Stream = "geo"
-    conf_percentile: float = 0.0
+    conf_percentile: float = DEFAULT_CONF_PERCENTILE
     motion: Motion = "all"
     dynamic_threshold: float = DYNAMIC_THRESHOLD
     voxel: float = 0.0

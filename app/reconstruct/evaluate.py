@@ -11,6 +11,7 @@ moving split when the ground truth has moving masks, points after Sim(3), mask I
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,19 +142,28 @@ def stored_prediction(recon: Reconstruction, times: range) -> WindowPrediction:
     )
 
 
-def evaluate_reconstruction(recon: Reconstruction, gt: str | Path | GroundTruth, baselines: bool = False) -> list:
+def evaluate_reconstruction(
+    recon: Reconstruction,
+    gt: str | Path | GroundTruth,
+    baselines: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> list:
     """:class:`EvalResult` of the reconstruction (and, with ``baselines``, of the trivial predictor on the same
-    windows) against ``gt``. Raises :class:`GroundTruthError` naming the file when the ground truth is unusable."""
+    windows) against ``gt``; ``progress(done, total)`` after each window. Raises :class:`GroundTruthError` naming
+    the file when the ground truth is unusable."""
     truth = gt if isinstance(gt, GroundTruth) else open_ground_truth(gt)
     results = [EvalResult(f"reconstruction {recon.root.name}")]
     if baselines:
         results.append(EvalResult(TRIVIAL_NAME))
-    for record in recon.windows():
+    records = recon.windows()
+    for done, record in enumerate(records, start=1):
         times = range(*record.span)
         sample = ground_truth_sample(recon, truth, times)
         results[0].windows.append(window_metrics(stored_prediction(recon, times), sample))
         if baselines:
             results[1].windows.append(window_metrics(trivial_prediction(sample), sample))
+        if progress is not None:
+            progress(done, len(records))
     return results
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import numpy as np
 
 from app.common.text import plural
@@ -91,4 +94,21 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
             )
     if capture.get("warnings") or (result and result.warnings):
         lines.append(f"  warnings  {len(capture.get('warnings', [])) + len(result.warnings if result else [])}")
+    return "\n".join(lines)
+
+
+def next_steps(out: str | Path, ground_truth: str | Path | None = None) -> str:
+    """What to do with the reconstruction in ``out`` (the path as the user gave it), as commands to copy: view it,
+    export it (a merged point cloud, a web page), evaluate it (against ``ground_truth`` when the capture has its
+    own, else with a placeholder the user fills in)."""
+    folder = shlex.quote(str(out))
+    name = Path(out).name or "recon"
+    gt = shlex.quote(str(ground_truth)) if ground_truth is not None else "GROUND_TRUTH"
+    lines = [
+        "next:",
+        f"  view      vggt-mv-view {folder}",
+        f"  export    vggt-mv export {folder} --format ply --out {shlex.quote(name + '_points.ply')} --merge",
+        f"  evaluate  vggt-mv eval {folder} --gt {gt}"
+        + ("" if ground_truth is not None else "   (GROUND_TRUTH: a dataset root with depths/, intrs/, extrs/, ...)"),
+    ]
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.common.vocab import Stream
-from app.export.selection import pixel_filter
+from app.export.selection import DEFAULT_CONF_PERCENTILE, DYNAMIC_THRESHOLD, pixel_filter
 from app.export.splat import Gaussians, SplatOptions, lift_pixels
 from app.reconstruct.store import Reconstruction
 from vggt_t_mv.npgeometry import camera_centers, matrix_to_quaternion_xyzw
@@ -38,9 +38,9 @@ DYNAMIC_TINT = np.array([255, 40, 200], np.float32)  # magenta: far from most sc
 class CloudSettings:
     """The settings that change which points are sent (changing one re-sends the clouds)."""
 
-    conf_percentile: float = 10.0
+    conf_percentile: float = DEFAULT_CONF_PERCENTILE
     point_budget: int = 100_000
-    dynamic_threshold: float = 0.5
+    dynamic_threshold: float = DYNAMIC_THRESHOLD
 
 
 @dataclass

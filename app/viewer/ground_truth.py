@@ -9,11 +9,10 @@ The ground truth is read through :mod:`app.capture.ground_truth` and brought to 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from app.capture.ground_truth import GroundTruth, open_ground_truth
+from app.capture.ground_truth import GroundTruth
 from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.store import Reconstruction
 from vggt_t_mv.npgeometry import Sim3
@@ -33,14 +32,30 @@ class GroundTruthTimestep:
 
 
 class GroundTruthView:
-    """The ground truth of one reconstruction, aligned once, read per timestep on demand."""
+    """The ground truth of one reconstruction, read per timestep on demand, in the reconstruction's frame by the
+    camera alignment over the windows stored so far (:meth:`refresh_alignment` refits it as a live run adds
+    windows; :attr:`version` counts the windows it was fitted on, 0 = not aligned yet)."""
 
     def __init__(self, recon: Reconstruction, gt: GroundTruth, max_points: int = GT_MAX_POINTS) -> None:
         self.recon, self.gt, self.max_points = recon, gt, max_points
-        self.to_gt: Sim3 = camera_alignment(recon, gt)  # x_gt = s R x_recon + t
-        self.from_gt: Sim3 = self.to_gt.inverse()
+        self.to_gt: Sim3 | None = None  # x_gt = s R x_recon + t
+        self.from_gt: Sim3 | None = None
+        self.version = 0
+
+    def refresh_alignment(self) -> bool:
+        """Refit the alignment when more windows are stored than it was fitted on; True when it changed."""
+        count = len(self.recon.windows())
+        if count == 0 or count == self.version:
+            return False
+        self.to_gt = camera_alignment(self.recon, self.gt)
+        self.from_gt = self.to_gt.inverse()
+        self.version = count
+        return True
 
     def timestep(self, t: int) -> GroundTruthTimestep:
+        """Timestep ``t``'s ground truth in the reconstruction's frame (needs :attr:`version` > 0)."""
+        if self.from_gt is None or self.to_gt is None:
+            raise RuntimeError("the ground truth is not aligned yet (no window stored)")
         sample = ground_truth_sample(self.recon, self.gt, range(t, t + 1))
         points = []
         rng = np.random.default_rng(t)
@@ -52,9 +67,3 @@ class GroundTruthView:
             points.append(self.from_gt.apply(world).astype(np.float32))
         extrinsics = self.from_gt.apply_to_extrinsics(sample.extrinsics[0].double().numpy())
         return GroundTruthTimestep(extrinsics, sample.intrinsics[0].double().numpy(), points)
-
-
-def ground_truth_view(recon: Reconstruction, path: str | Path) -> GroundTruthView:
-    """The :class:`GroundTruthView` of ``recon`` against the ground truth at ``path``
-    (:class:`~app.capture.ground_truth.GroundTruthError` naming the file when it does not fit)."""
-    return GroundTruthView(recon, open_ground_truth(path))

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,13 +20,24 @@ from app.export.api import ExportOptions, Selection, export_reconstruction
 from app.reconstruct.store import Reconstruction
 from app.viewer.scene import STREAM_LABELS, ViewerScene
 
+
+@dataclass(frozen=True)
+class ExportChoice:
+    """One entry of the export panel: the export ``fmt``, the file ``suffix``, and the ``tag`` that ends the
+    download's name, so two formats with one suffix (points and splats are both .ply) never share a name."""
+
+    fmt: str
+    suffix: str
+    tag: str
+
+
 EXPORT_FORMATS = {
-    "PLY points": ("ply", ".ply"),
-    "GLB points + cameras": ("glb", ".glb"),
-    "mesh (GLB)": ("mesh", ".glb"),
-    "Gaussian splats (PLY)": ("splat", ".ply"),
-    "NPZ (VGGT keys)": ("npz", ".npz"),
-    "COLMAP (zip)": ("colmap", ""),
+    "PLY points": ExportChoice("ply", ".ply", "points"),
+    "GLB points + cameras": ExportChoice("glb", ".glb", "scene"),
+    "mesh (GLB)": ExportChoice("mesh", ".glb", "mesh"),
+    "Gaussian splats (PLY)": ExportChoice("splat", ".ply", "splats"),
+    "NPZ (VGGT keys)": ExportChoice("npz", ".npz", "arrays"),
+    "COLMAP (zip)": ExportChoice("colmap", "", "colmap"),
 }
 EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
 UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
@@ -220,7 +232,7 @@ class ViewerGui:
         if root is None or count == 0:
             return "nothing to export yet"
         recon = Reconstruction.open(root)  # this thread's own reader
-        fmt, suffix = EXPORT_FORMATS[self.export_format.value]
+        choice = EXPORT_FORMATS[self.export_format.value]
         current = int(self.timestep.value) if self.export_scope.value == EXPORT_SCOPES[0] else None
         timesteps = (current,) if current is not None else tuple(range(count))
         stream = {label: key for key, label in STREAM_LABELS.items()}[self.stream.value]
@@ -230,13 +242,13 @@ class ViewerGui:
             conf_percentile=float(min(self.conf.value, 99.0)),
             motion=MOTION_LABELS[self.motion.value],
         )
-        scope = "all" if current is None else f"t{current:05d}"
-        stem = f"{Path(root).name}_{scope}_{stream}"
+        stem = download_stem(Path(root).name, current, stream, choice)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="vggt-mv-export-") as tmp:
-            out = Path(tmp) / f"{stem}{suffix}"
-            written = export_reconstruction(recon, fmt, selection, out, ExportOptions(merge=True, overwrite=True))
-            if fmt == "colmap":
+            out = Path(tmp) / f"{stem}{choice.suffix}"
+            options = ExportOptions(merge=True, overwrite=True)
+            written = export_reconstruction(recon, choice.fmt, selection, out, options)
+            if choice.fmt == "colmap":
                 archive = shutil.make_archive(str(Path(tmp) / stem), "zip", root_dir=written[0])
                 path = Path(archive)
             else:
@@ -251,21 +263,33 @@ class ViewerGui:
         self._export_pool.shutdown(wait=False, cancel_futures=True)
 
 
+def download_stem(recon_name: str, timestep: int | None, stream: str, choice: ExportChoice) -> str:
+    """The name (without suffix) of a download: ``<recon>_<t00012|all>_<stream>_<format tag>``."""
+    scope = "all" if timestep is None else f"t{timestep:05d}"
+    return f"{recon_name}_{scope}_{stream}_{choice.tag}"
+
+
 def format_status(
     loaded: int, available: int, planned: int, num_cameras: int, pipeline: dict | None, complete: bool
 ) -> str:
-    """The status line: timesteps loaded into the viewer, windows done and the pipeline's speed."""
-    parts = [f"timesteps {loaded}/{available}" + (f" of {planned}" if planned and planned != available else "")]
+    """The status line, in words: how many timesteps there are (and of how many planned while a run is going), how
+    many the viewer is still loading, the cameras, and the pipeline's progress and speed."""
+    if planned and planned > available:
+        parts = [f"{available} of {planned} timesteps reconstructed"]
+    else:
+        parts = [plural(available, "timestep")]
     parts.append(plural(num_cameras, "camera"))
+    if loaded < available:
+        parts.append(f"loading {available - loaded} more into the viewer")
     if pipeline is not None:
         state = pipeline.get("state", "")
         windows = pipeline.get("windows")
-        if windows:
-            parts.append(f"windows {windows[0]}/{windows[1]}")
-        if pipeline.get("frames_per_s"):
-            parts.append(f"pipeline {pipeline['frames_per_s']:.1f} frames/s")
+        if windows and state == "running":
+            parts.append(f"window {windows[0]} of {windows[1]} done")
+        if pipeline.get("frames_per_s") and state == "running":
+            parts.append(f"{pipeline['frames_per_s']:.1f} frames/s")
         if pipeline.get("eta_s") and state == "running":
-            parts.append(f"ETA {time.strftime('%H:%M:%S', time.gmtime(pipeline['eta_s']))}")
+            parts.append(f"about {time.strftime('%H:%M:%S', time.gmtime(pipeline['eta_s']))} left")
         if state:
             parts.append(state)
     elif complete:

@@ -11,7 +11,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.capture.layout import LayoutChoice
 from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig
@@ -26,7 +25,9 @@ from vggt_t_mv.loading import ModelLoadError, WeightsSpec
 DEMO_SIZE = 154
 NO_WEIGHTS = (
     "no weights for the capture: pass --checkpoint FILE_OR_FOLDER (VGGT-family weights or a save_pretrained "
-    "folder) and/or --pi3 FILE (Pi3 weights), or --random-weights (untrained, testing only)"
+    f"folder; the repository bundles small demo weights: --checkpoint {DEMO_WEIGHTS}) "
+    "and/or --pi3 FILE (Pi3 weights), or --random-weights (untrained, testing only); where to get VGGT-1B, "
+    "PAGE-4D and Pi3 weights: README, Weights"
 )
 
 
@@ -54,30 +55,31 @@ def plan_view(
     path: Path | None,
     weights: WeightsSpec,
     pipeline: PipelineConfig,
-    size: int | None = None,
+    capture: CaptureOptions | None = None,
     out: Path | None = None,
-    max_frames: int | None = None,
-    layout: LayoutChoice = "auto",
     resume: bool = False,
     overwrite: bool = False,
 ) -> ViewPlan:
-    """The :class:`ViewPlan` of ``vggt-mv view`` (module docstring). ``size`` (model input width) ``None``: the
+    """The :class:`ViewPlan` of ``vggt-mv view`` (module docstring): ``pipeline`` and ``capture`` are what
+    ``vggt-mv run`` would get from the same options. ``pipeline.preprocess.size`` (model input width) ``None``: the
     size the weights were trained at (their ``save_pretrained`` folder's ``input_hw``), else 518 (the demo with
     random weights: :data:`DEMO_SIZE`)."""
+    capture_options = capture or CaptureOptions()
+    size = pipeline.preprocess.size
     if is_reconstruction(path):
         Reconstruction.open(path)  # a damaged folder is refused here, naming the file, before the server starts
         return ViewPlan(recon=path)
     plan = ViewPlan()
-    capture = path
+    source = path
     if path is None:
-        capture = DEMO_RIG
+        source = DEMO_RIG
         if not weights.has_weights() and not weights.random_weights:
             if demo_weights_available():
                 weights = dataclasses.replace(weights, checkpoint=DEMO_WEIGHTS)
             else:
                 weights = dataclasses.replace(weights, config=weights.config or "tiny", random_weights=True)
                 size = size or DEMO_SIZE
-        plan.messages.append(f"demo: {capture}" + (f" with {weights.checkpoint}" if weights.checkpoint else ""))
+        plan.messages.append(f"demo: {source}" + (f" with {weights.checkpoint}" if weights.checkpoint else ""))
     if not weights.has_weights() and not weights.random_weights:
         raise ViewUsageError(NO_WEIGHTS)
     if not weights.has_weights():
@@ -95,11 +97,11 @@ def plan_view(
         )
     preprocess = dataclasses.replace(pipeline.preprocess, size=size)
     plan.live = LiveRunSpec(
-        capture=capture,
+        capture=source,
         out=target,
         model=weights,
         pipeline=dataclasses.replace(pipeline, preprocess=preprocess),
-        capture_options=CaptureOptions(max_frames=max_frames, layout=layout),
+        capture_options=capture_options,
         resume=resume,
         overwrite=overwrite or out is None,
     )

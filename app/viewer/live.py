@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.capture.masks import MASKS_AUTO
 from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, Progress
 from app.reconstruct.run import prepare_reconstruction
@@ -44,8 +45,8 @@ class LiveRunSpec:
 
 def resume_command(spec: LiveRunSpec, settings: dict) -> str:
     """The ``vggt-mv run ... --resume`` command that continues ``spec``'s run where it stopped: the same capture,
-    output and weights, and the run's resolved ``settings`` (meta.json: window, stride, size, mode, device, dtype),
-    so that ``--resume`` finds nothing different."""
+    output, weights and input options, and the run's resolved ``settings`` (meta.json: window, stride, size, mode,
+    device, dtype), so that ``--resume`` finds nothing different."""
     words = ["vggt-mv", "run", str(Path(spec.capture).resolve()), "--out", str(Path(spec.out).resolve())]
     model = spec.model
     if isinstance(model.config, str | Path):
@@ -57,8 +58,24 @@ def resume_command(spec: LiveRunSpec, settings: dict) -> str:
         words.append("--random-weights")
     for key in ("window", "stride", "size", "mode", "device", "dtype"):
         words += [f"--{key}", str(settings[key])]
-    if spec.capture_options.max_frames is not None:
-        words += ["--max-frames", str(spec.capture_options.max_frames)]
+    capture, pipeline = spec.capture_options, spec.pipeline
+    defaults, default_pipeline = CaptureOptions(), PipelineConfig()
+    for flag, value, default in (
+        ("--start", capture.start, defaults.start),
+        ("--end", capture.end, defaults.end),
+        ("--every", capture.every, defaults.every),
+        ("--max-frames", capture.max_frames, defaults.max_frames),
+        ("--layout", capture.layout, defaults.layout),
+        ("--timestamps", capture.timestamps, defaults.timestamps),
+        ("--sync", capture.sync, defaults.sync),
+        ("--masks", Path(pipeline.masks) if pipeline.masks not in (None, MASKS_AUTO) else pipeline.masks, None),
+        ("--calibration", pipeline.calibration, default_pipeline.calibration),
+    ):
+        if value != default:
+            words += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
+    for flag, on in (("--skip-bad-cameras", capture.skip_unreadable), ("--rigid-rig", pipeline.rigid_rig)):
+        if on:
+            words.append(flag)
     words.append("--resume")
     return shlex.join(words)
 

@@ -58,7 +58,7 @@ from app.viewer.data import (
     thumbnail,
     tint,
 )
-from app.viewer.ground_truth import GT_COLOR, GroundTruthView
+from app.viewer.ground_truth import GT_COLOR, GroundTruthTimestep, GroundTruthView
 from vggt_t_mv.npgeometry import camera_centers
 
 STREAM_LABELS = {
@@ -118,6 +118,7 @@ class _Timestep:
     splats_tinted: dict[str, bool] = field(default_factory=dict)
     ground_truth: viser.FrameHandle | None = None
     ground_truth_nodes: list[viser.SceneNodeHandle] = field(default_factory=list)
+    ground_truth_version: int = 0  # GroundTruthView.version its ground-truth nodes were placed with
 
 
 class ViewerScene:
@@ -284,6 +285,10 @@ class ViewerScene:
                         return ("tint", t, stream)
                 if index == 0 and self._trajectory_count != self.num_available and self.options.show_trajectories:
                     return ("trajectories", 0, "")
+                if index == 0 and self.ground_truth is not None:
+                    for t in order:
+                        if self.timesteps[t].ground_truth_version != self.ground_truth.version:
+                            return ("ground_truth", t, "")
             if self._trajectory_count != self.num_available:
                 return ("trajectories", 0, "")
             if self.options.show_background and self._background_key != self._wanted_background_key():
@@ -302,6 +307,8 @@ class ViewerScene:
             self.drop_splats(t, stream)
         elif kind == "tint":
             self.apply_tint(t, stream)
+        elif kind == "ground_truth":
+            self.build_ground_truth(t)
         elif kind == "trajectories":
             self.build_trajectories()
         elif kind == "background":
@@ -315,7 +322,8 @@ class ViewerScene:
                 return
             handles = [*node.splats.values(), *node.clouds.values(), *node.frustums.values()]
             handles += [*node.render.values(), *node.camera_kinds.values(), *node.motion.values()]
-            handles += [*node.streams.values(), node.cameras, node.frame]
+            handles += [*node.streams.values(), node.cameras, *node.ground_truth_nodes]
+            handles += [node.ground_truth, node.frame] if node.ground_truth is not None else [node.frame]
             for handle in handles:
                 handle.remove()
 
@@ -371,16 +379,32 @@ class ViewerScene:
                 f"{base}/cameras/image/{name}", image=image, format="jpeg", **common
             )
         node = _Timestep(frame, streams, motion, render, cameras, kinds, poses, frustums)
-        if self.ground_truth is not None:
-            node.ground_truth, node.ground_truth_nodes = self._add_ground_truth(t, frustum_scale)
         self.timesteps[t] = node
         return node
 
+    def build_ground_truth(self, t: int) -> None:
+        """(Re)place the ground truth of timestep ``t`` with the current alignment (:class:`GroundTruthView`)."""
+        with self.lock:
+            truth_view = self.ground_truth
+            node = self.timesteps.get(t)
+            if truth_view is None or node is None or truth_view.version == 0:
+                return
+            version = truth_view.version
+        truth = truth_view.timestep(t)  # reads and transforms: outside the lock
+        with self.lock:
+            node = self.timesteps.get(t)
+            if node is None:
+                return
+            for handle in node.ground_truth_nodes + ([node.ground_truth] if node.ground_truth is not None else []):
+                handle.remove()
+            node.ground_truth, node.ground_truth_nodes = self._add_ground_truth(t, truth)
+            node.ground_truth_version = version
+
     def _add_ground_truth(
-        self, t: int, frustum_scale: float
+        self, t: int, truth: GroundTruthTimestep
     ) -> tuple[viser.FrameHandle, list[viser.SceneNodeHandle]]:
         """The ground-truth frustums and points of timestep ``t`` under ``/t/TTTTT/ground_truth``."""
-        truth = self.ground_truth.timestep(t)
+        frustum_scale = (self.scale or 1.0) * self.limits.frustum_scale
         base = f"/t/{t:05d}/ground_truth"
         frame = self.scene.add_frame(base, show_axes=False, visible=self.options.show_ground_truth)
         poses = camera_poses(truth.extrinsics, truth.intrinsics, self.recon.image_hw)

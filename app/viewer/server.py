@@ -44,11 +44,13 @@ from pathlib import Path
 import numpy as np
 import viser
 
+from app.capture.ground_truth import GroundTruth, GroundTruthError, open_ground_truth
 from app.common.vocab import RENDER_MODES, STREAMS, RenderMode, Stream
+from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.viewer.access import AccessPolicy, install_guard, is_loopback
 from app.viewer.data import CloudSettings, camera_poses
-from app.viewer.ground_truth import ground_truth_view
+from app.viewer.ground_truth import GroundTruthView
 from app.viewer.gui import UNTRAINED_NOTICE, ViewerGui, format_status
 from app.viewer.live import LiveRun, LiveRunSpec, resume_command
 from app.viewer.scene import SceneOptions, ViewerScene
@@ -66,7 +68,7 @@ class ViewerConfig:
     open_browser: bool = True
     stream: Stream = "geo"
     render: RenderMode = "points"
-    conf_percentile: float = 10.0
+    conf_percentile: float = DEFAULT_CONF_PERCENTILE
     point_budget: int = DEFAULT_POINT_BUDGET
     point_size: float = 0.4  # percent of the median depth of the first timestep
     fps: float = 5.0
@@ -110,6 +112,13 @@ class Viewer:
         self.notices: list[str] = []  # what the status line says about the folder shown (replaced, reopened)
         self._gone: Path | None = None  # a folder whose reconstruction was deleted or replaced, watched
         self.access: AccessPolicy | None = None
+        self._truth: GroundTruth | None = None  # the --ground-truth, read by check_ground_truth()
+
+    def check_ground_truth(self) -> None:
+        """Read ``config.ground_truth`` now (a :class:`~app.capture.ground_truth.GroundTruthError` naming the file
+        when it cannot be used), so a live run does not find out only when its first window lands."""
+        if self.config.ground_truth is not None:
+            self._truth = open_ground_truth(self.config.ground_truth)
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> Viewer:
@@ -153,7 +162,11 @@ class Viewer:
     def open(self, path: str | Path) -> None:
         """Show the reconstruction in ``path`` (complete or being written)."""
         recon = Reconstruction.open(path)
-        truth = None if self.config.ground_truth is None else ground_truth_view(recon, self.config.ground_truth)
+        truth = None
+        if self.config.ground_truth is not None:
+            truth = GroundTruthView(recon, self._truth or open_ground_truth(self.config.ground_truth))
+            if self.live is None:
+                truth.refresh_alignment()  # a folder on disk: a ground truth that does not fit is refused now
         scene = ViewerScene(
             self.server.scene,
             recon,
@@ -248,10 +261,22 @@ class Viewer:
             self._complete = recon.refresh_status() == "complete"
         count = recon.num_timesteps
         if count != scene.num_available:
+            self._align_ground_truth(scene)  # more windows: a better fit (the worker re-places the ground truth)
             scene.set_available(count)
             self.gui.set_num_timesteps(count, recon.camera_names)
             if count and not self._camera_set:
                 self._set_initial_camera(recon, scene)
+
+    def _align_ground_truth(self, scene: ViewerScene) -> None:
+        """Refit the ground truth's alignment on the windows stored now; a ground truth that does not fit the
+        reconstruction is reported in the status line and dropped (the reconstruction stays on screen)."""
+        if scene.ground_truth is None:
+            return
+        try:
+            scene.ground_truth.refresh_alignment()
+        except GroundTruthError as error:
+            scene.ground_truth = None
+            self.errors.append(f"ground truth not shown: {error}")
 
     def _forget(self, recon: Reconstruction) -> None:
         """The folder shown was deleted or replaced: drop every node (no deleted data stays on screen) and watch

@@ -192,6 +192,23 @@ def mask_iou(pred_prob: np.ndarray, gt_mask: np.ndarray, threshold: float = 0.5)
 
 
 # Direction of each metric: True where larger is better.
+LENGTH = "gt units"  # lengths are in the ground truth's unit after the Sim(3) alignment (metres for a metric rig)
+UNITS = {  # every metric's unit, printed with it
+    "ate": LENGTH,
+    "rpe_trans": LENGTH,
+    "rpe_rot_deg": "deg",
+    "auc30": "0-1",
+    "abs_rel": "ratio",
+    "delta1": "0-1",
+    "abs_rel_static": "ratio",
+    "delta1_static": "0-1",
+    "abs_rel_moving": "ratio",
+    "delta1_moving": "0-1",
+    "accuracy": LENGTH,
+    "completeness": LENGTH,
+    "mask_iou": "0-1",
+}
+
 HIGHER_IS_BETTER = {
     "ate": False,
     "rpe_trans": False,

@@ -8,6 +8,7 @@ scaling for depth), so no stitching is involved. Predicted world points are the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +101,11 @@ class EvalResult:
         return out
 
 
-def evaluate(predictor: Any, dataset: WindowDataset, name: str) -> EvalResult:
-    """``predictor``: a model (``nn.Module``), ``"trivial"``, or a callable ``Sample -> WindowPrediction``."""
+def evaluate(
+    predictor: Any, dataset: WindowDataset, name: str, progress: Callable[[int, int], None] | None = None
+) -> EvalResult:
+    """``predictor``: a model (``nn.Module``), ``"trivial"``, or a callable ``Sample -> WindowPrediction``;
+    ``progress(done, total)`` is called after each window."""
     if isinstance(predictor, torch.nn.Module):
         device = next(predictor.parameters()).device
         run = lambda sample: predict_window(predictor, sample, device)
@@ -113,6 +117,8 @@ def evaluate(predictor: Any, dataset: WindowDataset, name: str) -> EvalResult:
     for i in range(len(dataset)):
         sample = dataset[i]
         result.windows.append(window_metrics(run(sample), sample))
+        if progress is not None:
+            progress(i + 1, len(dataset))
     return result
 
 
@@ -123,11 +129,12 @@ def eval_windows(sequences: list[Sequence], timesteps: int, cameras: int, height
 
 
 def markdown_table(results: list[EvalResult], title: str = "") -> str:
-    """A markdown table: one row per result, one column per metric (arrow = better direction)."""
+    """A markdown table: one row per result, one column per metric headed ``name [unit] arrow`` (the arrow points the
+    better way)."""
     keys = [k for k in M.HIGHER_IS_BETTER if any(k in r.means() for r in results)]
     arrows = {k: ("↑" if M.HIGHER_IS_BETTER[k] else "↓") for k in keys}
     lines = [f"**{title}**\n" if title else ""]
-    lines.append("| predictor | windows | " + " | ".join(f"{k} {arrows[k]}" for k in keys) + " |")
+    lines.append("| predictor | windows | " + " | ".join(f"{k} [{M.UNITS[k]}] {arrows[k]}" for k in keys) + " |")
     lines.append("|---|---:|" + "---:|" * len(keys))
     for r in results:
         means = r.means()
