@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import CONTEXT_SETTINGS, conf_percentile_option
+from app.cli.options import CONTEXT_SETTINGS, conf_percentile_option, display_options
 from app.export.api import (
     DYNAMIC_THRESHOLD,
     FORMATS,
@@ -24,12 +24,16 @@ from app.export.mesh import MESH_METHODS
 from app.export.selection import parse_cameras, parse_timesteps
 from app.export.splat import OPACITY_MODES
 from app.reconstruct.store import Reconstruction, ReconstructionError
+from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
 
 
 @click.command("export", context_settings=CONTEXT_SETTINGS)
 @click.argument("recon", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file (colmap: folder).")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS + SCENE_FORMATS), required=True,
+    help="Output format (viser: a 4D scene recording; web: a folder that plays it in a browser).",
+)  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file (colmap, web: folder).")
 @click.option("--t", "timesteps", default="", help="Timesteps: 5, 0:10 (end excluded), 0:10:2, 3:, 1,4,7. Default all.")
 @click.option("--cameras", default="", help="Cameras (names or indices, comma separated). Default all.")
 @click.option("--stream", type=click.Choice(["geo", "pose"]), default="geo", show_default=True, help="Point source.")
@@ -46,8 +50,8 @@ from app.reconstruct.store import Reconstruction, ReconstructionError
 @click.option("--voxel", type=float, default=0.0, show_default=True, help="Voxel size for downsampling (0: off).")
 @click.option("--merge", is_flag=True, help="One output for all selected timesteps (default: one per timestep).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-@click.option("--no-frustums", is_flag=True, help="glb: no camera frustums.")
-@click.option("--no-trajectory", is_flag=True, help="glb: no camera trajectories.")
+@click.option("--no-frustums", is_flag=True, help="glb, viser, web: no camera frustums.")
+@click.option("--no-trajectory", is_flag=True, help="glb, viser, web: no camera trajectories.")
 @click.option("--frustum-size", type=float, default=None, help="glb: frustum depth (default 5% of the extent).")
 @click.option("--mesh-method", type=click.Choice(MESH_METHODS), default="grid", show_default=True,
               help="mesh: grid (triangulate each depth map) or poisson (surface from the points).")  # fmt: skip
@@ -64,9 +68,12 @@ from app.reconstruct.store import Reconstruction, ReconstructionError
 @click.option("--sh-degree", type=click.IntRange(0, 3), default=0, show_default=True,
               help="splat: spherical-harmonics degree of the PLY (higher bands are zeros).")  # fmt: skip
 @click.option("--colmap-text", is_flag=True, help="colmap: text files instead of binary.")
-@click.option("--no-images", is_flag=True, help="colmap: do not write the images/ folder.")
+@click.option("--no-images", is_flag=True, help="colmap: no images/ folder; viser, web: no images on the frustums.")
+@display_options
 def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: str, **flags) -> None:
-    """Export reconstruction RECON as PLY, GLB, a mesh, a COLMAP model, a VGGT-style NPZ or Gaussian splats."""
+    """Export reconstruction RECON as PLY, GLB, a mesh, a COLMAP model, a VGGT-style NPZ, Gaussian splats, or a 4D
+    scene to share (viser: a .viser recording; web: a folder that plays it in a browser, --render, --fps and
+    --point-budget apply to these two)."""
     if flags["static_only"] and flags["dynamic_only"]:
         raise click.UsageError("--static-only and --dynamic-only exclude each other")
     try:
@@ -96,7 +103,19 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
                 sigma_pixels=flags["splat_sigma"], opacity=flags["splat_opacity"], sh_degree=flags["sh_degree"]
             ),
         )
-        written = export_reconstruction(reconstruction, fmt, selection, out, options)
+        if fmt in SCENE_FORMATS:
+            recording = RecordingOptions(
+                render=flags["render"],
+                fps=flags["fps"],
+                point_budget=flags["point_budget"],
+                frustums=not flags["no_frustums"],
+                images=not flags["no_images"],
+                trajectory=not flags["no_trajectory"],
+                splat=options.splat,
+            )
+            written = export_scene(reconstruction, fmt, selection, out, recording, overwrite=flags["overwrite"])
+        else:
+            written = export_reconstruction(reconstruction, fmt, selection, out, options)
     except (ExportError, ReconstructionError) as error:
         raise click.ClickException(str(error)) from error
     for path in written:

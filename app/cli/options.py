@@ -21,9 +21,10 @@ from app.capture.calibration.rig import LENGTH_UNITS
 from app.capture.layout import LAYOUT_CHOICES
 from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
 from app.capture.rig import CaptureOptions
-from app.common.vocab import DTYPE_NAMES, PREPROCESS_MODES, SYNC_MODES
+from app.common.vocab import DTYPE_NAMES, PREPROCESS_MODES, RENDER_MODES, SYNC_MODES
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.pipeline import PipelineConfig
+from app.viewer.server import DEFAULT_POINT_BUDGET
 from vggt_t_mv.loading import PRESETS, WeightsSpec
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -139,6 +140,34 @@ def conf_percentile_option(command: Callable) -> Callable:
         show_default=True,
         help="Drop the least confident percent of each timestep's valid pixels (0 keeps every valid pixel).",
     )(command)
+
+
+def display_options(command: Callable) -> Callable:
+    """``--render``, ``--point-budget`` and ``--fps`` (keywords ``render``, ``point_budget``, ``fps``): how a 4D scene
+    is drawn and played, the same for the viewer and for ``export --format viser|web``."""
+    decorators = [
+        click.option(
+            "--render",
+            type=click.Choice(RENDER_MODES),
+            default="points",
+            show_default=True,
+            help="Draw the points as points or as Gaussian splats.",
+        ),
+        click.option(
+            "--point-budget",
+            type=click.IntRange(min=1),
+            default=DEFAULT_POINT_BUDGET,
+            show_default=True,
+            help="At most this many points per timestep (a fixed random subset).",
+        ),
+        click.option(
+            "--fps", type=click.FloatRange(min=0.0, min_open=True), default=5.0, show_default=True,
+            help="Playback speed in timesteps per second.",
+        ),  # fmt: skip
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
 
 
 def pipeline_options(command: Callable) -> Callable:

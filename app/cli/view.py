@@ -13,15 +13,16 @@ from app.cli.options import (
     capture_options,
     conf_percentile_option,
     console_warnings,
+    display_options,
     model_options,
     pipeline_config,
     pipeline_options,
     weights_spec,
 )
-from app.common.vocab import RENDER_MODES, STREAMS
+from app.common.vocab import STREAMS
 from app.reconstruct.store import ReconstructionError
 from app.viewer.launch import ViewUsageError, plan_view
-from app.viewer.server import DEFAULT_POINT_BUDGET, Viewer, ViewerConfig, free_port, serve_until_interrupted
+from app.viewer.server import Viewer, ViewerConfig, free_port, serve_until_interrupted
 
 
 def _stderr(text: str) -> None:
@@ -37,12 +38,8 @@ def _stderr(text: str) -> None:
 @model_options
 @pipeline_options
 @click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Stream shown first.")
-@click.option("--render", type=click.Choice(RENDER_MODES), default="points", show_default=True, help="Draw as.")
 @conf_percentile_option
-@click.option(
-    "--point-budget", type=int, default=DEFAULT_POINT_BUDGET, show_default=True, help="Points per timestep/stream."
-)
-@click.option("--fps", type=float, default=5.0, show_default=True, help="Playback speed.")
+@display_options
 @click.option("--exit-after", type=float, help="Serve this many seconds, then stop as on Ctrl-C (scripts, tests).")
 @click.option(
     "--ground-truth",

@@ -179,6 +179,17 @@ def camera_poses(extrinsics: np.ndarray, intrinsics: np.ndarray, image_hw: tuple
     return poses
 
 
+def overview_camera(pose: CameraPose, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A view of the scene from a little behind and above camera ``pose``: ``(position, look_at, up)`` in world
+    coordinates (OpenCV world, so "up" is the camera's -y), ``scale`` the scene scale (:func:`scene_scale`)."""
+    import viser.transforms as vtf
+
+    rotation = vtf.SO3(np.asarray(pose.wxyz)).as_matrix()
+    position = pose.position + rotation @ np.array([0.0, -0.3, -0.6]) * scale
+    look_at = pose.position + rotation @ np.array([0.0, 0.0, 1.0]) * scale
+    return position, look_at, -rotation[:, 1]
+
+
 def scene_scale(recon: Reconstruction, t: int = 0) -> float:
     """A length that sizes frustums and voxels: the median depth of timestep ``t`` (1.0 when unusable)."""
     depth = np.asarray(recon.get("depth", t))

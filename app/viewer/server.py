@@ -41,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import viser
 
 from app.capture.ground_truth import GroundTruth, GroundTruthError, open_ground_truth
@@ -49,7 +48,7 @@ from app.common.vocab import RENDER_MODES, STREAMS, RenderMode, Stream
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.viewer.access import AccessPolicy, install_guard, is_loopback
-from app.viewer.data import CloudSettings, camera_poses
+from app.viewer.data import CloudSettings, camera_poses, overview_camera
 from app.viewer.ground_truth import GroundTruthView
 from app.viewer.gui import UNTRAINED_NOTICE, ViewerGui, format_status
 from app.viewer.live import LiveRun, LiveRunSpec, resume_command
@@ -300,13 +299,7 @@ class Viewer:
     def _set_initial_camera(self, recon: Reconstruction, scene: ViewerScene) -> None:
         """Look at the scene from a little behind and above camera 0 at the first timestep."""
         pose = camera_poses(recon.get("extrinsics", 0)[:1], recon.get("intrinsics", 0)[:1], recon.image_hw)[0]
-        import viser.transforms as vtf
-
-        rotation = vtf.SO3(pose.wxyz).as_matrix()
-        scale = scene.scale or 1.0
-        position = pose.position + rotation @ np.array([0.0, -0.3, -0.6]) * scale
-        look_at = pose.position + rotation @ np.array([0.0, 0.0, 1.0]) * scale
-        up = -rotation[:, 1]
+        position, look_at, up = overview_camera(pose, scene.scale or 1.0)
         initial = self.server.initial_camera
         initial.position, initial.look_at, initial.up = position, look_at, up
         for client in self.server.get_clients().values():
