@@ -81,7 +81,7 @@ def test_ground_truth_frustums_and_points_sit_on_the_reconstruction(perfect_reco
     try:
         viewer.open(perfect_recon)
         assert viewer.wait_until(viewer.idle, 60), "the viewer did not load the reconstruction"
-        assert viewer.gui.show_ground_truth.visible
+        assert viewer.gui.truth_folder.visible
         recon = Reconstruction.open(perfect_recon)
         names = set(viewer.scene.node_names())
         for t in range(2):
@@ -105,8 +105,62 @@ def test_ground_truth_frustums_and_points_sit_on_the_reconstruction(perfect_reco
         clouds = [h for h in node.ground_truth_nodes if h.name.startswith("/t/00001/ground_truth/points/")]
         assert len(clouds) == recon.num_cameras
         assert all(h.point_size == pytest.approx(viewer.scene.point_size_world()) for h in clouds)
-        viewer.gui.show_ground_truth.value = False
-        assert not node.ground_truth.visible and not viewer.scene.timesteps[0].ground_truth.visible
+        assert all(h.point_shape == "rounded" for h in clouds)  # drawn as the prediction is, not as big squares
+        # in its own image colours: the reconstruction's images at the ground truth's pixels
+        images = np.asarray(recon.get("images", 1))
+        palette = {tuple(c) for c in images.reshape(-1, 3)}
+        assert all({tuple(c) for c in h.colors[:200]} <= palette for h in clouds)
+        assert len({tuple(c) for h in clouds for c in h.colors}) > 50
+    finally:
+        viewer.stop()
+
+
+def test_show_prediction_ground_truth_or_both(perfect_recon: Path) -> None:
+    config = ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1, ground_truth=rig_root())
+    viewer = Viewer(config).start()
+    try:
+        viewer.open(perfect_recon)
+        assert viewer.wait_until(viewer.idle, 60)
+        assert viewer.gui.truth_folder.visible and viewer.gui.show.value == "both"
+        nodes = viewer.scene.timesteps.values()
+        modes = (("prediction", True, False), ("ground truth", False, True), ("both", True, True))
+        for mode, prediction, truth in modes:
+            viewer.gui.show.value = mode
+            assert all(node.streams["geo"].visible == prediction for node in nodes)
+            assert all(node.cameras.visible == prediction for node in nodes)
+            assert all(not node.streams["pose"].visible for node in nodes)
+            assert all(node.ground_truth.visible == truth for node in nodes), mode
+        viewer.gui.show.value = "ground truth"
+        viewer.gui.stream.value = viewer.gui.stream.options[1]  # switching streams keeps the prediction hidden
+        assert all(not node.streams["pose"].visible and not node.streams["geo"].visible for node in nodes)
+    finally:
+        viewer.stop()
+
+
+def test_error_colouring_of_a_perfect_reconstruction_is_zero_and_has_a_legend(perfect_recon: Path) -> None:
+    from app.reconstruct.error_map import error_colors
+
+    config = ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1, ground_truth=rig_root(), conf_percentile=0)
+    viewer = Viewer(config).start()
+    try:
+        viewer.open(perfect_recon)
+        assert viewer.wait_until(viewer.idle, 60)
+        handles = viewer.scene.cloud_handles(0, "geo")
+        before = {key: h.colors.copy() for key, h in handles.items()}
+        assert not viewer.gui.error_legend.visible
+        viewer.gui.coloring.value = "error vs ground truth"
+        assert viewer.wait_until(lambda: viewer.idle() and viewer.gui.error_legend.visible, 60)
+        limit, median = viewer.scene.error_legend()
+        assert median < 1e-3 and "scene units" in viewer.gui.error_legend.content
+        near_zero = {tuple(c) for c in error_colors(np.array([np.nan, *np.linspace(0, 0.01 * limit, 9)]), limit)}
+        for key, handle in handles.items():
+            if len(handle.colors):
+                assert not np.array_equal(handle.colors, before[key])
+                drawn = [tuple(c) for c in handle.colors]
+                assert np.mean([c in near_zero for c in drawn]) > 0.95  # (almost) every point on the surface
+        viewer.gui.coloring.value = "image"
+        assert viewer.wait_until(lambda: viewer.idle() and not viewer.gui.error_legend.visible, 60)
+        assert all(np.array_equal(h.colors, before[key]) for key, h in handles.items())
     finally:
         viewer.stop()
 

@@ -185,6 +185,12 @@ def _model_results(loaded: LoadedModel, label: str, dataset, baselines: bool, de
 )
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:N or mps.")
 @click.option(
+    "--error-maps",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="For a reconstruction: write one PNG per timestep and camera here, each pixel coloured by its point's "
+    "distance to the ground-truth surface (the viewer's error colouring), the scale under each picture.",
+)
+@click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all numbers here ('-': stdout)."
 )
 def eval_command(
@@ -197,6 +203,7 @@ def eval_command(
     baselines: bool,
     device: str,
     json_out: Path | None,
+    error_maps: Path | None,
     **model: object,
 ) -> None:
     """Evaluate TARGET (a model folder written by save_pretrained, or a reconstruction folder), or the model the
@@ -223,6 +230,8 @@ def eval_command(
     except EvalInputError as error:
         raise click.BadParameter(str(error)) from error
     is_recon = weights is None
+    if error_maps is not None and (not is_recon or len(gts) != 1):
+        raise click.UsageError("--error-maps needs a reconstruction folder as TARGET and exactly one --gt")
     loaded = None if is_recon else _load_evaluated(weights)
     label = (
         target.name
@@ -244,6 +253,8 @@ def eval_command(
             name = f"{name} (windows {t}x{n} at {h}x{w})"
         tables.append(markdown_table(results, name))
         report[name] = {r.name: {"means": r.means(), "windows": r.windows} for r in results}
+    if error_maps is not None and target is not None:
+        _write_error_maps(target, Path(gts[0]), error_maps, quiet)
     text = json.dumps(report, indent=1, default=_nan_safe) + "\n"
     if json_out is not None and str(json_out) == "-":
         click.echo(text, nl=False)
@@ -264,6 +275,27 @@ def _recon_results(target: Path, gt: Path, baselines: bool, quiet: bool) -> list
             return evaluate_reconstruction(Reconstruction.open(target), gt, baselines, progress=progress)
     except (GroundTruthError, ReconstructionError) as error:
         raise click.ClickException(str(error)) from error
+
+
+def _write_error_maps(target: Path, gt: Path, folder: Path, quiet: bool) -> None:
+    from app.capture.ground_truth import GroundTruthError
+    from app.reconstruct.evaluate import write_error_maps
+    from app.reconstruct.store import Reconstruction, ReconstructionError
+
+    try:
+        with step_progress("error maps: timesteps", enabled=not quiet) as progress:
+            maps = write_error_maps(Reconstruction.open(target), gt, folder, progress=progress)
+    except (GroundTruthError, ReconstructionError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    if not quiet:
+        medians = [m for m in maps.medians if math.isfinite(m)]
+        median = f"{sorted(medians)[len(medians) // 2]:.3g}" if medians else "n/a"
+        click.echo(
+            f"error maps: {len(maps.paths)} images in {folder} (distance to the ground-truth surface in "
+            f"reconstruction units, 1 unit = {maps.scale:.4g} ground-truth units; colour scale per timestep "
+            f"0..{min(maps.limits):.3g}-{max(maps.limits):.3g}; median error {median})",
+            err=True,
+        )
 
 
 def _nan_safe(value):

@@ -11,6 +11,8 @@ PreprocessMode = Literal["auto", "crop", "pad"]  # auto: crop unless that cuts t
 SyncMode = Literal["auto", "index", "fps", "timestamps"]
 DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
 RenderMode = Literal["points", "splats"]  # the viewer draws point clouds or Gaussian splats
+ShowMode = Literal["prediction", "ground truth", "both"]  # what the viewer draws when it has a ground truth
+PointColoring = Literal["image", "error"]  # prediction coloured by its images or by its distance to the ground truth
 
 STREAMS: tuple[str, ...] = get_args(Stream)
 MOTIONS: tuple[str, ...] = get_args(Motion)
@@ -18,6 +20,8 @@ PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
 SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
 DTYPE_NAMES: tuple[str, ...] = get_args(DtypeName)
 RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
+SHOW_MODES: tuple[str, ...] = get_args(ShowMode)
+POINT_COLORINGS: tuple[str, ...] = get_args(PointColoring)
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:

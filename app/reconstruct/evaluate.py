@@ -22,6 +22,8 @@ from app.capture.calibration.rig import cameras_from_record
 from app.capture.calibration.undistort import Undistorter
 from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame, open_ground_truth
 from app.capture.preprocess import FrameTransform, preprocess_frame
+from app.common.vocab import Stream
+from app.reconstruct.error_map import RELATIVE_FLOOR, depth_scale, error_image, nice_limit, surface_error
 from app.reconstruct.store import Reconstruction
 from vggt_t_mv.eval.runner import EvalResult, WindowPrediction, trivial_prediction, window_metrics
 from vggt_t_mv.loading import WeightsSpec
@@ -200,3 +202,70 @@ def eval_weights(target: Path | None, weights: WeightsSpec) -> WeightsSpec | Non
     if not weights.has_weights() and not weights.random_weights:
         raise EvalInputError("nothing to evaluate: give TARGET or --checkpoint / --pi3 / --random-weights")
     return weights
+
+
+def timestep_error(
+    recon: Reconstruction, gt: GroundTruth, t: int, to_gt: Sim3, stream: Stream = "geo"
+) -> np.ndarray:
+    """:func:`~app.reconstruct.error_map.surface_error` of timestep ``t``'s ``stream`` points against ``gt``
+    (brought to the model's pixels as the evaluation does): ``[N, H, W]`` float32, reconstruction units."""
+    sample = ground_truth_sample(recon, gt, range(t, t + 1))
+    points, _ = recon.stream(t, stream)
+    return surface_error(
+        np.asarray(points),
+        to_gt,
+        sample.extrinsics[0].double().numpy(),
+        sample.intrinsics[0].double().numpy(),
+        sample.depth[0].numpy(),
+    )
+
+
+@dataclass
+class ErrorMaps:
+    """What :func:`write_error_maps` wrote: ``paths`` (one PNG per timestep and camera), and per timestep the top of
+    its colour scale ``limits`` and the ``medians`` (reconstruction units), ``scale`` the alignment's ``s`` (one
+    reconstruction unit is ``s`` ground-truth units)."""
+
+    paths: list[Path]
+    limits: list[float]
+    medians: list[float]
+    scale: float
+
+
+def write_error_maps(
+    recon: Reconstruction,
+    gt: str | Path | GroundTruth,
+    folder: str | Path,
+    stream: Stream = "geo",
+    progress: Callable[[int, int], None] | None = None,
+) -> ErrorMaps:
+    """Write ``folder/t00012_cam0.png`` for every timestep and camera: the distance of the ``stream``'s points to the
+    ground-truth surface (:mod:`app.reconstruct.error_map`, the viewer's error colouring), coloured from 0 to the
+    timestep's own limit, with the scale under the picture. The alignment is the viewer's (camera centres over the
+    whole reconstruction, :func:`camera_alignment`)."""
+    import cv2
+
+    truth = gt if isinstance(gt, GroundTruth) else open_ground_truth(gt)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    to_gt = camera_alignment(recon, truth)
+    result = ErrorMaps([], [], [], float(to_gt.scale))
+    floor = RELATIVE_FLOOR * depth_scale(np.asarray(recon.get("depth", 0)))  # the viewer's colour scale
+    count = recon.num_timesteps
+    for t in range(count):
+        errors = timestep_error(recon, truth, t, to_gt, stream)
+        limit = nice_limit(errors, floor)
+        finite = errors[np.isfinite(errors)]
+        median = float(np.median(finite)) if finite.size else float("nan")
+        for n, name in enumerate(recon.camera_names):
+            caption = f"t{t} {name}: 0..{limit:.3g} recon units"
+            path = folder / f"t{t:05d}_{name}.png"
+            image = error_image(errors[n], limit, caption)
+            if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1])):
+                raise OSError(f"cannot write {path}")
+            result.paths.append(path)
+        result.limits.append(limit)
+        result.medians.append(median)
+        if progress is not None:
+            progress(t + 1, count)
+    return result

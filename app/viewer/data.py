@@ -28,6 +28,7 @@ import numpy as np
 from app.common.vocab import Stream
 from app.export.selection import DEFAULT_CONF_PERCENTILE, DYNAMIC_THRESHOLD, pixel_filter
 from app.export.splat import Gaussians, SplatOptions, lift_pixels
+from app.reconstruct.error_map import depth_scale
 from app.reconstruct.store import Reconstruction
 from vggt_t_mv.npgeometry import camera_centers, matrix_to_quaternion_xyzw
 
@@ -46,7 +47,8 @@ class CloudSettings:
 @dataclass
 class CameraCloud:
     """One camera's kept points at one timestep, split into static and dynamic (image colours ``uint8 [K, 3]``,
-    untinted: the scene tints the dynamic ones when masks are shown; confidences float32 ``[K]``)."""
+    untinted: the scene tints the dynamic ones when masks are shown; confidences float32 ``[K]``; ``*_pixels``
+    int64 ``[K]`` the flat index ``v * W + u`` of each point's pixel in its camera's image)."""
 
     static_points: np.ndarray
     static_colors: np.ndarray
@@ -54,6 +56,8 @@ class CameraCloud:
     dynamic_colors: np.ndarray
     static_conf: np.ndarray
     dynamic_conf: np.ndarray
+    static_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dynamic_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -99,9 +103,13 @@ def filter_timestep(recon: Reconstruction, t: int, stream: Stream, settings: Clo
             np.zeros(int(kept.sum()), bool) if dynamic is None else dynamic[n][kept] >= settings.dynamic_threshold
         )
         pts, cols, cfs = points[n][kept].astype(np.float32), images[n][kept], conf[n][kept].astype(np.float32)
+        pixels = np.flatnonzero(kept)
         static, dynamic_ = ~is_dynamic, is_dynamic
         cameras.append(
-            CameraCloud(pts[static], cols[static], pts[dynamic_], cols[dynamic_], cfs[static], cfs[dynamic_])
+            CameraCloud(
+                pts[static], cols[static], pts[dynamic_], cols[dynamic_], cfs[static], cfs[dynamic_],
+                pixels[static], pixels[dynamic_],
+            )  # fmt: skip
         )
     return TimestepCloud(cameras, num_valid, num_after_conf, int(keep.sum()))
 
@@ -191,11 +199,8 @@ def overview_camera(pose: CameraPose, scale: float) -> tuple[np.ndarray, np.ndar
 
 
 def scene_scale(recon: Reconstruction, t: int = 0) -> float:
-    """A length that sizes frustums and voxels: the median depth of timestep ``t`` (1.0 when unusable)."""
-    depth = np.asarray(recon.get("depth", t))
-    good = depth[np.isfinite(depth) & (depth > 0)]
-    value = float(np.median(good)) if good.size else 1.0
-    return value if np.isfinite(value) and value > 0 else 1.0
+    """A length that sizes frustums and voxels: :func:`~app.reconstruct.error_map.depth_scale` of timestep ``t``."""
+    return depth_scale(np.asarray(recon.get("depth", t)))
 
 
 def thumbnail(image: np.ndarray, max_side: int) -> np.ndarray:

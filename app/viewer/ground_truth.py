@@ -13,22 +13,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.capture.ground_truth import GroundTruth
+from app.reconstruct.error_map import surface_error
 from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.store import Reconstruction
 from vggt_t_mv.npgeometry import Sim3
 
-GT_COLOR = (40, 220, 120)  # the ground truth's points and frustums: one colour, unlike any camera's
+GT_COLOR = (40, 220, 120)  # the ground truth's frustums: one colour, unlike any camera's (its points: image colours)
 GT_MAX_POINTS = 20_000  # per camera and timestep
 
 
 @dataclass
 class GroundTruthTimestep:
-    """One timestep's ground truth in the reconstruction's frame: ``extrinsics [N, 3, 4]``, ``intrinsics [N, 3, 3]``
-    (model pixels) and per camera the valid points ``[P_n, 3]``."""
+    """One timestep's ground truth. In the reconstruction's frame: ``extrinsics [N, 3, 4]``, ``intrinsics [N, 3, 3]``
+    (model pixels) and per camera the valid points ``[P_n, 3]`` with their image colours ``uint8 [P_n, 3]`` (the
+    reconstruction's images at those pixels). As read (the ground truth's frame and units, for
+    :func:`app.reconstruct.error_map.surface_error`): ``gt_extrinsics [N, 3, 4]`` and ``depth [N, H, W]``."""
 
     extrinsics: np.ndarray
     intrinsics: np.ndarray
     points: list[np.ndarray]
+    colors: list[np.ndarray]
+    gt_extrinsics: np.ndarray
+    depth: np.ndarray
 
 
 class GroundTruthView:
@@ -57,13 +63,31 @@ class GroundTruthView:
         if self.from_gt is None or self.to_gt is None:
             raise RuntimeError("the ground truth is not aligned yet (no window stored)")
         sample = ground_truth_sample(self.recon, self.gt, range(t, t + 1))
-        points = []
+        points, colors = [], []
         rng = np.random.default_rng(t)
+        images = np.asarray(self.recon.get("images", t))
         for n in range(self.recon.num_cameras):
             valid = sample.valid[0, n].numpy()
             world = sample.world_points[0, n].double().numpy()[valid]
+            rgb = images[n][valid]
             if len(world) > self.max_points:
-                world = world[rng.choice(len(world), self.max_points, replace=False)]
+                chosen = np.sort(rng.choice(len(world), self.max_points, replace=False))
+                world, rgb = world[chosen], rgb[chosen]
             points.append(self.from_gt.apply(world).astype(np.float32))
-        extrinsics = self.from_gt.apply_to_extrinsics(sample.extrinsics[0].double().numpy())
-        return GroundTruthTimestep(extrinsics, sample.intrinsics[0].double().numpy(), points)
+            colors.append(np.ascontiguousarray(rgb, dtype=np.uint8))
+        gt_extrinsics = sample.extrinsics[0].double().numpy()
+        return GroundTruthTimestep(
+            extrinsics=self.from_gt.apply_to_extrinsics(gt_extrinsics),
+            intrinsics=sample.intrinsics[0].double().numpy(),
+            points=points,
+            colors=colors,
+            gt_extrinsics=gt_extrinsics,
+            depth=sample.depth[0].numpy(),
+        )
+
+    def errors(self, truth: GroundTruthTimestep, points: np.ndarray) -> np.ndarray:
+        """:func:`~app.reconstruct.error_map.surface_error` of predicted ``points [N, H, W, 3]`` of the timestep
+        ``truth`` belongs to: ``[N, H, W]`` in reconstruction units, NaN where unknown."""
+        if self.to_gt is None:
+            raise RuntimeError("the ground truth is not aligned yet (no window stored)")
+        return surface_error(points, self.to_gt, truth.gt_extrinsics, truth.intrinsics, truth.depth)

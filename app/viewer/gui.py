@@ -15,8 +15,9 @@ from typing import Any, Protocol
 import viser
 
 from app.common.text import plural
-from app.common.vocab import RENDER_MODES
+from app.common.vocab import RENDER_MODES, SHOW_MODES
 from app.export.api import ExportOptions, Selection, export_reconstruction
+from app.reconstruct.error_map import color_bar, legend_text
 from app.reconstruct.store import Reconstruction
 from app.viewer.scene import STREAM_LABELS, ViewerScene
 
@@ -42,6 +43,7 @@ EXPORT_FORMATS = {
 EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
 UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
 MOTION_LABELS = {"all": "all", "static only": "static", "dynamic only": "dynamic"}  # GUI label -> Motion
+COLORING_LABELS = {"image": "image", "error vs ground truth": "error"}  # GUI label -> PointColoring
 
 
 class ViewerActions(Protocol):
@@ -105,9 +107,11 @@ class ViewerGui:
             self.show_trajectories = gui.add_checkbox("Trajectories", initial_value=True)
             self.show_masks = gui.add_checkbox("Dynamic masks (tint)", initial_value=True)
             self.show_background = gui.add_checkbox("Static background", initial_value=config.show_background)
-            self.show_ground_truth = gui.add_checkbox(
-                "Ground truth", initial_value=True, visible=config.ground_truth is not None
-            )
+        with gui.add_folder("Ground truth", visible=config.ground_truth is not None) as self.truth_folder:
+            self.show = gui.add_dropdown("Show", SHOW_MODES, initial_value="both")
+            self.coloring = gui.add_dropdown("Colour", tuple(COLORING_LABELS), initial_value="image")
+            self.error_bar = gui.add_image(color_bar(256, 10), format="png", visible=False)
+            self.error_legend = gui.add_markdown("", visible=False)
         with gui.add_folder("Camera view"):
             self.camera = gui.add_dropdown("Camera", ("(none yet)",), initial_value="(none yet)")
             self.view_from = gui.add_button("View from camera", icon=viser.Icon.CAMERA)
@@ -162,12 +166,19 @@ class ViewerGui:
             (self.show_trajectories, "set_show_trajectories"),
             (self.show_masks, "set_show_masks"),
             (self.show_background, "set_show_background"),
-            (self.show_ground_truth, "set_show_ground_truth"),
         )
         for handle, method in toggles:
             handle.on_update(
                 lambda _event, h=handle, m=method: viewer.with_scene(lambda scene: getattr(scene, m)(bool(h.value)))
             )
+
+        @self.show.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_show(self.show.value))
+
+        @self.coloring.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_coloring(COLORING_LABELS[self.coloring.value]))
 
         @self.view_from.on_click
         def _(event: viser.GuiEvent) -> None:
@@ -186,6 +197,14 @@ class ViewerGui:
         self.playing = playing
         self.play.label = "Pause" if playing else "Play"
         self.play.icon = viser.Icon.PLAYER_PAUSE if playing else viser.Icon.PLAYER_PLAY
+
+    def set_error_legend(self, legend: tuple[float, float] | None) -> None:
+        """Show the error colouring's scale (``(limit, median)`` in scene units at the current timestep), or hide it."""
+        if legend is None:
+            self.error_bar.visible = self.error_legend.visible = False
+            return
+        self.error_legend.content = legend_text(*legend)
+        self.error_bar.visible = self.error_legend.visible = True
 
     def show_notice(self, text: str) -> None:
         """Show ``text`` as the warning under the title."""

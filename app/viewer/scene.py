@@ -44,9 +44,22 @@ import numpy as np
 import viser
 
 from app.common.cameras import camera_color
-from app.common.vocab import MOTIONS, RENDER_MODES, STREAMS, Motion, RenderMode, Stream, check_choice
+from app.common.vocab import (
+    MOTIONS,
+    POINT_COLORINGS,
+    RENDER_MODES,
+    SHOW_MODES,
+    STREAMS,
+    Motion,
+    PointColoring,
+    RenderMode,
+    ShowMode,
+    Stream,
+    check_choice,
+)
 from app.export.selection import voxel_keep_index
 from app.export.splat import Gaussians, SplatOptions
+from app.reconstruct.error_map import RELATIVE_FLOOR, error_colors, nice_limit
 from app.reconstruct.store import Reconstruction
 from app.viewer.data import (
     CameraPose,
@@ -61,6 +74,7 @@ from app.viewer.data import (
 from app.viewer.ground_truth import GT_COLOR, GroundTruthTimestep, GroundTruthView
 from vggt_t_mv.npgeometry import camera_centers
 
+MOTION_SPLIT = ("static", "dynamic")  # each timestep's points per stream and camera, by the dynamic mask
 STREAM_LABELS = {
     "geo": "geo stream: point map",
     "pose": "pose stream: depth unprojected with the predicted cameras",
@@ -78,7 +92,8 @@ class SceneOptions:
     show_masks: bool = True
     show_trajectories: bool = True
     show_background: bool = False
-    show_ground_truth: bool = True
+    show: ShowMode = "both"  # with a ground truth: draw the prediction, the ground truth, or both
+    coloring: PointColoring = "image"  # "error": the prediction coloured by its distance to the ground truth
     point_size: float = 0.4  # percent of the scene scale (median depth of the first timestep)
     render: RenderMode = "points"
     splat: SplatOptions = field(default_factory=SplatOptions)
@@ -108,17 +123,19 @@ class _Timestep:
     poses: list[CameraPose]
     frustums: dict[tuple[str, int], viser.CameraFrustumHandle] = field(default_factory=dict)  # (kind, camera)
     clouds: dict[tuple[str, str, int], viser.PointCloudHandle] = field(default_factory=dict)
-    dynamic_colors: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # untinted
+    colors: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict)  # image colours, untinted
+    pixels: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict)  # flat pixel index of each point
     built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation it was built with
-    tinted: dict[str, bool] = field(default_factory=dict)  # stream -> whether its dynamic colours are tinted
+    coloured: dict[str, tuple] = field(default_factory=dict)  # stream -> colour key its points were sent with
     counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # stream -> (valid, conf, kept)
     splats: dict[tuple[str, str, int], viser.GaussianSplatHandle] = field(default_factory=dict)
-    splat_colors: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # dynamic splats, untinted
     splats_built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation of its splats
-    splats_tinted: dict[str, bool] = field(default_factory=dict)
+    splats_coloured: dict[str, tuple] = field(default_factory=dict)  # stream -> colour key of its splats
     ground_truth: viser.FrameHandle | None = None
     ground_truth_nodes: list[viser.SceneNodeHandle] = field(default_factory=list)
     ground_truth_version: int = 0  # GroundTruthView.version its ground-truth nodes were placed with
+    truth: GroundTruthTimestep | None = None  # what those nodes show (for the error colouring)
+    errors: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)  # stream -> (errors [N,H,W], limit)
 
 
 class ViewerScene:
@@ -152,6 +169,7 @@ class ViewerScene:
         self._background: viser.PointCloudHandle | None = None
         self._background_key: tuple | None = None
         self.background_points = 0
+        self.looking_through: int | None = None  # the camera a client looks through ("View from camera")
 
     # ------------------------------------------------------------------------------------------ queries
     @property
@@ -256,9 +274,10 @@ class ViewerScene:
     def next_job(self) -> tuple[str, int, str] | None:
         """The most useful work left: ``("evict", t, "")`` (a held timestep outside :meth:`kept_range`),
         ``("drop_splats", t, stream)`` (splats no longer wanted), ``("timestep", t, stream)``, ``("splats", t,
-        stream)``, ``("tint", t, stream)``, ``("trajectories", 0, "")``, ``("background", 0, "")``, or None. Order:
-        evicting, dropping splats, then the active stream from the current timestep outwards, trajectories, then
-        the other stream, then the background."""
+        stream)``, ``("ground_truth", t, "")`` (place it with the current alignment), ``("recolor", t, stream)``,
+        ``("trajectories", 0, "")``, ``("background", 0, "")``, or None. Order: evicting, dropping splats, then the
+        active stream from the current timestep outwards, trajectories, then the other stream, then the
+        background."""
         with self.lock:
             kept = self.kept_range()
             for t in self.timesteps:
@@ -272,6 +291,7 @@ class ViewerScene:
                     if stream != active or t not in wanted:
                         return ("drop_splats", t, stream)
             streams = [active] + ([s for s in STREAMS if s != active] if self.preload_both_streams else [])
+            truth = self.ground_truth
             for index, stream in enumerate(streams):
                 for t in order:
                     node = self.timesteps.get(t)
@@ -279,16 +299,15 @@ class ViewerScene:
                         return ("timestep", t, stream)
                     if stream == active and t in wanted and node.splats_built.get(stream) != self.generation:
                         return ("splats", t, stream)
-                    if node.tinted.get(stream) != self.options.show_masks or (
-                        stream in node.splats_built and node.splats_tinted.get(stream) != self.options.show_masks
+                    if truth is not None and node.ground_truth_version != truth.version:
+                        return ("ground_truth", t, "")
+                    key = self._color_key(node)
+                    if node.coloured.get(stream) != key or (
+                        stream in node.splats_built and node.splats_coloured.get(stream) != key
                     ):
-                        return ("tint", t, stream)
+                        return ("recolor", t, stream)
                 if index == 0 and self._trajectory_count != self.num_available and self.options.show_trajectories:
                     return ("trajectories", 0, "")
-                if index == 0 and self.ground_truth is not None:
-                    for t in order:
-                        if self.timesteps[t].ground_truth_version != self.ground_truth.version:
-                            return ("ground_truth", t, "")
             if self._trajectory_count != self.num_available:
                 return ("trajectories", 0, "")
             if self.options.show_background and self._background_key != self._wanted_background_key():
@@ -305,8 +324,8 @@ class ViewerScene:
             self.build_splats(t, stream)
         elif kind == "drop_splats":
             self.drop_splats(t, stream)
-        elif kind == "tint":
-            self.apply_tint(t, stream)
+        elif kind == "recolor":
+            self.apply_colors(t, stream)
         elif kind == "ground_truth":
             self.build_ground_truth(t)
         elif kind == "trajectories":
@@ -379,6 +398,7 @@ class ViewerScene:
                 f"{base}/cameras/image/{name}", image=image, format="jpeg", **common
             )
         node = _Timestep(frame, streams, motion, render, cameras, kinds, poses, frustums)
+        self._show_prediction(node)
         self.timesteps[t] = node
         return node
 
@@ -398,7 +418,8 @@ class ViewerScene:
             for handle in node.ground_truth_nodes + ([node.ground_truth] if node.ground_truth is not None else []):
                 handle.remove()
             node.ground_truth, node.ground_truth_nodes = self._add_ground_truth(t, truth)
-            node.ground_truth_version = version
+            node.ground_truth_version, node.truth = version, truth
+            node.errors.clear()  # a new alignment: the error colouring is computed again
 
     def _add_ground_truth(
         self, t: int, truth: GroundTruthTimestep
@@ -406,17 +427,16 @@ class ViewerScene:
         """The ground-truth frustums and points of timestep ``t`` under ``/t/TTTTT/ground_truth``."""
         frustum_scale = (self.scale or 1.0) * self.limits.frustum_scale
         base = f"/t/{t:05d}/ground_truth"
-        frame = self.scene.add_frame(base, show_axes=False, visible=self.options.show_ground_truth)
+        frame = self.scene.add_frame(base, show_axes=False, visible=self.options.show != "prediction")
         poses = camera_poses(truth.extrinsics, truth.intrinsics, self.recon.image_hw)
         nodes: list[viser.SceneNodeHandle] = []
-        for name, pose, points in zip(self.names, poses, truth.points, strict=True):
+        for name, pose, points, colors in zip(self.names, poses, truth.points, truth.colors, strict=True):
             frustum = self.scene.add_camera_frustum(
                 f"{base}/cameras/{name}", fov=pose.fov_y, aspect=pose.aspect, scale=frustum_scale, color=GT_COLOR,
                 wxyz=pose.wxyz, position=pose.position, thickness=1.0, thickness_units="screen",
             )  # fmt: skip
-            colors = np.broadcast_to(np.array(GT_COLOR, np.uint8), points.shape).copy()
-            cloud = self.scene.add_point_cloud(
-                f"{base}/points/{name}", points, colors, point_size=self.point_size_world(), point_shape="square"
+            cloud = self.scene.add_point_cloud(  # the prediction's size and shape, its own image colours
+                f"{base}/points/{name}", points, colors, point_size=self.point_size_world(), point_shape="rounded"
             )
             nodes += [frustum, cloud]
         return frame, nodes
@@ -430,18 +450,22 @@ class ViewerScene:
             if generation != self.generation:
                 return  # settings changed meanwhile: next_job hands this timestep out again
             node = self._ensure_timestep(t)
-            base, size, tinted = f"/t/{t:05d}/{stream}", self.point_size_world(), self.options.show_masks
+            base, size = f"/t/{t:05d}/{stream}", self.point_size_world()
+            for n, cam in enumerate(cloud.cameras):
+                node.colors[(stream, "static", n)] = cam.static_colors
+                node.colors[(stream, "dynamic", n)] = cam.dynamic_colors
+                node.pixels[(stream, "static", n)] = cam.static_pixels
+                node.pixels[(stream, "dynamic", n)] = cam.dynamic_pixels
+            key = self._color_key(node)
+            colors = self._point_colors(node, stream, key)  # image colours (tinted) until the errors are computed
             for n, (name, cam) in enumerate(zip(self.names, cloud.cameras, strict=True)):
-                dyn_colors = tint(cam.dynamic_colors) if tinted else cam.dynamic_colors
-                for motion, points, colors in (
-                    ("static", cam.static_points, cam.static_colors),
-                    ("dynamic", cam.dynamic_points, dyn_colors),
-                ):
+                for motion, points in (("static", cam.static_points), ("dynamic", cam.dynamic_points)):
                     node.clouds[(stream, motion, n)] = self.scene.add_point_cloud(
-                        f"{base}/{motion}/points/{name}", points, colors, point_size=size, point_shape="rounded"
-                    )
-                node.dynamic_colors[(stream, n)] = cam.dynamic_colors
-            node.built[stream], node.tinted[stream] = generation, tinted
+                        f"{base}/{motion}/points/{name}", points, colors[(motion, n)], point_size=size,
+                        point_shape="rounded",
+                    )  # fmt: skip
+            node.built[stream] = generation
+            node.coloured[stream] = key if key[0] == "image" else ("image", self.options.show_masks)
             node.counts[stream] = (cloud.num_valid, cloud.num_after_conf, cloud.num_kept)
 
     def build_splats(self, t: int, stream: str) -> None:
@@ -457,15 +481,16 @@ class ViewerScene:
         with self.lock:
             if generation != self.generation:
                 return
-            node, tinted = self._ensure_timestep(t), self.options.show_masks
+            node = self._ensure_timestep(t)
             for key in [key for key in node.splats if key[0] == stream]:
                 node.splats.pop(key).remove()
-            for n, (cam, (static, dynamic)) in enumerate(zip(cloud.cameras, per_camera, strict=True)):
-                node.splat_colors[(stream, n)] = cam.dynamic_colors
-                dynamic_rgb = (tint(cam.dynamic_colors) if tinted else cam.dynamic_colors).astype(np.float32) / 255
-                self._add_splats(node, t, stream, "static", n, static, static.colors())
-                self._add_splats(node, t, stream, "dynamic", n, dynamic, dynamic_rgb)
-            node.splats_built[stream], node.splats_tinted[stream] = generation, tinted
+            image_key = ("image", self.options.show_masks)
+            colors = self._point_colors(node, stream, image_key)  # the points' colours, in the same order
+            for n, (static, dynamic) in enumerate(per_camera):
+                for motion, gaussians in (("static", static), ("dynamic", dynamic)):
+                    rgb = colors[(motion, n)].astype(np.float32) / 255
+                    self._add_splats(node, t, stream, motion, n, gaussians, rgb)
+            node.splats_built[stream], node.splats_coloured[stream] = generation, image_key
 
     def drop_splats(self, t: int, stream: str) -> None:
         """Remove the splats of timestep ``t`` and ``stream`` from the scene (and so from the browser)."""
@@ -473,10 +498,8 @@ class ViewerScene:
             node = self.timesteps[t]
             for key in [key for key in node.splats if key[0] == stream]:
                 node.splats.pop(key).remove()
-            for table in (node.splats_built, node.splats_tinted):
+            for table in (node.splats_built, node.splats_coloured):
                 table.pop(stream, None)
-            for n in range(len(self.names)):
-                node.splat_colors.pop((stream, n), None)
 
     def _add_splats(
         self, node: _Timestep, t: int, stream: str, motion: str, n: int, gaussians: Gaussians, rgb: np.ndarray
@@ -491,22 +514,76 @@ class ViewerScene:
             opacities=gaussians.opacities()[:, None],
         )
 
-    def apply_tint(self, t: int, stream: str) -> None:
-        """Re-send only the dynamic points' colours of ``t`` / ``stream`` (tinted or not, as masks are shown), and
-        the dynamic splats when they are built."""
+    def _color_key(self, node: _Timestep) -> tuple:
+        """What the points of ``node`` should be coloured by now: ``("error", alignment version)`` (error colouring
+        with the timestep's ground truth placed), else ``("image", masks tinted)``."""
+        if self.options.coloring == "error" and self.ground_truth is not None and node.truth is not None:
+            return ("error", node.ground_truth_version)
+        return ("image", self.options.show_masks)
+
+    def _point_colors(self, node: _Timestep, stream: str, key: tuple) -> dict[tuple[str, int], np.ndarray]:
+        """``(motion, camera) -> uint8 [K, 3]`` colours of the points of ``node`` / ``stream`` for colour ``key``
+        (the error colouring needs ``node.errors[stream]``)."""
+        out = {}
+        for n in range(len(self.names)):
+            for motion in ("static", "dynamic"):
+                colors = node.colors[(stream, motion, n)]
+                if key[0] == "error":
+                    errors, limit = node.errors[stream]
+                    colors = error_colors(errors[n].reshape(-1)[node.pixels[(stream, motion, n)]], limit)
+                elif motion == "dynamic" and key[1] and len(colors):
+                    colors = tint(colors)
+                out[(motion, n)] = colors
+        return out
+
+    def _timestep_errors(self, node: _Timestep, t: int, stream: str) -> None:
+        """Fill ``node.errors[stream]``: the distance of every pixel's point to the ground-truth surface and the top
+        of the colour scale for this timestep (:mod:`app.reconstruct.error_map`)."""
+        if stream in node.errors or self.ground_truth is None or node.truth is None:
+            return
+        points, _ = self.recon.stream(t, stream)
+        errors = self.ground_truth.errors(node.truth, np.asarray(points))
+        floor = RELATIVE_FLOOR * (self.scale or 1.0)
+        node.errors[stream] = (errors, nice_limit(self._drawn_errors(node, stream, errors), floor))
+
+    def _drawn_errors(self, node: _Timestep, stream: str, errors: np.ndarray) -> np.ndarray:
+        """The errors ``[N, H, W]`` of the points drawn for ``node`` / ``stream``, flat."""
+        cameras = range(len(self.names))
+        parts = [errors[n].reshape(-1)[node.pixels[(stream, m, n)]] for n in cameras for m in MOTION_SPLIT]
+        return np.concatenate(parts)
+
+    def apply_colors(self, t: int, stream: str) -> None:
+        """Re-send only the colours of ``t`` / ``stream`` (points, and splats when built): image colours with the
+        dynamic ones tinted while masks are shown, or the error colouring (:meth:`_color_key`)."""
         with self.lock:
-            node, tinted = self.timesteps[t], self.options.show_masks
-            for n in range(len(self.names)):
-                colors = node.dynamic_colors.get((stream, n))
-                if colors is not None and len(colors):
-                    node.clouds[(stream, "dynamic", n)].colors = tint(colors) if tinted else colors
-            node.tinted[stream] = tinted
-            if stream in node.splats_built and node.splats_tinted.get(stream) != tinted:
-                for n in range(len(self.names)):
-                    handle, colors = node.splats.get((stream, "dynamic", n)), node.splat_colors.get((stream, n))
-                    if handle is not None and colors is not None:
-                        handle.rgbs = (tint(colors) if tinted else colors).astype(np.float32) / 255
-                node.splats_tinted[stream] = tinted
+            node = self.timesteps[t]
+            key = self._color_key(node)
+            if key[0] == "error":
+                self._timestep_errors(node, t, stream)
+            colors = self._point_colors(node, stream, key)
+            for (motion, n), rgb in colors.items():
+                handle = node.clouds.get((stream, motion, n))
+                if handle is not None and len(rgb):
+                    handle.colors = rgb
+            node.coloured[stream] = key
+            if stream in node.splats_built:
+                for (motion, n), rgb in colors.items():
+                    splats = node.splats.get((stream, motion, n))
+                    if splats is not None:
+                        splats.rgbs = rgb.astype(np.float32) / 255
+                node.splats_coloured[stream] = key
+
+    def error_legend(self) -> tuple[float, float] | None:
+        """``(limit, median)`` of the error colouring at the current timestep and stream (scene units), or None
+        when the points are not coloured by their error."""
+        with self.lock:
+            node, stream = self.timesteps.get(self.current), self.options.stream
+            if node is None or self._color_key(node)[0] != "error" or stream not in node.errors:
+                return None
+            errors, limit = node.errors[stream]
+            kept = self._drawn_errors(node, stream, errors)
+            finite = kept[np.isfinite(kept)]
+            return limit, float(np.median(finite)) if finite.size else float("nan")
 
     def build_trajectories(self) -> None:
         """One spline per camera through its centres over the loaded timesteps (small: re-sent as they grow)."""
@@ -564,7 +641,7 @@ class ViewerScene:
                 colors,
                 point_size=self.point_size_world(),
                 point_shape="rounded",
-                visible=self.options.show_background,
+                visible=self.options.show_background and self.options.show != "ground truth",
             )
             self._background_key, self.background_points = key, len(points)
 
@@ -589,8 +666,7 @@ class ViewerScene:
         with self.lock:
             self.options.stream = stream
             for node in self.timesteps.values():
-                for name, handle in node.streams.items():
-                    handle.visible = name == stream
+                self._show_prediction(node)
 
     def set_motion(self, motion: Motion) -> None:
         check_choice(motion, MOTIONS, "motion filter")
@@ -610,18 +686,61 @@ class ViewerScene:
                 for (_, _, kind), handle in node.render.items():
                     handle.visible = kind == render
 
+    def _show_prediction(self, node: _Timestep) -> None:
+        """Visibility of the prediction's nodes of ``node`` from the options: the active stream and the predicted
+        cameras, unless only the ground truth is shown; the frustums' images, unless a client looks through a
+        camera (then that camera's own frustum is hidden too)."""
+        prediction = self.options.show != "ground truth"
+        for name, handle in node.streams.items():
+            handle.visible = name == self.options.stream and prediction
+        node.cameras.visible = self.options.show_cameras and prediction
+        images = self.options.show_images and self.looking_through is None
+        node.camera_kinds["image"].visible = images
+        node.camera_kinds["plain"].visible = not images
+        for (kind, n), frustum in node.frustums.items():
+            if kind == "plain":
+                frustum.visible = n != self.looking_through
+        if node.ground_truth is not None:
+            node.ground_truth.visible = self.options.show != "prediction"
+
+    def set_show(self, show: ShowMode) -> None:
+        """Draw the prediction, the ground truth, or both (:data:`~app.common.vocab.SHOW_MODES`)."""
+        check_choice(show, SHOW_MODES, "show mode")
+        with self.lock:
+            self.options.show = show
+            for node in self.timesteps.values():
+                self._show_prediction(node)
+            if self._background is not None:
+                self._background.visible = self.options.show_background and show != "ground truth"
+
+    def set_coloring(self, coloring: PointColoring) -> None:
+        """Colour the prediction by its images or by its distance to the ground truth; the worker re-sends the
+        colours (current timestep first)."""
+        check_choice(coloring, POINT_COLORINGS, "point colouring")
+        with self.lock:
+            self.options.coloring = coloring
+
+    def look_through(self, n: int | None) -> None:
+        """A client looks through camera ``n`` (None: no longer): the frustums drop their images (the photo would
+        fill the view) and camera ``n``'s frustum is hidden, so the view shows the reconstruction."""
+        with self.lock:
+            if n == self.looking_through:
+                return
+            self.looking_through = n
+            for node in self.timesteps.values():
+                self._show_prediction(node)
+
     def set_show_cameras(self, show: bool) -> None:
         with self.lock:
             self.options.show_cameras = show
             for node in self.timesteps.values():
-                node.cameras.visible = show
+                self._show_prediction(node)
 
     def set_show_images(self, show: bool) -> None:
         with self.lock:
             self.options.show_images = show
             for node in self.timesteps.values():
-                node.camera_kinds["image"].visible = show
-                node.camera_kinds["plain"].visible = not show
+                self._show_prediction(node)
 
     def set_show_trajectories(self, show: bool) -> None:
         with self.lock:
@@ -633,14 +752,7 @@ class ViewerScene:
         with self.lock:
             self.options.show_background = show
             if self._background is not None:
-                self._background.visible = show
-
-    def set_show_ground_truth(self, show: bool) -> None:
-        with self.lock:
-            self.options.show_ground_truth = show
-            for node in self.timesteps.values():
-                if node.ground_truth is not None:
-                    node.ground_truth.visible = show
+                self._background.visible = show and self.options.show != "ground truth"
 
     def set_show_masks(self, show: bool) -> None:
         """Masks shown = dynamic points tinted; the worker re-sends their colours (see :meth:`next_job`)."""

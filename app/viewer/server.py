@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import viser
 
 from app.capture.ground_truth import GroundTruth, GroundTruthError, open_ground_truth
@@ -55,6 +56,7 @@ from app.viewer.live import LiveRun, LiveRunSpec, resume_command
 from app.viewer.scene import SceneOptions, ViewerScene
 
 DEFAULT_POINT_BUDGET = 100_000
+LOOK_GRACE_S = 0.5  # camera updates this soon after "View from camera" may predate it: ignored
 
 
 @dataclass
@@ -112,6 +114,9 @@ class Viewer:
         self._gone: Path | None = None  # a folder whose reconstruction was deleted or replaced, watched
         self.access: AccessPolicy | None = None
         self._truth: GroundTruth | None = None  # the --ground-truth, read by check_ground_truth()
+        # "View from camera": (client id, the camera's position, scene scale, when), until that client's view moves
+        self._looking: tuple[int, np.ndarray, float, float] | None = None
+        self._watched: set[int] = set()  # clients whose camera updates we follow
 
     def check_ground_truth(self) -> None:
         """Read ``config.ground_truth`` now (a :class:`~app.capture.ground_truth.GroundTruthError` naming the file
@@ -234,15 +239,35 @@ class Viewer:
         return None if recon is None else recon.root
 
     def view_from_camera(self, client: viser.ClientHandle, n: int) -> None:
-        """Put ``client``'s view at camera ``n`` of the current timestep, with its predicted vertical FoV."""
+        """Put ``client``'s view at camera ``n`` of the current timestep, with its predicted vertical FoV, and show
+        the reconstruction through it: the frustums' images are hidden until the view moves away
+        (:meth:`ViewerScene.look_through`)."""
         scene = self.scene
         pose = None if scene is None else scene.camera_view(n)
         if pose is None:
             return
+        since = time.monotonic()
+        self._looking = (client.client_id, np.asarray(pose.position, np.float64), scene.scale or 1.0, since)
+        scene.look_through(n)
+        if client.client_id not in self._watched:
+            self._watched.add(client.client_id)
+            client.camera.on_update(self._camera_moved)
         with client.atomic():
             client.camera.position = pose.position
             client.camera.wxyz = pose.wxyz
             client.camera.fov = pose.fov_y
+
+    def _camera_moved(self, camera: viser.CameraHandle) -> None:
+        """A client's view changed: once the one looking through a camera moves away, the images come back."""
+        looking, scene = self._looking, self.scene
+        if looking is None or scene is None or camera.client.client_id != looking[0]:
+            return
+        _, position, scale, since = looking
+        if time.monotonic() - since < LOOK_GRACE_S:
+            return  # an update the browser sent before it took the new pose
+        if np.linalg.norm(np.asarray(camera.position, np.float64) - position) > 0.02 * scale:
+            self._looking = None
+            scene.look_through(None)
 
     # ------------------------------------------------------------------------------------------ threads
     def _poll(self) -> None:
@@ -333,6 +358,7 @@ class Viewer:
 
     def _worker(self) -> None:
         last_poll, last_status = 0.0, ""
+        last_legend: tuple[float, float] | None = None
         while not self._stopping.is_set():
             now = time.monotonic()
             woken = self._wake.is_set()
@@ -355,6 +381,10 @@ class Viewer:
             if status != last_status and self.gui is not None:
                 self.gui.status.content = status
                 last_status = status
+            legend = None if self.scene is None else self.scene.error_legend()
+            if legend != last_legend and self.gui is not None:
+                self.gui.set_error_legend(legend)
+                last_legend = legend
             if job is None:
                 self._wake.wait(self.config.poll_interval_s)
 

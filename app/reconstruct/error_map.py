@@ -1,0 +1,124 @@
+"""How far the prediction is from the ground-truth surface, per pixel: THE error map of the viewer's error colouring
+and of ``vggt-mv eval --error-maps`` (pure numpy; the viewer and eval only feed it and draw what it returns).
+
+For a predicted point ``p`` of pixel ``(n, v, u)`` (reconstruction world), with the Sim(3) ``x_gt = s R x + t`` that
+moves the reconstruction onto the ground truth (:func:`app.reconstruct.evaluate.camera_alignment`):
+
+1. ``q = s R p + t`` in the ground truth's world, then ``c = R_n q + t_n`` in ground-truth camera ``n`` (OpenCV
+   camera-from-world ``[R_n | t_n]``, the camera that saw the pixel);
+2. ``c`` is projected with camera ``n``'s ground-truth intrinsics (model pixels) to the nearest pixel ``(u', v')``;
+   the ground-truth surface on that ray is ``c · D / c_z`` with ``D`` the ground-truth depth at ``(u', v')``;
+3. the error is the distance between the two along the ray, ``|c_z − D| · ‖c‖ / c_z``, divided by ``s``: in the
+   reconstruction's units (the viewer's scene units). NaN where it cannot be told: the point is behind the camera,
+   projects outside the image, or the ground truth has no depth there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vggt_t_mv.npgeometry import Sim3
+
+INVALID_COLOR = (128, 128, 128)  # pixels without an error (no ground truth there)
+RELATIVE_FLOOR = 1e-3  # the colour scale spans at least this fraction of the scene scale (median depth)
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+
+
+def surface_error(
+    points: np.ndarray,
+    to_gt: Sim3,
+    gt_extrinsics: np.ndarray,
+    gt_intrinsics: np.ndarray,
+    gt_depth: np.ndarray,
+) -> np.ndarray:
+    """Distance of each predicted point to the ground-truth surface along its camera's ray (module docstring).
+
+    Args:
+        points: ``[N, H, W, 3]`` predicted world points of one timestep (reconstruction frame).
+        to_gt: the Sim(3) ``x_gt = s R x + t`` from the reconstruction's world to the ground truth's.
+        gt_extrinsics: ``[N, 3, 4]`` ground-truth OpenCV camera-from-world of the same cameras.
+        gt_intrinsics: ``[N, 3, 3]`` ground-truth intrinsics at the model's pixels.
+        gt_depth: ``[N, H, W]`` ground-truth z-depth at the model's pixels (0 or non-finite: unknown).
+    Returns:
+        ``[N, H, W]`` float32 errors in reconstruction units, NaN where unknown.
+    """
+    scale, rotation, translation = to_gt
+    points = np.asarray(points, np.float64)
+    num_cameras, height, width = points.shape[:3]
+    world = scale * points @ np.asarray(rotation, np.float64).T + np.asarray(translation, np.float64)
+    extrinsics = np.asarray(gt_extrinsics, np.float64)
+    camera = np.einsum("nij,nhwj->nhwi", extrinsics[:, :, :3], world) + extrinsics[:, None, None, :, 3]
+    z = camera[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.asarray(gt_intrinsics, np.float64)
+        u = np.rint(k[:, None, None, 0, 0] * camera[..., 0] / z + k[:, None, None, 0, 2])
+        v = np.rint(k[:, None, None, 1, 1] * camera[..., 1] / z + k[:, None, None, 1, 2])
+        inside = (z > 0) & np.isfinite(u) & np.isfinite(v) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        index = np.nonzero(inside)
+        depth = np.full(z.shape, np.nan)
+        sampled = np.asarray(gt_depth, np.float64)[index[0], v[index].astype(np.int64), u[index].astype(np.int64)]
+        depth[index] = np.where(np.isfinite(sampled) & (sampled > 0), sampled, np.nan)
+        error = np.abs(z - depth) * np.linalg.norm(camera, axis=-1) / z / scale
+    error[~inside] = np.nan
+    return error.astype(np.float32).reshape(num_cameras, height, width)
+
+
+def depth_scale(depth: np.ndarray) -> float:
+    """THE scene scale: the median of the positive finite depths ``[...]`` (1.0 when there is none); the viewer sizes
+    points and frustums by it (of timestep 0) and the error colour scale spans at least :data:`RELATIVE_FLOOR` of it."""
+    depth = np.asarray(depth, np.float32)
+    good = depth[np.isfinite(depth) & (depth > 0)]
+    value = float(np.median(good)) if good.size else 1.0
+    return value if np.isfinite(value) and value > 0 else 1.0
+
+
+def nice_limit(errors: np.ndarray, floor: float = 0.0, percentile: float = 95.0) -> float:
+    """The top of the colour scale: the ``percentile`` of the finite errors, at least ``floor`` (so a near-perfect
+    prediction is drawn as "no error", not as noise stretched over the whole scale), rounded up to 1, 2, 2.5 or
+    5 x 10^k (1.0 when there is nothing to scale)."""
+    finite = np.asarray(errors)[np.isfinite(errors)]
+    value = max(float(np.percentile(finite, percentile)) if finite.size else 0.0, floor)
+    if not value > 0:
+        return 1.0
+    power = 10.0 ** np.floor(np.log10(value))
+    return float(next(step * power for step in NICE_STEPS if step * power >= value * (1 - 1e-9)))
+
+
+def error_colors(errors: np.ndarray, limit: float) -> np.ndarray:
+    """``uint8 [..., 3]`` RGB of ``errors [...]``: the turbo colormap from 0 (dark blue) to ``limit`` and above (dark
+    red); NaN (unknown) is :data:`INVALID_COLOR`."""
+    import cv2
+
+    errors = np.asarray(errors, np.float32)
+    level = np.clip(np.nan_to_num(errors / max(limit, 1e-12), nan=0.0), 0.0, 1.0)
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0, ::-1]
+    colors = lut[np.rint(level * 255).astype(np.int64)]
+    colors[~np.isfinite(errors)] = INVALID_COLOR
+    return np.ascontiguousarray(colors, dtype=np.uint8)
+
+
+def color_bar(width: int, height: int = 12) -> np.ndarray:
+    """``uint8 [height, width, 3]``: the colour scale of :func:`error_colors`, 0 on the left, the limit on the right."""
+    ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)
+    return np.repeat(error_colors(ramp, 1.0)[None], height, axis=0)
+
+
+def legend_text(limit: float, median: float | None = None, unit: str = "scene units") -> str:
+    """``distance to the ground truth: 0 (blue) .. 0.05 (red) scene units, median 0.012; grey: no ground truth``."""
+    text = f"distance to the ground truth: 0 (blue) .. {limit:.3g} (red) {unit}"
+    if median is not None and np.isfinite(median):
+        text += f", median {median:.3g}"
+    return text + "; grey: no ground truth"
+
+
+def error_image(errors: np.ndarray, limit: float, caption: str) -> np.ndarray:
+    """``uint8 [H + 28, W, 3]`` RGB picture of one camera's ``errors [H, W]`` with the colour bar and ``caption``
+    (the scale) under it: what ``eval --error-maps`` writes per camera and timestep."""
+    import cv2
+
+    height, width = errors.shape
+    picture = error_colors(errors, limit)
+    strip = np.full((28, width, 3), 255, np.uint8)
+    strip[2:10] = color_bar(width, 8)
+    cv2.putText(strip, caption, (2, 24), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([picture, strip], axis=0)
