@@ -1,5 +1,6 @@
-"""The error map (``app.reconstruct.error_map``): the distance of each predicted point to the ground-truth surface
-along its camera's ray, in the reconstruction's units, and its colours; ``eval --error-maps`` writes it per camera."""
+"""The error map (``app.reconstruct.error_map``): per pixel, the distance of the predicted point to the ground-truth
+surface point of that pixel, in the reconstruction's units, and its colours; ``eval --error-maps`` writes it per
+camera."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def camera_at(centre: np.ndarray) -> np.ndarray:
     return np.concatenate([np.eye(3), -np.asarray(centre, np.float64)[:, None]], axis=1)
 
 
-def test_a_point_behind_the_wall_is_as_far_as_along_its_ray() -> None:
+def test_a_point_behind_the_wall_is_as_far_as_the_gap_along_its_ray() -> None:
     """Ground truth: a wall at depth 2. Prediction: the same rays at depth 2.5 -> 0.5 x the ray's length."""
     ray = rays()
     predicted = (2.5 * ray)[None]
@@ -55,17 +56,18 @@ def test_errors_come_back_in_reconstruction_units_through_the_similarity() -> No
 
 def test_unknown_where_the_ground_truth_says_nothing() -> None:
     ray = rays()
-    predicted = np.stack([2.0 * ray, 2.0 * ray, -2.0 * ray])  # camera 2's points lie behind it
-    predicted[0, 0, 0] = [50.0, 0.0, 1.0]  # projects far outside the image
-    depth = np.full((3, HEIGHT, WIDTH), 2.0)
+    predicted = np.stack([2.0 * ray, -2.0 * ray])  # camera 1 puts its points behind itself: far from the wall
+    predicted[0, 0, 0] = np.nan  # no prediction at one pixel
+    depth = np.full((2, HEIGHT, WIDTH), 2.0)
     depth[1, 2:4] = 0.0  # no ground truth on two rows
     depth[1, 4, 4] = np.nan
-    cameras = np.stack([camera_at(np.zeros(3))] * 3)
-    errors = surface_error(predicted, IDENTITY, cameras, np.stack([K] * 3), depth)
+    cameras = np.stack([camera_at(np.zeros(3))] * 2)
+    errors = surface_error(predicted, IDENTITY, cameras, np.stack([K] * 2), depth)
+    assert errors.dtype == np.float32 and errors.shape == (2, HEIGHT, WIDTH)
     assert np.isnan(errors[0, 0, 0]) and np.isfinite(errors[0]).sum() == HEIGHT * WIDTH - 1
+    assert np.nanmax(np.abs(errors[0])) < 1e-6  # on the wall
     assert np.isnan(errors[1, 2:4]).all() and np.isnan(errors[1, 4, 4]) and np.isfinite(errors[1]).sum() == 31
-    assert np.isnan(errors[2]).all()
-    assert errors.dtype == np.float32 and errors.shape == (3, HEIGHT, WIDTH)
+    np.testing.assert_allclose(errors[1, 0], 4.0 * np.linalg.norm(ray[0], axis=-1), rtol=1e-6)
 
 
 def test_colour_scale() -> None:

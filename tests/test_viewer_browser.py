@@ -7,6 +7,7 @@ Also the README screenshot's maker (same code path)::
     python -m tests.test_viewer_browser --screenshot docs/viewer.png --recon R  # an existing reconstruction
     python -m tests.test_viewer_browser --screenshot docs/viewer.png --ground-truth  # the demo rig's true geometry
     python -m tests.test_viewer_browser --screenshot docs/splats.png --render splats  # the demo rig as splats
+    python -m tests.test_viewer_browser --screenshot shot.png --compare-to assets/demo_rig --coloring error
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from app.reconstruct.store import Reconstruction
 from app.viewer.gui import UNTRAINED_NOTICE
 from app.viewer.server import Viewer, ViewerConfig
 from tests.helpers.viewer import make_reconstruction
@@ -188,6 +191,125 @@ def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
     assert box["on_top"] is not None and "Export and download" in box["on_top"], box
 
 
+def close_notifications(page) -> None:
+    close = page.locator(".mantine-Notification-closeButton")  # "software WebGL" notice (no GPU here)
+    for index in range(close.count()):
+        close.nth(index).click()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the GUI dropdown labelled ``label`` (a click on it, then on the option)."""
+    page.get_by_label(label, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+
+
+def settled_screenshot(viewer: Viewer, page, done=lambda: True) -> np.ndarray:
+    """A screenshot once the server is idle and ``done()`` holds, and the browser had time to draw."""
+    assert viewer.wait_until(lambda: viewer.idle() and done(), 30)
+    page.mouse.move(10, VIEWPORT["height"] - 10)
+    time.sleep(1.5)
+    return decode_png(page.screenshot())[:, : VIEWPORT["width"] - GUI_PANEL_WIDTH - 40]
+
+
+@pytest.fixture(scope="module")
+def rig_with_truth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A reconstruction of mv_page4d_rig's first 2 timesteps by the bundled demo weights, and the rig (its ground
+    truth)."""
+    from click.testing import CliRunner
+
+    from app.cli.main import main as cli
+    from app.viewer.live import DEMO_WEIGHTS
+    from tests.helpers.shared import require, shared_dir
+
+    rig = require(shared_dir() / "realdata" / "mv_page4d_rig", "mv_page4d_rig")
+    out = tmp_path_factory.mktemp("browser_truth") / "recon"
+    args = ["run", rig, "--out", out, "--checkpoint", DEMO_WEIGHTS, "--device", "cpu", "--size", 154,
+            "--max-frames", 2, "--window", 2]  # fmt: skip
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return out, rig
+
+
+@pytest.mark.browser
+def test_ground_truth_show_modes_error_colouring_and_view_from_camera(
+    rig_with_truth: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """On the real rig with ``--ground-truth``: each Show mode draws something else, the error colouring recolours
+    the cloud, and "View from camera" shows the reconstruction through the camera, not the camera's photo."""
+    reason = browser_missing()
+    if reason is not None:
+        if os.environ.get("VGGT_MV_REQUIRE_SHARED") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    recon, rig = rig_with_truth
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1, ground_truth=rig)).start()
+    shots: dict[str, np.ndarray] = {}
+    try:
+        viewer.open(recon)
+        assert viewer.wait_until(viewer.idle, 60)
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS,
+                viewport=VIEWPORT,
+            )  # fmt: skip
+            try:
+                page = context.new_page()
+                page.goto(viewer.url)
+                page.wait_for_selector("canvas", timeout=30_000)
+                page.get_by_text("Colour", exact=True).first.wait_for(timeout=30_000)
+                close_notifications(page)
+                for mode in ("both", "prediction", "ground truth"):
+                    choose(page, "Show", mode)
+                    assert viewer.wait_until(lambda m=mode: viewer.scene.options.show == m, 10), mode
+                    shots[mode] = settled_screenshot(viewer, page)
+                choose(page, "Show", "prediction")
+                before = {key: h.colors.copy() for key, h in viewer.scene.cloud_handles(0, "geo").items()}
+                choose(page, "Colour", "error vs ground truth")
+                shots["error"] = settled_screenshot(viewer, page, lambda: viewer.scene.error_legend() is not None)
+                after = {key: h.colors.copy() for key, h in viewer.scene.cloud_handles(0, "geo").items()}
+                legend = viewer.gui.error_legend.content
+                choose(page, "Colour", "image")
+                assert viewer.wait_until(lambda: viewer.scene.error_legend() is None and viewer.idle(), 30)
+                pose = viewer.scene.camera_view(0)
+                page.get_by_text("View from camera", exact=True).first.click()
+                clients = lambda: list(viewer.server.get_clients().values())  # noqa: E731
+                assert viewer.wait_until(lambda: np.allclose(clients()[0].camera.position, pose.position), 10)
+                shots["camera"] = settled_screenshot(viewer, page)
+                looking = viewer.scene.looking_through
+                images_hidden = not viewer.scene.timesteps[0].camera_kinds["image"].visible
+            finally:
+                context.close()
+    finally:
+        viewer.stop()
+    if os.environ.get("VGGT_MV_SAVE_SHOTS"):  # for a look at what the test saw
+        for name, shot in shots.items():
+            cv2.imwrite(str(Path(os.environ["VGGT_MV_SAVE_SHOTS"]) / f"{name}.png"), shot)
+    differences = {
+        (a, b): float(np.abs(shots[a].astype(int) - shots[b].astype(int)).mean())
+        for a, b in (("both", "prediction"), ("both", "ground truth"), ("prediction", "ground truth"))
+    }
+    assert all(value > 1.0 for value in differences.values()), differences
+    # the error colouring recoloured the cloud (server side: the colours sent; browser side: the picture)
+    assert any(not np.array_equal(colors, before[key]) for key, colors in after.items() if len(colors))
+    assert "scene units" in legend
+    assert float(np.abs(shots["error"].astype(int) - shots["prediction"].astype(int)).mean()) > 1.0
+    # looking through camera 0: its photo does not fill the view, the points do
+    assert looking == 0 and images_hidden
+    view = shots["camera"]
+    photo = np.asarray(Reconstruction.open(recon).get("images", 0)[0])[..., ::-1]  # RGB -> BGR as the screenshot
+    height = view.shape[0]
+    width = round(photo.shape[1] * height / photo.shape[0])
+    photo = cv2.resize(photo, (width, height), interpolation=cv2.INTER_LINEAR)
+    centre = VIEWPORT["width"] // 2
+    patch = view[height // 4 : 3 * height // 4, centre - 300 : min(centre + 100, view.shape[1])]
+    left = centre - width // 2
+    photo_patch = photo[height // 4 : 3 * height // 4, centre - 300 - left : min(centre + 100, view.shape[1]) - left]
+    assert float(np.abs(patch.astype(int) - photo_patch.astype(int)).mean()) > 15
+    assert len(np.unique(patch.reshape(-1, 3), axis=0)) > 50  # something drawn, not a blank view
+
+
 def _demo_reconstruction(out: Path) -> Path:
     """Run the demo rig through the pipeline as ``vggt-mv-view`` with no arguments does."""
     from app.capture.preprocess import PreprocessConfig
@@ -258,6 +380,9 @@ def main() -> None:
     parser.add_argument("--ground-truth", action="store_true", help="show the demo rig's ground truth")
     parser.add_argument("--timestep", type=int, default=0)
     parser.add_argument("--render", choices=("points", "splats"), default="points", help="what the picture shows")
+    parser.add_argument("--compare-to", type=Path, help="a ground truth to open next to it (as --ground-truth)")
+    parser.add_argument("--show", choices=("prediction", "ground truth", "both"), default="both")
+    parser.add_argument("--coloring", choices=("image", "error"), default="image", help="error: needs --compare-to")
     args = parser.parse_args()
     reason = browser_missing()
     if reason:
@@ -268,16 +393,26 @@ def main() -> None:
             recon = _ground_truth_reconstruction(work / "recon")
         else:
             recon = args.recon or _demo_reconstruction(work / "recon")
-        viewer = Viewer(ViewerConfig(port=0, open_browser=False)).start()
+        viewer = Viewer(ViewerConfig(port=0, open_browser=False, ground_truth=args.compare_to)).start()
         try:
             viewer.open(recon)
             viewer.wait_until(viewer.idle, 120)
             viewer.gui.timestep.value = args.timestep
+            viewer.gui.show.value = args.show
+            viewer.gui.coloring.value = {"image": "image", "error": "error vs ground truth"}[args.coloring]
+            coloured = lambda: (args.coloring == "image") == (viewer.scene.error_legend() is None)  # noqa: E731
+            viewer.wait_until(lambda: viewer.idle() and coloured(), 120)
             drive_viewer(viewer, work / "profile", args.screenshot, step=False, splats=args.render == "splats")
         finally:
             viewer.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    from PIL import Image  # with matplotlib's dependencies
+
+    # 256 colours, no dithering: a third of the size, the same picture to the eye (docs stay small)
+    picture = Image.open(args.screenshot).convert("RGB")
+    small = picture.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(args.screenshot, optimize=True)
     print(f"wrote {args.screenshot} ({args.screenshot.stat().st_size / 1e3:.0f} kB)")
 
 

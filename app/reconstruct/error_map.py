@@ -1,16 +1,14 @@
-"""How far the prediction is from the ground-truth surface, per pixel: THE error map of the viewer's error colouring
-and of ``vggt-mv eval --error-maps`` (pure numpy; the viewer and eval only feed it and draw what it returns).
+"""How far the prediction is from the ground truth, per pixel: THE error map of the viewer's error colouring and of
+``vggt-mv eval --error-maps`` (pure numpy; the viewer and eval only feed it and draw what it returns).
 
-For a predicted point ``p`` of pixel ``(n, v, u)`` (reconstruction world), with the Sim(3) ``x_gt = s R x + t`` that
-moves the reconstruction onto the ground truth (:func:`app.reconstruct.evaluate.camera_alignment`):
-
-1. ``q = s R p + t`` in the ground truth's world, then ``c = R_n q + t_n`` in ground-truth camera ``n`` (OpenCV
-   camera-from-world ``[R_n | t_n]``, the camera that saw the pixel);
-2. ``c`` is projected with camera ``n``'s ground-truth intrinsics (model pixels) to the nearest pixel ``(u', v')``;
-   the ground-truth surface on that ray is ``c · D / c_z`` with ``D`` the ground-truth depth at ``(u', v')``;
-3. the error is the distance between the two along the ray, ``|c_z − D| · ‖c‖ / c_z``, divided by ``s``: in the
-   reconstruction's units (the viewer's scene units). NaN where it cannot be told: the point is behind the camera,
-   projects outside the image, or the ground truth has no depth there.
+A pixel ``(n, v, u)`` has a predicted point ``p`` (reconstruction world) and a ground-truth surface point: its
+ground-truth depth ``D`` unprojected with ground-truth camera ``n`` (OpenCV camera-from-world ``[R_n | t_n]``,
+intrinsics ``K_n`` at the model's pixels), ``g = R_nᵀ (D K_n⁻¹ (u, v, 1) − t_n)``. With the Sim(3) ``x_gt = s R x + t``
+that moves the reconstruction onto the ground truth (the camera alignment the viewer draws the ground truth with,
+:func:`app.reconstruct.evaluate.camera_alignment`), the error is ``‖s R p + t − g‖ / s``: the distance, in the
+reconstruction's units (the viewer's scene units), between where the prediction puts the pixel and where the ground
+truth's surface is at that pixel, i.e. the gap one sees between a predicted point and its ground-truth point. NaN
+where the ground truth has no depth or the prediction no finite point.
 """
 
 from __future__ import annotations
@@ -31,36 +29,33 @@ def surface_error(
     gt_intrinsics: np.ndarray,
     gt_depth: np.ndarray,
 ) -> np.ndarray:
-    """Distance of each predicted point to the ground-truth surface along its camera's ray (module docstring).
+    """Per pixel, the distance of the predicted point to the ground-truth surface point of the same pixel (module
+    docstring).
 
     Args:
         points: ``[N, H, W, 3]`` predicted world points of one timestep (reconstruction frame).
         to_gt: the Sim(3) ``x_gt = s R x + t`` from the reconstruction's world to the ground truth's.
         gt_extrinsics: ``[N, 3, 4]`` ground-truth OpenCV camera-from-world of the same cameras.
-        gt_intrinsics: ``[N, 3, 3]`` ground-truth intrinsics at the model's pixels.
+        gt_intrinsics: ``[N, 3, 3]`` ground-truth intrinsics at the model's pixels (pixel = integer column / row).
         gt_depth: ``[N, H, W]`` ground-truth z-depth at the model's pixels (0 or non-finite: unknown).
     Returns:
         ``[N, H, W]`` float32 errors in reconstruction units, NaN where unknown.
     """
     scale, rotation, translation = to_gt
     points = np.asarray(points, np.float64)
-    num_cameras, height, width = points.shape[:3]
-    world = scale * points @ np.asarray(rotation, np.float64).T + np.asarray(translation, np.float64)
+    height, width = points.shape[1:3]
+    predicted = scale * points @ np.asarray(rotation, np.float64).T + np.asarray(translation, np.float64)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+    pixels = np.stack([cols, rows, np.ones_like(cols)], axis=-1)  # [H, W, 3]
+    depth = np.asarray(gt_depth, np.float64)
+    known = np.isfinite(depth) & (depth > 0)
+    rays = np.einsum("nij,hwj->nhwi", np.linalg.inv(np.asarray(gt_intrinsics, np.float64)), pixels)
+    camera = rays * np.where(known, depth, 0.0)[..., None]
     extrinsics = np.asarray(gt_extrinsics, np.float64)
-    camera = np.einsum("nij,nhwj->nhwi", extrinsics[:, :, :3], world) + extrinsics[:, None, None, :, 3]
-    z = camera[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.asarray(gt_intrinsics, np.float64)
-        u = np.rint(k[:, None, None, 0, 0] * camera[..., 0] / z + k[:, None, None, 0, 2])
-        v = np.rint(k[:, None, None, 1, 1] * camera[..., 1] / z + k[:, None, None, 1, 2])
-        inside = (z > 0) & np.isfinite(u) & np.isfinite(v) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-        index = np.nonzero(inside)
-        depth = np.full(z.shape, np.nan)
-        sampled = np.asarray(gt_depth, np.float64)[index[0], v[index].astype(np.int64), u[index].astype(np.int64)]
-        depth[index] = np.where(np.isfinite(sampled) & (sampled > 0), sampled, np.nan)
-        error = np.abs(z - depth) * np.linalg.norm(camera, axis=-1) / z / scale
-    error[~inside] = np.nan
-    return error.astype(np.float32).reshape(num_cameras, height, width)
+    surface = np.einsum("nji,nhwj->nhwi", extrinsics[:, :, :3], camera - extrinsics[:, None, None, :, 3])
+    error = np.linalg.norm(predicted - surface, axis=-1) / scale
+    error[~known | ~np.isfinite(error)] = np.nan
+    return error.astype(np.float32)
 
 
 def depth_scale(depth: np.ndarray) -> float:

@@ -87,7 +87,8 @@ class GroundTruthView:
 
     def errors(self, truth: GroundTruthTimestep, points: np.ndarray) -> np.ndarray:
         """:func:`~app.reconstruct.error_map.surface_error` of predicted ``points [N, H, W, 3]`` of the timestep
-        ``truth`` belongs to: ``[N, H, W]`` in reconstruction units, NaN where unknown."""
+        ``truth`` belongs to (the distance to the ground truth's point of the same pixel, with the alignment the
+        ground truth is drawn with): ``[N, H, W]`` in reconstruction units, NaN where unknown."""
         if self.to_gt is None:
             raise RuntimeError("the ground truth is not aligned yet (no window stored)")
         return surface_error(points, self.to_gt, truth.gt_extrinsics, truth.intrinsics, truth.depth)
