@@ -41,10 +41,9 @@ def surface_error(
     Returns:
         ``[N, H, W]`` float32 errors in reconstruction units, NaN where unknown.
     """
-    scale, rotation, translation = to_gt
     points = np.asarray(points, np.float64)
     height, width = points.shape[1:3]
-    predicted = scale * points @ np.asarray(rotation, np.float64).T + np.asarray(translation, np.float64)
+    predicted = to_gt.apply(points)
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
     pixels = np.stack([cols, rows, np.ones_like(cols)], axis=-1)  # [H, W, 3]
     depth = np.asarray(gt_depth, np.float64)
@@ -53,7 +52,7 @@ def surface_error(
     camera = rays * np.where(known, depth, 0.0)[..., None]
     extrinsics = np.asarray(gt_extrinsics, np.float64)
     surface = np.einsum("nji,nhwj->nhwi", extrinsics[:, :, :3], camera - extrinsics[:, None, None, :, 3])
-    error = np.linalg.norm(predicted - surface, axis=-1) / scale
+    error = np.linalg.norm(predicted - surface, axis=-1) / to_gt.scale
     error[~known | ~np.isfinite(error)] = np.nan
     return error.astype(np.float32)
 

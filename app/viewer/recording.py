@@ -40,6 +40,7 @@ from app.export.splat import SplatOptions, lift_pixels
 from app.reconstruct.store import Reconstruction
 from app.viewer.access import AccessPolicy, install_guard
 from app.viewer.data import camera_poses, overview_camera, scene_scale, thumbnail
+from vggt_t_mv.npgeometry import camera_centers
 
 SCENE_FORMATS = ("viser", "web")
 RECORDING_NAME = "scene.viser"
@@ -202,8 +203,6 @@ def _add_timestep(
 
 
 def _add_trajectories(scene, recon: Reconstruction, timesteps: list[int], cameras: list[int]) -> None:
-    from vggt_t_mv.geometry import camera_centers
-
     centres = np.stack([camera_centers(np.asarray(recon.get("extrinsics", t), np.float64)) for t in timesteps])
     for n in cameras:
         track = centres[:, n]
