@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -74,6 +75,29 @@ def test_export_and_view_share_one_default_confidence_percentile() -> None:
     assert export.default == view.default == DEFAULT_CONF_PERCENTILE
     assert Selection().conf_percentile == CloudSettings().conf_percentile == ViewerConfig().conf_percentile
     assert Selection().conf_percentile == DEFAULT_CONF_PERCENTILE
+
+
+def test_export_and_viewer_keep_the_same_points_for_the_same_settings(tmp_path: Path) -> None:
+    """Defaults on both sides (and a non-default percentile given to both): the PLY the export writes holds exactly
+    the points the viewer draws for that timestep (its point budget not binding)."""
+    import plyfile
+
+    from app.viewer.data import CloudSettings, filter_timestep
+    from tests.helpers.viewer import make_reconstruction
+
+    recon = make_reconstruction(tmp_path / "recon", 4, 3, (24, 32))
+    for extra, settings in (([], CloudSettings(point_budget=10**9)), (["--conf-percentile", "35"], None)):
+        settings = settings or CloudSettings(conf_percentile=35.0, point_budget=10**9)
+        out = tmp_path / f"t2{len(extra)}.ply"
+        result = CliRunner().invoke(main, ["export", str(recon.root), "--format", "ply", "--out", str(out), "--t", "2",
+                                           *extra])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        vertex = plyfile.PlyData.read(str(out))["vertex"].data
+        exported = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=-1)
+        cloud = filter_timestep(recon, 2, "geo", settings)
+        drawn = np.concatenate([np.concatenate([c.static_points, c.dynamic_points]) for c in cloud.cameras])
+        assert len(exported) == len(drawn) == cloud.num_after_conf < 3 * 24 * 32
+        np.testing.assert_array_equal(np.unique(exported, axis=0), np.unique(drawn, axis=0))
 
 
 def test_a_live_view_plans_the_run_with_runs_options(tmp_path: Path) -> None:

@@ -392,6 +392,20 @@ def test_export_panel_sends_the_file_to_the_browser(viewer: Viewer, label: str) 
         assert content.startswith(b"PK")
 
 
+def test_export_panel_sends_a_4d_scene_of_the_loaded_timesteps(viewer: Viewer, tmp_path: Path) -> None:
+    from tests.helpers.recording import read_recording, shown_timesteps
+
+    client = _FakeClient()
+    viewer.gui.export_format.value = "4D scene (.viser)"
+    viewer.gui.export_scope.value = "all loaded timesteps"
+    viewer.gui._export(client)
+    assert "exported" in viewer.gui.export_status.content, viewer.gui.export_status.content
+    ((name, content),) = client.files
+    assert name == "recon_all_geo_scene4d.viser"
+    (tmp_path / name).write_bytes(content)
+    assert [t for _, t in shown_timesteps(read_recording(tmp_path / name))] == list(range(viewer.num_timesteps()))
+
+
 def test_every_export_format_downloads_under_its_own_name() -> None:
     from app.viewer.gui import EXPORT_FORMATS, download_stem
 

@@ -19,6 +19,7 @@ from app.common.vocab import RENDER_MODES, SHOW_MODES
 from app.export.api import ExportOptions, Selection, export_reconstruction
 from app.reconstruct.error_map import color_bar, legend_text
 from app.reconstruct.store import Reconstruction
+from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
 from app.viewer.scene import STREAM_LABELS, ViewerScene
 
 
@@ -39,6 +40,7 @@ EXPORT_FORMATS = {
     "Gaussian splats (PLY)": ExportChoice("splat", ".ply", "splats"),
     "NPZ (VGGT keys)": ExportChoice("npz", ".npz", "arrays"),
     "COLMAP (zip)": ExportChoice("colmap", "", "colmap"),
+    "4D scene (.viser)": ExportChoice("viser", ".viser", "scene4d"),
 }
 EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
 UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
@@ -265,8 +267,14 @@ class ViewerGui:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="vggt-mv-export-") as tmp:
             out = Path(tmp) / f"{stem}{choice.suffix}"
-            options = ExportOptions(merge=True, overwrite=True)
-            written = export_reconstruction(recon, choice.fmt, selection, out, options)
+            if choice.fmt in SCENE_FORMATS:  # drawn and played as the viewer shows it now
+                playback = RecordingOptions(
+                    render=self.render.value, fps=float(self.fps.value), point_budget=int(self.budget.value)
+                )
+                written = export_scene(recon, choice.fmt, selection, out, playback, overwrite=True)
+            else:
+                options = ExportOptions(merge=True, overwrite=True)
+                written = export_reconstruction(recon, choice.fmt, selection, out, options)
             if choice.fmt == "colmap":
                 archive = shutil.make_archive(str(Path(tmp) / stem), "zip", root_dir=written[0])
                 path = Path(archive)
