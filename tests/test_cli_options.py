@@ -137,13 +137,16 @@ def test_run_ends_with_the_commands_for_its_output_and_they_work(
     lines = output.rstrip().splitlines()
     start = lines.index("next:")
     steps = {line.split()[0]: shlex.split(line.split(None, 1)[1]) for line in lines[start + 1 :]}
-    assert list(steps) == ["view", "export", "evaluate"] and start + 4 == len(lines)
+    assert list(steps) == ["view", "export", "share", "evaluate"] and start + 5 == len(lines)
     assert steps["view"] == ["vggt-mv-view", str(out)]
     assert steps["evaluate"] == ["vggt-mv", "eval", str(out), "--gt", str(rig_root())]  # the dataset root's own
     monkeypatch.chdir(tmp_path)  # the export writes beside the working directory, as it would for the user
     export = CliRunner().invoke(main, steps["export"][1:])
     assert export.exit_code == 0, export.output
     assert (tmp_path / steps["export"][steps["export"].index("--out") + 1]).is_file()
+    share = CliRunner().invoke(main, steps["share"][1:])
+    assert share.exit_code == 0, share.output
+    assert (tmp_path / steps["share"][steps["share"].index("--out") + 1] / "index.html").is_file()
     evaluate = CliRunner().invoke(main, steps["evaluate"][1:])
     assert evaluate.exit_code == 0, evaluate.output
     view = CliRunner().invoke(view_command, [*steps["view"][1:], "--no-browser", "--port", "0", "--exit-after", "0"])

@@ -99,8 +99,8 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
 
 def next_steps(out: str | Path, ground_truth: str | Path | None = None) -> str:
     """What to do with the reconstruction in ``out`` (the path as the user gave it), as commands to copy: view it,
-    export it (a merged point cloud, a web page), evaluate it (against ``ground_truth`` when the capture has its
-    own, else with a placeholder the user fills in)."""
+    export it (a merged point cloud), share it (a folder that plays it in a browser), evaluate it (against
+    ``ground_truth`` when the capture has its own, else with a placeholder the user fills in)."""
     folder = shlex.quote(str(out))
     name = Path(out).name or "recon"
     gt = shlex.quote(str(ground_truth)) if ground_truth is not None else "GROUND_TRUTH"
@@ -108,6 +108,7 @@ def next_steps(out: str | Path, ground_truth: str | Path | None = None) -> str:
         "next:",
         f"  view      vggt-mv-view {folder}",
         f"  export    vggt-mv export {folder} --format ply --out {shlex.quote(name + '_points.ply')} --merge",
+        f"  share     vggt-mv export {folder} --format web --out {shlex.quote(name + '_web')}",
         f"  evaluate  vggt-mv eval {folder} --gt {gt}"
         + ("" if ground_truth is not None else "   (GROUND_TRUTH: a dataset root with depths/, intrs/, extrs/, ...)"),
     ]
