@@ -21,7 +21,7 @@ from app.capture.calibration.rig import LENGTH_UNITS
 from app.capture.layout import LAYOUT_CHOICES
 from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
 from app.capture.rig import CaptureOptions
-from app.common.vocab import DTYPE_NAMES, PREPROCESS_MODES, RENDER_MODES, SYNC_MODES
+from app.common.vocab import CAMERA_MODES, DTYPE_NAMES, PREPROCESS_MODES, RENDER_MODES, SYNC_MODES
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.pipeline import PipelineConfig
 from app.viewer.server import DEFAULT_POINT_BUDGET
@@ -248,7 +248,7 @@ CALIBRATION_HELP = (
 
 def calibration_options(command: Callable) -> Callable:
     """Decorate ``command`` with the calibration options that ``run`` and ``view`` share (keyword arguments
-    ``calibration``, ``calibration_units``)."""
+    ``calibration``, ``calibration_units``, ``camera_mode``)."""
     decorators = [
         click.option(
             "--calibration", default="auto", show_default=True, metavar="PATH|auto|none", help=CALIBRATION_HELP
@@ -258,6 +258,14 @@ def calibration_options(command: Callable) -> Callable:
             type=click.Choice(LENGTH_UNITS),
             help="Units of the calibration's lengths when the file does not state them and the camera spacing does "
             "not tell (arbitrary: not metric).",
+        ),
+        click.option(
+            "--cameras",
+            "camera_mode",
+            type=click.Choice(CAMERA_MODES),
+            help="calibrated: the stored cameras are the calibration, each window moved into its frame by its own "
+            "Sim(3) (no drift); predicted: the model's cameras, windows chained. Default: calibrated whenever the "
+            "calibration has extrinsics.",
         ),
     ]
     for decorator in reversed(decorators):
@@ -290,4 +298,5 @@ def pipeline_config(options: dict[str, Any], device: str | None = None) -> Pipel
         rigid_rig=options["rigid_rig"],
         calibration=options["calibration"],
         calibration_units=options["calibration_units"],
+        cameras=options["camera_mode"],
     )

@@ -56,6 +56,7 @@ def run_command(capture: Path, out: Path, **options) -> None:
             click.echo(prepared.size_note, err=True)
             if prepared.plan.calibration is not None:
                 click.echo(prepared.plan.calibration.summary(), err=True)
+            click.echo(prepared.plan.camera_note, err=True)
         if prepared.loaded.report is not None:
             click.echo(f"weights: {prepared.loaded.report.summary()}", err=True)
         if prepared.first_window and ctx.is_main:

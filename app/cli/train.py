@@ -213,7 +213,9 @@ def eval_command(
     relative-pose errors, depth Abs Rel and δ<1.25 (per-window median scaling; also over static and moving pixels
     when the ground truth has motion masks), point accuracy / completeness (Sim(3)-aligned), dynamic-mask IoU.
     Prints a markdown table. A reconstruction's ground truth is brought to the model pixels by the run's own
-    crop / pad transform.
+    crop / pad transform (and lens undistortion). For a reconstruction also, with no alignment and no scaling: depth
+    Abs Rel / δ<1.25 as stored, point accuracy / completeness when it is in its calibration frame (--cameras
+    calibrated), per window and over the whole sequence, and the drift of each static camera (units printed).
     """
     from app.reconstruct.pipeline import PipelineError, resolve_device
     from vggt_t_mv.eval.runner import eval_windows, markdown_table
@@ -242,6 +244,8 @@ def eval_command(
     for spec in gts:
         if is_recon:
             results, name = _recon_results(target, Path(spec), baselines, quiet), Path(spec).name
+            frame = _frame_report(target, Path(spec))
+            report[f"{name} (unaligned)"] = frame.to_dict()
         else:
             name, sequences = _gt_sequences(spec, (height, width))
             synthetic = spec.startswith(SYNTHETIC_GT)
@@ -252,6 +256,8 @@ def eval_command(
             results = _model_results(loaded, label, dataset, baselines, device, quiet)
             name = f"{name} (windows {t}x{n} at {h}x{w})"
         tables.append(markdown_table(results, name))
+        if is_recon:
+            tables.append(frame.table(name))
         report[name] = {r.name: {"means": r.means(), "windows": r.windows} for r in results}
     if error_maps is not None and target is not None:
         _write_error_maps(target, Path(gts[0]), error_maps, quiet)
@@ -296,6 +302,20 @@ def _write_error_maps(target: Path, gt: Path, folder: Path, quiet: bool) -> None
             f"0..{min(maps.limits):.3g}-{max(maps.limits):.3g}; median error {median})",
             err=True,
         )
+
+
+def _frame_report(target: Path, gt: Path):
+    """Unaligned, unscaled numbers (depth; points in the calibration frame) and static-camera drift."""
+    from app.capture.ground_truth import GroundTruthError, open_ground_truth
+    from app.reconstruct.frame_metrics import frame_report, reconstruction_frame
+    from app.reconstruct.store import Reconstruction, ReconstructionError
+
+    try:
+        recon = Reconstruction.open(target)
+        calibrated, units = reconstruction_frame(recon)
+        return frame_report(recon, open_ground_truth(gt), calibrated, units)
+    except (GroundTruthError, ReconstructionError) as error:
+        raise click.ClickException(str(error)) from error
 
 
 def _nan_safe(value):

@@ -13,6 +13,7 @@ DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
 RenderMode = Literal["points", "splats"]  # the viewer draws point clouds or Gaussian splats
 ShowMode = Literal["prediction", "ground truth", "both"]  # what the viewer draws when it has a ground truth
 PointColoring = Literal["image", "error"]  # prediction coloured by its images or by its distance to the ground truth
+CameraMode = Literal["calibrated", "predicted"]  # stored cameras: the rig's calibration, or the model's prediction
 
 STREAMS: tuple[str, ...] = get_args(Stream)
 MOTIONS: tuple[str, ...] = get_args(Motion)
@@ -22,6 +23,7 @@ DTYPE_NAMES: tuple[str, ...] = get_args(DtypeName)
 RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
 SHOW_MODES: tuple[str, ...] = get_args(ShowMode)
 POINT_COLORINGS: tuple[str, ...] = get_args(PointColoring)
+CAMERA_MODES: tuple[str, ...] = get_args(CameraMode)
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:

@@ -44,7 +44,8 @@ from app.capture.masks import MASKS_AUTO, open_masks
 from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfig, frame_transform, resolve_preprocess
 from app.capture.rig import RigCapture
 from app.common.timing import StageTimer
-from app.common.vocab import DtypeName
+from app.common.vocab import CameraMode, DtypeName
+from app.reconstruct.calibrated import agreement_summary, calibrated_arrays, fit_to_calibration, has_baseline
 from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
 from app.reconstruct.stitching import (
@@ -88,7 +89,9 @@ class PipelineConfig:
     (:mod:`app.capture.masks`); ``rigid_rig``: average intrinsics and
     camera-to-camera-0 poses over time at the end; ``calibration``: the rig calibration (a file or folder,
     :mod:`app.capture.calibration`), ``"auto"`` (a dataset root's ``intrs/`` + ``extrs/`` when the capture is one)
-    or ``"none"``; ``calibration_units`` overrides its unit."""
+    or ``"none"``; ``calibration_units`` overrides its unit; ``cameras``: ``calibrated`` (every window moved into
+    the calibration's frame on its own, :mod:`app.reconstruct.calibrated`) or ``predicted`` (windows chained by
+    Sim(3) on their overlaps); None: calibrated whenever the calibration has extrinsics and a baseline."""
 
     window: int | None = None
     stride: int | None = None
@@ -99,6 +102,7 @@ class PipelineConfig:
     rigid_rig: bool = False
     calibration: Path | str | None = CALIBRATION_AUTO
     calibration_units: LengthUnit | None = None
+    cameras: CameraMode | None = None
     prefetch: int = 8
 
 
@@ -117,6 +121,8 @@ class RunPlan:
     preprocess: PreprocessConfig  # resolved: a size, and crop or pad
     notes: list[str] = field(default_factory=list)  # what the user should know about the input size and mode
     undistorters: list[Undistorter | None] = field(default_factory=list)  # per camera, None: nothing to undo
+    cameras: CameraMode = "predicted"  # resolved --cameras
+    camera_note: str = ""  # one line: which cameras the run stores, and why
 
     def settings(self, config: PipelineConfig) -> dict:
         return {
@@ -130,6 +136,7 @@ class RunPlan:
             "rigid_rig": config.rigid_rig,
             "calibration": None if self.calibration is None else str(Path(self.calibration.path).resolve()),
             "calibration_units": None if self.calibration is None else self.calibration.units,
+            "cameras": self.cameras,
         }
 
 
@@ -242,6 +249,32 @@ def plan_run(capture: RigCapture, config: PipelineConfig, default_size: int = DE
         preprocess,
         notes,
         undistorters,
+        *resolve_cameras(calibration, config.cameras),
+    )
+
+
+def resolve_cameras(calibration: RigCalibration | None, requested: CameraMode | None) -> tuple[CameraMode, str]:
+    """``--cameras`` resolved (None: calibrated whenever the calibration can be) and the line that announces it."""
+    if requested not in (None, "calibrated", "predicted"):
+        raise PipelineError(f"--cameras must be calibrated or predicted, got {requested!r}")
+    if requested == "predicted":
+        return "predicted", "cameras: predicted by the model (--cameras predicted), windows chained by Sim(3)"
+    if calibration is None or not calibration.has_extrinsics:
+        if requested == "calibrated":
+            what = "no calibration" if calibration is None else f"calibration {calibration.path} has no extrinsics"
+            raise PipelineError(
+                f"--cameras calibrated: {what}; pass --calibration with the rig's extrinsics, or --cameras predicted"
+            )
+        return "predicted", "cameras: predicted by the model (no calibrated extrinsics), windows chained by Sim(3)"
+    if not has_baseline(calibration.extrinsics_for(np.zeros((1, len(calibration.cameras)), np.int64))):
+        return "predicted", (
+            f"cameras: predicted by the model: calibration {calibration.path} has "
+            f"{'one camera' if len(calibration.cameras) < 2 else 'its cameras at one place'}, no baseline to fit a "
+            "window's scale on (--cameras calibrated needs two cameras apart)"
+        )
+    return "calibrated", (
+        f"cameras: the calibration's ({calibration.units}); each window moved into its frame by its own Sim(3) "
+        "(--cameras predicted keeps the model's)"
     )
 
 
@@ -536,8 +569,12 @@ def run_pipeline(
                 arrays, info = window
                 with timer.measure("stitch"):
                     check_window_finite(w, spans[w], arrays)
-                    sim3, info["alignment"] = _align(recon, w, arrays, previous, plan, messages)
-                    arrays = _stored(_moved_window(arrays, sim3))
+                    if plan.cameras == "calibrated":
+                        arrays, info["alignment"] = _to_calibration(w, arrays, capture, plan, messages)
+                        arrays = _stored(arrays)
+                    else:
+                        sim3, info["alignment"] = _align(recon, w, arrays, previous, plan, messages)
+                        arrays = _stored(_moved_window(arrays, sim3))
                 previous = arrays
                 cameras[w] = WindowCameras(arrays["extrinsics"], arrays["intrinsics"])
                 committed(writer.flush())  # window w - 1 is on disk: report it before writing w
@@ -649,6 +686,46 @@ def _align(
     return fit.sim3, {"kind": "sim3", "overlap": shared, **fitted}
 
 
+def _to_calibration(
+    w: int, arrays: dict[str, np.ndarray], capture: RigCapture, plan: RunPlan, messages: list[str]
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Window ``w`` moved into the calibration's frame (:mod:`app.reconstruct.calibrated`) and its alignment entry
+    (kind ``calibrated``: the Sim(3), its fit and each camera's agreement)."""
+    assert plan.calibration is not None
+    begin, end = plan.spans[w]
+    calibrated = plan.calibration.extrinsics_for(capture.frame_index[begin:end])
+    intrinsics = np.stack(
+        [t.intrinsics_to_target(k) for t, k in zip(plan.transforms, plan.calibration.intrinsics, strict=True)]
+    )
+    try:
+        fitted = fit_to_calibration(arrays["extrinsics"], calibrated, capture.camera_names)
+    except (ValueError, np.linalg.LinAlgError) as error:
+        raise PipelineError(f"window {w}: the cameras cannot be fitted to the calibration ({error})") from error
+    sim3 = fitted.sim3
+    entry = {
+        "kind": "calibrated",
+        "sim3": {
+            "scale": float(sim3.scale),
+            "rotation": np.asarray(sim3.rotation).tolist(),
+            "translation": np.asarray(sim3.translation).tolist(),
+        },
+        "residual_median": fitted.fit.residual_median,
+        "inlier_fraction": fitted.fit.inlier_fraction,
+        "rig_spacing": fitted.spacing,
+        "units": plan.calibration.units,
+        "flagged": fitted.flagged,
+        "cameras": [vars(c) for c in fitted.cameras],
+    }
+    if fitted.flagged:
+        worst = max(fitted.cameras, key=lambda c: c.rotation_error_deg)
+        messages.append(
+            f"window {w} (timesteps {begin}..{end - 1}): the predicted cameras disagree with the calibration (worst "
+            f"{worst.name}: {worst.rotation_error_deg:.1f} deg, centre {worst.center_error:.3g} "
+            f"{plan.calibration.units}); its depth scale may be off"
+        )
+    return calibrated_arrays(arrays, sim3, calibrated, intrinsics), entry
+
+
 @dataclass
 class WindowCameras:
     """One window's stored cameras: ``extrinsics [Tw, N, 3, 4]`` camera-from-world, ``intrinsics [Tw, N, 3, 3]``."""
@@ -693,7 +770,7 @@ def _finish(
     extrinsics = _merged([c.extrinsics for c in windows], spans)
     intrinsics = _merged([c.intrinsics for c in windows], spans)
     report: dict = {"diagnostics": rig_diagnostics(extrinsics, intrinsics, names)}
-    if config.rigid_rig and len(names) > 1:
+    if config.rigid_rig and len(names) > 1 and plan.cameras == "predicted":
         # The pass is idempotent (it rebuilds every camera from camera 0, which it leaves exactly as it is), so a
         # resume after a kill during or after it gives the same arrays; the diagnostics stay those measured
         # before it.
@@ -716,8 +793,11 @@ def _finish(
         intrinsics = np.broadcast_to(rig_k, intrinsics.shape).astype(np.float32)
         report["rigid"] = stored
         report["diagnostics_after_rigid"] = rig_diagnostics(extrinsics, intrinsics, names)
-    if plan.calibration is not None:
+    if plan.calibration is not None and plan.cameras == "predicted":  # calibrated: the stored cameras ARE it
         report["calibration"] = _calibration_report(extrinsics, intrinsics, capture, plan)
+    agreement = agreement_summary([entry.get("alignment", {}) for entry in recon.meta.get("alignment", [])])
+    if agreement is not None:
+        report["agreement"] = agreement
     recon.meta["rig"] = report
     recon.meta["status"] = "complete"
     recon.meta["num_timesteps"] = recon.num_timesteps

@@ -32,6 +32,27 @@ def rig_lines(cameras: list[dict], num_timesteps: int) -> list[str]:
     ]
 
 
+def agreement_lines(agreement: dict | None) -> list[str]:
+    """The calibrated windows' agreement (``rig.agreement``): how far the model's cameras were from the calibration
+    after each window's Sim(3), and which windows were flagged."""
+    if not agreement:
+        return []
+    units = "units" if agreement["units"] == "arbitrary" else agreement["units"]
+    flagged = agreement["flagged_windows"]
+    return [
+        f"  cameras   the calibration's, {plural(agreement['windows'], 'window')} each moved by its own Sim(3); "
+        f"predicted vs calibrated: rotation median {agreement['rotation_error_deg_median']:.2f} deg "
+        f"(max {agreement['rotation_error_deg_max']:.2f}), centre median {agreement['center_error_median']:.3g} "
+        f"{units} (max {agreement['center_error_max']:.3g})",
+        "  agreement "
+        + (
+            f"FLAGGED windows {flagged} (the model disagrees with the calibration there)"
+            if flagged
+            else "within limits"
+        ),
+    ]
+
+
 def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
     """One screen about a reconstruction: capture, shapes, timing, per-window alignment, rig report."""
     meta = recon.meta
@@ -79,6 +100,7 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
     if failed:
         lines.append(f"  stitching FAILED for windows {failed} (left unaligned)")
     rig = meta.get("rig", {})
+    lines.extend(agreement_lines(rig.get("agreement")))
     lines.extend(rig_lines(rig.get("diagnostics", {}).get("cameras", [])[1:], recon.num_timesteps))
     calibration = rig.get("calibration")
     if calibration:

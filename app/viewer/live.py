@@ -71,6 +71,7 @@ def resume_command(spec: LiveRunSpec, settings: dict) -> str:
         ("--masks", Path(pipeline.masks) if pipeline.masks not in (None, MASKS_AUTO) else pipeline.masks, None),
         ("--calibration", pipeline.calibration, default_pipeline.calibration),
         ("--calibration-units", pipeline.calibration_units, default_pipeline.calibration_units),
+        ("--cameras", pipeline.cameras, default_pipeline.cameras),
     ):
         if value != default:
             words += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]

@@ -47,6 +47,7 @@ import viser
 from app.capture.ground_truth import GroundTruth, GroundTruthError, open_ground_truth
 from app.common.vocab import RENDER_MODES, STREAMS, RenderMode, Stream
 from app.export.selection import DEFAULT_CONF_PERCENTILE
+from app.reconstruct.calibrated import agreement_status
 from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.viewer.access import AccessPolicy, install_guard, is_loopback
 from app.viewer.data import CloudSettings, camera_poses, overview_camera
@@ -348,6 +349,9 @@ class Viewer:
                     f"\n\nmemory bound: {len(scene.kept_range())} timesteps around the slider are held, "
                     f"{scene.num_evicted} others are reloaded when the slider gets there"
                 )
+            agreement = agreement_status([entry.get("alignment", {}) for entry in recon.meta.get("alignment", [])])
+            if agreement:
+                text += f"\n\n{agreement}"
         if self.notices:
             text += f"\n\n**{self.notices[-1]}**"
         if pipeline and pipeline.get("error"):
