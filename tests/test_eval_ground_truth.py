@@ -43,8 +43,9 @@ def rig_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def table(output: str) -> dict[str, dict[str, float]]:
-    """The markdown table of ``eval``: predictor -> metric -> value."""
-    lines = [line for line in output.splitlines() if line.startswith("| ")]
+    """The (first) markdown table of ``eval``: predictor -> metric -> value."""
+    lines = output.split("| predictor", 1)[1].split("\n\n", 1)[0].splitlines()
+    lines = ["| predictor" + lines[0], *[line for line in lines[1:] if line.startswith("| ")]]
     keys = [cell.strip().split(" ")[0] for cell in lines[0].split("|")[3:-1]]
     rows = {}
     for line in lines[1:]:

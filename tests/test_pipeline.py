@@ -230,6 +230,8 @@ def test_caliscope_real_capture_with_calibration_and_rigid_rig(tmp_path: Path) -
         "--calibration",
         folder / "camera_array.toml",
         "--rigid-rig",
+        "--cameras",
+        "predicted",  # the model's cameras, scaled to metres and compared with the calibration
     )
     recon = Reconstruction.open(tmp_path / "out")
     assert recon.camera_names == ["cam_0", "cam_1", "cam_2", "cam_3"]
