@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -17,7 +16,7 @@ from app.reconstruct.calibrated import fit_to_calibration, has_baseline
 from app.reconstruct.frame_metrics import frame_report
 from app.reconstruct.store import Reconstruction
 from tests.helpers.shared import REPO_ROOT, require, shared_dir
-from vggt_t_mv.data.synthetic import SyntheticRigConfig, make_synthetic_rig
+from vggt_t_mv.data.synthetic import SyntheticRigConfig, make_synthetic_rig, write_dataset_root
 from vggt_t_mv.npgeometry import Sim3, quaternion_xyzw_to_matrix
 
 DEMO_WEIGHTS = REPO_ROOT / "assets" / "demo_weights"
@@ -72,26 +71,12 @@ def test_one_camera_or_co_located_cameras_have_no_baseline() -> None:
     assert not has_baseline(together)
 
 
-def write_dataset_root(root: Path, config: SyntheticRigConfig) -> Path:
-    """A synthetic rig written as a dataset root: images/time_TT/camN.png + intrs/ + extrs/ + depths/."""
-    rig = make_synthetic_rig(config)
-    for t in range(rig.num_timesteps):
-        for n, name in enumerate(rig.camera_names):
-            for kind in ("images", "intrs", "extrs", "depths"):
-                (root / kind / f"time_{t:02d}").mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root / "images" / f"time_{t:02d}" / f"{name}.png"), rig.images[t, n, ..., ::-1])
-            np.save(root / "intrs" / f"time_{t:02d}" / f"{name}.npy", rig.intrinsics[t, n])
-            np.save(root / "extrs" / f"time_{t:02d}" / f"{name}.npy", rig.extrinsics[t, n])
-            np.save(root / "depths" / f"time_{t:02d}" / f"{name}.npy", rig.depth[t, n])
-    return root
-
-
 @pytest.fixture(scope="module")
 def static_rig(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = SyntheticRigConfig(
         num_timesteps=14, num_cameras=3, height=56, width=77, seed=5, rig_motion=False, camera_spacing_deg=30.0
     )
-    return write_dataset_root(tmp_path_factory.mktemp("static") / "rig", config)
+    return write_dataset_root(make_synthetic_rig(config), tmp_path_factory.mktemp("static") / "rig")
 
 
 def run(capture: Path, out: Path, *options: str):

@@ -782,3 +782,21 @@ def _unproject_timestep(depth: np.ndarray, extrinsics: np.ndarray, intrinsics: n
     rays_camera = _pixel_rays_camera(depth.shape[1], depth.shape[2], intrinsics.astype(np.float64))
     points = _unproject(depth, extrinsics.astype(np.float64), rays_camera)
     return np.where(depth[..., None] > 0, points, 0.0).astype(np.float32)
+
+
+def write_dataset_root(rig: SyntheticRig, root: Path) -> Path:
+    """``rig`` as a dataset root (the layout ``vggt-mv run`` and ``eval`` read): ``images/time_TT/<camera>.png`` and,
+    named like them, ``intrs/`` ``[3, 3]``, ``extrs/`` ``[3, 4]`` and ``depths/`` ``[H, W]`` ``.npy`` per frame."""
+    import cv2
+
+    root = Path(root)
+    for t in range(rig.num_timesteps):
+        for n, name in enumerate(rig.camera_names):
+            frame = f"time_{t:02d}"
+            for kind in ("images", "intrs", "extrs", "depths"):
+                (root / kind / frame).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / "images" / frame / f"{name}.png"), np.ascontiguousarray(rig.images[t, n, ..., ::-1]))
+            np.save(root / "intrs" / frame / f"{name}.npy", rig.intrinsics[t, n])
+            np.save(root / "extrs" / frame / f"{name}.npy", rig.extrinsics[t, n])
+            np.save(root / "depths" / frame / f"{name}.npy", rig.depth[t, n])
+    return root
