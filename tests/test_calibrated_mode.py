@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from app.capture.ground_truth import open_ground_truth
 from app.capture.preprocess import FrameTransform
 from app.cli.main import main
-from app.reconstruct.calibrated import fit_to_calibration, has_baseline
+from app.reconstruct.calibrated import agreement_status, agreement_summary, fit_to_calibration, has_baseline
 from app.reconstruct.frame_metrics import frame_report
 from app.reconstruct.store import Reconstruction
 from tests.helpers.shared import REPO_ROOT, require, shared_dir
@@ -147,3 +147,21 @@ def test_mv_page4d_rig_stores_the_dataset_cameras_at_every_timestep_of_every_win
                 expected_k = transforms[n].intrinsics_to_target(np.load(root / "intrs" / frame / f"{name}.npy"))
                 np.testing.assert_allclose(arrays["intrinsics"][k, n], expected_k, rtol=1e-6, atol=1e-4)
     assert [entry["alignment"]["kind"] for entry in recon.meta["alignment"]] == ["calibrated"] * len(recon.windows())
+
+
+def test_the_agreement_is_summarised_for_the_run_and_the_viewer() -> None:
+    calibrated = rig_cameras()
+    predicted = calibrated.copy()
+    turn = quaternion_xyzw_to_matrix(np.array([0.0, np.sin(np.radians(20)), 0.0, np.cos(np.radians(20))]))
+    predicted[:, 2, :, :3] = predicted[:, 2, :, :3] @ turn
+    good = fit_to_calibration(calibrated, calibrated, ["a", "b", "c", "d"])
+    bad = fit_to_calibration(predicted, calibrated, ["a", "b", "c", "d"])
+    entries = [
+        {"kind": "calibrated", "units": "m", "flagged": fit.flagged, "cameras": [vars(c) for c in fit.cameras]}
+        for fit in (good, bad)
+    ]
+    summary = agreement_summary(entries)
+    assert summary["windows"] == 2 and summary["flagged_windows"] == [1]
+    assert summary["rotation_error_deg_max"] > 20
+    assert "flagged windows [1]" in agreement_status(entries)
+    assert agreement_status([{"kind": "sim3"}]) == ""
