@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves
 
+from tests.helpers.torch_modes import NoSequenceSquares
 from tests.test_state_dict_layout import read_manifest
 from vggt_t_mv import (
     VGGTTMV,
@@ -102,41 +101,36 @@ def test_row_bias_equals_an_explicit_rank_one_logit_bias() -> None:
     torch.testing.assert_close(ours, attn.proj(out), rtol=1e-10, atol=1e-10)
 
 
-class NoSequenceSquares(TorchFunctionMode):
-    """Fails on any tensor whose two trailing dims both equal one of ``lengths`` (an L x L attention matrix)."""
-
-    def __init__(self, lengths: set[int]) -> None:
-        super().__init__()
-        self.lengths = lengths
-        self.calls = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        self.calls += 1
-        for value in tree_leaves(out):
-            if isinstance(value, torch.Tensor) and value.dim() >= 2:
-                if value.shape[-1] == value.shape[-2] and value.shape[-1] in self.lengths:
-                    raise AssertionError(f"{func} allocated a {tuple(value.shape)} tensor")
-        return out
-
-
 def tiny_page4d(head: str = "fin10", **overrides) -> ModelConfig:
     page = PageMaskConfig.fin10(4) if head == "fin10" else PageMaskConfig.official(4)
     fields = {"page4d_mask": page, "external_masks": "override", **overrides}
     return dataclasses.replace(ModelConfig.tiny(), **fields)
 
 
-@pytest.mark.parametrize("head", ["fin10", "official"])
+# The efficiency knobs (ModelConfig.time_window, kv_pool, factorized_layers) change which keys attention sees: none
+# of them may build an L x L matrix either.
+KNOBS = {
+    "full": {},
+    "time-window": {"time_window": 1},
+    "kv-pool": {"kv_pool": 2},
+    "factorized": {"factorized_layers": (1, 3)},
+    "all-knobs": {"time_window": 0, "kv_pool": 2, "factorized_layers": (0, 2)},
+}
+
+
+@pytest.mark.parametrize(
+    ("head", "knobs"), [("fin10", knobs) for knobs in KNOBS] + [("official", "full"), ("official", "all-knobs")]
+)
 @pytest.mark.parametrize("streams", ["one", "two-shared", "two-branched"])
-def test_biased_layers_never_allocate_a_sequence_by_sequence_tensor(head: str, streams: str) -> None:
+def test_biased_layers_never_allocate_a_sequence_by_sequence_tensor(head: str, streams: str, knobs: str) -> None:
     torch.manual_seed(0)
-    cfg = tiny_page4d(head)
+    cfg = tiny_page4d(head, **KNOBS[knobs])
     if streams != "one":
         cfg = two_stream_config(cfg, stream_mode=streams.split("-")[1])
     model = VGGTTMV(cfg).eval()
-    times, views, per_frame = 2, 3, cfg.num_special_tokens + 2 * 3
+    times, views, per_frame = 3, 2, cfg.num_special_tokens + 2 * 3
     images = torch.rand(1, times, views, 3, 28, 42)
-    detector = NoSequenceSquares({times * per_frame, views * per_frame})
+    detector = NoSequenceSquares({times * per_frame, views * per_frame, per_frame})
     with torch.no_grad():
         tokens = model.aggregator.embed(images)
         with detector:

@@ -7,6 +7,7 @@ camera-row bias included."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,19 @@ def fixture_dir(upstream_fixture_dir: Path) -> Path:
     return upstream_fixture_dir
 
 
-@pytest.fixture(scope="module", params=["single-stream", "two-stream-shared", "two-stream-branched"])
+@pytest.fixture(
+    scope="module", params=["single-stream", "two-stream-shared", "two-stream-branched", "knobs-at-full-reach"]
+)
 def model(request: pytest.FixtureRequest, fixture_dir: Path) -> VGGTTMV:
     cfg = fixture_config(fixture_dir)
-    if request.param != "single-stream":
+    if request.param == "knobs-at-full-reach":
+        # The efficiency knobs set so that they reach every key: the windowed code path, the full model's numbers.
+        cfg = dataclasses.replace(cfg, time_window=1, kv_pool=1, factorized_layers=tuple(range(cfg.depth)))
+    elif request.param != "single-stream":
         mode = request.param.rsplit("-", 1)[1]
         cfg = two_stream_config(cfg, stream_mode=mode, dynamic_bias=False)
     model = VGGTTMV(cfg).eval()
-    strict = request.param == "single-stream"
+    strict = request.param in ("single-stream", "knobs-at-full-reach")
     report = load_pretrained(model, fixture_dir / "weights.safetensors", strict=strict)
     assert not report.unexpected and not report.mismatched, report.summary()
     assert all(name.startswith(NEW_IN_TWO_STREAMS) for name in report.missing), report.missing

@@ -15,17 +15,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vggt_t_mv.config import ATTENTION_KINDS, STREAMS, ModelConfig
+from vggt_t_mv.config import ATTENTION_KINDS, STREAMS, AttentionKind, ModelConfig
 from vggt_t_mv.heads.mask import MaskFusion, SpatialMaskHead, pool_to_patches
 from vggt_t_mv.heads.page4d_mask import PageMask, build_page_mask_head, upsample_patches
 from vggt_t_mv.layers.block import Block, RowBias
 from vggt_t_mv.layers.dinov2 import DinoVisionTransformer
 from vggt_t_mv.layers.rope import RopeTable, frame_positions, rope_table
+from vggt_t_mv.layers.sparse import FramePattern, KeyPooling, key_pooling
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 LayerSelection = Literal["heads", "all"] | Iterable[int]
+# How a block groups the [B, T, N, P] tokens into sequences: across time (one camera's frames), across views (one
+# timestep's frames), or per frame (the layer pairs outside ModelConfig.factorized_layers).
+Grouping = Literal["time", "view", "frame"]
 
 
 @dataclass
@@ -59,7 +63,8 @@ class MaskState:
 
     ``row_key_bias``: PAGE-4D's ``r * c_j`` per key token ``[B, T, N, P]`` for the camera and register query
     rows of the biased View-SA layers (None: no row bias); ``patch_mask``: the mask ``m`` per patch
-    ``[B, T*N, h*w]`` the per-stream biases use (PAGE-4D: ``u`` after fusion with external masks).
+    ``[B, T*N, h*w]`` the per-stream biases use (PAGE-4D: ``u`` after fusion with external masks). ``pooling``
+    rides along because every block of the loop needs it, like the mask.
     """
 
     image_hw: tuple[int, int]
@@ -70,6 +75,7 @@ class MaskState:
     patch_mask: Tensor | None = None
     row_key_bias: Tensor | None = None
     special_rows: dict[tuple[int, int], Tensor] = field(default_factory=dict)
+    pooling: KeyPooling | None = None  # cfg.kv_pool's key/value pooling at this image size (None: off)
 
     def view_rows(self, views: int, per_frame: int, special: int, device: torch.device) -> Tensor:
         """Indices of the camera and register tokens in a View-SA sequence of ``views`` frames ``[views*special]``."""
@@ -80,25 +86,33 @@ class MaskState:
         return self.special_rows[key]
 
 
-def to_sequences(x: Tensor, kind: str) -> Tensor:
+def to_sequences(x: Tensor, kind: Grouping) -> Tensor:
     """Grid-ordered ``[B, T, N, P, *rest]`` -> attention sequences.
 
-    ``time``: ``[B*N, T*P, *rest]`` (one sequence per camera); ``view``: ``[B*T, N*P, *rest]`` (one per timestep).
+    ``time``: ``[B*N, T*P, *rest]`` (one sequence per camera); ``view``: ``[B*T, N*P, *rest]`` (one per timestep);
+    ``frame``: ``[B*T*N, P, *rest]`` (one per frame).
     """
     batch, times, views, per_frame = x.shape[:4]
     rest = x.shape[4:]
     if kind == "time":
         return x.transpose(1, 2).reshape(batch * views, times * per_frame, *rest)
+    if kind == "frame":
+        return x.reshape(batch * times * views, per_frame, *rest)
     return x.reshape(batch * times, views * per_frame, *rest)
 
 
-def from_sequences(sequences: Tensor, kind: str, grid: tuple[int, int, int, int]) -> Tensor:
+def from_sequences(sequences: Tensor, kind: Grouping, grid: tuple[int, int, int, int]) -> Tensor:
     """Inverse of :func:`to_sequences`; ``grid`` is (B, T, N, P). Returns ``[B, T, N, P, *rest]`` (maybe strided)."""
     batch, times, views, per_frame = grid
     rest = sequences.shape[2:]
     if kind == "time":
         return sequences.view(batch, views, times, per_frame, *rest).transpose(1, 2)
     return sequences.view(batch, times, views, per_frame, *rest)
+
+
+def frames_per_sequence(kind: Grouping, times: int, views: int) -> int:
+    """How many frames one sequence of grouping ``kind`` holds."""
+    return times if kind == "time" else views if kind == "view" else 1
 
 
 class Aggregator(nn.Module):
@@ -263,6 +277,13 @@ class Aggregator(nn.Module):
         positions = frame_positions(grid_h, grid_w, self.patch_start_idx, device=device)
         return rope_table(positions, self.cfg.embed_dim // self.cfg.num_heads, self.cfg.rope_freq)
 
+    def key_pooling_for(self, image_hw: tuple[int, int], device: torch.device) -> KeyPooling | None:
+        """The key/value pooling of ``cfg.kv_pool`` for images of size ``image_hw``, or None when it is off."""
+        if self.cfg.kv_pool <= 1:
+            return None
+        grid_hw = (image_hw[0] // self.cfg.patch_size, image_hw[1] // self.cfg.patch_size)
+        return key_pooling(grid_hw, self.cfg.kv_pool, self.patch_start_idx, device)
+
     def alternate(
         self,
         x: Tensor,
@@ -276,6 +297,7 @@ class Aggregator(nn.Module):
         """
         cfg = self.cfg
         rope = self.rope_for(image_hw, x.device)
+        pooling = self.key_pooling_for(image_hw, x.device)
         batch, times, views, per_frame, _ = x.shape
         keep_pose, keep_geo = self._layers_to_keep(layers)
         split = cfg.first_stream_layer
@@ -284,7 +306,7 @@ class Aggregator(nn.Module):
         if spatial_head:
             trunk_keep.add(split - 1)  # the mask head reads it
         trunk: list[Tensor | None] = [None] * cfg.depth
-        state = MaskState(image_hw, external_masks)
+        state = MaskState(image_hw, external_masks, pooling=pooling)
         x = self._run_layers(x, rope, range(0, split), trunk_keep, trunk, stream=None, key_bias=None, state=state)
         out = AggregatorOutput(trunk, trunk, self.patch_start_idx, times, views)
         out.page_mask, out.dynamic_mask, out.dynamic_logits = state.page_mask, state.dynamic_mask, state.dynamic_logits
@@ -393,10 +415,13 @@ class Aggregator(nn.Module):
             for kind in self.cfg.aa_order:
                 per_kind[kind] = []
                 for index in range(first, first + block_size):
+                    grouping = self._grouping(kind, index)
                     row_bias = None
                     if kind == "view" and page is not None and index in page.biased_view_layers:
-                        row_bias = self._view_row_bias(state, views, per_frame, x.device)
-                    x = self._run_block(self._block(kind, index, stream), kind, x, rope, key_bias, row_bias)
+                        row_bias = self._view_row_bias(state, grouping, views, per_frame, x.device)
+                    pattern = self._pattern(grouping, times, views, per_frame, state.pooling)
+                    block = self._block(kind, index, stream)
+                    x = self._run_block(block, grouping, x, rope, key_bias, row_bias, pattern)
                     if kind == "time" and page is not None and index == page.mask_layer:
                         self.page_mask_from_tokens(x, state)
                     per_kind[kind].append(x)
@@ -407,30 +432,55 @@ class Aggregator(nn.Module):
             del per_kind
         return x
 
-    def _view_row_bias(self, state: MaskState, views: int, per_frame: int, device: torch.device) -> RowBias | None:
-        """The camera-row bias of a biased View-SA layer: rows = each frame's special tokens, ``[B'*T, N*P]`` keys."""
+    def _grouping(self, kind: AttentionKind, index: int) -> Grouping:
+        """How the ``kind`` block of layer pair ``index`` groups its tokens: per frame outside
+        ``cfg.factorized_layers``."""
+        layers = self.cfg.factorized_layers
+        return kind if layers is None or index in layers else "frame"
+
+    def _pattern(
+        self, grouping: Grouping, times: int, views: int, per_frame: int, pooling: KeyPooling | None
+    ) -> FramePattern | None:
+        """The keys a ``grouping`` block's queries see under ``cfg.time_window`` / ``cfg.kv_pool`` (None: all, the
+        full model's path; per-frame blocks are never windowed nor pooled)."""
+        if grouping == "frame":
+            return None
+        window = self.cfg.time_window if grouping == "time" else None
+        if grouping not in self.cfg.kv_pool_kinds:
+            pooling = None
+        if window is None and pooling is None:
+            return None
+        return FramePattern(frames_per_sequence(grouping, times, views), per_frame, window, pooling)
+
+    def _view_row_bias(
+        self, state: MaskState, grouping: Grouping, views: int, per_frame: int, device: torch.device
+    ) -> RowBias | None:
+        """The camera-row bias of a biased View-SA layer: rows = each frame's special tokens; keys ``[B'*T, N*P]``
+        (or ``[B'*T*N, P]`` when the layer runs per frame)."""
         if state.row_key_bias is None:
             return None
-        rows = state.view_rows(views, per_frame, self.patch_start_idx, device)
-        return RowBias(rows, to_sequences(state.row_key_bias, "view"))
+        frames = views if grouping == "view" else 1
+        rows = state.view_rows(frames, per_frame, self.patch_start_idx, device)
+        return RowBias(rows, to_sequences(state.row_key_bias, grouping))
 
     def _run_block(
         self,
         block: Block,
-        kind: str,
+        kind: Grouping,
         x: Tensor,
         rope: RopeTable | None,
         key_bias: Tensor | None,
         row_bias: RowBias | None = None,
+        pattern: FramePattern | None = None,
     ) -> Tensor:
         """One block on tokens ``x [B, T, N, P, C]`` (any strides) grouped by ``kind``; returns the same dims.
-        ``row_bias`` (View-SA only) is already in sequence layout."""
-        grid = tuple(x.shape[:4])
+        ``row_bias`` (View-SA only) is already in sequence layout; ``pattern``: which keys the queries see."""
+        grid = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         sequences = to_sequences(x, kind)
         bias = None if key_bias is None else to_sequences(key_bias, kind)
-        table = None if rope is None else rope.repeat(grid[1] if kind == "time" else grid[2])
+        table = None if rope is None else rope.repeat(frames_per_sequence(kind, grid[1], grid[2]))
         if self.training and self.gradient_checkpointing and torch.is_grad_enabled():
-            out = checkpoint(block, sequences, table, bias, row_bias, use_reentrant=False)
+            out = checkpoint(block, sequences, table, bias, row_bias, pattern, use_reentrant=False)
         else:
-            out = block(sequences, rope=table, key_bias=bias, row_bias=row_bias)
+            out = block(sequences, rope=table, key_bias=bias, row_bias=row_bias, pattern=pattern)
         return from_sequences(out, kind, grid)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-ATTENTION_KINDS = ("time", "view")
+AttentionKind = Literal["time", "view"]
+ATTENTION_KINDS: tuple[AttentionKind, ...] = ("time", "view")
 STREAMS = ("pose", "geo")
 STREAM_MODES = ("shared", "branched")
 EXTERNAL_MASK_MODES = ("off", "fuse", "override")
@@ -17,7 +18,12 @@ PageMaskHeadLayout = Literal["fin10", "official"]
 PAGE4D_HEAD_LAYOUTS: tuple[str, ...] = ("fin10", "official")
 PAGE4D_ALPHA_MAX = 64.0  # the official variant's camera-row factor before its hold schedule
 # Upstream VGGT calls per-frame attention "frame" and all-frame attention "global".
-_UPSTREAM_ATTENTION_NAMES = {"frame": "time", "global": "view", "time": "time", "view": "view"}
+_UPSTREAM_ATTENTION_NAMES: dict[str, AttentionKind] = {
+    "frame": "time",
+    "global": "view",
+    "time": "time",
+    "view": "view",
+}
 
 
 @dataclass
@@ -129,7 +135,7 @@ class ModelConfig:
     rope_freq: float = 100.0  # <= 0 disables 2D RoPE
     init_values: float = 0.01
     block_norm_eps: float = 1e-5  # LayerNorm eps of the time/view blocks (VGGT 1e-5; Pi3's blocks use 1e-6)
-    aa_order: tuple[str, ...] = ("time", "view")
+    aa_order: tuple[AttentionKind, ...] = ATTENTION_KINDS
     aa_block_size: int = 1
 
     # Camera head
@@ -187,6 +193,13 @@ class ModelConfig:
     # PAGE-4D head replaces the SpatialMaskHead and its suppression u is the mask m of the per-stream biases.
     page4d_mask: PageMaskConfig | None = None
 
+    # Efficiency knobs (README "Long windows"; all off by default = the full model). None adds a parameter, so any
+    # checkpoint loads with any of them, and infer_config never turns them on.
+    time_window: int | None = None  # Time-SA sees the timesteps within +-k of the query's; None: every timestep
+    kv_pool: int = 1  # keys/values of the kv_pool_kinds averaged over s x s patches (special tokens kept); 1: off
+    kv_pool_kinds: tuple[AttentionKind, ...] = ATTENTION_KINDS
+    factorized_layers: tuple[int, ...] | None = None  # layer pairs running Time-SA/View-SA; others per frame; None: all
+
     def __post_init__(self) -> None:
         if isinstance(self.page4d_mask, dict):
             self.page4d_mask = PageMaskConfig(**self.page4d_mask)
@@ -195,6 +208,9 @@ class ModelConfig:
         self.dpt_intermediate_layers = tuple(self.dpt_intermediate_layers)
         if self.cached_layers is not None:
             self.cached_layers = tuple(self.cached_layers)
+        self.kv_pool_kinds = tuple(_normalize_attention_name(name) for name in self.kv_pool_kinds)
+        if self.factorized_layers is not None:
+            self.factorized_layers = tuple(sorted(int(i) for i in self.factorized_layers))
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -248,6 +264,53 @@ class ModelConfig:
                     "the mask is computed in the shared trunk"
                 )
 
+        self._validate_efficiency()
+
+    def _validate_efficiency(self) -> None:
+        """The efficiency knobs: each error names the option, the value and the fix."""
+        window = self.time_window
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
+            raise ValueError(
+                f"time_window must be a radius in timesteps >= 0 (0: each frame attends only itself in Time-SA), "
+                f"got {window!r}; use null/None for full Time-SA"
+            )
+        if window is not None and "time" not in self.aa_order:
+            raise ValueError(f"time_window={window} needs Time-SA, but aa_order is {self.aa_order}; drop time_window")
+        if isinstance(self.kv_pool, bool) or not isinstance(self.kv_pool, int) or self.kv_pool < 1:
+            raise ValueError(f"kv_pool must be an integer patch-group side >= 1 (1: no pooling), got {self.kv_pool!r}")
+        if not self.kv_pool_kinds or len(set(self.kv_pool_kinds)) != len(self.kv_pool_kinds):
+            raise ValueError(
+                f"kv_pool_kinds must list 'time' and/or 'view' once each, got {self.kv_pool_kinds}; "
+                'e.g. ["time"] to pool only Time-SA\'s keys'
+            )
+        if self.factorized_layers is not None:
+            layers = self.factorized_layers
+            bad = [i for i in layers if not 0 <= i < self.depth]
+            if bad or len(set(layers)) != len(layers):
+                raise ValueError(
+                    f"factorized_layers must be distinct layer pairs in [0, depth) = [0, {self.depth}), got "
+                    f"{list(layers)}; use null/None to run Time-SA/View-SA in every layer pair"
+                )
+
+    @property
+    def efficiency_knobs_on(self) -> bool:
+        """Whether any efficiency knob changes what attention sees (time_window, kv_pool, factorized_layers)."""
+        all_layers = self.factorized_layers is None or len(self.factorized_layers) == self.depth
+        return self.time_window is not None or self.kv_pool > 1 or not all_layers
+
+    def describe_efficiency(self) -> str:
+        """The active efficiency knobs in words (empty when all are off)."""
+        parts = []
+        if self.time_window is not None:
+            parts.append(f"Time-SA within +-{self.time_window} timesteps")
+        if self.kv_pool > 1:
+            kinds = "/".join("Time-SA" if kind == "time" else "View-SA" for kind in self.kv_pool_kinds)
+            parts.append(f"{kinds} keys/values pooled {self.kv_pool}x{self.kv_pool}")
+        if self.factorized_layers is not None and len(self.factorized_layers) < self.depth:
+            layers = ",".join(str(i) for i in self.factorized_layers) or "none"
+            parts.append(f"time/view attention in layer pairs {layers} of {self.depth} (per-frame elsewhere)")
+        return "; ".join(parts)
+
     # ------------------------------------------------------------ derived sizes
     @property
     def num_special_tokens(self) -> int:
@@ -283,9 +346,10 @@ class ModelConfig:
             base = "PAGE-4D (fin10)"
         else:
             base = f"PAGE-4D (official, alpha {page.row_scale:g})"
-        if not self.two_streams:
-            return base
-        return f"two streams ({self.stream_mode}, from layer pair {self.stream_split}) around {base}"
+        if self.two_streams:
+            base = f"two streams ({self.stream_mode}, from layer pair {self.stream_split}) around {base}"
+        efficiency = self.describe_efficiency()
+        return f"{base}; {efficiency}" if efficiency else base
 
     def pose_layers_read(self) -> tuple[int, ...]:
         """Layer numbers the pose-stream heads (camera) read."""
@@ -522,7 +586,7 @@ _TINY: dict[str, Any] = dict(
 )
 
 
-def _normalize_attention_name(name: str) -> str:
+def _normalize_attention_name(name: str) -> AttentionKind:
     try:
         return _UPSTREAM_ATTENTION_NAMES[name]
     except KeyError:

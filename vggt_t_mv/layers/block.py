@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vggt_t_mv.layers.rope import RopeTable, apply_rope
+from vggt_t_mv.layers.sparse import FramePattern, pattern_attention
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Attention(nn.Module):
         rope: RopeTable | None = None,
         key_bias: Tensor | None = None,
         row_bias: RowBias | None = None,
+        pattern: FramePattern | None = None,
     ) -> Tensor:
         """
         Args:
@@ -73,11 +75,18 @@ class Attention(nn.Module):
             row_bias: optional extra key bias for a few query rows (:class:`RowBias`): those rows are
                 recomputed by a second SDPA call over their ``R`` queries only, with the summed ``[batch, 1, 1, L]``
                 bias, and written over the first call's rows; the first call (all rows) keeps its kernel.
+            pattern: optional :class:`~vggt_t_mv.layers.sparse.FramePattern` (pooled keys, a window of frames):
+                the queries see fewer keys (:func:`~vggt_t_mv.layers.sparse.pattern_attention`); None: every key.
         Returns:
             ``[batch, L, dim]``.
         """
         batch, length, dim = x.shape
         q, k, v = self._qkv(x, rope)
+        if pattern is not None:
+            rows = None if row_bias is None else row_bias.rows
+            row_keys = None if row_bias is None else row_bias.key_bias
+            out = pattern_attention(q, k, v, pattern, key_bias, rows, row_keys)
+            return self.proj(out.transpose(1, 2).reshape(batch, length, dim))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=_sdpa_key_bias(key_bias, q.dtype))
         if row_bias is not None:
             extra = row_bias.key_bias if key_bias is None else key_bias + row_bias.key_bias
@@ -163,7 +172,10 @@ class Block(nn.Module):
         rope: RopeTable | None = None,
         key_bias: Tensor | None = None,
         row_bias: RowBias | None = None,
+        pattern: FramePattern | None = None,
     ) -> Tensor:
-        """``x [batch, L, dim]`` -> same shape; ``rope``, ``key_bias``, ``row_bias`` as in :class:`Attention`."""
-        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, key_bias=key_bias, row_bias=row_bias))
+        """``x [batch, L, dim]`` -> same shape; ``rope``, ``key_bias``, ``row_bias``, ``pattern`` as in
+        :class:`Attention`."""
+        attended = self.attn(self.norm1(x), rope=rope, key_bias=key_bias, row_bias=row_bias, pattern=pattern)
+        x = x + self.ls1(attended)
         return x + self.ls2(self.mlp(self.norm2(x)))
