@@ -3,7 +3,7 @@
 Each command runs for real up to the point where it asks for its model; there a recorder takes the request and
 stops the command. Every recorded request is then loaded with :func:`vggt_t_mv.load_model` and the models compared:
 same config, same tensor sources, same tensor values. One table of cases: checkpoint only, checkpoint + Pi3, a
-save_pretrained folder, a preset around a checkpoint, random weights.
+save_pretrained folder, a preset around a checkpoint, random weights, the attention knobs.
 """
 
 from __future__ import annotations
@@ -100,12 +100,17 @@ CASES = {
         {"preset": "tiny_two_stream", "checkpoint": "{vggt}"},
     ),
     "random weights": (["--config", "tiny", "--random-weights"], None, {"preset": "tiny"}),
+    "attention knobs": (
+        ["--checkpoint", "{vggt}", "--time-window", "1", "--kv-pool", "2"],
+        None,
+        {"checkpoint": "{vggt}", "overrides": {"time_window": 1, "kv_pool": 2}},
+    ),
 }
 
 
 def fill(items, paths: dict[str, Path]):
     if isinstance(items, dict):
-        return {k: v.format(**paths) for k, v in items.items()}
+        return {k: v.format(**paths) if isinstance(v, str) else v for k, v in items.items()}
     return [item.format(**paths) for item in items]
 
 
@@ -192,7 +197,7 @@ def test_every_command_resolves_the_options_to_the_same_model(case, weights, mon
 
 
 def test_the_cases_mean_what_their_names_say(weights) -> None:
-    # the table above is not vacuous: the five cases give five different models
+    # the table above is not vacuous: the six cases give six different models
     checkpoint_only = load_model(checkpoint=weights["vggt"])
     with_pi3 = load_model(checkpoint=weights["vggt"], pi3=weights["pi3"])
     folder = load_model(checkpoint=weights["folder"])
@@ -209,5 +214,6 @@ def test_the_cases_mean_what_their_names_say(weights) -> None:
         {"checkpoint": weights["folder"]},
         {"config": "tiny_two_stream", "checkpoint": weights["vggt"]},
         {"config": "tiny", "random_weights": True},
+        {"checkpoint": weights["vggt"], "overrides": {"time_window": 1, "kv_pool": 2}},
     )}
-    assert len(fingerprints) == 5
+    assert len(fingerprints) == 6

@@ -253,3 +253,24 @@ def test_pipeline_rejects_non_overlapping_windows(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="stride"):
         plan_run(capture, PipelineConfig(window=3, stride=3, device="cpu"))
     assert ARRAY_NAMES[0] == "images"
+
+
+def test_attention_knobs_from_the_command_line_and_the_config_file_are_named_in_the_summary(tmp_path: Path) -> None:
+    """``--time-window`` / ``--kv-pool`` override the config (here a file that chooses the factorized layers); the
+    model runs with them, the run summary and meta.json name them."""
+    from vggt_t_mv import ModelConfig
+
+    capture = write_solid_rig(tmp_path / "cap", num_cameras=2, num_timesteps=4, fmt="images")
+    config = dataclasses.replace(ModelConfig.tiny(), factorized_layers=(1, 3))
+    config.to_json(tmp_path / "knobs.json")
+    args = ["--config", tmp_path / "knobs.json", "--random-weights", "--device", "cpu", "--size", 56, "--window", 4]
+    result = run_cli(capture, "--out", tmp_path / "out", *args, "--time-window", 1, "--kv-pool", 2)
+    assert (
+        "Time-SA within +-1 timesteps; Time-SA/View-SA keys/values pooled 2x2; time/view attention in layer pairs "
+        "1,3 of 4 (per-frame elsewhere)" in result.output
+    )
+    stored = Reconstruction.open(tmp_path / "out").meta["model"]["config"]
+    assert (stored["time_window"], stored["kv_pool"], stored["factorized_layers"]) == (1, 2, [1, 3])
+    assert_finite_and_shaped(Reconstruction.open(tmp_path / "out"), 4, 2)
+    refused = run_cli(capture, "--out", tmp_path / "o2", *TINY, "--kv-pool", 0, expect_ok=False)
+    assert refused.exit_code != 0 and "--kv-pool" in refused.output

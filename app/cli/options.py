@@ -1,7 +1,8 @@
 """Options and console helpers that several commands share, declared once.
 
-:func:`model_options` adds ``--checkpoint``, ``--pi3``, ``--config`` and ``--random-weights`` (one meaning for every
-command: :func:`vggt_t_mv.load_model`); :func:`weights_spec` turns them into a :class:`~vggt_t_mv.WeightsSpec`.
+:func:`model_options` adds ``--checkpoint``, ``--pi3``, ``--config``, ``--random-weights`` and the attention knobs
+``--time-window`` / ``--kv-pool`` (one meaning for every command: :func:`vggt_t_mv.load_model`, the knobs as config
+overrides); :func:`weights_spec` turns them into a :class:`~vggt_t_mv.WeightsSpec`.
 :func:`console_warnings` prints warnings as one yellow line; :func:`progress_bar` is the windows progress bar.
 """
 
@@ -35,6 +36,17 @@ CONFIG_HELP = (
     "folder's own config.json, else inferred from the checkpoint's tensor shapes; Pi3 weights alone: full size)."
 )
 
+TIME_WINDOW_HELP = (
+    "Time-SA sees only the timesteps within +-K of each frame's (long windows: attention cost grows with T*(2K+1) "
+    "instead of T^2). Default: every timestep. README 'Long windows' for the accuracy cost."
+)
+KV_POOL_HELP = (
+    "Average the keys/values of Time-SA and View-SA over SxS patches (camera/register tokens kept): about S^2 times "
+    "fewer keys. Default 1 (off)."
+)
+# CLI option -> the ModelConfig field it overrides.
+ATTENTION_KNOB_FIELDS = {"time_window": "time_window", "kv_pool": "kv_pool"}
+
 SIZE_HELP = (
     "Model input width (crop) / side (pad), a multiple of 14. Default: the size the weights were trained at (a "
     "save_pretrained folder's config.json records it), else 518."
@@ -51,6 +63,8 @@ def model_options(command: Callable) -> Callable:
         click.option(
             "--random-weights", is_flag=True, help="Run an untrained model (testing only; output is meaningless)."
         ),
+        click.option("--time-window", type=click.IntRange(min=0), metavar="K", help=TIME_WINDOW_HELP),
+        click.option("--kv-pool", type=click.IntRange(min=1), metavar="S", help=KV_POOL_HELP),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -58,12 +72,15 @@ def model_options(command: Callable) -> Callable:
 
 
 def weights_spec(options: dict[str, Any]) -> WeightsSpec:
-    """The :class:`WeightsSpec` of :func:`model_options`' keyword arguments."""
+    """The :class:`WeightsSpec` of :func:`model_options`' keyword arguments (the attention knobs given become
+    ``ModelConfig`` overrides)."""
+    overrides = {field: options[name] for name, field in ATTENTION_KNOB_FIELDS.items() if options.get(name) is not None}
     return WeightsSpec(
         config=options.get("model_config"),
         checkpoint=options.get("checkpoint"),
         pi3=options.get("pi3"),
         random_weights=bool(options.get("random_weights")),
+        overrides=overrides,
     )
 
 

@@ -192,6 +192,12 @@ def eval_weights(target: Path | None, weights: WeightsSpec) -> WeightsSpec | Non
     (save_pretrained) is ``--checkpoint target``; no ``target``: the model options as given (the same weights rule
     as every command, :func:`vggt_t_mv.load_model`)."""
     if target is not None and Reconstruction.exists(target):
+        if weights.overrides:
+            given = ", ".join(sorted(weights.overrides))
+            raise EvalInputError(
+                f"{target} is a reconstruction, already computed: model overrides ({given}) apply to a model; run "
+                "`vggt-mv run` with them and evaluate that reconstruction"
+            )
         return None
     if target is not None:
         if not (Path(target) / "config.json").is_file():
