@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from tests.helpers.shared import require, shared_dir
+from tests.helpers.system import check_markers
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +73,8 @@ def upstream_fixture_dir(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``needs_open3d`` / ``browser`` skip (or fail in CI) where the system package is missing."""
+    check_markers(item)

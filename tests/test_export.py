@@ -145,8 +145,7 @@ def test_parse_timesteps() -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def test_ply_read_back_by_trimesh_and_open3d(recon, tmp_path) -> None:
-    import open3d as o3d
+def test_ply_read_back_by_trimesh(recon, tmp_path) -> None:
     import trimesh
 
     selection = Selection(timesteps=(2,), conf_percentile=40, motion="static")
@@ -162,6 +161,15 @@ def test_ply_read_back_by_trimesh_and_open3d(recon, tmp_path) -> None:
     np.testing.assert_array_equal(raw["dynamic"], expected.dynamic)
     np.testing.assert_array_equal(raw["camera"], expected.camera)
     assert (raw["timestep"] == 2).all()
+
+
+@pytest.mark.needs_open3d
+def test_ply_read_back_by_open3d(recon, tmp_path) -> None:
+    import open3d as o3d
+
+    selection = Selection(timesteps=(2,), conf_percentile=40, motion="static")
+    expected = select_points(recon, selection)
+    (path,) = export_reconstruction(recon, "ply", selection, tmp_path / "cloud.ply")
     tensor_cloud = o3d.t.io.read_point_cloud(str(path))
     np.testing.assert_array_equal(tensor_cloud.point.colors.numpy(), expected.rgb)
     np.testing.assert_array_equal(tensor_cloud.point.confidence.numpy()[:, 0], expected.conf)

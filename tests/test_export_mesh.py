@@ -77,7 +77,6 @@ def test_depth_discontinuity_produces_no_bridging_triangles(tmp_path) -> None:
 
 
 def test_mesh_file_types_read_back_with_colours(tmp_path) -> None:
-    import open3d as o3d
     import trimesh
 
     recon, _ = tilted_plane_recon(tmp_path / "plane")
@@ -90,6 +89,15 @@ def test_mesh_file_types_read_back_with_colours(tmp_path) -> None:
         vertices = expected.vertices @ GLTF_FROM_OPENCV.T if suffix == ".glb" else expected.vertices
         np.testing.assert_allclose(loaded.vertices, vertices, atol=1e-5)
         np.testing.assert_array_equal(loaded.visual.vertex_colors[:, :3], expected.colors)
+
+
+@pytest.mark.needs_open3d
+def test_mesh_ply_reads_back_in_open3d(tmp_path) -> None:
+    import open3d as o3d
+
+    recon, _ = tilted_plane_recon(tmp_path / "plane")
+    expected = grid_mesh(recon, Selection(), select_frames(recon, Selection()), MeshOptions())
+    export_reconstruction(recon, "mesh", Selection(), tmp_path / "m.ply")
     o3d_mesh = o3d.io.read_triangle_mesh(str(tmp_path / "m.ply"))
     assert len(o3d_mesh.triangles) == len(expected.faces)
     np.testing.assert_allclose(np.asarray(o3d_mesh.vertex_colors) * 255, expected.colors, atol=0.51)
@@ -112,6 +120,7 @@ def test_mesh_respects_the_selection_filters(tmp_path) -> None:
         export_reconstruction(recon, "mesh", Selection(), tmp_path / "m.stl")
 
 
+@pytest.mark.needs_open3d
 def test_poisson_mesh_lies_on_the_plane(tmp_path) -> None:
     recon, _ = tilted_plane_recon(tmp_path / "plane")
     selection = Selection()

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -27,9 +26,10 @@ from websockets.sync.client import connect
 from app.cli.train import train_command
 from app.viewer.server import Viewer, ViewerConfig
 from tests.helpers.files import tree_digest
+from tests.helpers.system import CHROMIUM
 from tests.helpers.train import tiny_config
 from tests.helpers.viewer import make_reconstruction
-from tests.test_viewer_browser import CHROMIUM, LAUNCH_ARGS, browser_missing
+from tests.test_viewer_browser import LAUNCH_ARGS
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
 from vggt_t_mv.train.trainer import CHECKPOINTS, STATE_FILE
 
@@ -156,11 +156,6 @@ def test_non_loopback_host_serves_nothing_without_the_token(tmp_path: Path) -> N
 
 @pytest.mark.browser
 def test_a_browser_with_the_token_url_connects_and_one_without_gets_nothing(tmp_path: Path) -> None:
-    reason = browser_missing()
-    if reason is not None:
-        if os.environ.get("VGGT_MV_REQUIRE_SHARED") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with pytest.warns(UserWarning, match="access token"):

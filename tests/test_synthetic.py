@@ -285,11 +285,15 @@ def test_demo_rig_asset_is_complete_and_reproducible() -> None:
     with np.load(DEMO_DIR / "ground_truth.npz") as data:
         stored = {key: data[key] for key in ("depth", "depth_scale", "extrinsics", "intrinsics", "dynamic_masks")}
         assert [str(name) for name in data["camera_names"]] == ["cam0", "cam1", "cam2", "cam3"]
-    fresh = make_synthetic_rig(config)
-    np.testing.assert_allclose(stored["extrinsics"], fresh.extrinsics, atol=1e-6)
-    np.testing.assert_allclose(stored["intrinsics"], fresh.intrinsics, atol=1e-6)
-    # Depth is stored in whole millimetres; allow the odd edge pixel to differ (ray casting on another CPU).
-    depth_error = np.abs(stored["depth"] * stored["depth_scale"] - fresh.depth)
-    assert (depth_error <= 6e-4).mean() > 0.999
-    assert (stored["dynamic_masks"] == fresh.dynamic_masks).mean() > 0.999
+    # The asset was rendered by open3d's ray caster; the numpy one renders its first timesteps again (motion is a
+    # function of time, so a shorter rig is a prefix of the longer one).
+    first = 4
+    fresh = make_synthetic_rig(config, num_timesteps=first)
+    np.testing.assert_allclose(stored["extrinsics"][:first], fresh.extrinsics, atol=1e-6)
+    np.testing.assert_allclose(stored["intrinsics"][:first], fresh.intrinsics, atol=1e-6)
+    # Depth is stored in whole millimetres (rounding of a depth within 1e-5 m of a half millimetre may differ).
+    depth_error = np.abs(stored["depth"][:first] * stored["depth_scale"] - fresh.depth)
+    assert depth_error.max() <= 5.1e-4
+    assert (stored["depth"][:first] > 0).tolist() == (fresh.depth > 0).tolist()
+    assert (stored["dynamic_masks"][:first] == fresh.dynamic_masks).mean() > 0.9999
     assert load_ground_truth(DEMO_DIR).config == config

@@ -13,7 +13,6 @@ Also the README screenshot's maker (same code path)::
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -27,9 +26,9 @@ import pytest
 from app.reconstruct.store import Reconstruction
 from app.viewer.gui import UNTRAINED_NOTICE
 from app.viewer.server import Viewer, ViewerConfig
+from tests.helpers.system import CHROMIUM, browser_missing
 from tests.helpers.viewer import make_reconstruction
 
-CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -54,17 +53,6 @@ class BrowserRun:
     camera_after_view_from: np.ndarray | None = None  # the browser camera's position after "View from camera"
     splat_screenshot: bytes | None = None  # after choosing "splats" in the Render dropdown
     export_button: dict | None = None  # bounding box of "Export and download" on load, and whether it is on top
-
-
-def browser_missing() -> str | None:
-    """Why the browser test cannot run here (None when it can)."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[test]')"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)"
-    return None
 
 
 def choose_splats(viewer: Viewer, page) -> bytes:
@@ -150,11 +138,6 @@ def decode_png(data: bytes) -> np.ndarray:
 
 @pytest.mark.browser
 def test_viewer_in_headless_chromium(tmp_path: Path) -> None:
-    reason = browser_missing()
-    if reason is not None:
-        if os.environ.get("VGGT_MV_REQUIRE_SHARED") == "1":  # CI (.ci/run) installs both: fail, never skip
-            pytest.fail(reason)
-        pytest.skip(reason)
     num_timesteps = 4
     make_reconstruction(tmp_path / "recon", num_timesteps, 3, (48, 64))
     notice = UNTRAINED_NOTICE  # the tallest panel: with the notice line

@@ -10,7 +10,8 @@ Triangles face their camera (counter-clockwise as seen from it).
 ``poisson``: the selected points (voxel-downsampled when the selection says so) get open3d normals (k nearest
 neighbours) oriented towards the camera that saw them, then open3d's screened Poisson reconstruction; vertices
 whose Poisson density is below the ``density_trim`` quantile are removed (Poisson closes the surface
-everywhere; the trimming removes what no point supports).
+everywhere; the trimming removes what no point supports). open3d needs the system library libusb-1.0: where it
+cannot be imported, a poisson export is refused with the install command (:mod:`app.common.optional`).
 
 Vertex colours are the image colours. The file type follows the extension: ``.glb`` (converted to glTF axes, see
 :mod:`app.export.formats`), ``.ply`` or ``.obj`` (the reconstruction's OpenCV world frame).
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from app.common.atomic import write_bytes_atomic
+from app.common.optional import MissingDependency, import_open3d
 from app.export.formats import GLTF_FROM_OPENCV
 from app.export.selection import ExportError, Frames, PointSet, Selection, pixel_keep_mask
 
@@ -132,8 +134,10 @@ def grid_mesh(recon, selection: Selection, frames: Frames, options: MeshOptions)
 
 def poisson_mesh(points: PointSet, frames: Frames, options: MeshOptions) -> MeshData:
     """Screened Poisson surface of ``points`` with normals oriented towards their cameras, density-trimmed."""
-    import open3d as o3d
-
+    try:
+        o3d = import_open3d("the Poisson mesh (--mesh-method poisson)")
+    except MissingDependency as error:
+        raise ExportError(f"{error}; or use --mesh-method grid, which needs no open3d") from None
     if len(points) < 10:
         raise ExportError(f"Poisson meshing needs at least 10 points, the selection keeps {len(points)}")
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.xyz.astype(np.float64)))

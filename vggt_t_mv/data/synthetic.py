@@ -17,10 +17,11 @@ Conventions (as everywhere in ``vggt_t_mv``):
   ``R^T (depth * K^-1 [u, v, 1] - t)`` (computed in float64 from the stored float32 depth and
   cameras, then rounded to float32).
 
-Rendering uses open3d's ``RaycastingScene`` (one ray per pixel through the pixel index, no
-anti-aliasing); textures are procedural functions of the hit point in the hit object's own frame, so
-they move with the objects. open3d and OpenCV are imported lazily, inside the functions that need
-them, so that ``import vggt_t_mv`` stays free of them.
+Rendering casts one ray per pixel through the pixel index (no anti-aliasing) with the numpy ray caster of
+:mod:`vggt_t_mv.data.raycast` (every object is a convex mesh; no system library needed, and the same images and
+depth as open3d's ``RaycastingScene``, which rendered the bundled demo rig); textures are procedural functions of
+the hit point in the hit object's own frame, so they move with the objects. OpenCV is imported lazily, inside the
+functions that need it, so that ``import vggt_t_mv`` stays free of it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vggt_t_mv.data.raycast import cast_rays
 from vggt_t_mv.npgeometry import camera_centers
 
 GROUND_TRUTH_FILE = "ground_truth.npz"
@@ -495,35 +497,22 @@ def _render_timestep(
     objects: list[_SceneObject], time: float, extrinsics: np.ndarray, rays_camera: np.ndarray
 ) -> _Frame:
     """Ray-cast every camera (``extrinsics [N, 3, 4]``, ``rays_camera [N, H, W, 3]``) at ``time`` seconds."""
-    import open3d as o3d
-
     poses = [obj.pose_at(time) for obj in objects]
-    scene = o3d.t.geometry.RaycastingScene()
-    geometry_to_object = {}
-    for index, (obj, pose) in enumerate(zip(objects, poses, strict=True)):
-        vertices = obj.vertices @ pose[:3, :3].T + pose[:3, 3]
-        geometry_id = scene.add_triangles(
-            o3d.core.Tensor(vertices.astype(np.float32)), o3d.core.Tensor(obj.triangles.astype(np.uint32))
-        )
-        geometry_to_object[geometry_id] = index
-
+    meshes = [
+        ((obj.vertices @ pose[:3, :3].T + pose[:3, 3]).astype(np.float32), obj.triangles)
+        for obj, pose in zip(objects, poses, strict=True)
+    ]
     rays = _world_rays(extrinsics, rays_camera)
-    hits = scene.cast_rays(o3d.core.Tensor(rays))
-    t_hit = hits["t_hit"].numpy()
-    valid = np.isfinite(t_hit)
-    depth = np.where(valid, t_hit, 0.0).astype(np.float32)
+    hits = cast_rays(meshes, rays)
+    valid = np.isfinite(hits.t_hit)
+    depth = np.where(valid, hits.t_hit, 0.0).astype(np.float32)
     world_points = np.where(valid[..., None], _unproject(depth, extrinsics, rays_camera), 0.0)
-
-    lookup = np.full(max(geometry_to_object) + 2, -1, dtype=np.int64)
-    for geometry_id, index in geometry_to_object.items():
-        lookup[geometry_id] = index
-    raw_ids = hits["geometry_ids"].numpy().astype(np.int64)
-    object_ids = np.where(valid, lookup[np.minimum(raw_ids, len(lookup) - 1)], -1)
+    object_ids = hits.mesh_ids
 
     colors = _shade(
         object_ids.reshape(-1),
         world_points.reshape(-1, 3),
-        hits["primitive_normals"].numpy().reshape(-1, 3).astype(np.float64),
+        hits.normals.reshape(-1, 3),
         rays[..., 3:].reshape(-1, 3).astype(np.float64),
         objects,
         poses,
