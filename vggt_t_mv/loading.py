@@ -30,6 +30,7 @@ import torch
 
 from vggt_t_mv.config import ModelConfig
 from vggt_t_mv.infer_config import infer_config
+from vggt_t_mv.memory import available_bytes, format_bytes
 from vggt_t_mv.model import VGGTTMV
 from vggt_t_mv.weights import (
     CONFIG_FILE,
@@ -175,6 +176,31 @@ def _base_config(config: str | Path | ModelConfig | None, checkpoint: Path | Non
     return getattr(ModelConfig, DEFAULT_PRESET)(), f"preset {DEFAULT_PRESET} (no VGGT-layout checkpoint to size from)"
 
 
+def model_bytes(cfg: ModelConfig) -> int:
+    """Bytes of the parameters and buffers of ``VGGTTMV(cfg)``, counted on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        model = VGGTTMV(cfg)
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
+def check_model_fits(cfg: ModelConfig, origin: str, device: str | torch.device) -> None:
+    """Raise :class:`ModelLoadError` when ``VGGTTMV(cfg)`` alone needs more memory than ``device`` has free."""
+    available = available_bytes(device)
+    # The transformer blocks (two per layer pair, ~12 embed_dim^2 weights each) are about half of the model (VGGT-1B:
+    # 2.4 of 5.0 GB): when three times them is far below the free memory, the exact count on the meta device (a
+    # second or two for VGGT-1B) is not needed.
+    if available is None or 3 * 24 * cfg.depth * cfg.embed_dim**2 * 4 < available / 4:
+        return
+    needed = model_bytes(cfg)
+    if needed > available:
+        raise ModelLoadError(
+            f"the model config ({origin}) describes a model of {format_bytes(needed)} (embed_dim {cfg.embed_dim}, "
+            f"depth {cfg.depth}), more than the {format_bytes(available)} free on {torch.device(device)}; check "
+            "the config's sizes (a preset such as vggt_1b is 5.0 GB) or use a machine with more memory"
+        )
+
+
 def load_model(
     config: str | Path | ModelConfig | None = None,
     checkpoint: str | Path | None = None,
@@ -213,9 +239,13 @@ def load_model(
         meta_device = torch.device(device).type == "meta"
         torch.manual_seed(seed)
         try:
+            if not meta_device:
+                check_model_fits(cfg, origin, device)
             with torch.device(device):
                 model = VGGTTMV(cfg).eval()
         except (TypeError, ValueError) as error:  # a config whose values do not build a model
+            if isinstance(error, ModelLoadError):
+                raise
             raise ModelLoadError(f"the model config ({origin}) does not build a model: {error}") from error
         report = None
         if checkpoint is not None or pi3 is not None:

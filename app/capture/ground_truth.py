@@ -28,6 +28,7 @@ import numpy as np
 from app.capture.layout import dataset_images, discover
 from app.capture.masks import MaskSource, match_mask_sources, segany_labels
 from app.capture.sources import CaptureError
+from vggt_t_mv.data.images import ImageReadError, read_image
 from vggt_t_mv.eval.realdata import load_realdata
 from vggt_t_mv.train.dataset import Sequence, load_recorded_sequence
 
@@ -73,6 +74,10 @@ class GroundTruth(ABC):
     has_depth: bool
     has_masks: bool
 
+    def depth_problem(self) -> str | None:
+        """Why depth that this ground truth provides gave no valid value in the frames read so far, or None."""
+        return None
+
     @abstractmethod
     def frame(self, f: int, camera: str | int) -> GroundTruthFrame:
         """Camera ``camera``'s ground truth at source frame ``f``."""
@@ -94,6 +99,43 @@ class GroundTruth(ABC):
                 f"ground truth {self.path} covers frames 0..{self.num_frames - 1}, the reconstruction uses frame {f}; "
                 "evaluate against the ground truth of the same capture"
             )
+
+
+def check_camera(intrinsics: np.ndarray, extrinsics: np.ndarray, intrinsics_from: str, extrinsics_from: str) -> None:
+    """:class:`GroundTruthError` naming the source unless ``extrinsics [3, 4]`` are finite with a rotation and
+    ``intrinsics [3, 3]`` finite with positive focal lengths (else every camera metric would be garbage or fail)."""
+    rotation = extrinsics[:3, :3]
+    if not np.isfinite(extrinsics).all():
+        raise GroundTruthError(
+            f"ground truth {extrinsics_from}: the extrinsics hold NaN or inf ({_first_bad(extrinsics)}); camera-from-"
+            "world [R | t] must be finite numbers: fix or replace that file"
+        )
+    if abs(abs(float(np.linalg.det(rotation))) - 1) > 1e-2:
+        raise GroundTruthError(
+            f"ground truth {extrinsics_from}: the extrinsics' 3x3 part is not a rotation (determinant "
+            f"{float(np.linalg.det(rotation)):.3g}); camera-from-world [R | t] is expected: fix or replace that file"
+        )
+    if not np.isfinite(intrinsics).all() or not (intrinsics[0, 0] > 0 and intrinsics[1, 1] > 0):
+        raise GroundTruthError(
+            f"ground truth {intrinsics_from}: the intrinsics need finite values and positive focal lengths, got fx "
+            f"{intrinsics[0, 0]}, fy {intrinsics[1, 1]} ({_first_bad(intrinsics)}); pixel K [3, 3] is expected: fix or "
+            "replace that file"
+        )
+
+
+def check_sequence_cameras(sequence: Sequence, path: Path) -> None:
+    """:func:`check_camera` on every camera of every timestep of ``sequence`` (read from ``path``)."""
+    for t in range(sequence.num_timesteps):
+        for n in range(sequence.num_cameras):
+            where = f"{path} (camera {n}, frame {t})"
+            check_camera(sequence.intrinsics[t, n], sequence.extrinsics[t, n, :3], where, where)
+
+
+def _first_bad(array: np.ndarray) -> str:
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad) == 0:
+        return "all finite"
+    return f"{len(bad)} of {array.size} values, the first at {tuple(int(i) for i in bad[0])}: {array[tuple(bad[0])]}"
 
 
 def _load_npy(file: Path, shapes: tuple[tuple[int, ...], ...] | None, what: str) -> np.ndarray:
@@ -132,11 +174,20 @@ class DatasetGroundTruth(GroundTruth):
             raise GroundTruthError(f"ground truth {root}: per-frame .npy files need image frames, not videos")
         self.num_frames = min(len(files) for files in self.files.values())
         self.has_depth = "depths" in found
+        self.empty_depth: list[Path] = []  # depth files read so far with no valid value (all NaN, inf or <= 0)
         labels = segany_labels(root)
         self.masks: dict[str, MaskSource] | None = None
         if labels is not None:
             self.masks = dict(zip(self.camera_names, match_mask_sources(labels, self.camera_names), strict=True))
         self.has_masks = self.masks is not None
+
+    def depth_problem(self) -> str | None:
+        if not self.empty_depth:
+            return None
+        return (
+            f"{len(self.empty_depth)} ground-truth depth file(s) hold no valid value (all NaN, inf or <= 0), e.g. "
+            f"{self.empty_depth[0]}: the depth and point metrics leave those frames out; check the depth files"
+        )
 
     def file(self, kind: str, image: Path, camera: str) -> Path:
         """The ``.npy`` of ``kind`` (depths, intrs, extrs) for ``image``: per frame, else per camera."""
@@ -176,14 +227,14 @@ class DatasetGroundTruth(GroundTruth):
         self.check_frame(f)
         name = self.camera_names[camera] if isinstance(camera, int) else self.camera_names[self.camera_index(camera)]
         image = self.files[name][f]
-        import cv2
-
-        header = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
-        if header is None:
-            raise GroundTruthError(f"ground truth image {image} cannot be read")
-        hw = tuple(header.shape[:2])
-        intrinsics = _load_npy(self.file("intrs", image, name), ((3, 3),), "intrinsics").astype(np.float64)
-        extrinsics = _load_npy(self.file("extrs", image, name), ((3, 4), (4, 4)), "extrinsics")[:3].astype(np.float64)
+        try:
+            hw = tuple(read_image(image).pixels.shape[:2])  # upright, as every reader sees it
+        except ImageReadError as error:
+            raise GroundTruthError(f"ground truth {error}") from None
+        intrinsics_file, extrinsics_file = self.file("intrs", image, name), self.file("extrs", image, name)
+        intrinsics = _load_npy(intrinsics_file, ((3, 3),), "intrinsics").astype(np.float64)
+        extrinsics = _load_npy(extrinsics_file, ((3, 4), (4, 4)), "extrinsics")[:3].astype(np.float64)
+        check_camera(intrinsics, extrinsics, str(intrinsics_file), str(extrinsics_file))
         depth = None
         if self.has_depth:
             depth_file = self.file("depths", image, name)
@@ -194,6 +245,8 @@ class DatasetGroundTruth(GroundTruth):
                     f"{hw[0]}x{hw[1]} (rows x columns); depth must be at image resolution"
                 )
             depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+            if not depth.any():
+                self.empty_depth.append(depth_file)
         moving = None
         if self.masks is not None:
             source = self.masks[name]
@@ -214,6 +267,15 @@ class SequenceGroundTruth(GroundTruth):
         self.num_frames = sequence.num_timesteps
         self.has_depth = bool(sequence.valid.any())
         self.has_masks = bool(sequence.mask_known)
+        self.declared_depth = False  # set by open_ground_truth when the file stores a depth array
+
+    def depth_problem(self) -> str | None:
+        if self.declared_depth and not self.has_depth:
+            return (
+                f"the ground truth {self.path} stores depth, but no valid value (all NaN, inf or <= 0): the depth "
+                "and point metrics are left out; check its depth array"
+            )
+        return None
 
     def camera_index(self, camera: str | int) -> int:
         if isinstance(camera, int):
@@ -230,13 +292,10 @@ class SequenceGroundTruth(GroundTruth):
         seq = self.sequence
         depth = seq.depth[f, n].astype(np.float32) if self.has_depth else None
         moving = seq.dynamic_masks[f, n].astype(bool) if self.has_masks else None
-        return GroundTruthFrame(
-            depth,
-            seq.intrinsics[f, n].astype(np.float64),
-            seq.extrinsics[f, n, :3].astype(np.float64),
-            moving,
-            tuple(seq.images.shape[2:4]),
-        )
+        intrinsics, extrinsics = seq.intrinsics[f, n].astype(np.float64), seq.extrinsics[f, n, :3].astype(np.float64)
+        where = f"{self.path} (camera {n}, frame {f})"
+        check_camera(intrinsics, extrinsics, where, where)
+        return GroundTruthFrame(depth, intrinsics, extrinsics, moving, tuple(seq.images.shape[2:4]))
 
 
 def open_ground_truth(path: str | Path) -> GroundTruth:
@@ -252,7 +311,10 @@ def open_ground_truth(path: str | Path) -> GroundTruth:
         if (path / GROUND_TRUTH_FILE).is_file():
             with np.load(path / GROUND_TRUTH_FILE) as data:
                 names = [str(n) for n in data["camera_names"]] if "camera_names" in data.files else None
-            return SequenceGroundTruth(path / GROUND_TRUTH_FILE, load_recorded_sequence(path), names)
+                declared = "depth" in data.files
+            truth = SequenceGroundTruth(path / GROUND_TRUTH_FILE, load_recorded_sequence(path), names)
+            truth.declared_depth = declared
+            return truth
         if ground_truth_folders(path) and dataset_images(path) is not None:
             return DatasetGroundTruth(path)
         return SequenceGroundTruth(path, load_realdata(path, every=1))

@@ -163,29 +163,6 @@ def resolve_preprocess(
     return resolved, []
 
 
-def to_rgb_uint8(frame: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """Any OpenCV-decoded frame -> RGB uint8 ``[H, W, 3]``, plus a note when it was converted.
-
-    Accepts BGR ``[H, W, 3]``, grayscale ``[H, W]`` / ``[H, W, 1]`` (replicated), BGRA ``[H, W, 4]`` (alpha
-    composited over white) and 16-bit images (scaled to 8 bit).
-    """
-    note = None
-    if frame.dtype == np.uint16:
-        frame, note = (frame / 257.0).round().astype(np.uint8), "16-bit, scaled to 8 bit"
-    elif frame.dtype != np.uint8:
-        note = f"{frame.dtype} pixels, clipped to 8 bit"
-        frame = np.clip(frame.astype(np.float64), 0, 255).astype(np.uint8)
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[..., 0]
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB), "grayscale, replicated to RGB"
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        alpha = frame[..., 3:4].astype(np.float32) / 255.0
-        rgb = cv2.cvtColor(frame[..., :3], cv2.COLOR_BGR2RGB).astype(np.float32)
-        return (rgb * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8), "RGBA, alpha composited over white"
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), note
-    raise ValueError(f"unsupported frame shape {frame.shape}")
 
 
 def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -27,10 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.capture.preprocess import to_rgb_uint8
+from vggt_t_mv.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image, to_rgb_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TIMESTAMP_FILES = ("timestamps.csv",)
 
 
@@ -146,13 +145,14 @@ class ImageSequenceSource(CameraSource):
 
     def _load(self, index: int) -> np.ndarray:
         file = self.files[index]
-        raw = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise CaptureError(
-                f"camera {self.name!r}: the image {file} cannot be read; replace or delete it "
-                f"(supported: {' '.join(IMAGE_EXTENSIONS)})"
-            )
-        rgb, note = to_rgb_uint8(raw)
+        try:
+            decoded = read_image(file)  # the one reader: EXIF orientation applied, size checked before decoding
+        except ImageReadError as error:
+            raise CaptureError(f"camera {self.name!r}: {error}") from None
+        rgb, note = to_rgb_uint8(decoded.pixels)
+        if decoded.rotated:
+            applied = f"{decoded.orientation_note()} (applied, as by every reader)"
+            note = applied if note is None else f"{note}; {applied}"
         if note and self.note is None:
             self.note = note
         if self.height and rgb.shape[:2] != (self.height, self.width):

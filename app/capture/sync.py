@@ -126,6 +126,14 @@ def match_camera(key: str, names: list[str]) -> int | None:
     return None
 
 
+def _finite(row: list[str], column: int, header: list[str]) -> float:
+    """The number in ``row[column]``; ``ValueError`` naming the column for text, NaN or an infinity."""
+    value = float(row[column])
+    if not np.isfinite(value):
+        raise ValueError(f"{header[column].strip()} is {row[column].strip()}")
+    return value
+
+
 def sync_by_timestamps(sources: list[CameraSource], csv_path: Path) -> SyncResult:
     """Synchronize from a timestamps CSV (form in the module docstring)."""
     try:
@@ -142,7 +150,7 @@ def sync_by_timestamps(sources: list[CameraSource], csv_path: Path) -> SyncResul
         raise CaptureError(f"timestamps file {csv_path} is not a CSV file ({error})") from error
     if len(rows) < 2:
         raise CaptureError(f"timestamps file {csv_path} has no data rows; expected a header and one row per frame")
-    header, rows = rows[0], [r for r in rows[1:] if r]
+    header, numbered = rows[0], [(line, r) for line, r in enumerate(rows[1:], start=2) if r]
     cam_col, time_col = _column(header, CAMERA_COLUMNS), _column(header, TIME_COLUMNS)
     frame_col, sync_col = _column(header, FRAME_COLUMNS), _column(header, ("sync_index",))
     if cam_col is None or time_col is None:
@@ -153,17 +161,20 @@ def sync_by_timestamps(sources: list[CameraSource], csv_path: Path) -> SyncResul
     names = [s.name for s in sources]
     per_camera: list[list[tuple[float, float, int | None]]] = [[] for _ in sources]
     unknown: set[str] = set()
-    try:
-        for row in rows:
+    for line, row in numbered:
+        try:
             camera = match_camera(row[cam_col].strip(), names)
             if camera is None:
                 unknown.add(row[cam_col].strip())
                 continue
-            sync = float(row[sync_col]) if sync_col is not None else float(row[time_col])
+            sync = _finite(row, sync_col if sync_col is not None else time_col, header)
             frame = int(row[frame_col]) if frame_col is not None else None
-            per_camera[camera].append((sync, float(row[time_col]), frame))
-    except (ValueError, IndexError) as error:
-        raise CaptureError(f"timestamps file {csv_path}: unreadable row ({error}); expected numbers") from error
+            per_camera[camera].append((sync, _finite(row, time_col, header), frame))
+        except (ValueError, IndexError) as error:
+            raise CaptureError(
+                f"timestamps file {csv_path}, line {line} ({','.join(row)}): {error}; every row needs a camera and a "
+                "finite time in seconds: fix or delete that line"
+            ) from error
     missing = [names[n] for n, entries in enumerate(per_camera) if not entries]
     if missing:
         raise CaptureError(

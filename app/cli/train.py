@@ -123,9 +123,16 @@ DEFAULT_VAL_EVERY = 100
 
 # ------------------------------------------------------------------------------------------------------------- eval
 def _gt_sequences(spec: str, synthetic_hw: tuple[int, int]) -> tuple[str, list]:
+    from app.capture.ground_truth import GroundTruthError, check_sequence_cameras
+    from vggt_t_mv.train.dataset import Sequence
+
     try:
-        return evaluation_sequences(spec, synthetic_hw)
-    except TrainDataError as error:
+        name, sequences = evaluation_sequences(spec, synthetic_hw)
+        for sequence in sequences:
+            if isinstance(sequence, Sequence) and not spec.startswith(SYNTHETIC_GT):
+                check_sequence_cameras(sequence, Path(spec))  # NaN extrinsics, zero intrinsics: named, not LinAlgError
+        return name, sequences
+    except (TrainDataError, GroundTruthError) as error:
         raise click.BadParameter(str(error), param_hint="--gt") from error
 
 
@@ -258,7 +265,7 @@ def eval_command(
         tables.append(markdown_table(results, name))
         if is_recon:
             tables.append(frame.table(name))
-        report[name] = {r.name: {"means": r.means(), "windows": r.windows} for r in results}
+        report[name] = {r.name: {"means": r.means(), "windows": r.windows, "notes": r.notes} for r in results}
     if error_maps is not None and target is not None:
         _write_error_maps(target, Path(gts[0]), error_maps, quiet)
     text = json.dumps(report, indent=1, default=_nan_safe) + "\n"

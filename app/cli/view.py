@@ -33,7 +33,13 @@ def _stderr(text: str) -> None:
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="For a capture: where the reconstruction goes.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (not loopback: needs a token).")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port (the next free one if taken).")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port, 0..65535 (the next free one if taken; 0: any free port).",
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
 @model_options
 @pipeline_options

@@ -166,6 +166,10 @@ def evaluate_reconstruction(
             results[1].windows.append(window_metrics(trivial_prediction(sample), sample))
         if progress is not None:
             progress(done, len(records))
+    problem = truth.depth_problem()
+    if problem is not None:  # said in the table and the JSON, not silently dropped
+        for result in results:
+            result.notes.append(problem)
     return results
 
 

@@ -62,6 +62,7 @@ from app.reconstruct.store import FORMAT_VERSION, LOCK_NAME, Reconstruction, Rec
 from app.reconstruct.writing import WindowWriter
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.geometry import pose_encoding_to_extri_intri
+from vggt_t_mv.memory import available_bytes, format_bytes
 from vggt_t_mv.npgeometry import Sim3
 
 WINDOW_DEFAULTS = {"cuda": (16, 12), "mps": (8, 6), "cpu": (6, 4)}
@@ -208,6 +209,32 @@ def resolve_dtype(device: torch.device, name: str) -> torch.dtype | None:
     return None if name == "float32" else DTYPES[name]
 
 
+# What one pixel of one frame of a window costs at least while it is computed: the float32 input (12 bytes) and the
+# float outputs kept for writing (depth, points, their confidences, the mask: 28 bytes), before any activation.
+MIN_BYTES_PER_PIXEL = 40
+
+
+def check_input_fits(
+    capture: RigCapture, image_hw: tuple[int, int], window: int, device: torch.device, size: int | None
+) -> None:
+    """:class:`PipelineError` when one window at ``image_hw`` cannot fit in ``device``'s free memory (checked before
+    anything is allocated; the floor :data:`MIN_BYTES_PER_PIXEL` leaves the model's activations out)."""
+    available = available_bytes(device)
+    frames = min(window, capture.num_timesteps) * capture.num_cameras
+    needed = frames * image_hw[0] * image_hw[1] * MIN_BYTES_PER_PIXEL
+    if available is None or needed <= available:
+        return
+    largest = int((size or image_hw[1]) * (available / needed) ** 0.5) // 14 * 14
+    source = capture.sources[0]
+    raise PipelineError(
+        f"--size {size}: the model input would be {image_hw[1]}x{image_hw[0]} px (from {source.name}'s "
+        f"{source.width}x{source.height} frames); one window ({frames} images) needs at least "
+        f"{format_bytes(needed)} for its inputs and outputs alone, more than the {format_bytes(available)} free on "
+        f"{device}. Choose a --size well below {largest} (the largest whose inputs and outputs fit; VGGT-family "
+        f"weights are trained at {DEFAULT_SIZE})"
+    )
+
+
 def plan_run(capture: RigCapture, config: PipelineConfig, default_size: int = DEFAULT_SIZE) -> RunPlan:
     """Resolve ``config`` for ``capture``: device, dtype, windows, the input size (``default_size`` where
     ``config.preprocess.size`` is ``None``) and mode (:func:`~app.capture.preprocess.resolve_preprocess`)."""
@@ -229,6 +256,7 @@ def plan_run(capture: RigCapture, config: PipelineConfig, default_size: int = DE
         config.preprocess, [(s.height, s.width) for s in capture.sources], capture.camera_names, default_size
     )
     image_hw = preprocess.target_hw(capture.sources[0].height, capture.sources[0].width)
+    check_input_fits(capture, image_hw, window, device, preprocess.size)
     transforms = [frame_transform((s.height, s.width), image_hw, preprocess.mode) for s in capture.sources]
     calibration = resolve_calibration(capture, config)
     undistorters: list[Undistorter | None] = [None] * capture.num_cameras

@@ -121,8 +121,8 @@ ARRAY_TRAILING = {
 
 def check_npy(path: Path, shape: tuple[int, ...]) -> None:
     """Raise :class:`ReconstructionError` unless ``path`` is a complete ``.npy`` file of ``shape``: present, a
-    readable header, that shape, and as many bytes as the header promises (a truncated copy is caught here, not
-    as garbage or a crash when it is memory-mapped)."""
+    readable header, numbers (never pickled Python objects), that shape, and as many bytes as the header promises (a
+    truncated copy is caught here, not as garbage or a crash when it is memory-mapped)."""
     if not path.is_file():
         raise ReconstructionError(f"{path} is missing")
     try:
@@ -136,6 +136,9 @@ def check_npy(path: Path, shape: tuple[int, ...]) -> None:
         size = path.stat().st_size
     except (ValueError, OSError, EOFError) as error:
         raise ReconstructionError(f"{path} is not a readable .npy file ({error})") from error
+    if dtype.hasobject or dtype.kind not in "biuf":
+        what = "Python objects (a pickled array)" if dtype.hasobject else f"values of type {dtype}"
+        raise ReconstructionError(f"{path} holds {what}, not the numbers a reconstruction stores")
     if tuple(found) != tuple(shape):
         raise ReconstructionError(f"{path} has shape {list(found)}, expected {list(shape)}")
     expected = offset + int(np.prod(found, dtype=np.int64)) * dtype.itemsize

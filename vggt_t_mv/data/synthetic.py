@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vggt_t_mv.data.images import IMAGE_EXTENSIONS, read_frame
 from vggt_t_mv.data.raycast import cast_rays
 from vggt_t_mv.npgeometry import camera_centers
 
@@ -707,19 +708,12 @@ def _read_video(path: Path) -> np.ndarray:
 
 
 def _read_images(folder: Path) -> np.ndarray:
-    """Read ``folder/*.png`` in name order: RGB ``[T, H, W, 3]`` uint8."""
-    import cv2
-
-    paths = sorted(folder.glob("*.png"))
+    """Read the image files of ``folder`` in name order (:func:`vggt_t_mv.data.images.read_frame`, the readers' one
+    rule): RGB ``[T, H, W, 3]`` uint8."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not paths:
-        raise ValueError(f"{folder} holds no PNG frames")
-    frames = []
-    for path in paths:
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise ValueError(f"OpenCV could not read {path}")
-        frames.append(frame[..., ::-1])
-    return np.stack(frames)
+        raise ValueError(f"{folder} holds no image frames ({' '.join(IMAGE_EXTENSIONS)})")
+    return np.stack([read_frame(path) for path in paths])
 
 
 def read_camera_frames(folder: Path, name: str) -> np.ndarray:

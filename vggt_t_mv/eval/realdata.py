@@ -20,18 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vggt_t_mv.data.images import read_frame
 from vggt_t_mv.train.dataset import Sequence
 
 REALDATA_SETS = ("pi3_room", "middlebury_templeSparseRing", "caliscope_4cam_charuco")
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"OpenCV could not read {path}")
-    return image[..., ::-1].copy()
+    return read_frame(path)
 
 
 def _sequence(images: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray, depth: np.ndarray | None, name: str):

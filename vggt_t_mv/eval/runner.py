@@ -91,6 +91,7 @@ class EvalResult:
 
     name: str
     windows: list[dict[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the numbers leave out and why (printed with the table)
 
     def means(self) -> dict[str, float]:
         keys = [k for k in M.HIGHER_IS_BETTER if any(k in w for w in self.windows)]
@@ -140,4 +141,6 @@ def markdown_table(results: list[EvalResult], title: str = "") -> str:
         means = r.means()
         cells = [f"{means[k]:.4g}" if k in means and not math.isnan(means[k]) else "–" for k in keys]
         lines.append(f"| {r.name} | {len(r.windows)} | " + " | ".join(cells) + " |")
+    notes = list(dict.fromkeys(note for r in results for note in r.notes))
+    lines += [f"\nNote: {note}" for note in notes]
     return "\n".join(line for line in lines if line is not None)
