@@ -3,11 +3,13 @@ then :func:`app.export.api.export_reconstruction` (the API the viewer's export p
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from app.cli.options import CONTEXT_SETTINGS, conf_percentile_option, display_options
+from app.cli.interrupt import exit_status
+from app.cli.options import CONTEXT_SETTINGS, conf_percentile_option, console_warnings, display_options
 from app.export.api import (
     DYNAMIC_THRESHOLD,
     FORMATS,
@@ -18,6 +20,7 @@ from app.export.api import (
     MeshOptions,
     Selection,
     SplatOptions,
+    coverage_note,
     export_reconstruction,
 )
 from app.export.mesh import MESH_METHODS
@@ -76,8 +79,12 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
     --point-budget apply to these two)."""
     if flags["static_only"] and flags["dynamic_only"]:
         raise click.UsageError("--static-only and --dynamic-only exclude each other")
+    console_warnings()
     try:
         reconstruction = Reconstruction.open(recon)
+        note = coverage_note(reconstruction)
+        if note is not None:
+            click.secho(f"note: {note}", fg="yellow", err=True)
         motion = "static" if flags["static_only"] else "dynamic" if flags["dynamic_only"] else "all"
         selection = Selection(
             timesteps=parse_timesteps(timesteps, reconstruction.num_timesteps),
@@ -118,5 +125,13 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
             written = export_reconstruction(reconstruction, fmt, selection, out, options)
     except (ExportError, ReconstructionError) as error:
         raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt as interrupt:  # the writers remove their temporary files on the way out
+        click.secho(
+            f"\ninterrupted: the output being written under {out} was removed (those finished before it are "
+            "complete); run the same command with --overwrite to write it",
+            err=True,
+            fg="red",
+        )
+        sys.exit(exit_status(interrupt))
     for path in written:
         click.echo(str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from app.cli.export import export_command
+from app.cli.interrupt import terminate_as_interrupt
 from app.cli.options import CONTEXT_SETTINGS
 from app.cli.run import run_command
 from app.cli.train import eval_command, train_command
@@ -13,8 +14,10 @@ from app.cli.weights import weights
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """vggt-mv: 4D reconstruction for synchronized multi-camera rigs."""
+    ctx.with_resource(terminate_as_interrupt())  # SIGTERM stops every command as Ctrl-C does
 
 
 for command in (run_command, weights, view_command, export_command, train_command, eval_command):
@@ -23,7 +26,8 @@ for command in (run_command, weights, view_command, export_command, train_comman
 
 def view_main() -> None:
     """Console script ``vggt-mv-view`` (the same command as ``vggt-mv view``)."""
-    view_command()
+    with terminate_as_interrupt():
+        view_command()
 
 
 if __name__ == "__main__":

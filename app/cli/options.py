@@ -84,9 +84,17 @@ def weights_spec(options: dict[str, Any]) -> WeightsSpec:
     )
 
 
+NUMPY_ARITHMETIC = (
+    r"(invalid value|divide by zero|overflow|underflow) encountered|Mean of empty slice|All-NaN (slice|axis) "
+    r"encountered|Degrees of freedom <= 0"
+)
+
+
 def console_warnings() -> None:
-    """Show every warning once per place, as ``warning: ...`` in yellow on stderr."""
+    """Show every warning once per place, as ``warning: ...`` in yellow on stderr, except numpy's floating-point
+    RuntimeWarnings (arithmetic on values the code marks invalid with NaN on purpose: they say nothing to a user)."""
     warnings.simplefilter("default")
+    warnings.filterwarnings("ignore", NUMPY_ARITHMETIC, RuntimeWarning)
     warnings.showwarning = lambda message, category, *args, **kw: click.secho(
         f"warning: {message}", fg="yellow", err=True
     )

@@ -10,6 +10,7 @@ import click
 
 from app.capture.notes import capture_notes, ground_truth_of
 from app.capture.sources import CaptureError
+from app.cli.interrupt import exit_status, resume_hint
 from app.cli.options import (
     CONTEXT_SETTINGS,
     capture_options,
@@ -73,9 +74,9 @@ def run_command(capture: Path, out: Path, **options) -> None:
         if kept:
             message += f"\n{kept} complete window(s) are kept in {out}; continue with --resume"
         raise click.ClickException(message) from error
-    except KeyboardInterrupt:
-        click.secho(f"\ninterrupted: complete windows are kept in {out}; continue with --resume", err=True, fg="red")
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        click.secho(f"\ninterrupted: complete windows are kept in {out}; {resume_hint('run')}", err=True, fg="red")
+        sys.exit(exit_status(interrupt))
     finally:
         ctx.shutdown()
     if result is None:  # a torchrun rank other than 0: rank 0 wrote the reconstruction

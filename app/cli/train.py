@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import click
 
-from app.cli.options import CHECKPOINT_HELP, CONFIG_HELP, model_options, step_progress, weights_spec
+from app.cli.interrupt import exit_status, resume_hint
+from app.cli.options import CHECKPOINT_HELP, CONFIG_HELP, console_warnings, model_options, step_progress, weights_spec
 from app.reconstruct.evaluate import EvalInputError, eval_weights
 from app.train.data import SYNTHETIC_GT, TrainDataError, evaluation_sequences
 from app.train.run import TrainOptions, train_captures, training_config
@@ -100,6 +102,7 @@ def train_command(
         freeze,
         assignments,
     )
+    console_warnings()
     try:
         cfg = training_config(options)
         if data and config is None and steps is None and not any(a.startswith("optim.max_steps=") for a in assignments):
@@ -108,6 +111,11 @@ def train_command(
     except (FileNotFoundError, ValueError) as error:  # ConfigError, TrainDataError, ModelLoadError are ValueErrors
         where = f"{config}: " if config is not None and not isinstance(error, TrainDataError) else ""
         raise click.ClickException(f"{where}{error}") from error
+    except KeyboardInterrupt as interrupt:
+        click.secho(
+            f"\ninterrupted: the checkpoints already written are kept; {resume_hint('train')}", err=True, fg="red"
+        )
+        sys.exit(exit_status(interrupt))
     if os.environ.get("RANK", "0") != "0":
         return
     loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.common.atomic import write_failure_cause
 from app.common.paths import file_ancestor
 from app.export.colmap import ColmapOptions, write_colmap
 from app.export.formats import GlbOptions, check_outputs, npz_arrays, write_glb, write_npz, write_ply, write_splats
@@ -65,6 +66,7 @@ from app.export.selection import (
     select_points,
 )
 from app.export.splat import SplatOptions
+from app.reconstruct.lock import running_writer
 from app.reconstruct.store import Reconstruction
 
 __all__ = [
@@ -174,6 +176,22 @@ def _export_one(recon: Reconstruction, fmt: str, selection: Selection, path: Pat
     return write_colmap(recon, points, frames, path, options.colmap)
 
 
+def coverage_note(recon: Reconstruction) -> str | None:
+    """For a reconstruction that is not complete: how many timesteps an export covers, and whether its run is still
+    going (and when not, how to continue it); None when it is complete."""
+    if recon.is_complete:
+        return None
+    planned = recon.meta.get("num_timesteps_planned") or (recon.spans[-1][1] if recon.spans else 0)
+    done = recon.num_timesteps
+    writer = running_writer(recon.root)
+    if writer is not None:
+        state = f"its run is still going ({writer}): export again when it has finished for all of them"
+    else:
+        capture = (recon.meta.get("capture") or {}).get("path", "CAPTURE")
+        state = f"its run stopped: continue it with `vggt-mv run {capture} --out {recon.root} --resume` (its options)"
+    return f"{recon.root} is not complete: the export covers timesteps 0..{done - 1} ({done} of {planned}); {state}"
+
+
 def export_reconstruction(
     recon: Reconstruction | str | Path,
     fmt: str,
@@ -200,10 +218,12 @@ def export_reconstruction(
         try:
             _export_one(recon, fmt, dataclasses.replace(selection, timesteps=tuple(group)), path, options)
             write_marker(path, fmt, recon.root)
-        except OSError as error:  # disk full, read-only folder...: the writers leave no partial file
+        except (OSError, RuntimeError, ExportError) as error:  # disk full, read-only...: no partial file is left
+            # pycolmap and OpenCV fail without the system's reason (naming the temporary file): ask the disk
+            cause = write_failure_cause(path, error if isinstance(error, OSError) else None)
+            if cause is None:
+                raise
             done = f"; already written: {', '.join(map(str, written))}" if written else ""
-            raise ExportError(
-                f"cannot write {path} ({error.strerror or error}); free some space or choose a writable --out{done}"
-            ) from error
+            raise ExportError(f"cannot write {path} ({cause[0]}); {cause[1]}{done}") from error
         written.append(path)
     return written

@@ -16,8 +16,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -39,8 +42,21 @@ def image_name(t: int, camera_name: str) -> str:
     return f"t{t:05d}_{camera_name}.png"
 
 
-def _pinhole(intrinsics: np.ndarray, image_hw: tuple[int, int], camera_id: int):
+def load_pycolmap() -> ModuleType:
+    """pycolmap, imported without letting it take over SIGTERM: its import installs glog's failure handler (a
+    30-line native stack, then an abort, on SIGTERM). In the main thread the Python handler in place before is put
+    back; a program that exports from another thread (the viewer) calls this first in its main thread."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
     import pycolmap
+
+    if before is not None:
+        signal.signal(signal.SIGTERM, before)
+    return pycolmap
+
+
+def _pinhole(intrinsics: np.ndarray, image_hw: tuple[int, int], camera_id: int):
+    pycolmap = load_pycolmap()
 
     height, width = image_hw
     fx, fy = intrinsics[0, 0], intrinsics[1, 1]
@@ -50,7 +66,7 @@ def _pinhole(intrinsics: np.ndarray, image_hw: tuple[int, int], camera_id: int):
 
 def build_colmap_model(points: PointSet, frames: Frames, camera_names: list[str], image_hw):
     """A ``pycolmap.Reconstruction`` of ``frames`` (cameras, posed images) and ``points`` (see module docstring)."""
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     model = pycolmap.Reconstruction()
     frame_index = {(int(t), int(n)): i for i, (t, n) in enumerate(zip(frames.timestep, frames.camera, strict=True))}

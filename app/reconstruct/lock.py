@@ -18,8 +18,9 @@ from app.reconstruct.store import LOCK_NAME, ReconstructionError
 class RunLock:
     """The held lock of one folder; :meth:`release` (or process exit) frees it."""
 
-    def __init__(self, folder: Path, handle) -> None:
+    def __init__(self, folder: Path, handle, created: tuple[Path, ...] = ()) -> None:
         self.folder, self._handle = folder, handle
+        self.created = created  # what acquire made (lock file, folders): removed by abandon()
 
     @classmethod
     def acquire(cls, folder: str | Path) -> RunLock:
@@ -31,10 +32,18 @@ class RunLock:
         if blocker is not None:
             raise ReconstructionError(f"output {folder} is below {blocker}, which is a file; choose another --out")
         path = folder / LOCK_NAME
+        made = [p for p in (folder, *folder.parents) if not p.exists()]
+        existed = folder.is_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            lock_is_new = not path.exists()
             handle = open(path, "a+")
         except OSError as error:
+            if existed:
+                raise ReconstructionError(
+                    f"cannot write in the output folder {folder} ({error.strerror or error}): it is read-only for "
+                    "this user; make it writable, or copy it to a writable place and --resume there"
+                ) from error
             raise ReconstructionError(
                 f"cannot create the output folder {folder} ({error.strerror or error}); choose another --out"
             ) from error
@@ -52,14 +61,43 @@ class RunLock:
         handle.truncate()
         handle.write(f"pid {os.getpid()}\n")
         handle.flush()
-        return cls(folder, handle)
+        return cls(folder, handle, ((path,) if lock_is_new else ()) + tuple(made))
 
     @property
     def held(self) -> bool:
         return self._handle is not None
+
+    def abandon(self) -> None:
+        """Release, and remove the lock file and folders :meth:`acquire` created (the run was refused before it
+        wrote anything: nothing of it stays behind)."""
+        self.release()
+        for path in self.created:
+            try:
+                path.unlink() if path.name == LOCK_NAME else path.rmdir()  # rmdir: only while empty
+            except OSError:
+                break
 
     def release(self) -> None:
         if self._handle is not None:
             fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+
+
+def running_writer(folder: str | Path) -> str | None:
+    """Who holds ``folder``'s lock right now (``"pid 1234"``), i.e. a run still writing it; None when no run does.
+    Only tries the lock (shared, non-blocking), so a reader never waits or blocks a writer."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        handle = open(path)
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        except OSError:
+            return None
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None

@@ -431,7 +431,11 @@ def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> t
         else:
             recon, first = Reconstruction.create(out, meta, overwrite=overwrite), 0
     except BaseException:
-        lock.release()
+        # refused (a foreign folder, the capture itself, ...) or stopped before anything was written: leave no trace
+        if (out / "meta.json").is_file():
+            lock.release()
+        else:
+            lock.abandon()
         raise
     recon.lock = lock
     return recon, first

@@ -54,7 +54,6 @@ reconstruction gives the timesteps of its complete windows.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import shutil
@@ -65,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.common.atomic import atomic_file, write_json_atomic
+from app.common.atomic import atomic_file, write_failure_cause, write_json_atomic
 from app.common.paths import file_ancestor
 from app.reconstruct.stitching import owned_ranges
 from vggt_t_mv.geometry import depth_to_world_points
@@ -168,13 +167,7 @@ class StoreWriteError(ReconstructionError):
 
 def write_failure(path: Path, error: OSError) -> StoreWriteError:
     """The error for a failed write of ``path``: what the system said and what to do."""
-    reason = error.strerror or str(error)
-    if error.errno == errno.ENOSPC:
-        fix = "free some space on that disk"
-    elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        fix = "make the folder writable (or choose another --out)"
-    else:
-        fix = "fix the folder"
+    reason, fix = write_failure_cause(path, error) or (str(error), "check the disk and the folder")
     return StoreWriteError(f"cannot write {path} ({reason}); {fix}, then continue with --resume")
 
 

@@ -7,12 +7,16 @@ reconstruction's files, and making the temporary output folder); the CLI prints 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions
+from app.common.atomic import process_alive
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.run import trained_input_size
 from app.reconstruct.store import Reconstruction
@@ -51,6 +55,26 @@ def is_reconstruction(path: Path | None) -> bool:
     return path is not None and Reconstruction.exists(path)
 
 
+TEMP_PREFIX = "vggt-mv-view-"  # + pid: the reconstruction of a live view without --out, in the temporary folder
+
+
+def clear_earlier_views(folder: Path | None = None) -> list[str]:
+    """Remove the temporary reconstructions (``vggt-mv-view-<pid>-*``) of viewers that have exited, so repeated
+    launches without ``--out`` do not fill the temporary folder; returns what to tell the user."""
+    folder = Path(tempfile.gettempdir()) if folder is None else folder
+    removed, size = 0, 0
+    for entry in folder.glob(f"{TEMP_PREFIX}*"):
+        found = re.match(rf"^{re.escape(TEMP_PREFIX)}(\d+)-", entry.name)
+        if found is None or not entry.is_dir() or entry.is_symlink() or process_alive(int(found.group(1))):
+            continue
+        size += sum(p.stat().st_size for p in entry.rglob("*") if p.is_file() and not p.is_symlink())
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    if not removed:
+        return []
+    return [f"removed {removed} earlier viewer reconstruction(s) from {folder} ({size / 1e6:.0f} MB); --out keeps one"]
+
+
 def plan_view(
     path: Path | None,
     weights: WeightsSpec,
@@ -84,7 +108,9 @@ def plan_view(
         raise ViewUsageError(NO_WEIGHTS)
     if not weights.has_weights():
         plan.notice = UNTRAINED_NOTICE
-    target = out or Path(tempfile.mkdtemp(prefix="vggt-mv-view-"))
+    if out is None:
+        plan.messages += clear_earlier_views()
+    target = out or Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
     if size is None:
         try:
             trained = trained_input_size(weights, pipeline.preprocess.mode)

@@ -46,6 +46,7 @@ import viser
 
 from app.capture.ground_truth import GroundTruth, GroundTruthError, open_ground_truth
 from app.common.vocab import RENDER_MODES, STREAMS, RenderMode, Stream
+from app.export.colmap import load_pycolmap
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.calibrated import agreement_status
 from app.reconstruct.store import Reconstruction, ReconstructionError
@@ -443,6 +444,7 @@ def serve_until_interrupted(
     def terminate(*_) -> None:
         raise KeyboardInterrupt
 
+    load_pycolmap()  # now, in the main thread: a COLMAP export from the GUI must not take over SIGTERM later
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         deadline = None if exit_after is None else time.monotonic() + exit_after

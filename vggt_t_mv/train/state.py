@@ -59,6 +59,12 @@ def read_training_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as error:
+        if isinstance(error, EOFError) or "zip archive" in str(error) or "central directory" in str(error):
+            raise TrainingStateError(
+                f"{path}: this training state is damaged or cut short ({path.stat().st_size} bytes; a copy that did "
+                f"not finish, or a disk that filled up). Resume from an earlier checkpoint: delete {path.parent} and "
+                "run again with --resume"
+            ) from error
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TrainingStateError(
             f"{path}: refusing to load this training state: it is not plain tensors and containers "
