@@ -195,3 +195,24 @@ def test_eval_says_when_the_ground_truth_depth_holds_no_valid_value(recorded, tm
     report = json.loads((tmp_path / "eval.json").read_text())
     (entry,) = report.values()
     assert all("no valid value" in " ".join(r["notes"]) for r in entry.values())
+
+
+# ------------------------------------------------------------------------------------------------ damaged video
+def test_a_frame_ffmpeg_reports_damaged_is_warned_about(tmp_path: Path) -> None:
+    capture = tmp_path / "capture"
+    capture.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("cam0", "cam1"):
+        writer = cv2.VideoWriter(str(capture / f"{name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+        for _ in range(5):
+            writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        writer.release()
+    video = capture / "cam1.mp4"
+    data = bytearray(video.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 300] = bytes(b ^ 0x5A for b in data[middle : middle + 300])
+    video.write_bytes(bytes(data))
+    result = invoke("run", capture, "--out", tmp_path / "recon", *RUN)
+    assert_ok(result)
+    assert "is damaged (the decoder reported:" in result.output and str(video) in result.output
+    assert "Traceback" not in result.output
