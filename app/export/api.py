@@ -177,12 +177,12 @@ def _export_one(recon: Reconstruction, fmt: str, selection: Selection, path: Pat
 
 
 def coverage_note(recon: Reconstruction) -> str | None:
-    """For a reconstruction that is not complete: how many timesteps an export covers, and whether its run is still
-    going (and when not, how to continue it); None when it is complete."""
-    if recon.is_complete:
-        return None
+    """For a reconstruction with fewer timesteps than planned: how many an export covers, and whether its run is still
+    going (and when not, how to continue it); None when it has them all."""
     planned = recon.meta.get("num_timesteps_planned") or (recon.spans[-1][1] if recon.spans else 0)
     done = recon.num_timesteps
+    if recon.is_complete or done >= planned:
+        return None
     writer = running_writer(recon.root)
     if writer is not None:
         state = f"its run is still going ({writer}): export again when it has finished for all of them"
