@@ -205,12 +205,11 @@ class DatasetGroundTruth(GroundTruth):
     def camera_parameters(self, camera: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """Every frame of ``camera``: intrinsics ``[F, 3, 3]``, extrinsics ``[F, 3, 4]`` (OpenCV camera-from-world) and
         the image size ``(width, height)`` of its first frame (one ``.npy`` per camera is repeated over the frames)."""
-        import cv2
-
         files = self.files[camera][: self.num_frames]
-        header = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
-        if header is None:
-            raise GroundTruthError(f"ground truth image {files[0]} cannot be read")
+        try:
+            header = read_image(files[0]).pixels  # upright, as every reader sees it
+        except ImageReadError as error:
+            raise GroundTruthError(f"ground truth {error}") from None
         loaded: dict[Path, np.ndarray] = {}
 
         def load(kind: str, image: Path, shapes: tuple[tuple[int, ...], ...], what: str) -> np.ndarray:
