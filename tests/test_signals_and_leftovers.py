@@ -302,3 +302,14 @@ def test_numpy_arithmetic_warnings_do_not_reach_the_user(capsys) -> None:
         warnings.showwarning, warnings.filters[:] = saved
     err = capsys.readouterr().err
     assert "encountered" not in err and "something the user should read" in err
+
+
+def test_sigterm_while_the_viewer_starts_is_a_clean_stop(template, monkeypatch) -> None:
+    import app.cli.view as view_cli
+
+    def stopped(*args, **kwargs):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(view_cli, "plan_view", stopped)
+    result = invoke("view", template[0], "--no-browser", "--config", "tiny", "--random-weights")
+    assert result.exit_code == 143 and "Traceback" not in result.output and "interrupted" in result.output

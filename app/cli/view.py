@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from app.capture.ground_truth import GroundTruthError
+from app.cli.interrupt import exit_status
 from app.cli.options import (
     CONTEXT_SETTINGS,
     capture_options,
@@ -57,6 +59,14 @@ def view_command(path: Path | None, **options) -> None:
     """Open PATH in the 4D viewer: a reconstruction folder (instantly), or a capture (the pipeline runs in the
     background and windows appear as they are stitched). No PATH: the bundled demo rig."""
     console_warnings()
+    try:
+        _view(path, options)
+    except KeyboardInterrupt as interrupt:  # before the server runs (it handles its own): nothing started yet
+        _stderr("interrupted while the viewer was starting")
+        sys.exit(exit_status(interrupt))
+
+
+def _view(path: Path | None, options: dict) -> None:
     try:
         plan = plan_view(
             path,
