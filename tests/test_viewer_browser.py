@@ -13,6 +13,7 @@ Also the README screenshot's maker (same code path)::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
