@@ -8,11 +8,8 @@ lost.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
-import subprocess
-import sys
 import time
 import warnings
 import zlib
@@ -25,7 +22,6 @@ from PIL import Image
 
 from app.capture.rig import RigCapture
 from tests.helpers.capture import write_solid_rig
-from tests.helpers.shared import REPO_ROOT
 from tests.test_bad_inputs import RUN, TINY, assert_kept, assert_ok, assert_refused, invoke, snapshot, template
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
 from vggt_t_mv.data import make_synthetic_rig, write_capture
@@ -197,29 +193,11 @@ def test_eval_says_when_the_ground_truth_depth_holds_no_valid_value(recorded, tm
     assert_ok(result)
     assert "stores depth, but no valid value" in result.output and str(gt) in result.output
     report = json.loads((tmp_path / "eval.json").read_text())
-    (entry,) = report.values()
-    assert all("no valid value" in " ".join(r["notes"]) for r in entry.values())
-
-
-# ------------------------------------------------------------------------------------------------ damaged video
-def test_a_frame_ffmpeg_reports_damaged_is_warned_about(tmp_path: Path) -> None:
-    capture = tmp_path / "capture"
-    capture.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("cam0", "cam1"):
-        writer = cv2.VideoWriter(str(capture / f"{name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
-        for _ in range(5):
-            writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        writer.release()
-    video = capture / "cam1.mp4"
-    data = bytearray(video.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 300] = bytes(b ^ 0x5A for b in data[middle : middle + 300])
-    video.write_bytes(bytes(data))
-    # a fresh process, as a user runs it (FFmpeg's logging is process state other code may have changed)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "app.cli", "run", str(capture), "--out", str(tmp_path / "recon"), *RUN]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "is damaged (the decoder reported:" in result.stderr and str(video) in result.stderr
-    assert "Traceback" not in result.stderr and "[mpeg4 @" not in result.stderr  # said once, as a warning
+    results = [
+        r
+        for entry in report.values()
+        if isinstance(entry, dict)
+        for r in entry.values()
+        if isinstance(r, dict) and "notes" in r
+    ]
+    assert results and all("no valid value" in " ".join(r["notes"]) for r in results)

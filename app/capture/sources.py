@@ -20,14 +20,9 @@ Synchronization: :mod:`app.capture.sync`; the rig over time: :mod:`app.capture.r
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -35,7 +30,6 @@ import numpy as np
 from vggt_t_mv.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image, to_rgb_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
-T = TypeVar("T")
 TIMESTAMP_FILES = ("timestamps.csv",)
 
 
@@ -85,48 +79,11 @@ class CameraSource:
         }
 
 
-_DECODER_MESSAGE = re.compile(r"^\[\w+ @ 0x[0-9a-f]+\] ")  # FFmpeg's log line: "[h264 @ 0x55d0...] error ..."
-MAX_DAMAGE_WARNINGS = 3  # per camera; then one line saying there are more
-
-
-class DecoderLog:
-    """What FFmpeg (inside OpenCV) prints to the process's stderr while a frame is decoded: a damaged frame is
-    reported there only. :meth:`around` sends file descriptor 2 to a file for one call and gives back FFmpeg's lines;
-    anything else written meanwhile (another thread's output) is passed on to the real stderr."""
-
-    def __init__(self) -> None:
-        self._sink = tempfile.TemporaryFile()
-
-    def around(self, call: Callable[[], T]) -> tuple[T, list[str]]:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        start = self._sink.seek(0, os.SEEK_END)
-        os.dup2(self._sink.fileno(), 2)
-        try:
-            result = call()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        self._sink.seek(start)
-        text = self._sink.read().decode(errors="replace")
-        if not text:
-            return result, []
-        lines = text.splitlines()
-        others = [line for line in lines if not _DECODER_MESSAGE.match(line)]
-        if others:
-            os.write(2, ("\n".join(others) + "\n").encode())
-        return result, [line for line in lines if _DECODER_MESSAGE.match(line)]
-
-    def close(self) -> None:
-        self._sink.close()
-
-
 class VideoSource(CameraSource):
     kind = "video"
 
     def __init__(self, name: str, path: Path) -> None:
         super().__init__(name, path)
-        self.damaged_frames = 0
         capture = cv2.VideoCapture(str(path))
         try:
             if not capture.isOpened():
@@ -148,7 +105,7 @@ class VideoSource(CameraSource):
             capture.release()
 
     def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
-        capture, position, log = None, 0, DecoderLog()
+        capture, position = None, 0
         try:
             for index in indices:
                 index = int(index)
@@ -160,35 +117,14 @@ class VideoSource(CameraSource):
                     if not capture.grab():
                         raise self._decode_error(position)
                     position += 1
-                (ok, frame), reported = log.around(capture.read)
+                ok, frame = capture.read()
                 if not ok or frame is None:
                     raise self._decode_error(index)
-                if reported:
-                    self._warn_damaged(index, reported)
                 position += 1
                 yield to_rgb_uint8(frame)[0]
         finally:
-            log.close()
             if capture is not None:
                 capture.release()
-
-    def _warn_damaged(self, index: int, reported: list[str]) -> None:
-        """Say (a few times per camera) that the decoder reported frame ``index`` damaged; it is used as decoded."""
-        self.damaged_frames += 1
-        if self.damaged_frames > MAX_DAMAGE_WARNINGS:
-            return
-        more = (
-            " (further damaged frames of this camera are not listed)"
-            if self.damaged_frames == MAX_DAMAGE_WARNINGS
-            else ""
-        )
-        detail = _DECODER_MESSAGE.sub("", reported[0]).strip()
-        warnings.warn(
-            f"camera {self.name!r}: frame {index} of {self.path} is damaged (the decoder reported: {detail}); it is "
-            f"used as decoded. Re-encode or replace the video if the reconstruction looks wrong there{more}",
-            CaptureWarning,
-            stacklevel=2,
-        )
 
     def _decode_error(self, index: int) -> CaptureError:
         return CaptureError(
