@@ -21,15 +21,18 @@ Synchronization: :mod:`app.capture.sync`; the rig over time: :mod:`app.capture.r
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from app.capture.decoder_log import SINGLE_THREAD_DECODING, DecoderLog
 from vggt_t_mv.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image, to_rgb_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+MAX_DAMAGE_WARNINGS = 3  # per camera: damaged frames named; then one line says there are more
 TIMESTAMP_FILES = ("timestamps.csv",)
 
 
@@ -84,6 +87,7 @@ class VideoSource(CameraSource):
 
     def __init__(self, name: str, path: Path) -> None:
         super().__init__(name, path)
+        self.damaged_frames = 0  # frames the decoder reported damaged so far (warned up to MAX_DAMAGE_WARNINGS)
         capture = cv2.VideoCapture(str(path))
         try:
             if not capture.isOpened():
@@ -106,25 +110,53 @@ class VideoSource(CameraSource):
 
     def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
         capture, position = None, 0
-        try:
-            for index in indices:
-                index = int(index)
-                if capture is None or index < position:  # (re)open: exact, unlike seeking by CAP_PROP_POS_FRAMES
-                    if capture is not None:
-                        capture.release()
-                    capture, position = cv2.VideoCapture(str(self.path)), 0
-                while position < index:
-                    if not capture.grab():
-                        raise self._decode_error(position)
+        with DecoderLog() as log:
+            try:
+                for index in indices:
+                    index = int(index)
+                    if capture is None or index < position:  # (re)open: exact, unlike seeking by CAP_PROP_POS_FRAMES
+                        if capture is not None:
+                            capture.release()
+                        # one decoder thread: FFmpeg's reports of a damaged frame then arrive during its read()
+                        capture = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, SINGLE_THREAD_DECODING)
+                        position = 0
+                    reported: list[str] = []
+                    while position < index:
+                        grabbed, skipped_report = log.around(capture.grab)
+                        if not grabbed:
+                            raise self._decode_error(position)
+                        reported += skipped_report  # a damaged skipped frame can spoil the frames decoded from it
+                        position += 1
+                    (ok, frame), read_report = log.around(capture.read)
+                    if not ok or frame is None:
+                        raise self._decode_error(index)
                     position += 1
-                ok, frame = capture.read()
-                if not ok or frame is None:
-                    raise self._decode_error(index)
-                position += 1
-                yield to_rgb_uint8(frame)[0]
-        finally:
-            if capture is not None:
-                capture.release()
+                    if reported or read_report:
+                        self._warn_damaged(index, read_report or reported, skipped_only=not read_report)
+                    yield to_rgb_uint8(frame)[0]
+            finally:
+                if capture is not None:
+                    capture.release()
+
+    def _warn_damaged(self, index: int, reported: list[str], skipped_only: bool) -> None:
+        """Say (up to :data:`MAX_DAMAGE_WARNINGS` times per camera) that the decoder reported damage at frame
+        ``index`` (or, ``skipped_only``, in a skipped frame just before it); the frame is used as decoded."""
+        self.damaged_frames += 1
+        if self.damaged_frames > MAX_DAMAGE_WARNINGS:
+            return
+        where = f"frames skipped before frame {index}" if skipped_only else f"frame {index}"
+        more = (
+            "; further damaged frames of this camera are not listed"
+            if self.damaged_frames == MAX_DAMAGE_WARNINGS
+            else ""
+        )
+        warnings.warn(
+            f"camera {self.name!r}: the video decoder reported damaged data in {where} of {self.path} "
+            f"({reported[0]}); frame {index} is used as decoded. If the reconstruction looks wrong there, re-encode "
+            f"or replace the video, or leave the frame out with --start/--end{more}",
+            CaptureWarning,
+            stacklevel=2,
+        )
 
     def _decode_error(self, index: int) -> CaptureError:
         return CaptureError(
