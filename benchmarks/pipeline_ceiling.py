@@ -4,7 +4,8 @@ On a GPU the model is fast, so everything around it (decoding, resizing, copies,
 speed. This script measures that ceiling on the machine it runs on:
 
 1. it writes a synthetic 4-camera capture (1920x1080, H.264, about 12 Mbit/s like a phone video; x264 from
-   ``ffmpeg`` on PATH or the ``imageio-ffmpeg`` package's binary) into a temporary folder, or uses ``--capture``;
+   ``ffmpeg`` on PATH or the ``imageio-ffmpeg`` package's binary; without either, or with ``--encoder opencv``,
+   OpenCV's own ``VideoWriter``, see :func:`make_capture`) into a temporary folder, or uses ``--capture``;
 2. it times plain decoding of exactly the frames the pipeline reads, with the same reader
    (:meth:`app.capture.sources.RigCapture.iter_timesteps`), in the same process;
 3. it runs the real pipeline (:func:`app.reconstruct.run.prepare_reconstruction` then ``PreparedRun.run``, the
@@ -13,7 +14,8 @@ speed. This script measures that ceiling on the machine it runs on:
    Its outputs are deterministic and realistic enough for stitching to do real work: a static rig with
    textured depth, a moving blob, point-map noise, and every other window in a frame moved by a fixed Sim(3);
 4. it prints the seconds per stage (decode, preprocess, host<->device copies, model, unprojection, stitching,
-   write; see :mod:`app.common.timing`), and last ``RESULT decode_fps=<A> pipeline_fps=<B> ratio=<B/A>``.
+   write; see :mod:`app.common.timing`), and last
+   ``RESULT decode_fps=<A> pipeline_fps=<B> ratio=<B/A> mb_per_image=<bytes on disk / camera images / 1e6>``.
    fps count camera images (timesteps x cameras).
 
     python benchmarks/pipeline_ceiling.py --quick      # 48 timesteps, < 1 min on 2 cores
@@ -53,38 +55,93 @@ from vggt_t_mv.geometry import depth_to_world_points, extri_intri_to_pose_encodi
 from vggt_t_mv.loading import LoadedModel  # noqa: E402
 from vggt_t_mv.model import Predictions  # noqa: E402
 
-
 # --------------------------------------------------------------------------------------------- capture
-def ffmpeg_executable() -> str:
+ENCODERS = ("auto", "ffmpeg", "opencv")
+
+
+def ffmpeg_executable() -> str | None:
+    """``ffmpeg`` on PATH, else the ``imageio-ffmpeg`` package's binary, else None."""
     found = shutil.which("ffmpeg")
     if found:
         return found
     try:
         import imageio_ffmpeg
     except ImportError:
-        raise SystemExit(
-            "pipeline_ceiling.py needs an H.264 encoder to write its capture: install ffmpeg "
-            "(apt-get install ffmpeg) or `pip install imageio-ffmpeg`, or pass --capture FOLDER of videos"
-        ) from None
+        return None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def make_capture(folder: Path, num_timesteps: int, num_cameras: int, size: tuple[int, int] = (1920, 1080)) -> Path:
-    """``folder/cam{n}.mp4``: ``num_timesteps`` frames of ffmpeg's ``testsrc2`` pattern per camera (hue rotated per
-    camera), H.264 (x264 veryfast, 12 Mbit/s, yuv420p, 30 fps). Reused when already there with the frame count."""
+def make_capture(
+    folder: Path, num_timesteps: int, num_cameras: int, size: tuple[int, int] = (1920, 1080), encoder: str = "auto"
+) -> tuple[Path, str]:
+    """``folder/cam{n}.mp4`` with ``num_timesteps`` frames per camera and a line naming how it was encoded.
+
+    ``ffmpeg`` (``encoder`` ffmpeg, or auto when one is found): ffmpeg's ``testsrc2`` pattern (hue rotated per
+    camera), H.264 (x264 veryfast, 12 Mbit/s, yuv420p, 30 fps). ``opencv`` (auto without ffmpeg): a generated moving
+    pattern written by OpenCV's ``VideoWriter`` (H.264 where the OpenCV build has an encoder for it, else MPEG-4 part
+    2, which decodes faster than H.264: the ratio is then not comparable with an H.264 capture's). Reused when already
+    there with the frame count."""
     folder.mkdir(parents=True, exist_ok=True)
     width, height = size
-    stamp = folder / f".made-{num_timesteps}x{num_cameras}-{width}x{height}"
+    executable = ffmpeg_executable() if encoder in ("auto", "ffmpeg") else None
+    if encoder == "ffmpeg" and executable is None:
+        raise SystemExit(
+            "--encoder ffmpeg: no ffmpeg found; install it (apt-get install ffmpeg, or `pip install imageio-ffmpeg`), "
+            "or use --encoder opencv"
+        )
+    kind = "ffmpeg" if executable is not None else "opencv"
+    stamp = folder / f".made-{kind}-{num_timesteps}x{num_cameras}-{width}x{height}"
     if stamp.exists():
-        return folder
+        return folder, stamp.read_text()
+    if executable is not None:
+        for n in range(num_cameras):
+            source = f"testsrc2=size={width}x{height}:rate=30,hue=h={n * 90}"
+            command = [executable, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source]
+            command += ["-frames:v", str(num_timesteps), "-c:v", "libx264", "-preset", "veryfast", "-b:v", "12M"]
+            command += ["-pix_fmt", "yuv420p", str(folder / f"cam{n}.mp4")]
+            subprocess.run(command, check=True)
+        how = "H.264 by ffmpeg (x264 veryfast, 12 Mbit/s, testsrc2)"
+    else:
+        how = write_opencv_capture(folder, num_timesteps, num_cameras, size)
+    stamp.write_text(how)
+    return folder, how
+
+
+def can_write(codec: str, size: tuple[int, int]) -> bool:
+    """OpenCV's ``VideoWriter`` opens an ``.mp4`` with this FourCC here (pip builds often lack an H.264 encoder)."""
+    import cv2
+
+    with tempfile.TemporaryDirectory() as folder:
+        writer = cv2.VideoWriter(str(Path(folder) / "probe.mp4"), cv2.VideoWriter_fourcc(*codec), 30.0, size)
+        opened = writer.isOpened()
+        writer.release()
+    return opened
+
+
+def write_opencv_capture(folder: Path, num_timesteps: int, num_cameras: int, size: tuple[int, int]) -> str:
+    """Write the capture with OpenCV's ``VideoWriter`` (no ffmpeg needed): per camera a textured pattern with a
+    moving disc and a frame counter, its colours rotated per camera. Returns what it encoded with."""
+    import cv2
+
+    width, height = size
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [np.sin(u / 23.0), np.cos(v / 17.0), np.sin((u + v) / 41.0)]
+    base = np.stack([127 + 120 * c for c in channels], -1)
+    codecs = [(codec, name) for codec, name in (("avc1", "H.264"), ("mp4v", "MPEG-4 part 2")) if can_write(codec, size)]
+    if not codecs:
+        raise SystemExit("OpenCV's VideoWriter can write neither H.264 nor MPEG-4 here; install ffmpeg")
+    codec, name = codecs[0]
     for n in range(num_cameras):
-        source = f"testsrc2=size={width}x{height}:rate=30,hue=h={n * 90}"
-        command = [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source]
-        command += ["-frames:v", str(num_timesteps), "-c:v", "libx264", "-preset", "veryfast", "-b:v", "12M"]
-        command += ["-pix_fmt", "yuv420p", str(folder / f"cam{n}.mp4")]
-        subprocess.run(command, check=True)
-    stamp.touch()
-    return folder
+        writer = cv2.VideoWriter(str(folder / f"cam{n}.mp4"), cv2.VideoWriter_fourcc(*codec), 30.0, (width, height))
+        pattern = np.roll(base, n, axis=-1).astype(np.uint8)
+        for t in range(num_timesteps):
+            frame = np.roll(pattern, 8 * t, axis=1)
+            centre = (int(width * (0.2 + 0.6 * t / max(num_timesteps - 1, 1))), height // 2)
+            cv2.circle(frame, centre, height // 6, (255 - 60 * n, 40 * n, 200), -1)
+            cv2.putText(frame, f"cam{n} {t:05d}", (40, 120), cv2.FONT_HERSHEY_SIMPLEX, 3, (255, 255, 255), 6)
+            writer.write(frame)
+        writer.release()
+    return f"{name} by OpenCV's VideoWriter ({codec}; no ffmpeg used)"
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -239,6 +296,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=None, help="decode + pipeline rounds, best kept (2)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the capture here (default: a temp folder)")
+    parser.add_argument(
+        "--encoder", choices=ENCODERS, default="auto", help="who writes the capture: ffmpeg (H.264), opencv, auto"
+    )
     args = parser.parse_args()
     timesteps = args.timesteps or (48 if args.quick else 120)
     rounds = args.rounds or (1 if args.quick else 2)
@@ -246,14 +306,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pipeline-ceiling-")) if args.workdir is None else args.workdir
     try:
         tic = time.perf_counter()
-        capture_path = args.capture or make_capture(work / "capture", timesteps, args.cameras)
+        if args.capture is not None:
+            capture_path, how = args.capture, "given"
+        else:
+            capture_path, how = make_capture(work / "capture", timesteps, args.cameras, encoder=args.encoder)
         made = time.perf_counter() - tic
         capture = RigCapture.open(capture_path)
         source = capture.sources[0]
         print(f"machine: {machine()}")
         print(
             f"capture: {capture_path} ({capture.num_cameras} cameras, {capture.num_timesteps} timesteps, "
-            f"{source.width}x{source.height}; ready in {made:.1f} s)"
+            f"{source.width}x{source.height}, {how}; ready in {made:.1f} s)"
         )
         decode_runs, pipeline_runs = [], []
         for _ in range(rounds):
@@ -291,7 +354,10 @@ def main() -> None:
         )
         decode_fps, pipeline_fps = decoded / decode_seconds, frames / seconds
         ratio = pipeline_fps / decode_fps
-        print(f"RESULT decode_fps={decode_fps:.1f} pipeline_fps={pipeline_fps:.1f} ratio={ratio:.3f}")
+        print(
+            f"RESULT decode_fps={decode_fps:.1f} pipeline_fps={pipeline_fps:.1f} ratio={ratio:.3f} "
+            f"mb_per_image={disk / frames / 1e6:.2f}"
+        )
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

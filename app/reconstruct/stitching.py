@@ -61,20 +61,47 @@ def owned_ranges(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return owned
 
 
+ALIGN_SAMPLE = 20000  # pixels of the overlap the Sim(3) is fitted on (a fixed random subset: the fit's cost is bounded)
+
+
+def sample_pixels(num_pixels: int, max_points: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted flat indices of ``max_points`` pixels drawn without replacement from ``num_pixels`` (seeded: the same
+    overlap shape always gives the same sample, so a resumed run fits exactly what an uninterrupted one did), or None
+    when there are no more pixels than that."""
+    if num_pixels <= max_points:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(num_pixels, max_points, replace=False))
+
+
 def align_window(
     stitched_points: np.ndarray,
     stitched_conf: np.ndarray,
     window_points: np.ndarray,
     window_conf: np.ndarray,
+    *,
+    max_points: int = ALIGN_SAMPLE,
     **fit_options,
 ) -> Sim3Fit:
     """Sim(3) taking a window's frame to the stitched frame from the timesteps both hold.
 
     ``stitched_points``/``window_points`` ``[K, N, ..., 3]`` for the same K overlapping timesteps (pixel
-    for pixel), confidences ``[K, N, ...]``; each pixel is weighted by ``sqrt(conf_a · conf_b)``.
+    for pixel; numpy arrays or memory-maps), confidences ``[K, N, ...]``; each pixel is weighted by
+    ``sqrt(conf_a · conf_b)``. Only a fixed sample of at most ``max_points`` pixels (:func:`sample_pixels`) is read,
+    checked and fitted, so the cost does not grow with the image size; when fewer than half of the sampled pixels are
+    usable (non-finite or zero-confidence points), the whole overlap is searched for usable ones instead.
     """
-    weights = np.sqrt(np.clip(stitched_conf, 0, None) * np.clip(window_conf, 0, None))
-    return robust_sim3(window_points.reshape(-1, 3), stitched_points.reshape(-1, 3), weights.reshape(-1), **fit_options)
+    num_pixels = int(np.prod(window_conf.shape))
+    rows = sample_pixels(num_pixels, max_points)
+    arrays = (stitched_points, stitched_conf, window_points, window_conf)
+    flat = [np.asarray(a).reshape(num_pixels, -1) for a in arrays]
+    if rows is not None:
+        picked = [np.take(a, rows, axis=0) for a in flat]
+        weights = np.sqrt(np.clip(picked[1][:, 0], 0, None).astype(np.float64) * np.clip(picked[3][:, 0], 0, None))
+        usable = np.isfinite(picked[0]).all(1) & np.isfinite(picked[2]).all(1) & np.isfinite(weights) & (weights > 0)
+        if 2 * int(usable.sum()) >= len(rows):
+            return robust_sim3(picked[2], picked[0], weights, max_points=max_points, **fit_options)
+    weights = np.sqrt(np.clip(flat[1][:, 0], 0, None) * np.clip(flat[3][:, 0], 0, None))
+    return robust_sim3(flat[2], flat[0], weights, max_points=max_points, **fit_options)
 
 
 # ------------------------------------------------------------------------------------------------- rig
