@@ -20,8 +20,8 @@ import time
 import warnings
 from pathlib import Path
 
-from app.capture.ground_truth import open_ground_truth
 from app.capture.preprocess import PreprocessConfig
+from app.capture.truth import open_ground_truth
 from app.reconstruct.frame_metrics import frame_report, reconstruction_frame
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.run import reconstruct

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from app.capture.ground_truth import open_ground_truth
 from app.capture.preprocess import FrameTransform
+from app.capture.truth import open_ground_truth
 from app.cli.main import main
 from app.reconstruct.calibrated import agreement_status, agreement_summary, fit_to_calibration, has_baseline
 from app.reconstruct.frame_metrics import frame_report

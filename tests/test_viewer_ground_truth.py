@@ -35,7 +35,7 @@ def perfect_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(main, [str(a) for a in [*args, "--size", 42, "--max-frames", 2, "--window", 2]])
     assert result.exit_code == 0, result.output
     recon = Reconstruction.open(out)
-    from app.capture.ground_truth import open_ground_truth
+    from app.capture.truth import open_ground_truth
 
     truth = open_ground_truth(rig_root())
     gt_to_recon = RECON_TO_GT.inverse()
@@ -54,7 +54,7 @@ def perfect_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_alignment_recovers_the_similarity(perfect_recon: Path) -> None:
-    from app.capture.ground_truth import open_ground_truth
+    from app.capture.truth import open_ground_truth
 
     fit = camera_alignment(Reconstruction.open(perfect_recon), open_ground_truth(rig_root()))
     scale, rotation, translation = fit.scale, fit.rotation, fit.translation

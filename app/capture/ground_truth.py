@@ -1,4 +1,5 @@
-"""Ground truth of a capture, read in one place (the evaluation and the viewer both use :func:`open_ground_truth`).
+"""Ground truth of a capture, read in one place (evaluation, training and the viewer open it with
+:func:`app.capture.truth.open_ground_truth`).
 
 Accepted forms:
 
@@ -10,6 +11,10 @@ Accepted forms:
   camera-from-world. Moving pixels: the root's SegAnyMo masks (``SegAnyMo/sam2/mask_frames``), when present;
 * a recorded capture folder holding ``ground_truth.npz``, or that file itself
   (:func:`vggt_t_mv.train.dataset.load_recorded_sequence`);
+* a capture whose rig calibration lies beside its frames (``camera_array.toml``, ``Calib.toml``, EasyMocap's
+  ``intri.yml`` + ``extri.yml``, ...: :func:`app.capture.calibration.calibration_beside`): the cameras only (no depth,
+  no masks), static or per-frame as the calibration gives them; frames of a distorted calibration are undistorted
+  by its :class:`~app.capture.calibration.undistort.Undistorter` (:func:`app.capture.truth.undistorter_for`);
 * a shared real set (``pi3_room``, ``middlebury_templeSparseRing``, ``caliscope_4cam_charuco``;
   :func:`vggt_t_mv.eval.realdata.load_realdata`).
 
@@ -29,14 +34,14 @@ from app.capture.layout import dataset_images, discover
 from app.capture.masks import MaskSource, match_mask_sources, segany_labels
 from app.capture.sources import CaptureError
 from vggt_t_mv.data.images import ImageReadError, read_image
-from vggt_t_mv.eval.realdata import load_realdata
-from vggt_t_mv.train.dataset import Sequence, load_recorded_sequence
+from vggt_t_mv.train.dataset import Sequence
 
 GROUND_TRUTH_FOLDERS = ("depths", "intrs", "extrs")
 GROUND_TRUTH_FILE = "ground_truth.npz"
 GT_FORMS = (
     "a dataset root (images/ with depths/, intrs/, extrs/ beside it, per-frame .npy), a recorded capture with "
-    "ground_truth.npz (or that file), or a shared real set (pi3_room, middlebury_templeSparseRing, "
+    "ground_truth.npz (or that file), a capture with its rig calibration beside the frames (cameras only), or a "
+    "shared real set (pi3_room, middlebury_templeSparseRing, "
     "caliscope_4cam_charuco)"
 )
 
@@ -296,30 +301,3 @@ class SequenceGroundTruth(GroundTruth):
         check_camera(intrinsics, extrinsics, where, where)
         return GroundTruthFrame(depth, intrinsics, extrinsics, moving, tuple(seq.images.shape[2:4]))
 
-
-def open_ground_truth(path: str | Path) -> GroundTruth:
-    """The ground truth at ``path`` (module docstring); :class:`GroundTruthError` names what is wrong."""
-    path = Path(path)
-    if not path.exists():
-        raise GroundTruthError(f"ground truth {path} does not exist; pass {GT_FORMS}")
-    if path.is_file():
-        if path.name != GROUND_TRUTH_FILE:
-            raise GroundTruthError(f"ground truth {path} is a file but not a {GROUND_TRUTH_FILE}; pass {GT_FORMS}")
-        path = path.parent
-    try:
-        if (path / GROUND_TRUTH_FILE).is_file():
-            with np.load(path / GROUND_TRUTH_FILE) as data:
-                names = [str(n) for n in data["camera_names"]] if "camera_names" in data.files else None
-                declared = "depth" in data.files
-            truth = SequenceGroundTruth(path / GROUND_TRUTH_FILE, load_recorded_sequence(path), names)
-            truth.declared_depth = declared
-            return truth
-        if ground_truth_folders(path) and dataset_images(path) is not None:
-            return DatasetGroundTruth(path)
-        return SequenceGroundTruth(path, load_realdata(path, every=1))
-    except GroundTruthError:
-        raise
-    except FileNotFoundError as error:
-        raise GroundTruthError(f"no ground truth in {path} ({error}); pass {GT_FORMS}") from error
-    except (OSError, ValueError, KeyError) as error:
-        raise GroundTruthError(f"ground truth {path} cannot be read ({error})") from error

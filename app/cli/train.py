@@ -321,7 +321,8 @@ def _write_error_maps(target: Path, gt: Path, folder: Path, quiet: bool) -> None
 
 def _frame_report(target: Path, gt: Path):
     """Unaligned, unscaled numbers (depth; points in the calibration frame) and static-camera drift."""
-    from app.capture.ground_truth import GroundTruthError, open_ground_truth
+    from app.capture.ground_truth import GroundTruthError
+    from app.capture.truth import open_ground_truth
     from app.reconstruct.frame_metrics import frame_report, reconstruction_frame
     from app.reconstruct.store import Reconstruction, ReconstructionError
 

@@ -20,8 +20,9 @@ import numpy as np
 
 from app.capture.calibration.rig import cameras_from_record
 from app.capture.calibration.undistort import Undistorter
-from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame, open_ground_truth
+from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame
 from app.capture.preprocess import FrameTransform, preprocess_frame
+from app.capture.truth import open_ground_truth
 from app.common.vocab import Stream
 from app.reconstruct.error_map import RELATIVE_FLOOR, depth_scale, error_image, nice_limit, surface_error
 from app.reconstruct.store import Reconstruction

@@ -2,9 +2,11 @@
 
 A **recorded capture** is anything ``vggt-mv run`` reads (:class:`app.capture.rig.RigCapture`: time-major
 ``images/time_TT/viewV.png`` or camera-major ``images/cam0/000000.png``, videos, ...) with ground truth that
-:func:`app.capture.ground_truth.open_ground_truth` reads: a dataset root's ``depths/ intrs/ extrs/`` (per-frame
-``.npy`` named like the images) with its SegAnyMo masks as dynamic-mask labels, or a ``ground_truth.npz`` beside the
-frames. :func:`find_captures` takes one such capture or a folder of them (one per sequence, as DexYCB has hundreds).
+:func:`app.capture.truth.open_ground_truth` reads: a dataset root's ``depths/ intrs/ extrs/`` (per-frame
+``.npy`` named like the images) with its SegAnyMo masks as dynamic-mask labels, a ``ground_truth.npz`` beside the
+frames, or the rig calibration beside the frames (cameras only: the depth losses and metrics see no valid pixel; a
+distorted calibration's frames are undistorted first, as ``run`` does). :func:`find_captures` takes one such
+capture or a folder of them (one per sequence, as DexYCB has hundreds).
 
 :class:`CaptureSequence` implements the library's :class:`~vggt_t_mv.train.dataset.SequenceSource`: a window's
 frames are read when the window is cut and brought to the window size by the run's own crop
@@ -21,18 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
-from app.capture.ground_truth import GROUND_TRUTH_FILE, GroundTruth, GroundTruthError, open_ground_truth
+from app.capture.calibration import CALIBRATIONS_BESIDE_FRAMES
+from app.capture.ground_truth import GROUND_TRUTH_FILE, GroundTruth, GroundTruthError
 from app.capture.layout import dataset_images, subfolders
 from app.capture.preprocess import frame_transform, preprocess_frame
 from app.capture.rig import RigCapture
 from app.capture.sources import CaptureError
+from app.capture.truth import calibration_ground_truth_at, open_ground_truth, undistorter_for
 from app.reconstruct.evaluate import to_model_pixels
 from vggt_t_mv.train.dataset import WindowArrays
 
 SYNTHETIC_GT = "synthetic:"  # ``vggt-mv eval --gt synthetic:1000-1005``: held-out procedural rigs
 CAPTURE_FORMS = (
     "a dataset root (images/ with depths/, intrs/, extrs/ beside it, per-frame .npy named like the images; "
-    "SegAnyMo/ masks as labels when present) or a capture with a ground_truth.npz, or a folder of such"
+    f"SegAnyMo/ masks as labels when present), a capture with a ground_truth.npz, a capture with its rig calibration "
+    f"beside the frames (cameras only: {CALIBRATIONS_BESIDE_FRAMES}), or a folder of such"
 )
 
 
@@ -42,11 +47,12 @@ class TrainDataError(ValueError):
 
 def is_recorded_capture(path: Path) -> bool:
     """Whether ``path`` looks like one recorded capture with ground truth (a dataset root with images/ and
-    intrs/ + extrs/ or depths/, or a folder holding a ground_truth.npz)."""
+    intrs/ + extrs/ or depths/, a folder holding a ground_truth.npz, or a capture with its rig calibration beside the
+    frames: cameras only)."""
     if (path / GROUND_TRUTH_FILE).is_file():
         return True
     if dataset_images(path) is None:
-        return False
+        return calibration_ground_truth_at(path) is not None
     return any((path / name).is_dir() for name in ("depths", "intrs", "extrs"))
 
 
@@ -155,6 +161,9 @@ class CaptureSequence:
 
     def _frame(self, t: int, n: int, target_hw: tuple[int, int]):
         rgb = self.capture.read(t, n)
+        undistorter = undistorter_for(self.truth, self.keys[n], (rgb.shape[1], rgb.shape[0]))
+        if undistorter is not None:  # the calibration's intrinsics are of the undistorted frame, as in a run
+            rgb = undistorter.image(rgb)
         transform = frame_transform(tuple(rgb.shape[:2]), target_hw, "crop")
         frame = self.truth.frame(int(self.capture.frame_index[t, n]), self.keys[n])
         if tuple(frame.image_hw) != tuple(rgb.shape[:2]):

@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 import viser
 
-from app.capture.ground_truth import GroundTruth, GroundTruthError, open_ground_truth
+from app.capture.ground_truth import GroundTruth, GroundTruthError
+from app.capture.truth import open_ground_truth
 from app.common.vocab import RENDER_MODES, STREAMS, RenderMode, Stream
 from app.export.colmap import load_pycolmap
 from app.export.selection import DEFAULT_CONF_PERCENTILE

@@ -2,7 +2,13 @@
 ``dataset``), one type (:class:`RigCalibration` in ``rig``), matching to a capture and units in ``load``, lens
 undistortion in ``undistort``. Nothing here needs torch."""
 
-from app.capture.calibration.load import FORMS, load_calibration, read_calibration_file
+from app.capture.calibration.load import (
+    CALIBRATIONS_BESIDE_FRAMES,
+    FORMS,
+    calibration_beside,
+    load_calibration,
+    read_calibration_file,
+)
 from app.capture.calibration.rig import (
     CalibrationError,
     CameraCalibration,
@@ -12,7 +18,9 @@ from app.capture.calibration.rig import (
 )
 
 __all__ = [
+    "CALIBRATIONS_BESIDE_FRAMES",
     "FORMS",
+    "calibration_beside",
     "CalibrationError",
     "CameraCalibration",
     "Distortion",

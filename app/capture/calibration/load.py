@@ -81,6 +81,32 @@ def read_calibration_file(path: str | Path) -> CalibrationFile:
     )
 
 
+CALIBRATIONS_BESIDE_FRAMES = (
+    "camera_array.toml, calibration.toml, Calib.toml, calibration.json, a *.qca.txt, intri.yml + extri.yml or a "
+    "COLMAP sparse model (sparse/ or sparse/0/) in the capture folder"
+)
+
+
+def calibration_beside(folder: str | Path) -> Path | None:
+    """The calibration file (or folder) that a capture keeps beside its frames (:data:`CALIBRATIONS_BESIDE_FRAMES`),
+    else None. A dataset root's ``intrs/`` + ``extrs/`` are not looked for here: they are ground truth of their own."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    for name in ("camera_array.toml", "calibration.toml", "Calib.toml", "calibration.json"):
+        if (folder / name).is_file():
+            return folder / name
+    qualisys = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(QUALISYS_SUFFIX))
+    if qualisys:
+        return qualisys[0]
+    if (folder / INTRINSICS_FILE).is_file() and (folder / EXTRINSICS_FILE).is_file():
+        return folder
+    for candidate in (folder / "sparse", folder / "sparse" / "0"):
+        if model_folder(candidate) == candidate:
+            return candidate
+    return None
+
+
 def match_cameras(found: CalibrationFile, camera_names: list[str]) -> tuple[list[CameraCalibration], str]:
     """The calibration's cameras in capture order and how they were matched (one line)."""
     names = [c.name for c in found.cameras]
