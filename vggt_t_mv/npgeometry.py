@@ -1,5 +1,5 @@
 """Numpy geometry, written once: similarity transforms, their least-squares and robust fits, rotation angles,
-quaternions and camera centres.
+quaternions, camera centres, and projecting points to pixels and back.
 
 Conventions (the same as :mod:`vggt_t_mv.geometry`, which holds the torch side):
 
@@ -275,3 +275,34 @@ def camera_centers(extrinsics: np.ndarray) -> np.ndarray:
     extrinsics = np.asarray(extrinsics)
     rotation, translation = extrinsics[..., :3, :3], extrinsics[..., :3, 3]
     return -np.einsum("...ji,...j->...i", rotation, translation)
+
+
+def project_points(points: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World points ``[..., M, 3]`` seen by cameras ``extrinsics [..., 3, 4]`` (camera-from-world), ``intrinsics
+    [..., 3, 3]`` (pixels) -> pixels ``(u, v) [..., M, 2]`` and camera z-depth ``[..., M]``, float64.
+
+    Leading dims broadcast. Pixels of points at ``z <= 0`` (behind the camera) are NaN; their depth is kept."""
+    points = np.asarray(points, np.float64)
+    extrinsics, intrinsics = np.asarray(extrinsics, np.float64), np.asarray(intrinsics, np.float64)
+    camera = np.einsum("...ij,...mj->...mi", extrinsics[..., :3, :3], points) + extrinsics[..., None, :3, 3]
+    depth = camera[..., 2]
+    homogeneous = np.einsum("...ij,...mj->...mi", intrinsics, camera)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pixels = homogeneous[..., :2] / depth[..., None]
+    return np.where((depth > 0)[..., None], pixels, np.nan), depth
+
+
+def unproject_pixels(
+    pixels: np.ndarray, depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray
+) -> np.ndarray:
+    """Pixels ``(u, v) [..., M, 2]`` at camera z-depth ``[..., M]`` -> world points ``[..., M, 3]`` (float64):
+    ``R^-1 (depth K^-1 [u, v, 1] - t)`` for camera-from-world ``extrinsics [..., 3, 4]``, ``intrinsics [..., 3, 3]``.
+    The inverse of :func:`project_points` for points in front of the camera (``R^-1``, exact also for a float32
+    rotation that is orthonormal only to rounding)."""
+    pixels, depth = np.asarray(pixels, np.float64), np.asarray(depth, np.float64)
+    extrinsics, intrinsics = np.asarray(extrinsics, np.float64), np.asarray(intrinsics, np.float64)
+    homogeneous = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+    rays = np.einsum("...ij,...mj->...mi", np.linalg.inv(intrinsics), homogeneous)
+    camera = rays * depth[..., None] - extrinsics[..., None, :3, 3]
+    # the exact inverse of R, not R^T: float32 rotations are orthonormal only to ~1e-7
+    return np.einsum("...ij,...mj->...mi", np.linalg.inv(extrinsics[..., :3, :3]), camera)

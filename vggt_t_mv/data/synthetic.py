@@ -345,6 +345,39 @@ def _build_scene(config: SyntheticRigConfig, rng: np.random.Generator) -> list[_
     return _room_objects(config, rng) + _static_boxes(config, rng) + _moving_objects(config, rng)
 
 
+@dataclass(frozen=True)
+class SceneMotion:
+    """The scene of a rig configuration as rigid bodies: ``meshes`` (``vertices [V, 3]`` in the object's frame,
+    ``triangles [F, 3]``) and ``moving [K]``; :meth:`poses` gives their world-from-object poses."""
+
+    meshes: list[tuple[np.ndarray, np.ndarray]]
+    moving: np.ndarray
+    pose_functions: list[Callable[[float], np.ndarray]]
+    fps: float
+
+    def poses(self, timestep: int) -> np.ndarray:
+        """World-from-object poses ``[K, 4, 4]`` (float64) at ``timestep``."""
+        return np.stack([pose_at(timestep / self.fps) for pose_at in self.pose_functions])
+
+    def world_meshes(self, timestep: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The meshes placed in the world at ``timestep`` (float64 vertices)."""
+        return [
+            (vertices @ pose[:3, :3].T + pose[:3, 3], triangles)
+            for (vertices, triangles), pose in zip(self.meshes, self.poses(timestep), strict=True)
+        ]
+
+
+def scene_motion(config: SyntheticRigConfig) -> SceneMotion:
+    """The rigid bodies :func:`make_synthetic_rig` renders for ``config`` (same seed, same scene)."""
+    objects = _build_scene(config, np.random.default_rng(config.seed))
+    return SceneMotion(
+        [(obj.vertices, obj.triangles) for obj in objects],
+        np.array([obj.moving for obj in objects]),
+        [obj.pose_at for obj in objects],
+        float(config.fps),
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Cameras
 # ----------------------------------------------------------------------------------------------------------------------
