@@ -139,7 +139,7 @@ def test_mv_page4d_rig_stores_the_dataset_cameras_at_every_timestep_of_every_win
     assert len(recon.windows()) >= 2
     for record in recon.windows():
         arrays = recon.window_arrays(record.index, ("extrinsics", "intrinsics"))
-        for k, t in enumerate(range(*record.span)):
+        for k, t in enumerate(range(*record.held)):  # the timesteps the window stores
             for n, name in enumerate(recon.camera_names):
                 frame = f"time_{int(frames[t, n]):02d}"
                 extrinsics = np.load(root / "extrs" / frame / f"{name}.npy")[:3]

@@ -14,6 +14,11 @@ RenderMode = Literal["points", "splats"]  # the viewer draws point clouds or Gau
 ShowMode = Literal["prediction", "ground truth", "both"]  # what the viewer draws when it has a ground truth
 PointColoring = Literal["image", "error"]  # prediction coloured by its images or by its distance to the ground truth
 CameraMode = Literal["calibrated", "predicted"]  # stored cameras: the rig's calibration, or the model's prediction
+# how reconstruction format 3 stores an array (app.reconstruct.arrays): as computed, float16, a probability in uint8,
+# or float16 offsets from a float32 origin per image
+ArrayCodec = Literal["exact", "float16", "unit_uint8", "offset_float16"]
+# what a window's Sim(3) does to an array when it is read in the stitched frame: nothing, move points, scale depths
+FrameMotion = Literal["none", "points", "scale"]
 
 STREAMS: tuple[str, ...] = get_args(Stream)
 MOTIONS: tuple[str, ...] = get_args(Motion)
@@ -24,6 +29,8 @@ RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
 SHOW_MODES: tuple[str, ...] = get_args(ShowMode)
 POINT_COLORINGS: tuple[str, ...] = get_args(PointColoring)
 CAMERA_MODES: tuple[str, ...] = get_args(CameraMode)
+ARRAY_CODECS: tuple[str, ...] = get_args(ArrayCodec)
+FRAME_MOTIONS: tuple[str, ...] = get_args(FrameMotion)
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:

@@ -3,10 +3,11 @@
 The capture's ``T`` timesteps are cut into windows of ``window`` timesteps every ``stride`` (see
 :func:`app.reconstruct.stitching.window_spans`); each window is one model call ``[1, Tw, N, 3, H, W]`` under
 ``torch.inference_mode()`` (bf16 autocast on CUDA where supported, fp16 on older GPUs, fp32 on CPU).
-Window ``w > 0`` is moved into the first window's frame by a robust Sim(3) fitted on the geo-stream
-world points of the timesteps it shares with window ``w - 1`` (as stored on disk, so a resumed run
-computes exactly what an uninterrupted one does); the same Sim(3) moves its cameras, depth and the
-pose-stream points. Each window is written to disk as soon as it is done.
+Window ``w > 0`` is taken into the first window's frame by a robust Sim(3) fitted on the geo-stream
+world points of the timesteps it shares with window ``w - 1`` that ``w - 1`` stores (as stored on disk, so a
+resumed run computes exactly what an uninterrupted one does), composed with ``w - 1``'s own Sim(3). The Sim(3)
+moves its cameras at once; depth and points are stored in the window's frame with it and moved on read (format 3,
+:mod:`app.reconstruct.store`). Each window is written to disk as soon as it is done.
 
 Default window / stride per device (override with ``--window`` / ``--stride``):
 
@@ -45,7 +46,8 @@ from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfi
 from app.capture.rig import RigCapture
 from app.common.timing import StageTimer
 from app.common.vocab import CameraMode, DtypeName
-from app.reconstruct.calibrated import agreement_summary, calibrated_arrays, fit_to_calibration, has_baseline
+from app.reconstruct.arrays import sim3_to_dict
+from app.reconstruct.calibrated import agreement_summary, fit_to_calibration, has_baseline
 from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
 from app.reconstruct.stitching import (
@@ -58,7 +60,14 @@ from app.reconstruct.stitching import (
     rigid_rig,
     window_spans,
 )
-from app.reconstruct.store import FORMAT_VERSION, LOCK_NAME, Reconstruction, ReconstructionError, stored_form
+from app.reconstruct.store import (
+    FORMAT_VERSION,
+    LOCK_NAME,
+    WRITABLE_VERSIONS,
+    EncodedWindow,
+    Reconstruction,
+    ReconstructionError,
+)
 from app.reconstruct.writing import WindowWriter
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.geometry import pose_encoding_to_extri_intri
@@ -105,6 +114,7 @@ class PipelineConfig:
     calibration_units: LengthUnit | None = None
     cameras: CameraMode | None = None
     prefetch: int = 8
+    format_version: int = FORMAT_VERSION  # of a new reconstruction (2: the older layout); --resume keeps the folder's
 
 
 @dataclass
@@ -365,9 +375,12 @@ def _kept_prefix(recon: Reconstruction, old: dict, new: dict) -> int | None:
     if same(old["capture"]) != same(new["capture"]) or selection(old["capture"]) != selection(new["capture"]):
         return None
     kept = 0
+    new_owned = owned_ranges([tuple(span) for span in new["spans"]])
     for record in recon.windows(refresh=True):
         begin, end = record.span
         if record.index >= len(new["spans"]) or tuple(new["spans"][record.index]) != (begin, end):
+            break
+        if recon.encoded and record.held != new_owned[record.index]:  # it stores what the next window now owns
             break
         if any(
             old["capture"][key][begin:end] != new["capture"][key][begin:end] for key in ("timestep_ids", "frame_index")
@@ -381,10 +394,11 @@ def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
     """``--resume``: reopen ``out``, check it was made by the same run (or one selecting more or fewer timesteps
     of the same capture: the windows both share are kept), drop what is incomplete."""
     recon = Reconstruction.open(out, damaged_ok=True)
-    if recon.format_version != FORMAT_VERSION:
+    if recon.format_version not in WRITABLE_VERSIONS:
+        writable = " and ".join(map(str, WRITABLE_VERSIONS))
         raise ReconstructionError(
             f"--resume: {out} is in reconstruction format version {recon.format_version} (an older vggt-mv); this "
-            f"version continues only format {FORMAT_VERSION} runs. Pass --overwrite to start it again"
+            f"version continues only format {writable} runs. Pass --overwrite to start it again"
         )
     old, new = _identity(recon.meta), _identity(meta)
     if old != new:
@@ -414,7 +428,9 @@ def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
     return recon, len(recon.windows(refresh=True))
 
 
-def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> tuple[Reconstruction, int]:
+def prepare_output(
+    out: Path, meta: dict, *, resume: bool, overwrite: bool, format_version: int = FORMAT_VERSION
+) -> tuple[Reconstruction, int]:
     """Create the output reconstruction or reopen it for ``--resume``; returns it and the first window to run.
 
     The folder is locked first (:class:`~app.reconstruct.lock.RunLock`, held by ``recon.lock`` until
@@ -429,7 +445,7 @@ def prepare_output(out: Path, meta: dict, *, resume: bool, overwrite: bool) -> t
         if resume and (out / "meta.json").is_file():
             recon, first = _reopen(out, meta)
         else:
-            recon, first = Reconstruction.create(out, meta, overwrite=overwrite), 0
+            recon, first = Reconstruction.create(out, meta, overwrite=overwrite, format_version=format_version), 0
     except BaseException:
         # refused (a foreign folder, the capture itself, ...) or stopped before anything was written: leave no trace
         if (out / "meta.json").is_file():
@@ -509,23 +525,6 @@ def check_window_finite(index: int, span: tuple[int, int], arrays: dict[str, np.
         )
 
 
-def _moved_window(arrays: dict[str, np.ndarray], sim3: Sim3) -> dict[str, np.ndarray]:
-    """The window's arrays moved into the stitched frame (new arrays; the inputs are left as they are)."""
-    if sim3.is_identity():
-        return dict(arrays)
-    out = dict(arrays)
-    out["world_points"] = sim3.apply(arrays["world_points"])
-    out["depth"] = arrays["depth"] * np.float32(sim3.scale)
-    out["extrinsics"] = sim3.apply_to_extrinsics(arrays["extrinsics"])
-    return out
-
-
-def _stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays as the reconstruction stores them (float16 confidences...): what the next window aligns to, in
-    memory exactly what a resumed run reads from disk."""
-    return {name: stored_form(name, value) for name, value in arrays.items()}
-
-
 def run_pipeline(
     model: torch.nn.Module,
     capture: RigCapture,
@@ -554,8 +553,7 @@ def run_pipeline(
     feeder = writer = None
     started = time.perf_counter()
     counts = {"done": spans[first_window - 1][1] if first_window > 0 else 0, "new": 0}
-    previous: dict[str, np.ndarray] | None = None  # stored arrays of the last window, for aligning the next
-    cameras: dict[int, WindowCameras] = {}  # stored cameras of the windows this run made (for the rig pass)
+    previous: EncodedWindow | None = None  # the last window as written, for aligning the next
 
     def committed(w: int | None) -> None:
         if w is None:
@@ -604,21 +602,20 @@ def run_pipeline(
                 with timer.measure("stitch"):
                     check_window_finite(w, spans[w], arrays)
                     if plan.cameras == "calibrated":
-                        arrays, info["alignment"] = _to_calibration(w, arrays, capture, plan, messages)
-                        arrays = _stored(arrays)
+                        sim3, cameras, info["alignment"] = _to_calibration(w, arrays, capture, plan, messages)
                     else:
                         sim3, info["alignment"] = _align(recon, w, arrays, previous, plan, messages)
-                        arrays = _stored(_moved_window(arrays, sim3))
-                previous = arrays
-                cameras[w] = WindowCameras(arrays["extrinsics"], arrays["intrinsics"])
+                        cameras = {"extrinsics": sim3.apply_to_extrinsics(arrays["extrinsics"]).astype(np.float32)}
+                    encoded = recon.encode_window(w, {**arrays, **cameras}, sim3)  # depth, points: window frame
+                previous = encoded
                 committed(writer.flush())  # window w - 1 is on disk: report it before writing w
-                writer.submit(w, arrays, info)
+                writer.submit(w, encoded, info)
         if writer is not None:
             committed(writer.flush())
         if not dist.is_main:
             return None
         seconds = time.perf_counter() - started
-        _finish(recon, capture, plan, config, messages, cameras)
+        _finish(recon, capture, plan, config, messages)
     finally:
         if feeder is not None:
             feeder.close()
@@ -668,10 +665,12 @@ def _mask_reader(sources: list, capture: RigCapture) -> Callable[[int], list[np.
 
 
 def _align(
-    recon: Reconstruction, w: int, arrays: dict, previous: dict | None, plan: RunPlan, messages: list[str]
+    recon: Reconstruction, w: int, arrays: dict, previous: EncodedWindow | None, plan: RunPlan, messages: list[str]
 ) -> tuple[Sim3, dict]:
-    """The Sim(3) of window ``w`` into the stitched frame (window 0: identity, or the metric scale); ``previous``:
-    window ``w - 1``'s stored arrays when this run made it (else they are read from disk)."""
+    """The Sim(3) of window ``w`` into the stitched frame (window 0: identity, or the metric scale): fitted on the
+    overlap timesteps window ``w - 1`` stores, in the frame they are stored in, then composed with that frame's
+    Sim(3). ``previous``: window ``w - 1`` as written when this run made it (else it is read from disk: the same
+    values)."""
     if w == 0:
         if plan.calibration is None or plan.calibration.extrinsics is None or len(recon.camera_names) < 2:
             return Sim3.identity(), {"kind": "reference"}
@@ -684,19 +683,12 @@ def _align(
             messages.append("--calibration: the predicted rig has no usable baseline; metric scale not applied")
             return Sim3.identity(), {"kind": "reference", "metric_scale": None}
         return Sim3(scale), {"kind": "reference", "metric_scale": scale, "baseline_ratios": ratios}
-    if previous is None:
-        previous = recon.window_arrays(w - 1, ("world_points", "world_points_conf"))
-    prev_begin, prev_end = recon.spans[w - 1]
     begin = plan.spans[w][0]
-    overlap = slice(begin - prev_begin, prev_end - prev_begin)
-    shared = prev_end - begin
+    points, conf, previous_sim3, first = recon.overlap_points(w - 1 if previous is None else previous, begin)
+    shared = len(points)
+    rows = slice(first - begin, first - begin + shared)
     try:
-        fit = align_window(
-            np.asarray(previous["world_points"][overlap]),
-            np.asarray(previous["world_points_conf"][overlap]),
-            arrays["world_points"][:shared],
-            arrays["world_points_conf"][:shared],
-        )
+        fit = align_window(points, conf, arrays["world_points"][rows], arrays["world_points_conf"][rows])
         ok = np.isfinite(fit.sim3.as_matrix()).all() and fit.sim3.scale > 0
     except (ValueError, np.linalg.LinAlgError) as error:
         fit, ok = None, False
@@ -704,27 +696,26 @@ def _align(
     if not ok:
         if fit is not None:
             messages.append(f"window {w}: Sim(3) fit is degenerate; window left unaligned")
-        return Sim3.identity(), {"kind": "failed", "overlap": shared}
+        return previous_sim3, {"kind": "failed", "overlap": shared}
+    sim3 = previous_sim3.compose(fit.sim3)
     fitted = {
-        "sim3": {
-            "scale": float(fit.sim3.scale),
-            "rotation": fit.sim3.rotation.tolist(),
-            "translation": fit.sim3.translation.tolist(),
-        },
+        "sim3": sim3_to_dict(sim3),
         "residual_median": fit.residual_median,
         "residual_mean_inlier": fit.residual_mean_inlier,
         "inlier_fraction": fit.inlier_fraction,
         "num_points": fit.num_points,
         "iterations": fit.iterations,
     }
-    return fit.sim3, {"kind": "sim3", "overlap": shared, **fitted}
+    return sim3, {"kind": "sim3", "overlap": shared, **fitted}
 
 
 def _to_calibration(
     w: int, arrays: dict[str, np.ndarray], capture: RigCapture, plan: RunPlan, messages: list[str]
-) -> tuple[dict[str, np.ndarray], dict]:
-    """Window ``w`` moved into the calibration's frame (:mod:`app.reconstruct.calibrated`) and its alignment entry
-    (kind ``calibrated``: the Sim(3), its fit and each camera's agreement)."""
+) -> tuple[Sim3, dict[str, np.ndarray], dict]:
+    """Window ``w``'s Sim(3) into the calibration's frame (fitted on the cameras alone,
+    :mod:`app.reconstruct.calibrated`), the calibration's cameras it stores (``extrinsics [Tw, N, 3, 4]``,
+    ``intrinsics`` at model resolution) and its alignment entry (kind ``calibrated``: the Sim(3), its fit and each
+    camera's agreement)."""
     assert plan.calibration is not None
     begin, end = plan.spans[w]
     calibrated = plan.calibration.extrinsics_for(capture.frame_index[begin:end])
@@ -738,11 +729,7 @@ def _to_calibration(
     sim3 = fitted.sim3
     entry = {
         "kind": "calibrated",
-        "sim3": {
-            "scale": float(sim3.scale),
-            "rotation": np.asarray(sim3.rotation).tolist(),
-            "translation": np.asarray(sim3.translation).tolist(),
-        },
+        "sim3": sim3_to_dict(sim3),
         "residual_median": fitted.fit.residual_median,
         "inlier_fraction": fitted.fit.inlier_fraction,
         "rig_spacing": fitted.spacing,
@@ -757,35 +744,11 @@ def _to_calibration(
             f"{worst.name}: {worst.rotation_error_deg:.1f} deg, centre {worst.center_error:.3g} "
             f"{plan.calibration.units}); its depth scale may be off"
         )
-    return calibrated_arrays(arrays, sim3, calibrated, intrinsics), entry
-
-
-@dataclass
-class WindowCameras:
-    """One window's stored cameras: ``extrinsics [Tw, N, 3, 4]`` camera-from-world, ``intrinsics [Tw, N, 3, 3]``."""
-
-    extrinsics: np.ndarray
-    intrinsics: np.ndarray
-
-
-def _window_cameras(recon: Reconstruction, made: dict[int, WindowCameras]) -> list[WindowCameras]:
-    """The stored cameras of every complete window: those this run made from memory, earlier ones (a resumed run)
-    read once from disk."""
-    out = []
-    for record in recon.windows():
-        if record.index not in made:
-            arrays = recon.window_arrays(record.index, ("extrinsics", "intrinsics"))
-            made[record.index] = WindowCameras(np.array(arrays["extrinsics"]), np.array(arrays["intrinsics"]))
-        out.append(made[record.index])
-    return out
-
-
-def _merged(parts: list[np.ndarray], spans: list[tuple[int, int]]) -> np.ndarray:
-    """Per-window arrays ``[Tw, N, ...]`` -> ``[T, N, ...]`` by the merge rule (what ``Reconstruction.load`` reads)."""
-    owned = owned_ranges(spans)
-    return np.concatenate(
-        [part[s - span[0] : e - span[0]] for part, span, (s, e) in zip(parts, spans, owned, strict=True)]
-    )
+    cameras = {
+        "extrinsics": np.asarray(calibrated, np.float32),
+        "intrinsics": np.broadcast_to(np.asarray(intrinsics, np.float32), arrays["intrinsics"].shape).copy(),
+    }
+    return sim3, cameras, entry
 
 
 def _finish(
@@ -794,15 +757,11 @@ def _finish(
     plan: RunPlan,
     config: PipelineConfig,
     messages: list,
-    made: dict[int, WindowCameras],
 ) -> None:
-    """Rig diagnostics, optional rigid-rig averaging and calibration report; marks the run complete. ``made``: the
-    stored cameras of the windows this run computed (the others are read once)."""
+    """Rig diagnostics, optional rigid-rig averaging and calibration report; marks the run complete."""
     names = recon.camera_names
-    windows = _window_cameras(recon, made)
-    spans = [record.span for record in recon.windows()]
-    extrinsics = _merged([c.extrinsics for c in windows], spans)
-    intrinsics = _merged([c.intrinsics for c in windows], spans)
+    windows = [recon.window_arrays(r.index, ("extrinsics", "intrinsics")) for r in recon.windows(refresh=True)]
+    extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
     report: dict = {"diagnostics": rig_diagnostics(extrinsics, intrinsics, names)}
     if config.rigid_rig and len(names) > 1 and plan.cameras == "predicted":
         # The pass is idempotent (it rebuilds every camera from camera 0, which it leaves exactly as it is), so a
@@ -819,8 +778,8 @@ def _finish(
             recon.save_meta()
         rig, rig_k = np.array(stored["camera_from_camera0"]), np.array(stored["intrinsics"], np.float32)
         for record, cams in zip(recon.windows(), windows, strict=True):
-            new_ext = apply_rig(cams.extrinsics, rig).astype(np.float32)
-            new_k = np.broadcast_to(rig_k, cams.intrinsics.shape).astype(np.float32)
+            new_ext = apply_rig(cams["extrinsics"], rig).astype(np.float32)
+            new_k = np.broadcast_to(rig_k, cams["intrinsics"].shape).astype(np.float32)
             recon.replace_arrays(record.index, {"extrinsics": new_ext, "intrinsics": new_k})  # pose points follow
         # camera 0 of every timestep is its owner window's, so the merged cameras follow by the same formula
         extrinsics = apply_rig(extrinsics, rig).astype(np.float32)

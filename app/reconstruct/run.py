@@ -161,7 +161,9 @@ def prepare_reconstruction(
     recon, first, failure = None, 0, None
     if dist.is_main:
         try:
-            recon, first = prepare_output(Path(out), meta, resume=resume, overwrite=overwrite)
+            recon, first = prepare_output(
+                Path(out), meta, resume=resume, overwrite=overwrite, format_version=config.format_version
+            )
         except (ReconstructionError, ValueError) as error:
             failure = str(error)
     first, failure = dist.broadcast((first, failure))  # every rank starts at the same window, or stops

@@ -1,51 +1,59 @@
 """The on-disk Reconstruction: a folder written window by window, read back without the model.
 
-Layout (format version :data:`FORMAT_VERSION` = 2)::
+Layout (format version :data:`FORMAT_VERSION` = 3)::
 
     RECON/
       meta.json                 format + version, capture description, model config and checkpoint sha256,
                                 window settings and spans, preprocessing, per-window alignment, rig report
       windows/00000/            one folder per finished window, committed by an atomic rename
-        window.json             index, span [start, end) in timesteps, Sim(3) alignment, timing
-        images.npy              uint8   [Tw, N, H, W, 3]   model-resolution RGB (colours)
-        depth.npy               float32 [Tw, N, H, W]      geo stream depth (scaled with the window)
-        depth_conf.npy          float16 [Tw, N, H, W]      its confidence (also the pose stream's)
-        world_points.npy        float32 [Tw, N, H, W, 3]   geo stream: the point head's map
-        world_points_conf.npy   float16 [Tw, N, H, W]
-        extrinsics.npy          float32 [Tw, N, 3, 4]      OpenCV camera-from-world
-        intrinsics.npy          float32 [Tw, N, 3, 3]      model pixels (see meta "preprocess" for the originals)
-        dynamic_mask.npy        float16 [Tw, N, H, W]      probability, only when the model predicts it
+        window.json             index, span [start, end) in timesteps, "stored" [a, b): the timesteps this folder
+                                holds, "to_stitched": the window's Sim(3) into the stitched frame, alignment, timing
+        images.npy              uint8   [Ts, N, H, W, 3]   model-resolution RGB (colours)
+        depth.npy               float16 [Ts, N, H, W]      geo stream depth, window frame (x s on read)
+        depth_conf.npy          float16 [Ts, N, H, W]      its confidence (also the pose stream's)
+        world_points.npy        float16 [Ts, N, H, W, 3]   geo stream points, window frame, offsets from
+        world_points_origin.npy float32 [Ts, N, 3]         each image's camera centre (moved by the Sim(3) on read)
+        world_points_conf.npy   float16 [Ts, N, H, W]
+        extrinsics.npy          float32 [Ts, N, 3, 4]      OpenCV camera-from-world, stitched frame
+        intrinsics.npy          float32 [Ts, N, 3, 3]      model pixels (see meta "preprocess" for the originals)
+        dynamic_mask.npy        uint8   [Ts, N, H, W]      probability x 255, only when the model predicts it
 
-``world_points_from_depth`` (float32 ``[Tw, N, H, W, 3]``, the pose stream: depth unprojected with the cameras) is
-not stored: every reader (:meth:`Reconstruction.get`, :meth:`~Reconstruction.load`,
-:meth:`~Reconstruction.window_arrays`) derives it from ``depth``, ``extrinsics`` and ``intrinsics``
+**Each timestep is stored once**: window ``w`` holds the timesteps it owns under the merge rule of
+:mod:`app.reconstruct.stitching` (``Ts`` of its ``Tw``; at window 16 / stride 12, 14, 12, ..., 14), decided at write
+time from the planned spans and recorded in ``window.json`` (``stored``). **The window's alignment is applied on
+read**: depth and point maps stay in the frame the model predicted them in; readers (:meth:`Reconstruction.get`,
+:meth:`~Reconstruction.load`, :meth:`~Reconstruction.window_arrays`) move them by ``to_stitched``. The cameras are
+stored in the stitched frame (a few bytes; calibrated runs store the calibration's own). Which arrays exist, their
+codecs and motions are declared in :mod:`app.reconstruct.arrays` (one line per array).
+
+``world_points_from_depth`` (the pose stream: depth unprojected with the cameras) is not stored (formats 2 and 3):
+every reader derives it from the stitched-frame ``depth``, ``extrinsics`` and ``intrinsics``
 (:func:`derive_world_points`), so it always follows the stored cameras (also after ``--rigid-rig``).
 
-Precision of what is read back against what the pipeline computed in float32 (``tests/test_store_format.py``):
+Precision of what format 3 reads back against the float32 the pipeline computed (``tests/test_store_format.py``):
 
 ==========================  ============================================================================
-images, depth, world_points exact (uint8 / float32 stored as computed)
-extrinsics, intrinsics      exact (float32)
-depth_conf,                 float16: relative error <= 2**-11 (4.9e-4); values beyond 65504 (float16's
-world_points_conf           largest) saturate at 65504. Confidences only rank pixels (percentile filters,
-                            alignment weights), so this changes no decision that matters
-dynamic_mask                float16: absolute error <= 2**-12 (2.4e-4) on [0, 1]
-world_points_from_depth     derived in float32 from the exact depth and cameras: equal to unprojecting then
-                            moving by the window's Sim(3) (format 1's order) up to float32 rounding,
-                            relative 1e-5 of the scene's extent
+images, extrinsics,         exact (uint8 / float32 stored as computed)
+intrinsics
+depth                       float16: relative error <= 2**-11 (4.9e-4: 1.5 mm at 3 m); saturates at 65504
+depth_conf,                 float16: relative error <= 2**-11; values beyond 65504 saturate at 65504.
+world_points_conf           Identical to format 2's (confidences only rank pixels: percentile filters and
+                            alignment weights select the same pixels in both formats)
+world_points                per coordinate <= 2**-11 of the point's distance from its camera (float16 offsets
+                            from the camera centre), + float32 rounding (1e-6 of the coordinates)
+dynamic_mask                uint8: absolute error <= 1/510 (2.0e-3) on [0, 1]
+world_points_from_depth     derived in float32 from the decoded depth and the exact cameras: the depth's
+                            relative error along each ray, + float32 rounding (1e-5 of the scene's extent)
+(moved by the Sim(3))       relative bounds hold in the stitched frame; + float32 rounding of the move
 ==========================  ============================================================================
 
-Not float16: ``depth`` and ``world_points`` (and the cameras). World points are coordinates in the first camera's
-frame: float16's 11-bit mantissa gives steps of 1/2048 of the distance from that origin (5 cm at 100 units, and
-nothing above 65504), too coarse for meshes and COLMAP; depth is unbounded in model units and the pose-stream points
-come from it, so its 0.05 % steps would show as terraces on surfaces.
-
-Format version 1 (before issue 16) stored ``world_points_from_depth.npy`` and float32 confidences; it is read as
-it was written (the stored pose-stream points, not derived ones), so old reconstructions open, view and export
-unchanged. It cannot be resumed by this version (``--overwrite`` starts again).
+Format 2 (issues 16 to 27) stored every window's whole span (overlap timesteps twice), in the stitched frame,
+depth and world points float32, float16 confidences and mask, no ``stored``/``to_stitched``; format 1 also stored
+``world_points_from_depth.npy`` and float32 confidences. Both are read as they were written (format 1's stored
+pose-stream points, not derived ones; each timestep from its window by the merge rule), so old reconstructions open,
+view and export unchanged; format 2 is also resumed (in format 2), format 1 is not (``--overwrite`` starts again).
 
 Everything is in the frame of camera 0 at the first timestep (metres when a calibration was given).
-Windows overlap; each timestep is read from one window by the merge rule of :mod:`app.reconstruct.stitching`.
 Every ``.npy`` opens memory-mapped. A window folder is written under a temporary name and renamed when
 complete, so a reader (or ``--resume``) only ever sees complete windows; reading a partially written
 reconstruction gives the timesteps of its complete windows.
@@ -58,7 +66,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -66,33 +74,32 @@ import torch
 
 from app.common.atomic import atomic_file, write_failure_cause, write_json_atomic
 from app.common.paths import file_ancestor
+from app.reconstruct.arrays import (
+    ORIGIN_SUFFIX,
+    SPEC,
+    SPECS,
+    camera_origin,
+    decode,
+    encode,
+    move,
+    move_back,
+    sim3_from_dict,
+    sim3_to_dict,
+    stored_form_v2,
+)
 from app.reconstruct.stitching import owned_ranges
 from vggt_t_mv.geometry import depth_to_world_points
+from vggt_t_mv.npgeometry import Sim3
 
 FORMAT_NAME = "vggt-mv-reconstruction"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-ARRAY_NAMES = (  # what readers can ask for, stored or derived
-    "images",
-    "depth",
-    "depth_conf",
-    "world_points",
-    "world_points_conf",
-    "world_points_from_depth",
-    "extrinsics",
-    "intrinsics",
-    "dynamic_mask",
-)
-DERIVED_ARRAYS = ("world_points_from_depth",)  # format 2: computed on read (module docstring)
-STORED_ARRAYS = tuple(name for name in ARRAY_NAMES if name not in DERIVED_ARRAYS)  # what format 2 writes
-ARRAY_DTYPES = {  # format 2 on disk; others float32
-    "images": np.uint8,
-    "depth_conf": np.float16,
-    "world_points_conf": np.float16,
-    "dynamic_mask": np.float16,
-}
-OPTIONAL_ARRAYS = ("dynamic_mask",)
-FLOAT16_MAX = float(np.finfo(np.float16).max)
+FORMAT_VERSION = 3  # what new runs write
+READABLE_VERSIONS = (1, 2, 3)
+WRITABLE_VERSIONS = (2, 3)  # format 2 is still written to continue (--resume) a format-2 run
+ARRAY_NAMES = tuple(spec.name for spec in SPECS)  # what readers can ask for, stored or derived
+DERIVED_ARRAYS = tuple(spec.name for spec in SPECS if spec.derived)  # formats 2, 3: computed on read
+STORED_ARRAYS = tuple(name for name in ARRAY_NAMES if name not in DERIVED_ARRAYS)
+ARRAY_DTYPES = {spec.name: spec.dtype_v2 for spec in SPECS if spec.dtype_v2 != np.float32}  # format 2 on disk
+OPTIONAL_ARRAYS = tuple(spec.name for spec in SPECS if spec.optional)
 # stream name -> (points, confidence) arrays; the viewer toggles between them
 STREAMS = {"geo": ("world_points", "world_points_conf"), "pose": ("world_points_from_depth", "depth_conf")}
 
@@ -105,17 +112,7 @@ class ReconstructionError(ValueError):
 
 
 # name -> trailing shape after [Tw, N] for model images of H x W
-ARRAY_TRAILING = {
-    "images": lambda h, w: (h, w, 3),
-    "depth": lambda h, w: (h, w),
-    "depth_conf": lambda h, w: (h, w),
-    "world_points": lambda h, w: (h, w, 3),
-    "world_points_conf": lambda h, w: (h, w),
-    "world_points_from_depth": lambda h, w: (h, w, 3),
-    "extrinsics": lambda h, w: (3, 4),
-    "intrinsics": lambda h, w: (3, 3),
-    "dynamic_mask": lambda h, w: (h, w),
-}
+ARRAY_TRAILING = {spec.name: spec.trailing for spec in SPECS}
 
 
 def check_npy(path: Path, shape: tuple[int, ...]) -> None:
@@ -185,15 +182,8 @@ def _window_dir_name(index: int) -> str:
 
 
 def stored_form(name: str, value: np.ndarray) -> np.ndarray:
-    """``value`` as format 2 stores array ``name`` (C-contiguous, :data:`ARRAY_DTYPES`; float16 arrays saturate
-    at +-65504 instead of overflowing to infinity). Returns ``value`` itself when it already is."""
-    dtype = np.dtype(ARRAY_DTYPES.get(name, np.float32))
-    if dtype == np.float16 and value.dtype != np.float16:
-        # torch's conversion (F16C) rounds like numpy's, to nearest even, but does not slow down on the values that
-        # become float16 subnormals (numpy's takes 20x longer on a mask of tiny probabilities)
-        single = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
-        return single.clamp(-FLOAT16_MAX, FLOAT16_MAX).to(torch.float16).numpy()
-    return np.ascontiguousarray(value, dtype=dtype)
+    """``value`` as format 2 stores array ``name`` (:func:`app.reconstruct.arrays.stored_form_v2`)."""
+    return stored_form_v2(name, value)
 
 
 def derive_world_points(depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
@@ -206,10 +196,29 @@ def derive_world_points(depth: np.ndarray, extrinsics: np.ndarray, intrinsics: n
 
 @dataclass
 class WindowRecord:
+    """A complete window: ``span`` [start, end) it was computed on, ``held``: the timesteps its folder stores (format
+    3: those it owns; formats 1, 2: its span), ``owned``: those read from it (the merge rule), ``to_stitched``: the
+    Sim(3) its depth and points are moved by on read (formats 1, 2: identity, they are stored moved)."""
+
     index: int
     span: tuple[int, int]
     info: dict
     path: Path
+    held: tuple[int, int] = (0, 0)
+    owned: tuple[int, int] = (0, 0)
+    to_stitched: Sim3 = field(default_factory=Sim3.identity)
+
+
+@dataclass
+class EncodedWindow:
+    """A window as it is written (:meth:`Reconstruction.encode_window`): ``files`` stem -> the array saved as
+    ``<stem>.npy`` (nothing is converted or copied again when it is written), the timesteps ``held`` and the
+    Sim(3) ``to_stitched`` (format 3: applied on read; format 2: already applied)."""
+
+    index: int
+    files: dict[str, np.ndarray]
+    held: tuple[int, int]
+    to_stitched: Sim3
 
 
 class Reconstruction:
@@ -232,8 +241,13 @@ class Reconstruction:
         return int(self.meta.get("format_version", FORMAT_VERSION))
 
     def is_derived(self, name: str) -> bool:
-        """Array ``name`` is computed on read here (format 2's ``world_points_from_depth``), not stored."""
+        """Array ``name`` is computed on read here (``world_points_from_depth`` from format 2 on), not stored."""
         return name in DERIVED_ARRAYS and self.format_version >= 2
+
+    @property
+    def encoded(self) -> bool:
+        """Format 3: arrays stored by their codecs, in their window's frame (:mod:`app.reconstruct.arrays`)."""
+        return self.format_version >= 3
 
     # ----------------------------------------------------------------------------- open / create
     @staticmethod
@@ -283,12 +297,17 @@ class Reconstruction:
         return recon
 
     @classmethod
-    def create(cls, root: str | Path, meta: dict, *, overwrite: bool = False) -> Reconstruction:
+    def create(
+        cls, root: str | Path, meta: dict, *, overwrite: bool = False, format_version: int = FORMAT_VERSION
+    ) -> Reconstruction:
         """Start a new reconstruction in ``root`` (absent or empty; an existing reconstruction only with
         ``overwrite``, or when it holds no complete window (a run that failed before its first window); a
         non-empty folder that is not a reconstruction is never touched). The lock file of the run calling this
-        (:data:`LOCK_NAME`) is kept."""
+        (:data:`LOCK_NAME`) is kept. ``format_version``: one of :data:`WRITABLE_VERSIONS` (2: the layout older
+        versions read, e.g. to compare formats)."""
         root = Path(root)
+        if format_version not in WRITABLE_VERSIONS:
+            raise ValueError(f"format_version {format_version}: this vggt-mv writes versions {WRITABLE_VERSIONS}")
         if root.exists() and not root.is_dir():
             raise ReconstructionError(f"output {root} is a file; pass a folder path with --out")
         entries = [e for e in root.iterdir() if e.name != LOCK_NAME] if root.exists() else []
@@ -315,7 +334,7 @@ class Reconstruction:
             raise ReconstructionError(
                 f"cannot create the output folder {root} ({error.strerror or error}); choose another --out"
             ) from error
-        meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": time.time(), **meta}
+        meta = {"format": FORMAT_NAME, "format_version": format_version, "created": time.time(), **meta}
         meta.setdefault("status", "running")
         meta.setdefault("alignment", [])
         write_json_atomic(root / "meta.json", meta)
@@ -374,7 +393,8 @@ class Reconstruction:
     def windows(self, refresh: bool = False) -> list[WindowRecord]:
         """The complete windows, in order (the longest run 0, 1, 2, ... that exists on disk)."""
         if self._windows is None or refresh:
-            records, self.damage_problem = [], None
+            records: list[WindowRecord] = []
+            self.damage_problem = None
             for index, span in enumerate(self.spans):
                 path = self.root / "windows" / _window_dir_name(index)
                 info_path = path / "window.json"
@@ -387,7 +407,16 @@ class Reconstruction:
                 except ReconstructionError as error:
                     self.damage_problem = str(error)
                     break
+                if records and record.held[0] != records[-1].held[1] and self.encoded:
+                    self.damage_problem = (
+                        f"{info_path} says it stores timesteps {list(record.held)}, but window {index - 1} ends at "
+                        f"{records[-1].held[1]}"
+                    )
+                    break
                 records.append(record)
+            if not self.encoded:  # formats 1, 2: each timestep from the window where it sits further from the edge
+                for record, owned in zip(records, owned_ranges([r.span for r in records]), strict=True):
+                    record.owned = owned
             self._windows = records
         return self._windows
 
@@ -401,15 +430,35 @@ class Reconstruction:
             raise ReconstructionError(f"{info_path} is not valid JSON ({error})") from error
         if not isinstance(info, dict):
             raise ReconstructionError(f"{info_path} holds a JSON {type(info).__name__}, not an object")
+        held, to_stitched = span, Sim3.identity()
+        if self.encoded:
+            stored = info.get("stored")
+            if not (
+                isinstance(stored, list)
+                and len(stored) == 2
+                and all(isinstance(v, int) for v in stored)
+                and span[0] <= stored[0] <= stored[1] <= span[1]
+            ):
+                raise ReconstructionError(f"{info_path}: 'stored' must be [start, end) timesteps within {list(span)}")
+            try:
+                to_stitched = sim3_from_dict(info.get("to_stitched") or {})
+            except (ValueError, AttributeError) as error:
+                raise ReconstructionError(f"{info_path}: 'to_stitched' is damaged ({error})") from error
+            held = (stored[0], stored[1])
         if self._checked.get(index) != stamp:
-            length, (height, width) = span[1] - span[0], self.image_hw
-            for name in ARRAY_NAMES:
-                file = path / f"{name}.npy"
-                if self.is_derived(name) or (name in OPTIONAL_ARRAYS and not file.is_file()):
+            length, hw = held[1] - held[0], self.image_hw
+            for spec in SPECS:
+                if spec.derived and self.format_version >= 2:
                     continue
-                check_npy(file, (length, self.num_cameras, *ARRAY_TRAILING[name](height, width)))
+                if spec.optional and not (path / f"{spec.name}.npy").is_file():
+                    continue
+                if self.encoded:
+                    for stem, shape in spec.file_shapes(length, self.num_cameras, hw).items():
+                        check_npy(path / f"{stem}.npy", shape)
+                else:
+                    check_npy(path / f"{spec.name}.npy", (length, self.num_cameras, *spec.trailing(*hw)))
             self._checked[index] = stamp
-        return WindowRecord(index, span, info, path)
+        return WindowRecord(index, span, info, path, held, held, to_stitched)
 
     @property
     def damage(self) -> str | None:
@@ -429,7 +478,7 @@ class Reconstruction:
     def num_timesteps(self) -> int:
         """Timesteps available for reading: up to the end of the last complete window."""
         windows = self.windows()
-        return windows[-1].span[1] if windows else 0
+        return windows[-1].owned[1] if windows else 0
 
     def has(self, name: str) -> bool:
         if self.is_derived(name):
@@ -438,13 +487,28 @@ class Reconstruction:
         return bool(windows) and (windows[0].path / f"{name}.npy").is_file()
 
     # ----------------------------------------------------------------------------- reading
+    def _read(self, record: WindowRecord, name: str, rows: slice | int, frame: str = "stitched") -> np.ndarray:
+        """Stored array ``name`` of window ``record``, rows ``rows`` of its held timesteps: formats 1, 2 memory-mapped
+        as stored; format 3 decoded and (``frame`` "stitched") moved by the window's Sim(3), or (``frame`` "window")
+        in the frame it was predicted in."""
+        path = record.path / f"{name}.npy"
+        if not path.is_file():
+            raise KeyError(f"{self.root} has no array {name!r} (arrays: {', '.join(self.array_names())})")
+        if not self.encoded:
+            return np.load(path, mmap_mode="r")[rows]
+        spec = SPEC[name]
+        files = {stem: np.load(record.path / f"{stem}.npy", mmap_mode="r") for stem in spec.files()}
+        value = decode(spec, files, rows)
+        return value if frame == "window" else move(spec, value, record.to_stitched)
+
     def window_arrays(self, index: int, names: tuple[str, ...] | list[str] | None = None) -> dict[str, np.ndarray]:
-        """Arrays ``[Tw, N, ...]`` of complete window ``index``: the stored ones memory-mapped, derived ones computed
+        """Arrays ``[Th, N, ...]`` of complete window ``index``, its held timesteps (``windows()[index].held``), in
+        the stitched frame: stored ones memory-mapped (formats 1, 2) or decoded (format 3), derived ones computed
         (``names``: only these; default every array it has)."""
         record = self.windows()[index]
         wanted = ARRAY_NAMES if names is None else tuple(names)
         out = {
-            name: np.load(record.path / f"{name}.npy", mmap_mode="r")
+            name: self._read(record, name, slice(None))
             for name in wanted
             if not self.is_derived(name) and (record.path / f"{name}.npy").is_file()
         }
@@ -454,24 +518,21 @@ class Reconstruction:
                 out[name] = derive_world_points(stored["depth"], stored["extrinsics"], stored["intrinsics"])
         return out
 
-    def _owner(self, t: int) -> tuple[int, int]:
-        windows = self.windows()
+    def _owner(self, t: int) -> tuple[WindowRecord, int]:
         if not 0 <= t < self.num_timesteps:
             raise IndexError(f"timestep {t} out of range: {self.num_timesteps} complete timesteps in {self.root}")
-        for record, (start, end) in zip(windows, owned_ranges([w.span for w in windows]), strict=True):
-            if start <= t < end:
-                return record.index, t - record.span[0]
+        for record in self.windows():
+            if record.owned[0] <= t < record.owned[1]:
+                return record, t - record.held[0]
         raise IndexError(t)  # unreachable: owned ranges tile [0, num_timesteps)
 
     def get(self, name: str, t: int) -> np.ndarray:
-        """Array ``name`` at timestep ``t``: ``[N, ...]`` memory-mapped (read-only), or computed when derived."""
+        """Array ``name`` at timestep ``t``: ``[N, ...]`` memory-mapped (read-only; formats 1, 2), decoded (format
+        3), or computed when derived."""
         if self.is_derived(name):
             return derive_world_points(self.get("depth", t), self.get("extrinsics", t), self.get("intrinsics", t))
-        index, local = self._owner(t)
-        path = self.windows()[index].path / f"{name}.npy"
-        if not path.is_file():
-            raise KeyError(f"{self.root} has no array {name!r} (arrays: {', '.join(self.array_names())})")
-        return np.load(path, mmap_mode="r")[local]
+        record, local = self._owner(t)
+        return self._read(record, name, local)
 
     def array_names(self) -> list[str]:
         return [name for name in ARRAY_NAMES if self.has(name)]
@@ -485,9 +546,9 @@ class Reconstruction:
             return derive_world_points(*(self.load(n, timesteps) for n in ("depth", "extrinsics", "intrinsics")))
         if timesteps is None:
             parts = []
-            for record, (start, end) in zip(windows, owned_ranges([w.span for w in windows]), strict=True):
-                mm = np.load(record.path / f"{name}.npy", mmap_mode="r")
-                parts.append(np.asarray(mm[start - record.span[0] : end - record.span[0]]))
+            for record in windows:
+                rows = slice(record.owned[0] - record.held[0], record.owned[1] - record.held[0])
+                parts.append(np.asarray(self._read(record, name, rows)))
             return np.concatenate(parts, axis=0)
         return np.stack([np.asarray(self.get(name, t)) for t in timesteps])
 
@@ -502,36 +563,70 @@ class Reconstruction:
 
     # ----------------------------------------------------------------------------- writing
     def _check_writable(self, names) -> None:
-        if self.format_version != FORMAT_VERSION:
+        if self.format_version not in WRITABLE_VERSIONS:
+            writable = " or ".join(map(str, WRITABLE_VERSIONS))
             raise ReconstructionError(
                 f"{self.root} is in reconstruction format version {self.format_version}; this vggt-mv writes version "
-                f"{FORMAT_VERSION} only. Start it again with --overwrite (reading it keeps working)"
+                f"{writable} only. Start it again with --overwrite (reading it keeps working)"
             )
         derived = [n for n in names if n in DERIVED_ARRAYS]
         if derived:
             raise ValueError(
-                f"{', '.join(derived)} is derived on read from depth and cameras (format {FORMAT_VERSION}) and not "
-                "stored; leave it out of the arrays to write"
+                f"{', '.join(derived)} is derived on read from depth and cameras (format {self.format_version}) and "
+                "not stored; leave it out of the arrays to write"
             )
+        unknown = [n for n in names if n not in ARRAY_NAMES]
+        if unknown:
+            raise ValueError(f"unknown reconstruction array {unknown[0]!r}")
 
-    def write_window(self, index: int, arrays: dict[str, np.ndarray], info: dict) -> None:
-        """Write window ``index`` atomically: every stored array ``[Tw, N, ...]`` (:data:`STORED_ARRAYS`, each
-        converted by :func:`stored_form`; no derived one) and its ``window.json``."""
+    def encode_window(
+        self, index: int, arrays: dict[str, np.ndarray], to_stitched: Sim3 | None = None
+    ) -> EncodedWindow:
+        """Window ``index`` as it will be written: ``arrays [Tw, N, ...]`` over its whole span, depth and points in
+        the window's own frame, cameras in the stitched frame, and ``to_stitched`` the window's Sim(3) (None:
+        identity). Format 3 keeps the timesteps the window owns (the merge rule over the planned spans) and encodes
+        them (:mod:`app.reconstruct.arrays`); format 2 moves depth and points by the Sim(3) and keeps the whole span.
+        Pure (no disk access): the pipeline runs it before handing the result to the writer thread."""
         self._check_writable(arrays)
         span = self.spans[index]
-        if index != len(self.windows(refresh=True)):
-            raise ReconstructionError(f"window {index} written out of order ({len(self.windows())} complete)")
         length = span[1] - span[0]
-        final = self.root / "windows" / _window_dir_name(index)
-        tmp = self.root / "windows" / f".{_window_dir_name(index)}.tmp-{os.getpid()}"
         for name, value in arrays.items():
-            if name not in ARRAY_NAMES:
-                raise ValueError(f"unknown reconstruction array {name!r}")
             if value.shape[:2] != (length, self.num_cameras):
                 raise ValueError(f"{name} has shape {value.shape}, expected [{length}, {self.num_cameras}, ...]")
         missing = [n for n in STORED_ARRAYS if n not in arrays and n not in OPTIONAL_ARRAYS]
         if missing:
             raise ValueError(f"window {index} misses arrays {missing}")
+        sim3 = Sim3.identity() if to_stitched is None else to_stitched
+        if not self.encoded:
+            files = {name: stored_form_v2(name, move(SPEC[name], value, sim3)) for name, value in arrays.items()}
+            return EncodedWindow(index, files, span, sim3)
+        held = owned_ranges(self.spans)[index]
+        rows = slice(held[0] - span[0], held[1] - span[0])
+        files = {}
+        for name, value in arrays.items():
+            spec = SPEC[name]
+            origin = camera_origin(arrays["extrinsics"][rows], sim3) if spec.codec == "offset_float16" else None
+            files.update(encode(spec, value[rows], origin))
+        return EncodedWindow(index, files, held, sim3)
+
+    def write_window(
+        self, index: int, arrays: dict[str, np.ndarray], info: dict, to_stitched: Sim3 | None = None
+    ) -> None:
+        """Write window ``index`` atomically (:meth:`encode_window`, then :meth:`commit_window`)."""
+        self.commit_window(self.encode_window(index, arrays, to_stitched), info)
+
+    def commit_window(self, window: EncodedWindow, info: dict) -> None:
+        """Write an :meth:`encode_window` result and its ``window.json`` into a temporary folder and rename it to the
+        window's folder (readers and ``--resume`` only ever see complete windows); then meta.json's alignment."""
+        index = window.index
+        span = self.spans[index]
+        if index != len(self.windows(refresh=True)):
+            raise ReconstructionError(f"window {index} written out of order ({len(self.windows())} complete)")
+        final = self.root / "windows" / _window_dir_name(index)
+        tmp = self.root / "windows" / f".{_window_dir_name(index)}.tmp-{os.getpid()}"
+        header = {"index": index, "span": list(span)}
+        if self.encoded:
+            header.update(stored=list(window.held), to_stitched=sim3_to_dict(window.to_stitched))
         target = tmp
         try:
             if tmp.exists():
@@ -539,11 +634,11 @@ class Reconstruction:
             if final.exists():  # left over beyond the complete prefix (cannot be trusted): replace
                 shutil.rmtree(final)
             tmp.mkdir(parents=True)
-            for name, value in arrays.items():
-                target = tmp / f"{name}.npy"
-                np.save(target, stored_form(name, value))
+            for stem, value in window.files.items():
+                target = tmp / f"{stem}.npy"
+                np.save(target, value)  # C-contiguous: written straight from the array's memory
             target = tmp / "window.json"
-            write_json_atomic(target, {"index": index, "span": list(span), **info})
+            write_json_atomic(target, {**header, **info})
             target = final
             os.replace(tmp, final)
         except OSError as error:
@@ -555,16 +650,51 @@ class Reconstruction:
         alignment.append({"index": index, "span": list(span), **info})
         self.save_meta()
 
+    def overlap_points(self, source: EncodedWindow | int, begin: int) -> tuple[np.ndarray, np.ndarray, Sim3, int]:
+        """What a window starting at timestep ``begin`` is aligned to: the geo-stream points ``[K, N, H, W, 3]`` and
+        confidences ``[K, N, H, W]`` of the timesteps ``first..`` that window ``source`` holds (an
+        :meth:`encode_window` result in memory, or a complete window's index: read from disk, the same values), the
+        Sim(3) from the frame they are in to the stitched frame, and ``first``."""
+        if isinstance(source, EncodedWindow):
+            files, held, sim3 = source.files, source.held, source.to_stitched
+        else:
+            record = self.windows()[source]
+            held, sim3 = record.held, record.to_stitched
+            stems = [stem for name in STREAMS["geo"] for stem in (SPEC[name].files() if self.encoded else (name,))]
+            files = {stem: np.load(record.path / f"{stem}.npy", mmap_mode="r") for stem in stems}
+        first = max(begin, held[0])
+        rows = slice(first - held[0], held[1] - held[0])
+        points, conf = STREAMS["geo"]
+        if not self.encoded:  # stored moved already
+            return np.asarray(files[points][rows]), np.asarray(files[conf][rows]), Sim3.identity(), first
+        return decode(SPEC[points], files, rows), decode(SPEC[conf], files, rows), sim3, first
+
     def replace_arrays(self, index: int, arrays: dict[str, np.ndarray]) -> None:
-        """Overwrite some arrays of a complete window, each file atomically (post-processing passes)."""
+        """Overwrite some arrays of a complete window, each file atomically (post-processing passes). ``arrays``
+        in the stitched frame, over the window's held timesteps or its whole span (then cut to the held ones)."""
         self._check_writable(arrays)
-        path = self.windows()[index].path
+        record = self.windows()[index]
+        path = record.path
+        rows = slice(record.held[0] - record.span[0], record.held[1] - record.span[0])
+        span_length = record.span[1] - record.span[0]
+        files: dict[str, np.ndarray] = {}
         for name, value in arrays.items():
+            if not self.encoded:
+                files[name] = stored_form_v2(name, value)
+                continue
+            spec = SPEC[name]
+            value = value[rows] if len(value) == span_length else value
+            origin = None
+            if spec.codec == "offset_float16":
+                origin = np.load(path / f"{name}{ORIGIN_SUFFIX}.npy")
+            files.update(encode(spec, move_back(spec, np.asarray(value), record.to_stitched), origin))
+        for stem, value in files.items():
             try:
-                with atomic_file(path / f"{name}.npy") as tmp:
-                    np.save(tmp, stored_form(name, value))
+                with atomic_file(path / f"{stem}.npy") as tmp:
+                    np.save(tmp, value)
             except OSError as error:
-                raise write_failure(path / f"{name}.npy", error) from error
+                raise write_failure(path / f"{stem}.npy", error) from error
+        self._checked.pop(index, None)
 
     def discard_incomplete(self) -> None:
         """Remove temporary folders and windows past the complete prefix (before resuming)."""

@@ -16,12 +16,13 @@ import threading
 import numpy as np
 
 from app.common.timing import StageTimer
-from app.reconstruct.store import Reconstruction
+from app.reconstruct.store import EncodedWindow, Reconstruction
 
 
 class WindowWriter:
-    """``flush()`` then ``submit(w, arrays, info)`` for each window in order. Errors of a write are raised by the
-    next :meth:`flush`."""
+    """``flush()`` then ``submit(w, window, info)`` for each window in order (``window``:
+    :meth:`Reconstruction.encode_window`'s result, saved as it is, or the arrays to encode in the thread). Errors of
+    a write are raised by the next :meth:`flush`."""
 
     def __init__(self, recon: Reconstruction, timer: StageTimer) -> None:
         self.recon, self.timer = recon, timer
@@ -31,12 +32,12 @@ class WindowWriter:
         self._thread = threading.Thread(target=self._work, name="window-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, index: int, arrays: dict[str, np.ndarray], info: dict) -> None:
+    def submit(self, index: int, window: EncodedWindow | dict[str, np.ndarray], info: dict) -> None:
         """Start writing window ``index`` (the previous one must be flushed)."""
         if self._pending is not None:
             raise RuntimeError(f"window {self._pending} is still being written; flush() first")
         self._pending = index
-        self._jobs.put((index, arrays, info))
+        self._jobs.put((index, window, info))
 
     def flush(self) -> int | None:
         """Wait for the window in flight; its index (None when there was none)."""
@@ -55,10 +56,14 @@ class WindowWriter:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            index, arrays, info = job
+            index, window, info = job
             try:
                 with self.timer.measure("write"):
-                    self.recon.write_window(index, arrays, info)
+                    if isinstance(window, dict):
+                        window = self.recon.encode_window(index, window)
+                    if window.index != index:
+                        raise RuntimeError(f"window {window.index} submitted as window {index}")
+                    self.recon.commit_window(window, info)
                 self._results.put(None)
             except BaseException as error:  # handed to the main thread
                 self._results.put(error)
