@@ -34,14 +34,12 @@ def test_eval_model_folder_on_synthetic_rigs_with_baselines(tmp_path: Path) -> N
 
 
 def test_eval_reconstruction_folder_is_perfect_when_it_holds_the_ground_truth(tmp_path: Path) -> None:
-    from app.cli.main import main
     from app.reconstruct.store import Reconstruction
+    from tests.helpers.formats import exact_run
 
     rig = make_synthetic_rig(num_timesteps=3, num_cameras=2, height=56, width=84, seed=9)
     write_capture(rig, tmp_path / "capture", fmt="images")
-    run = ["run", str(tmp_path / "capture"), "--out", str(tmp_path / "recon"), "--config", "tiny", "--random-weights"]
-    result = CliRunner().invoke(main, [*run, "--size", "84", "--window", "2", "--stride", "1"])
-    assert result.exit_code == 0, result.output
+    exact_run(tmp_path / "capture", tmp_path / "recon", size=84, window=2, stride=1)  # format 2: stored exactly
     recon = Reconstruction.open(tmp_path / "recon")
     truth = load_ground_truth(tmp_path / "capture")
     for record in recon.windows():

@@ -15,6 +15,7 @@ from app.cli.view import view_command
 from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.store import Reconstruction
 from app.viewer.server import Viewer, ViewerConfig
+from tests.helpers.formats import exact_run
 from tests.helpers.shared import require, shared_dir
 from vggt_t_mv.npgeometry import Sim3
 
@@ -31,9 +32,7 @@ def perfect_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A reconstruction of 2 rig timesteps whose cameras, depth and points are the ground truth, expressed in the
     frame ``RECON_TO_GT`` maps onto the ground truth's (depth in its units: divided by the scale)."""
     out = tmp_path_factory.mktemp("viewer_gt") / "recon"
-    args = ["run", rig_root(), "--out", out, "--config", "tiny", "--random-weights", "--device", "cpu"]
-    result = CliRunner().invoke(main, [str(a) for a in [*args, "--size", 42, "--max-frames", 2, "--window", 2]])
-    assert result.exit_code == 0, result.output
+    exact_run(rig_root(), out, size=42, window=2, max_frames=2)  # format 2: the ground truth stored exactly
     recon = Reconstruction.open(out)
     from app.capture.truth import open_ground_truth
 

@@ -288,18 +288,21 @@ def test_camera_view_is_the_camera_pose_at_the_current_timestep(viewer: Viewer) 
 
 
 def test_reconstruction_being_written_grows_in_the_viewer(tmp_path: Path) -> None:
+    from app.reconstruct.stitching import owned_ranges
     from tests.helpers.viewer import spans_for, window_arrays
 
     recon = make_reconstruction(tmp_path / "recon", 8, 2, (12, 16), windows=1)
+    stored = owned_ranges(spans_for(8))  # format 3: each window stores its own timesteps, [0, 3) [3, 5) [5, 8)
     viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
     try:
         viewer.open(tmp_path / "recon")
-        assert viewer.wait_until(lambda: viewer.idle() and viewer.scene.num_available == 4, 20)
+        assert viewer.wait_until(lambda: viewer.idle() and viewer.scene.num_available == stored[0][1], 20)
         counts = [len(viewer.scene.node_names())]
         for index in range(1, len(spans_for(8))):
             span = spans_for(8)[index]
             recon.write_window(index, window_arrays(span, 2, (12, 16), True), {"alignment": {}})
-            assert viewer.wait_until(lambda s=span: viewer.idle() and viewer.scene.num_available == s[1], 20)
+            end = stored[index][1]
+            assert viewer.wait_until(lambda e=end: viewer.idle() and viewer.scene.num_available == e, 20)
             counts.append(len(viewer.scene.node_names()))
         assert counts == sorted(set(counts)) and len(counts) == 3
         assert viewer.gui.timestep.max == 7
@@ -321,7 +324,7 @@ def test_capture_streams_windows_into_a_running_viewer(tmp_path: Path) -> None:
         state = live.state
         if state.get("windows") and state["state"] == "running":
             done = state["windows"][0]
-            end = Reconstruction.open(spec.out).spans[done - 1][1]
+            end = Reconstruction.open(spec.out).windows()[done - 1].owned[1]  # what the complete windows store
             assert viewer.wait_until(lambda: viewer.idle() and viewer.scene.num_available == end, 20)
             counts.append((end, len(viewer.scene.node_names())))
 
@@ -332,7 +335,7 @@ def test_capture_streams_windows_into_a_running_viewer(tmp_path: Path) -> None:
             live.start()
             live.thread.join(120)
         assert live.state["state"] == "complete", live.state
-        assert [end for end, _ in counts] == [4, 6, 8]
+        assert [end for end, _ in counts] == [3, 5, 8]  # windows [0, 4) [2, 6) [4, 8), each timestep stored once
         assert [c for _, c in counts] == sorted({c for _, c in counts})  # strictly growing
         assert sorted(viewer.scene.timesteps) == list(range(8))
         assert viewer._status().startswith("8 timesteps · 2 cameras · complete")

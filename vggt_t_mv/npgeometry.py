@@ -34,6 +34,28 @@ class Sim3:
     def identity(cls) -> Sim3:
         return cls()
 
+    def to_dict(self) -> dict:
+        """JSON form ``{"scale", "rotation" [3][3], "translation" [3]}`` (float64 values)."""
+        return {
+            "scale": float(self.scale),
+            "rotation": np.asarray(self.rotation, np.float64).tolist(),
+            "translation": np.asarray(self.translation, np.float64).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Sim3:
+        """:meth:`to_dict`'s inverse; ``ValueError`` unless ``data`` is one with a positive finite scale and finite
+        rotation and translation."""
+        try:
+            scale = float(data["scale"])
+            rotation = np.array(data["rotation"], np.float64).reshape(3, 3)
+            translation = np.array(data["translation"], np.float64).reshape(3)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a Sim(3) {{scale, rotation, translation}}: {error}") from error
+        if not (np.isfinite(scale) and scale > 0 and np.isfinite(rotation).all() and np.isfinite(translation).all()):
+            raise ValueError("a Sim(3) needs a positive finite scale and finite rotation and translation")
+        return cls(scale, rotation, translation)
+
     def is_identity(self) -> bool:
         return self.scale == 1.0 and np.array_equal(self.as_matrix(), np.eye(4))
 

@@ -154,24 +154,3 @@ def camera_origin(extrinsics: np.ndarray, to_stitched: Sim3) -> np.ndarray:
     ``extrinsics [T, N, 3, 4]`` and the window's Sim(3); float32 ``[T, N, 3]``."""
     centres = camera_centers(np.asarray(extrinsics, np.float64))
     return to_stitched.inverse().apply(centres).astype(np.float32)
-
-
-def sim3_to_dict(sim3: Sim3) -> dict:
-    return {
-        "scale": float(sim3.scale),
-        "rotation": np.asarray(sim3.rotation, np.float64).tolist(),
-        "translation": np.asarray(sim3.translation, np.float64).tolist(),
-    }
-
-
-def sim3_from_dict(data: dict) -> Sim3:
-    """:func:`sim3_to_dict`'s inverse; ``ValueError`` when ``data`` is not one."""
-    try:
-        scale = float(data["scale"])
-        rotation = np.array(data["rotation"], np.float64).reshape(3, 3)
-        translation = np.array(data["translation"], np.float64).reshape(3)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"not a Sim(3) {{scale, rotation, translation}}: {error}") from error
-    if not (np.isfinite(scale) and scale > 0 and np.isfinite(rotation).all() and np.isfinite(translation).all()):
-        raise ValueError("a Sim(3) needs a positive finite scale and finite rotation and translation")
-    return Sim3(scale, rotation, translation)

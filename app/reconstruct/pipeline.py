@@ -46,7 +46,6 @@ from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfi
 from app.capture.rig import RigCapture
 from app.common.timing import StageTimer
 from app.common.vocab import CameraMode, DtypeName
-from app.reconstruct.arrays import sim3_to_dict
 from app.reconstruct.calibrated import agreement_summary, fit_to_calibration, has_baseline
 from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
@@ -54,7 +53,6 @@ from app.reconstruct.stitching import (
     align_window,
     apply_rig,
     metric_scale,
-    owned_ranges,
     rig_diagnostics,
     rig_error,
     rigid_rig,
@@ -375,12 +373,12 @@ def _kept_prefix(recon: Reconstruction, old: dict, new: dict) -> int | None:
     if same(old["capture"]) != same(new["capture"]) or selection(old["capture"]) != selection(new["capture"]):
         return None
     kept = 0
-    new_owned = owned_ranges([tuple(span) for span in new["spans"]])
+    new_spans = [tuple(span) for span in new["spans"]]
     for record in recon.windows(refresh=True):
         begin, end = record.span
-        if record.index >= len(new["spans"]) or tuple(new["spans"][record.index]) != (begin, end):
+        if record.index >= len(new_spans) or new_spans[record.index] != (begin, end):
             break
-        if recon.encoded and record.held != new_owned[record.index]:  # it stores what the next window now owns
+        if recon.encoded and not _continues(record.held[1], record.index, new_spans):
             break
         if any(
             old["capture"][key][begin:end] != new["capture"][key][begin:end] for key in ("timestep_ids", "frame_index")
@@ -388,6 +386,16 @@ def _kept_prefix(recon: Reconstruction, old: dict, new: dict) -> int | None:
             break
         kept += 1
     return kept
+
+
+def _continues(stored_end: int, index: int, spans: list[tuple[int, int]]) -> bool:
+    """A format-3 window ``index`` that stores timesteps up to ``stored_end`` can stay in a run planned as ``spans``:
+    the next window starts at or before ``stored_end`` and ends after it (it stores the rest), or there is none and
+    the window stores to its end."""
+    if index + 1 == len(spans):
+        return stored_end == spans[index][1]
+    begin, end = spans[index + 1]
+    return begin <= stored_end < end
 
 
 def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
@@ -606,7 +614,8 @@ def run_pipeline(
                     else:
                         sim3, info["alignment"] = _align(recon, w, arrays, previous, plan, messages)
                         cameras = {"extrinsics": sim3.apply_to_extrinsics(arrays["extrinsics"]).astype(np.float32)}
-                    encoded = recon.encode_window(w, {**arrays, **cameras}, sim3)  # depth, points: window frame
+                    start = previous.held[1] if previous is not None else _stored_end(recon, w)
+                    encoded = recon.encode_window(w, {**arrays, **cameras}, sim3, start)  # depth, points: own frame
                 previous = encoded
                 committed(writer.flush())  # window w - 1 is on disk: report it before writing w
                 writer.submit(w, encoded, info)
@@ -664,6 +673,11 @@ def _mask_reader(sources: list, capture: RigCapture) -> Callable[[int], list[np.
     return read
 
 
+def _stored_end(recon: Reconstruction, w: int) -> int:
+    """Where window ``w`` starts storing: the end of what window ``w - 1`` stores (0 for the first window)."""
+    return recon.windows()[w - 1].held[1] if w > 0 else 0
+
+
 def _align(
     recon: Reconstruction, w: int, arrays: dict, previous: EncodedWindow | None, plan: RunPlan, messages: list[str]
 ) -> tuple[Sim3, dict]:
@@ -699,7 +713,7 @@ def _align(
         return previous_sim3, {"kind": "failed", "overlap": shared}
     sim3 = previous_sim3.compose(fit.sim3)
     fitted = {
-        "sim3": sim3_to_dict(sim3),
+        "sim3": sim3.to_dict(),
         "residual_median": fit.residual_median,
         "residual_mean_inlier": fit.residual_mean_inlier,
         "inlier_fraction": fit.inlier_fraction,
@@ -729,7 +743,7 @@ def _to_calibration(
     sim3 = fitted.sim3
     entry = {
         "kind": "calibrated",
-        "sim3": sim3_to_dict(sim3),
+        "sim3": sim3.to_dict(),
         "residual_median": fitted.fit.residual_median,
         "inlier_fraction": fitted.fit.inlier_fraction,
         "rig_spacing": fitted.spacing,

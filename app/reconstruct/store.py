@@ -75,7 +75,6 @@ import torch
 from app.common.atomic import atomic_file, write_failure_cause, write_json_atomic
 from app.common.paths import file_ancestor
 from app.reconstruct.arrays import (
-    ORIGIN_SUFFIX,
     SPEC,
     SPECS,
     camera_origin,
@@ -83,8 +82,6 @@ from app.reconstruct.arrays import (
     encode,
     move,
     move_back,
-    sim3_from_dict,
-    sim3_to_dict,
     stored_form_v2,
 )
 from app.reconstruct.stitching import owned_ranges
@@ -441,7 +438,7 @@ class Reconstruction:
             ):
                 raise ReconstructionError(f"{info_path}: 'stored' must be [start, end) timesteps within {list(span)}")
             try:
-                to_stitched = sim3_from_dict(info.get("to_stitched") or {})
+                to_stitched = Sim3.from_dict(info.get("to_stitched") or {})
             except (ValueError, AttributeError) as error:
                 raise ReconstructionError(f"{info_path}: 'to_stitched' is damaged ({error})") from error
             held = (stored[0], stored[1])
@@ -580,13 +577,15 @@ class Reconstruction:
             raise ValueError(f"unknown reconstruction array {unknown[0]!r}")
 
     def encode_window(
-        self, index: int, arrays: dict[str, np.ndarray], to_stitched: Sim3 | None = None
+        self, index: int, arrays: dict[str, np.ndarray], to_stitched: Sim3 | None = None, start: int | None = None
     ) -> EncodedWindow:
         """Window ``index`` as it will be written: ``arrays [Tw, N, ...]`` over its whole span, depth and points in
         the window's own frame, cameras in the stitched frame, and ``to_stitched`` the window's Sim(3) (None:
-        identity). Format 3 keeps the timesteps the window owns (the merge rule over the planned spans) and encodes
-        them (:mod:`app.reconstruct.arrays`); format 2 moves depth and points by the Sim(3) and keeps the whole span.
-        Pure (no disk access): the pipeline runs it before handing the result to the writer thread."""
+        identity). Format 3 keeps the timesteps the window owns (the merge rule over the planned spans; from ``start``,
+        the end of what window ``index - 1`` stores, when that differs: a kept window of a resumed run planned
+        otherwise) and encodes them (:mod:`app.reconstruct.arrays`); format 2 moves depth and points by the Sim(3)
+        and keeps the whole span. Pure when ``start`` is given: the pipeline runs it before the writer thread
+        has committed window ``index - 1``."""
         self._check_writable(arrays)
         span = self.spans[index]
         length = span[1] - span[0]
@@ -600,7 +599,13 @@ class Reconstruction:
         if not self.encoded:
             files = {name: stored_form_v2(name, move(SPEC[name], value, sim3)) for name, value in arrays.items()}
             return EncodedWindow(index, files, span, sim3)
-        held = owned_ranges(self.spans)[index]
+        owned = owned_ranges(self.spans)[index]
+        if start is None:
+            windows = self.windows()
+            start = windows[index - 1].held[1] if 0 < index <= len(windows) else owned[0]
+        if not span[0] <= start <= span[1]:
+            raise ValueError(f"window {index} {list(span)} cannot continue the stored timesteps at {start}")
+        held = (start, max(start, owned[1]))
         rows = slice(held[0] - span[0], held[1] - span[0])
         files = {}
         for name, value in arrays.items():
@@ -626,7 +631,7 @@ class Reconstruction:
         tmp = self.root / "windows" / f".{_window_dir_name(index)}.tmp-{os.getpid()}"
         header = {"index": index, "span": list(span)}
         if self.encoded:
-            header.update(stored=list(window.held), to_stitched=sim3_to_dict(window.to_stitched))
+            header.update(stored=list(window.held), to_stitched=window.to_stitched.to_dict())
         target = tmp
         try:
             if tmp.exists():
@@ -647,7 +652,7 @@ class Reconstruction:
         self._windows = None
         alignment = self.meta.setdefault("alignment", [])
         del alignment[index:]
-        alignment.append({"index": index, "span": list(span), **info})
+        alignment.append({**header, **info})  # as in window.json (--resume rebuilds the list from those)
         self.save_meta()
 
     def overlap_points(self, source: EncodedWindow | int, begin: int) -> tuple[np.ndarray, np.ndarray, Sim3, int]:
@@ -685,8 +690,10 @@ class Reconstruction:
             spec = SPEC[name]
             value = value[rows] if len(value) == span_length else value
             origin = None
-            if spec.codec == "offset_float16":
-                origin = np.load(path / f"{name}{ORIGIN_SUFFIX}.npy")
+            if spec.codec == "offset_float16":  # the (new) cameras' centres, as when the window was written
+                cameras = arrays.get("extrinsics")
+                cameras = self._read(record, "extrinsics", slice(None)) if cameras is None else cameras
+                origin = camera_origin(cameras[rows] if len(cameras) == span_length else cameras, record.to_stitched)
             files.update(encode(spec, move_back(spec, np.asarray(value), record.to_stitched), origin))
         for stem, value in files.items():
             try:

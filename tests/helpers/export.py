@@ -38,11 +38,15 @@ def rig_arrays(rig: SyntheticRig) -> dict[str, np.ndarray]:
     }
 
 
-def write_recon(root: Path, arrays: dict[str, np.ndarray], camera_names: list[str]) -> Reconstruction:
-    """One-window reconstruction holding ``arrays`` (``[T, N, ...]`` each)."""
+def write_recon(
+    root: Path, arrays: dict[str, np.ndarray], camera_names: list[str], format_version: int = 2
+) -> Reconstruction:
+    """One-window reconstruction holding ``arrays`` (``[T, N, ...]`` each). Format 2 by default: it stores depth
+    and points as given (float32), so the export tests check their geometry against ``arrays`` exactly; format 3's
+    read-back precision, and exports of format 3 against format 2, are ``tests/test_store_format.py``'s."""
     num_timesteps, _, height, width = arrays["depth"].shape
     meta = {"camera_names": camera_names, "image_hw": [height, width], "spans": [[0, num_timesteps]]}
-    recon = Reconstruction.create(root, meta)
+    recon = Reconstruction.create(root, meta, format_version=format_version)
     recon.write_window(0, arrays, {"alignment": {"kind": "test"}})
     return Reconstruction.open(root)
 
