@@ -51,8 +51,8 @@ class DistContext:
     def join(self, device: torch.device | str) -> None:
         """Join the process group for work on ``device``: NCCL for CUDA, gloo otherwise."""
         device = torch.device(device)
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
+        if device.type == "cuda" and device.index is not None:  # plain "cuda": the current device (torch < 2.13
+            torch.cuda.set_device(device)  # refuses set_device without an index)
         if self.enabled and not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
             self.joined_here = True
