@@ -25,8 +25,8 @@ from tests.helpers.capture import write_solid_rig
 from tests.test_bad_inputs import RUN, TINY, assert_kept, assert_ok, assert_refused, invoke, snapshot, template
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
 from vggt_t_mv.data import make_synthetic_rig, write_capture
-from vggt_t_mv.data.synthetic import read_camera_frames
-from vggt_t_mv.eval.realdata import _read_rgb
+from vggt_t_mv.data.realdata import _read_rgb
+from vggt_t_mv.data.recorded import read_camera_frames
 
 __all__ = ["template"]  # the shared module fixture: a 2-camera capture and its reconstruction
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from app.cli.train import eval_command
 from tests.helpers.shared import require, shared_dir
 from vggt_t_mv import VGGTTMV, ModelConfig, save_pretrained
+from vggt_t_mv.data.realdata import load_caliscope, load_middlebury, load_pi3_room
 from vggt_t_mv.data.synthetic import load_ground_truth, make_synthetic_rig, write_capture
 from vggt_t_mv.eval.metrics import HIGHER_IS_BETTER
-from vggt_t_mv.eval.realdata import load_caliscope, load_middlebury, load_pi3_room
 
 
 def test_eval_model_folder_on_synthetic_rigs_with_baselines(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ one way (cli -> viewer -> export -> train -> reconstruct -> capture -> common ->
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.helpers.graph import ImportGraph, find_cycles
@@ -112,3 +114,63 @@ def test_one_umeyama_one_sim3_one_rotation_angle_in_the_code() -> None:
     for name in ("rotation_angle", "sim3", "camera_centers", "rigid_rig", "apply_rig"):
         places = {d.split(":")[0] for d in definitions(ast.FunctionDef, name)}
         assert len(places) <= 1, f"{name} is written in {sorted(places)}"
+
+
+def modules_loaded_by(*imports: str) -> set[str]:
+    """The modules in ``sys.modules`` of a fresh interpreter after ``import <each of imports>``."""
+    code = "import sys\n" + "".join(f"import {name}\n" for name in imports) + "print('\\n'.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    return set(result.stdout.split())
+
+
+def test_the_store_and_the_selection_load_no_pipeline_and_no_model() -> None:
+    for module in ("app.reconstruct.store", "app.export.selection"):
+        loaded = modules_loaded_by(module)
+        assert module in loaded  # the probe imported what it names
+        heavy = sorted(loaded & {"app.reconstruct.pipeline", "app.reconstruct.run", "vggt_t_mv.model"})
+        assert heavy == [], f"import {module} loads {heavy}"
+
+
+def test_package_inits_load_no_pipeline_model_or_viewer() -> None:
+    packages = sorted(
+        ".".join(path.parent.relative_to(REPO_ROOT).parts)
+        for root in ("app", "vggt_t_mv")
+        for path in (REPO_ROOT / root).rglob("__init__.py")
+        if path.parent.name != "cli"  # the command layer's package is its entry point (app.cli:main)
+    )
+    assert "app.reconstruct" in packages and "vggt_t_mv" in packages
+    for package in packages:
+        heavy = sorted(modules_loaded_by(package) & {"app.reconstruct.pipeline", "vggt_t_mv.model", "viser"})
+        assert heavy == [], f"import {package} loads {heavy}"
+
+
+def is_training_or_eval(module: str) -> bool:
+    return module.startswith(("vggt_t_mv.train", "vggt_t_mv.eval"))
+
+
+def test_capture_imports_no_training_or_eval_code() -> None:
+    imports = graph().imports
+    static = [f"{m} imports {t}" for m, t, _ in imports if m.startswith("app.capture") and is_training_or_eval(t)]
+    assert static == []
+    capture = sorted(
+        ".".join(path.with_suffix("").relative_to(REPO_ROOT).parts).removesuffix(".__init__")
+        for path in (REPO_ROOT / "app" / "capture").rglob("*.py")
+    )
+    assert "app.capture.ground_truth" in capture
+    loaded = sorted(m for m in modules_loaded_by(*capture) if is_training_or_eval(m))
+    assert loaded == [], f"importing app.capture loads {loaded}"
+
+
+def test_one_reader_of_a_recorded_capture_ground_truth() -> None:
+    # the file name "ground_truth.npz" is a value in one module only (GROUND_TRUTH_FILE, which the others import),
+    # the module whose read_ground_truth_file is its one reader
+    namers = sorted(
+        {
+            path.relative_to(REPO_ROOT).as_posix()
+            for package in ("app", "vggt_t_mv")
+            for path in (REPO_ROOT / package).rglob("*.py")
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and node.value == "ground_truth.npz"
+        }
+    )
+    assert namers == ["vggt_t_mv/data/recorded.py"]

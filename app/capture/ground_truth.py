@@ -10,13 +10,13 @@ Accepted forms:
   ``intrs``: ``[3, 3]`` pixel intrinsics at image resolution; ``extrs``: ``[3, 4]`` or ``[4, 4]`` OpenCV
   camera-from-world. Moving pixels: the root's SegAnyMo masks (``SegAnyMo/sam2/mask_frames``), when present;
 * a recorded capture folder holding ``ground_truth.npz``, or that file itself
-  (:func:`vggt_t_mv.train.dataset.load_recorded_sequence`);
+  (:func:`vggt_t_mv.data.recorded.read_recorded_capture`);
 * a capture whose rig calibration lies beside its frames (``camera_array.toml``, ``Calib.toml``, EasyMocap's
   ``intri.yml`` + ``extri.yml``, ...: :func:`app.capture.calibration.calibration_beside`): the cameras only (no depth,
   no masks), static or per-frame as the calibration gives them; frames of a distorted calibration are undistorted
   by its :class:`~app.capture.calibration.undistort.Undistorter` (:func:`app.capture.truth.undistorter_for`);
 * a shared real set (``pi3_room``, ``middlebury_templeSparseRing``, ``caliscope_4cam_charuco``;
-  :func:`vggt_t_mv.eval.realdata.load_realdata`).
+  :func:`vggt_t_mv.data.realdata.load_realdata`).
 
 :meth:`GroundTruth.frame` gives one camera's ground truth at one source frame (as the capture numbers its frames),
 checked: every problem is a :class:`GroundTruthError` naming the file and the fix.
@@ -34,10 +34,9 @@ from app.capture.layout import dataset_images, discover
 from app.capture.masks import MaskSource, match_mask_sources, segany_labels
 from app.capture.sources import CaptureError
 from vggt_t_mv.data.images import ImageReadError, read_image
-from vggt_t_mv.train.dataset import Sequence
+from vggt_t_mv.data.recorded import Sequence
 
 GROUND_TRUTH_FOLDERS = ("depths", "intrs", "extrs")
-GROUND_TRUTH_FILE = "ground_truth.npz"
 GT_FORMS = (
     "a dataset root (images/ with depths/, intrs/, extrs/ beside it, per-frame .npy), a recorded capture with "
     "ground_truth.npz (or that file), a capture with its rig calibration beside the frames (cameras only), or a "
@@ -261,7 +260,7 @@ class DatasetGroundTruth(GroundTruth):
 
 
 class SequenceGroundTruth(GroundTruth):
-    """A :class:`~vggt_t_mv.train.dataset.Sequence` (recorded ``ground_truth.npz`` or a shared real set) addressed
+    """A :class:`~vggt_t_mv.data.recorded.Sequence` (recorded ``ground_truth.npz`` or a shared real set) addressed
     by frame and camera index."""
 
     def __init__(self, path: Path, sequence: Sequence, camera_names: list[str] | None = None) -> None:
@@ -300,4 +299,3 @@ class SequenceGroundTruth(GroundTruth):
         where = f"{self.path} (camera {n}, frame {f})"
         check_camera(intrinsics, extrinsics, where, where)
         return GroundTruthFrame(depth, intrinsics, extrinsics, moving, tuple(seq.images.shape[2:4]))
-

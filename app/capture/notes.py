@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.capture.ground_truth import GROUND_TRUTH_FILE, ground_truth_folders
+from app.capture.ground_truth import ground_truth_folders
 from app.capture.masks import MASKS_AUTO, SEGANYMO_FOLDER, segany_labels
 from app.capture.rig import RigCapture
+from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE
 
 
 def capture_notes(capture: RigCapture, masks: Path | str | None = None) -> list[str]:

@@ -18,7 +18,6 @@ from app.capture.calibration import (
 from app.capture.calibration.load import read_calibration_file
 from app.capture.calibration.undistort import Undistorter
 from app.capture.ground_truth import (
-    GROUND_TRUTH_FILE,
     GT_FORMS,
     DatasetGroundTruth,
     GroundTruth,
@@ -30,8 +29,8 @@ from app.capture.ground_truth import (
 )
 from app.capture.layout import dataset_images, discover
 from app.capture.sources import CaptureError, open_source
-from vggt_t_mv.eval.realdata import load_realdata
-from vggt_t_mv.train.dataset import load_recorded_sequence
+from vggt_t_mv.data.realdata import load_realdata
+from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE, read_recorded_capture
 
 
 class CalibrationGroundTruth(GroundTruth):
@@ -99,11 +98,9 @@ def open_ground_truth(path: str | Path) -> GroundTruth:
         path = path.parent
     try:
         if (path / GROUND_TRUTH_FILE).is_file():
-            with np.load(path / GROUND_TRUTH_FILE) as data:
-                names = [str(n) for n in data["camera_names"]] if "camera_names" in data.files else None
-                declared = "depth" in data.files
-            truth = SequenceGroundTruth(path / GROUND_TRUTH_FILE, load_recorded_sequence(path), names)
-            truth.declared_depth = declared
+            recorded = read_recorded_capture(path)
+            truth = SequenceGroundTruth(path / GROUND_TRUTH_FILE, recorded.sequence, recorded.camera_names)
+            truth.declared_depth = "depth" in recorded.arrays
             return truth
         if ground_truth_folders(path) and dataset_images(path) is not None:
             return DatasetGroundTruth(path)

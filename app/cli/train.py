@@ -132,7 +132,7 @@ DEFAULT_VAL_EVERY = 100
 # ------------------------------------------------------------------------------------------------------------- eval
 def _gt_sequences(spec: str, synthetic_hw: tuple[int, int]) -> tuple[str, list]:
     from app.capture.ground_truth import GroundTruthError, check_sequence_cameras
-    from vggt_t_mv.train.dataset import Sequence
+    from vggt_t_mv.data.recorded import Sequence
 
     try:
         name, sequences = evaluation_sequences(spec, synthetic_hw)

@@ -8,7 +8,7 @@ frames, or the rig calibration beside the frames (cameras only: the depth losses
 distorted calibration's frames are undistorted first, as ``run`` does). :func:`find_captures` takes one such
 capture or a folder of them (one per sequence, as DexYCB has hundreds).
 
-:class:`CaptureSequence` implements the library's :class:`~vggt_t_mv.train.dataset.SequenceSource`: a window's
+:class:`CaptureSequence` implements the library's :class:`~vggt_t_mv.data.recorded.SequenceSource`: a window's
 frames are read when the window is cut and brought to the window size by the run's own crop
 (:func:`app.capture.preprocess.frame_transform` + :func:`~app.capture.preprocess.preprocess_frame`), and the ground
 truth by the same transform (:func:`app.reconstruct.evaluate.to_model_pixels`: nearest sampling for depth and masks,
@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from app.capture.calibration import CALIBRATIONS_BESIDE_FRAMES
-from app.capture.ground_truth import GROUND_TRUTH_FILE, GroundTruth, GroundTruthError
+from app.capture.ground_truth import GroundTruth, GroundTruthError
 from app.capture.layout import dataset_images, subfolders
 from app.capture.preprocess import frame_transform, preprocess_frame
 from app.capture.rig import RigCapture
 from app.capture.sources import CaptureError
 from app.capture.truth import calibration_ground_truth_at, open_ground_truth, undistorter_for
 from app.reconstruct.evaluate import to_model_pixels
-from vggt_t_mv.train.dataset import WindowArrays
+from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE, WindowArrays
 
 SYNTHETIC_GT = "synthetic:"  # ``vggt-mv eval --gt synthetic:1000-1005``: held-out procedural rigs
 CAPTURE_FORMS = (
@@ -80,7 +80,7 @@ def find_captures(path: str | Path, option: str = "--data") -> list[Path]:
 
 
 class CaptureSequence:
-    """One recorded capture as a :class:`~vggt_t_mv.train.dataset.SequenceSource` (module docstring).
+    """One recorded capture as a :class:`~vggt_t_mv.data.recorded.SequenceSource` (module docstring).
 
     ``capture``: the frames as ``run`` reads them; ``truth``: its ground truth; ``keys[n]``: how camera ``n`` is
     found in the ground truth (by name when it names its cameras, else by index); ``notes``: what the capture
@@ -186,8 +186,9 @@ def evaluation_sequences(spec: str, synthetic_hw: tuple[int, int]) -> tuple[str,
     recorded sample (``ground_truth.npz`` or its folder), a folder of recorded samples, or recorded captures
     (:func:`find_captures`: a dataset root or a folder of them, read as ``run`` reads them). Raises
     :class:`TrainDataError` naming the spec and the fix."""
-    from vggt_t_mv.eval.realdata import load_realdata
-    from vggt_t_mv.train.dataset import SyntheticDataConfig, recorded_sequences, synthetic_sequences
+    from vggt_t_mv.data.realdata import load_realdata
+    from vggt_t_mv.data.recorded import recorded_sequences
+    from vggt_t_mv.train.dataset import SyntheticDataConfig, synthetic_sequences
 
     if spec.startswith(SYNTHETIC_GT):
         height, width = synthetic_hw

@@ -37,11 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vggt_t_mv.data.images import IMAGE_EXTENSIONS, read_frame
 from vggt_t_mv.data.raycast import cast_rays
+from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE, read_recorded_capture
 from vggt_t_mv.npgeometry import camera_centers
 
-GROUND_TRUTH_FILE = "ground_truth.npz"
 README_FILE = "README.txt"
 _FORMAT_VERSION = 1
 DEPTH_UINT16_SCALE = 1e-3  # metres per unit of depth stored as uint16 (depth_dtype="uint16")
@@ -660,13 +659,6 @@ def _encode_depth(depth: np.ndarray, depth_dtype: str) -> tuple[np.ndarray, floa
     return units.astype(np.uint16), DEPTH_UINT16_SCALE
 
 
-def decode_depth(stored: np.ndarray, depth_scale: float) -> np.ndarray:
-    """Inverse of :func:`_encode_depth`: float32 ``[T, N, H, W]`` (exact for float32, quantized for uint16)."""
-    if stored.dtype == np.float32:
-        return stored
-    return (stored.astype(np.float64) * depth_scale).astype(np.float32)
-
-
 def _write_ground_truth(rig: SyntheticRig, path: Path, depth_dtype: str) -> None:
     """Write the ground truth (everything but the images, ``valid`` and ``world_points``, which are derived)."""
     config_json = json.dumps(rig.config.to_dict()) if rig.config is not None else ""
@@ -719,44 +711,6 @@ def write_capture(
     return folder
 
 
-def _read_video(path: Path) -> np.ndarray:
-    """Decode every frame of a video: RGB ``[T, H, W, 3]`` uint8."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise RuntimeError(f"OpenCV could not open {path}")
-    frames = []
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame[..., ::-1])
-    finally:
-        capture.release()
-    if not frames:
-        raise ValueError(f"{path} has no frames")
-    return np.stack(frames)
-
-
-def _read_images(folder: Path) -> np.ndarray:
-    """Read the image files of ``folder`` in name order (:func:`vggt_t_mv.data.images.read_frame`, the readers' one
-    rule): RGB ``[T, H, W, 3]`` uint8."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not paths:
-        raise ValueError(f"{folder} holds no image frames ({' '.join(IMAGE_EXTENSIONS)})")
-    return np.stack([read_frame(path) for path in paths])
-
-
-def read_camera_frames(folder: Path, name: str) -> np.ndarray:
-    if (folder / f"{name}.mp4").is_file():
-        return _read_video(folder / f"{name}.mp4")
-    if (folder / name).is_dir():
-        return _read_images(folder / name)
-    raise FileNotFoundError(f"{folder} has neither {name}.mp4 nor a {name}/ image folder")
-
-
 def load_ground_truth(folder: str | Path) -> SyntheticRig:
     """Read a folder written by :func:`write_capture` back into a :class:`SyntheticRig`.
 
@@ -765,28 +719,23 @@ def load_ground_truth(folder: str | Path) -> SyntheticRig:
     they are exactly consistent with the depth and cameras. Images are read back from the capture: exact for
     ``fmt="images"``, lossy for ``fmt="video"`` (mp4v compression: a few grey levels of mean error).
     """
-    folder = Path(folder)
-    with np.load(folder / GROUND_TRUTH_FILE) as data:
-        arrays = {key: data[key] for key in data.files}
-    depth = decode_depth(arrays["depth"], float(arrays.get("depth_scale", 1.0)))
-    extrinsics = arrays["extrinsics"].astype(np.float32)
-    intrinsics = arrays["intrinsics"].astype(np.float32)
-    camera_names = [str(name) for name in arrays["camera_names"]]
-    num_timesteps, _, height, width = depth.shape
-    images = np.stack([read_camera_frames(folder, name) for name in camera_names], axis=1)
-    if images.shape[:4] != depth.shape:
-        raise ValueError(f"{folder}: frames {images.shape[:4]} do not match the ground truth {depth.shape}")
-    world_points = np.stack([_unproject_timestep(depth[t], extrinsics[t], intrinsics[t]) for t in range(num_timesteps)])
+    recorded = read_recorded_capture(folder)
+    arrays, seq = recorded.arrays, recorded.sequence
+    for key in ("depth", "dynamic_masks", "fps", "seed"):
+        if key not in arrays:
+            raise ValueError(f"{Path(folder) / GROUND_TRUTH_FILE} has no {key!r}: not written by write_capture")
+    depth, extrinsics, intrinsics = seq.depth, seq.extrinsics, seq.intrinsics
+    world_points = np.stack([_unproject_timestep(depth[t], extrinsics[t], intrinsics[t]) for t in range(len(depth))])
     config_json = str(arrays.get("config_json", ""))
     return SyntheticRig(
-        images=images,
+        images=seq.images,
         depth=depth,
-        valid=depth > 0,
+        valid=seq.valid,
         world_points=world_points,
         extrinsics=extrinsics,
         intrinsics=intrinsics,
-        dynamic_masks=arrays["dynamic_masks"].astype(bool),
-        camera_names=camera_names,
+        dynamic_masks=seq.dynamic_masks,
+        camera_names=recorded.camera_names,
         fps=float(arrays["fps"]),
         seed=int(arrays["seed"]),
         config=SyntheticRigConfig.from_dict(json.loads(config_json)) if config_json else None,

@@ -7,8 +7,9 @@ uint8 ``[T, N, H, W, 3]``, ``depth`` float32 ``[T, N, H, W]`` (0 = unknown), ``v
 
 * :func:`synthetic_sequences`: procedural rigs rendered with :func:`vggt_t_mv.data.make_synthetic_rig`, one per
   seed, with the rig's camera spacing, radius, field of view, speed and number of moving objects drawn per seed;
-* :func:`recorded_sequences`: a folder of recorded samples, one sub-folder per sequence in the capture format of
-  :func:`vggt_t_mv.data.write_capture` (``cam0.mp4`` or ``cam0/*.png`` ... plus ``ground_truth.npz``);
+* :func:`~vggt_t_mv.data.recorded.recorded_sequences`: a folder of recorded samples, one sub-folder per sequence
+  in the capture format of :func:`vggt_t_mv.data.write_capture` (``cam0.mp4`` or ``cam0/*.png`` ... plus
+  ``ground_truth.npz``);
   ``depth`` and ``dynamic_masks`` may be left out of the npz (their losses are then skipped for that sequence:
   ``depth`` missing = nothing valid, masks missing = ``mask_known`` False);
 * dataset roots (``images/`` + ``depths/ intrs/ extrs/``, SegAnyMo masks, time- or camera-major): read by the app's
@@ -27,7 +28,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,9 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from vggt_t_mv.data.recorded import Sequence, SequenceSource, WindowArrays, recorded_sequences
 from vggt_t_mv.geometry import depth_to_world_points
-
-GROUND_TRUTH_FILE = "ground_truth.npz"
 
 
 # ----------------------------------------------------------------------------------------------------------- samples
@@ -75,40 +75,6 @@ def noisy_masks(masks: Tensor, noise: float, generator: torch.Generator) -> Tens
 
 # --------------------------------------------------------------------------------------------------------- sequences
 @dataclass
-class WindowArrays:
-    """One window's numpy arrays, ``[T, N, ...]`` (shapes and conventions as :class:`Sequence`), at the source
-    resolution or already at the window size (then :func:`window_sample` resizes nothing)."""
-
-    images: np.ndarray
-    depth: np.ndarray
-    valid: np.ndarray
-    extrinsics: np.ndarray
-    intrinsics: np.ndarray
-    dynamic_masks: np.ndarray
-    mask_known: bool
-
-
-class SequenceSource(Protocol):
-    """What :class:`WindowDataset` needs of a sequence: its size, a name, the ``(height, width)`` of camera 0's
-    frames and the arrays of a window (timesteps ``times [T]``, cameras ``cameras [N]``; ``target_hw`` the window
-    size, which a source may already apply)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def num_timesteps(self) -> int: ...
-
-    @property
-    def num_cameras(self) -> int: ...
-
-    @property
-    def image_hw(self) -> tuple[int, int]: ...
-
-    def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays: ...
-
-
-@dataclass
 class TimeRange:
     """Timesteps ``start .. stop - 1`` of a :class:`SequenceSource`, as a source of its own (held-out timesteps)."""
 
@@ -134,58 +100,6 @@ class TimeRange:
 
     def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays:
         return self.source.window_arrays(np.asarray(times) + self.start, cameras, target_hw)
-
-
-@dataclass
-class Sequence:
-    """Arrays of one recorded or rendered sequence (numpy, shapes as in the module docstring)."""
-
-    images: np.ndarray
-    depth: np.ndarray
-    valid: np.ndarray
-    extrinsics: np.ndarray
-    intrinsics: np.ndarray
-    dynamic_masks: np.ndarray
-    mask_known: bool = True
-    name: str = ""
-
-    @property
-    def num_timesteps(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def num_cameras(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        return int(self.images.shape[2]), int(self.images.shape[3])
-
-    def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays:
-        """The arrays of timesteps ``times`` and cameras ``cameras`` at the recorded resolution."""
-        grid = np.ix_(np.asarray(times), np.asarray(cameras))
-        return WindowArrays(
-            images=self.images[grid],
-            depth=self.depth[grid],
-            valid=self.valid[grid],
-            extrinsics=self.extrinsics[grid],
-            intrinsics=self.intrinsics[grid],
-            dynamic_masks=self.dynamic_masks[grid],
-            mask_known=self.mask_known,
-        )
-
-    @classmethod
-    def from_rig(cls, rig: Any, name: str = "") -> Sequence:
-        """From a :class:`~vggt_t_mv.data.synthetic.SyntheticRig` (or anything with the same arrays)."""
-        return cls(
-            images=rig.images,
-            depth=rig.depth,
-            valid=rig.valid,
-            extrinsics=rig.extrinsics,
-            intrinsics=rig.intrinsics,
-            dynamic_masks=rig.dynamic_masks,
-            name=name,
-        )
 
 
 @dataclass
@@ -279,55 +193,6 @@ def hash_string(text: str) -> int:
     import hashlib
 
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-
-
-def load_recorded_sequence(folder: str | Path) -> Sequence:
-    """One recorded sample folder: frames (``<camera>.mp4`` or ``<camera>/*.png``) plus ``ground_truth.npz`` with
-    ``extrinsics [T, N, 3, 4]``, ``intrinsics [T, N, 3, 3]``, ``camera_names [N]`` and optionally ``depth [T, N, H, W]``
-    (float32 metres or uint16 with ``depth_scale``; 0 = unknown) and ``dynamic_masks [T, N, H, W]`` bool."""
-    from vggt_t_mv.data.synthetic import decode_depth, read_camera_frames
-
-    folder = Path(folder)
-    with np.load(folder / GROUND_TRUTH_FILE) as data:
-        arrays = {key: data[key] for key in data.files}
-    for key in ("extrinsics", "intrinsics", "camera_names"):
-        if key not in arrays:
-            raise ValueError(f"{folder / GROUND_TRUTH_FILE} has no {key!r}")
-    names = [str(n) for n in arrays["camera_names"]]
-    images = np.stack([read_camera_frames(folder, name) for name in names], axis=1)
-    shape = images.shape[:4]
-    if "depth" in arrays:
-        depth = decode_depth(arrays["depth"], float(arrays.get("depth_scale", 1.0)))
-    else:
-        depth = np.zeros(shape, np.float32)
-    if depth.shape != shape:
-        raise ValueError(f"{folder}: frames {shape} do not match the depth {depth.shape}")
-    known = "dynamic_masks" in arrays
-    masks = arrays["dynamic_masks"].astype(bool) if known else np.zeros(shape, bool)
-    extrinsics = arrays["extrinsics"].astype(np.float32)
-    if extrinsics.shape[:2] != shape[:2]:
-        raise ValueError(f"{folder}: extrinsics {extrinsics.shape} do not match the frames {shape}")
-    return Sequence(
-        images=images,
-        depth=depth,
-        valid=depth > 0,
-        extrinsics=extrinsics,
-        intrinsics=arrays["intrinsics"].astype(np.float32),
-        dynamic_masks=masks,
-        mask_known=known,
-        name=folder.name,
-    )
-
-
-def recorded_sequences(root: str | Path) -> list[Sequence]:
-    """Every sub-folder of ``root`` holding a ``ground_truth.npz`` (or ``root`` itself if it holds one), by name."""
-    root = Path(root)
-    if (root / GROUND_TRUTH_FILE).is_file():
-        return [load_recorded_sequence(root)]
-    folders = sorted(p for p in root.iterdir() if (p / GROUND_TRUTH_FILE).is_file()) if root.is_dir() else []
-    if not folders:
-        raise FileNotFoundError(f"{root} holds no sample folder with a {GROUND_TRUTH_FILE}")
-    return [load_recorded_sequence(p) for p in folders]
 
 
 # ------------------------------------------------------------------------------------------------------------ windows

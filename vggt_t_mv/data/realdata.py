@@ -1,4 +1,5 @@
-"""Ground-truth sets of ``../shared/realdata`` as :class:`~vggt_t_mv.train.dataset.Sequence` objects.
+"""Ground-truth sets of ``../shared/realdata`` as :class:`~vggt_t_mv.data.recorded.Sequence` objects
+(numpy only: the app's capture readers load them without training or evaluation code).
 
 Conventions of the result as everywhere: OpenCV camera-from-world extrinsics, z-depth (0 = unknown), pixel ``(u, v)``
 = integer column / row. The dynamic masks are unknown in all three (``mask_known=False``).
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vggt_t_mv.data.images import read_frame
-from vggt_t_mv.train.dataset import Sequence
+from vggt_t_mv.data.recorded import Sequence
 
 REALDATA_SETS = ("pi3_room", "middlebury_templeSparseRing", "caliscope_4cam_charuco")
 
@@ -87,7 +88,8 @@ def load_caliscope(folder: str | Path, every: int = 1, max_timesteps: int | None
     videos = []
     for cam in ids:
         capture = cv2.VideoCapture(str(folder / "calibration" / "extrinsic" / f"cam_{cam}.mp4"))
-        frames, index = [], 0
+        frames: list[np.ndarray] = []
+        index = 0
         while max_timesteps is None or len(frames) < max_timesteps:
             ok, frame = capture.read()
             if not ok:
