@@ -50,6 +50,21 @@ def test_inconsistent_sizes_are_refused(overrides: dict, message: str) -> None:
         ModelConfig(**overrides)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "fix"),
+    [
+        ("depth_activation", "expo", "'exp', 'inv_log'"),
+        ("point_activation", "log", "'exp', 'inv_log'"),
+        ("conf_activation", "exp", "'expp1', 'expp0', 'sigmoid'"),
+        ("fl_act", "softplus", "'linear', 'relu', 'exp'"),
+    ],
+)
+def test_an_activation_the_heads_lack_is_refused_with_the_fix(field: str, value: str, fix: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        ModelConfig.from_dict({field: value})
+    assert f"{field} {value!r}" in str(refused.value) and fix in str(refused.value)
+
+
 def test_unknown_fields_are_named() -> None:
     with pytest.raises(ValueError, match="embed_dimm"):
         ModelConfig.from_dict({"embed_dimm": 3})

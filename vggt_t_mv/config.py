@@ -7,15 +7,25 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 AttentionKind = Literal["time", "view"]
 ATTENTION_KINDS: tuple[AttentionKind, ...] = ("time", "view")
-STREAMS = ("pose", "geo")
-STREAM_MODES = ("shared", "branched")
-EXTERNAL_MASK_MODES = ("off", "fuse", "override")
+StreamName = Literal["pose", "geo"]
+STREAMS: tuple[StreamName, ...] = ("pose", "geo")
+StreamMode = Literal["shared", "branched"]
+STREAM_MODES: tuple[StreamMode, ...] = ("shared", "branched")
+ExternalMasks = Literal["off", "fuse", "override"]
+EXTERNAL_MASK_MODES: tuple[ExternalMasks, ...] = ("off", "fuse", "override")
 PageMaskHeadLayout = Literal["fin10", "official"]
-PAGE4D_HEAD_LAYOUTS: tuple[str, ...] = ("fin10", "official")
+PAGE4D_HEAD_LAYOUTS: tuple[PageMaskHeadLayout, ...] = ("fin10", "official")
+# Activations of the heads' outputs (vggt_t_mv.heads.dpt and .camera implement them).
+ValueActivation = Literal["exp", "inv_log", "norm_exp", "relu", "sigmoid", "linear"]
+VALUE_ACTIVATIONS: tuple[ValueActivation, ...] = ("exp", "inv_log", "norm_exp", "relu", "sigmoid", "linear")
+ConfActivation = Literal["expp1", "expp0", "sigmoid"]
+CONF_ACTIVATIONS: tuple[ConfActivation, ...] = ("expp1", "expp0", "sigmoid")
+PoseActivation = Literal["linear", "relu", "exp"]
+POSE_ACTIVATIONS: tuple[PoseActivation, ...] = ("linear", "relu", "exp")
 PAGE4D_ALPHA_MAX = 64.0  # the official variant's camera-row factor before its hold schedule
 # Upstream VGGT calls per-frame attention "frame" and all-frame attention "global".
 _UPSTREAM_ATTENTION_NAMES: dict[str, AttentionKind] = {
@@ -146,9 +156,9 @@ class ModelConfig:
     camera_init_values: float = 0.01
     camera_iterations: int = 4
     pose_encoding_type: str = "absT_quaR_FoV"
-    trans_act: str = "linear"
-    quat_act: str = "linear"
-    fl_act: str = "relu"
+    trans_act: PoseActivation = "linear"
+    quat_act: PoseActivation = "linear"
+    fl_act: PoseActivation = "relu"
 
     # DPT heads (depth, points, and the track head's feature extractor)
     depth_head: bool = True
@@ -157,9 +167,9 @@ class ModelConfig:
     dpt_out_channels: tuple[int, int, int, int] = (256, 512, 1024, 1024)
     dpt_intermediate_layers: tuple[int, int, int, int] = (4, 11, 17, 23)
     dpt_pos_embed: bool = True
-    depth_activation: str = "exp"
-    point_activation: str = "inv_log"
-    conf_activation: str = "expp1"
+    depth_activation: ValueActivation = "exp"
+    point_activation: ValueActivation = "inv_log"
+    conf_activation: ConfActivation = "expp1"
     frames_chunk_size: int = 8
 
     # Track head
@@ -182,12 +192,12 @@ class ModelConfig:
     # Two streams from layer pair `stream_split` (L_mid) on: the pose stream feeds the camera head,
     # the geo stream the depth / point / track heads. None keeps one stream (VGGT).
     stream_split: int | None = None
-    stream_mode: str = "branched"  # "shared": one set of blocks serves both; "branched": a copy per stream
+    stream_mode: StreamMode = "branched"  # "shared": one set of blocks serves both; "branched": a copy per stream
     dynamic_bias: bool = True  # bias attention logits by the dynamic mask: pose -lambda*m, geo +lambda*m
     lambda_init: float = 0.1
     lambda_max: float = 5.0  # lambda = lambda_max * sigmoid(raw), so it stays in (0, lambda_max)
     mask_head_hidden: int = 256  # SpatialMaskHead MLP width (the head exists whenever there are two streams)
-    external_masks: str = "fuse"  # "off": ignored; "fuse": learnable gate (starts at 0); "override": replace
+    external_masks: ExternalMasks = "fuse"  # "off": ignored; "fuse": learnable gate (starts at 0); "override": replace
 
     # PAGE-4D's mask head and camera-row attention bias (None: no PAGE-4D mask path). With two streams the
     # PAGE-4D head replaces the SpatialMaskHead and its suppression u is the mask m of the per-stream biases.
@@ -204,8 +214,8 @@ class ModelConfig:
         if isinstance(self.page4d_mask, dict):
             self.page4d_mask = PageMaskConfig(**self.page4d_mask)
         self.aa_order = tuple(_normalize_attention_name(name) for name in self.aa_order)
-        self.dpt_out_channels = tuple(self.dpt_out_channels)
-        self.dpt_intermediate_layers = tuple(self.dpt_intermediate_layers)
+        self.dpt_out_channels = cast(tuple[int, int, int, int], tuple(self.dpt_out_channels))
+        self.dpt_intermediate_layers = cast(tuple[int, int, int, int], tuple(self.dpt_intermediate_layers))
         if self.cached_layers is not None:
             self.cached_layers = tuple(self.cached_layers)
         self.kv_pool_kinds = tuple(_normalize_attention_name(name) for name in self.kv_pool_kinds)
@@ -242,6 +252,20 @@ class ModelConfig:
             raise ValueError(f"stream_mode must be one of {STREAM_MODES}, got {self.stream_mode!r}")
         if self.external_masks not in EXTERNAL_MASK_MODES:
             raise ValueError(f"external_masks must be one of {EXTERNAL_MASK_MODES}, got {self.external_masks!r}")
+        activations: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+            ("depth_activation", self.depth_activation, VALUE_ACTIVATIONS),
+            ("point_activation", self.point_activation, VALUE_ACTIVATIONS),
+            ("conf_activation", self.conf_activation, CONF_ACTIVATIONS),
+            ("trans_act", self.trans_act, POSE_ACTIVATIONS),
+            ("quat_act", self.quat_act, POSE_ACTIVATIONS),
+            ("fl_act", self.fl_act, POSE_ACTIVATIONS),
+        )
+        for name, value, allowed in activations:
+            if value not in allowed:
+                raise ValueError(
+                    f"{name} {value!r} is not an activation the heads implement; set {name} to one of {allowed} "
+                    f"(VGGT's: {name}={getattr(ModelConfig, name)!r})"
+                )
         if not 0 < self.lambda_init < self.lambda_max:
             raise ValueError(f"need 0 < lambda_init < lambda_max, got {self.lambda_init} and {self.lambda_max}")
         if self.pose_encoding_type != "absT_quaR_FoV":
@@ -404,7 +428,7 @@ class ModelConfig:
         return two_stream_config(cls.page4d_fin10())
 
     @classmethod
-    def tiny_two_stream(cls, stream_mode: str = "branched") -> ModelConfig:
+    def tiny_two_stream(cls, stream_mode: StreamMode = "branched") -> ModelConfig:
         """The tiny model with two streams from layer pair 2 of 4."""
         return cls(**_TINY, stream_split=2, stream_mode=stream_mode, mask_head_hidden=32)
 
@@ -548,7 +572,7 @@ class ModelConfig:
         return cls(**kwargs)
 
 
-def two_stream_config(cfg: ModelConfig, stream_mode: str = "branched", **overrides: Any) -> ModelConfig:
+def two_stream_config(cfg: ModelConfig, stream_mode: StreamMode = "branched", **overrides: Any) -> ModelConfig:
     """The two-stream model around a single-stream config (VGGT or PAGE-4D): the same sizes and heads.
 
     Streams start at the first biased View-SA layer of a PAGE-4D config (8 for fin10), which keeps its mask
@@ -564,7 +588,7 @@ def two_stream_config(cfg: ModelConfig, stream_mode: str = "branched", **overrid
         split = max(min(page.biased_view_layers, default=cfg.depth // 2), page.mask_layer + 1)
     else:
         split = cfg.depth // 2
-    fields = dict(stream_split=split, stream_mode=stream_mode, external_masks="fuse")
+    fields: dict[str, Any] = dict(stream_split=split, stream_mode=stream_mode, external_masks="fuse")
     fields.update(overrides)
     return dataclasses.replace(cfg, **fields)
 

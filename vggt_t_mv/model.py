@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vggt_t_mv.aggregator import Aggregator, AggregatorOutput
-from vggt_t_mv.config import ModelConfig
+from vggt_t_mv.aggregator import Aggregator, AggregatorOutput, LayerSelection
+from vggt_t_mv.config import ModelConfig, ValueActivation
 from vggt_t_mv.heads.camera import CameraHead
 from vggt_t_mv.heads.dpt import DPTHead
 from vggt_t_mv.heads.track import TrackHead
@@ -143,7 +143,7 @@ class VGGTTMV(nn.Module):
             else None
         )
 
-    def _dense_head(self, output_dim: int, activation: str) -> DPTHead:
+    def _dense_head(self, output_dim: int, activation: ValueActivation) -> DPTHead:
         """A DPT head over the aggregator's layers: ``output_dim - 1`` value channels plus a confidence."""
         cfg = self.cfg
         return DPTHead(
@@ -197,7 +197,7 @@ class VGGTTMV(nn.Module):
         grid, leading = as_time_view_grid(images, self.cfg.patch_size)
         masks = self._check_masks(masks, grid, leading)
         height, width = grid.shape[-2:]
-        layers = "heads"
+        layers: LayerSelection = "heads"
         if return_stream_tokens:
             layers = set(self.cfg.layers_read_by_heads()) | {self.cfg.depth - 1}
         aggregated = self.aggregator(grid, layers=layers, external_masks=masks)
@@ -248,7 +248,10 @@ class VGGTTMV(nn.Module):
         # As upstream: the geometry heads run in float32 even under the caller's autocast.
         with torch.autocast(device_type=device_type, enabled=False):
             if self.camera_head is not None:
-                camera_tokens = pose_layers[-1][:, :, 0].float()
+                last = pose_layers[-1]
+                if last is None:
+                    raise ValueError("the camera head reads the last layer: aggregate with layers='heads' or 'all'")
+                camera_tokens = last[:, :, 0].float()
                 preds.pose_enc_list = self.camera_head(camera_tokens, self.cfg.camera_iterations)
                 preds.pose_enc = preds.pose_enc_list[-1]
             if self.depth_head is not None:

@@ -32,12 +32,16 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-LAYOUTS = ("vggt", "page4d_fin10", "page4d_official", "ours", "pi3")
-LAYOUT_NAMES = {
+from vggt_t_mv.config import PageMaskHeadLayout
+
+Layout = Literal["vggt", "page4d_fin10", "page4d_official", "ours", "pi3"]  # a checkpoint's tensor naming
+LAYOUTS: tuple[Layout, ...] = ("vggt", "page4d_fin10", "page4d_official", "ours", "pi3")
+LAYOUT_NAMES: dict[Layout, str] = {
     "vggt": "VGGT",
     "page4d_fin10": "PAGE-4D (fin10)",
     "page4d_official": "PAGE-4D (official)",
@@ -89,6 +93,7 @@ def read_state_dict(path: str | Path, shapes_only: bool = False) -> dict[str, Te
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        state: object
         try:
             state = _safetensors_shapes(path) if shapes_only else load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
@@ -98,8 +103,8 @@ def read_state_dict(path: str | Path, shapes_only: bool = False) -> dict[str, Te
             ) from error
     else:
         state = _torch_load(path, mmap=shapes_only)
-    state = _unwrap(state, path)
-    return {k: v.to("meta") for k, v in state.items()} if shapes_only else state
+    tensors = _unwrap(state, path)
+    return {k: v.to("meta") for k, v in tensors.items()} if shapes_only else tensors
 
 
 def _safetensors_shapes(path: Path) -> dict[str, Tensor]:
@@ -172,7 +177,7 @@ def _is_tensor_dict(state: dict) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- layouts
-def page4d_head_layout(state: Mapping[str, Tensor] | list[str]) -> str | None:
+def page4d_head_layout(state: Mapping[str, Tensor] | list[str]) -> PageMaskHeadLayout | None:
     """``"fin10"`` or ``"official"`` for a state dict (or key list) with a PAGE-4D mask head whose layout the
     names and shapes identify; None without one or when they fit neither (an unknown head)."""
     keys = list(state)
@@ -192,7 +197,7 @@ def page4d_head_layout(state: Mapping[str, Tensor] | list[str]) -> str | None:
     return "official" if middle in keys else None
 
 
-def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
+def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> Layout:
     """``"pi3"``, ``"vggt"``, ``"page4d_fin10"``, ``"page4d_official"`` or ``"ours"`` from a state dict's key
     names (and, given a state dict, the PAGE-4D mask head's shapes)."""
     state = keys
@@ -201,7 +206,9 @@ def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
         return "pi3"
     if any(k.startswith(("aggregator.frame_blocks.", "aggregator.global_blocks.")) for k in keys):
         page = page4d_head_layout(state)
-        return f"page4d_{page}" if page else "vggt"
+        if page is None:
+            return "vggt"
+        return "page4d_fin10" if page == "fin10" else "page4d_official"
     if any(k.startswith("aggregator.") for k in keys):
         return "ours"
     raise CheckpointError(
@@ -210,9 +217,10 @@ def detect_layout(keys: list[str] | Mapping[str, Tensor]) -> str:
     )
 
 
-def layout_name(layout: str) -> str:
+def layout_name(layout: str) -> str:  # any string: a layout read from a file may be unknown
     """A layout's id with its name for people: ``page4d_fin10 [PAGE-4D (fin10)]``."""
-    return f"{layout} [{LAYOUT_NAMES.get(layout, layout)}]"
+    name = next((people for known, people in LAYOUT_NAMES.items() if known == layout), layout)
+    return f"{layout} [{name}]"
 
 
 def rename_vggt_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -241,7 +249,7 @@ def _pi3_to_ours(key: str) -> str | None:
     return None  # Pi3's heads, image_mean / image_std: no counterpart
 
 
-def model_names(state: Mapping[str, Tensor], layout: str) -> dict[str, str]:
+def model_names(state: Mapping[str, Tensor], layout: Layout) -> dict[str, str]:
     """Our tensor name -> the source key it maps to, for every source key that has a counterpart."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {LAYOUTS}")
@@ -321,7 +329,7 @@ class LoadReport:
         return not self.unexpected and not self.mismatches and not self.problems
 
     def summary(self) -> str:
-        counts = defaultdict(int)
+        counts: dict[str, int] = defaultdict(int)
         for source in self.sources.values():
             counts[source.split(":", 1)[0]] += 1
         filled = ", ".join(f"{counts[s]} from {s}" for s in ("checkpoint", "pi3") if counts[s])
@@ -373,12 +381,12 @@ def module_group(name: str) -> str:
 class _Source:
     label: str
     tensors: Mapping[str, Tensor]
-    layout: str
+    layout: Layout
     names: dict[str, str]  # our name -> source key
     used: set[str] = field(default_factory=set)
 
 
-def _open_source(label: str, spec: str | Path | Mapping[str, Tensor], layout: str | None) -> _Source:
+def _open_source(label: str, spec: str | Path | Mapping[str, Tensor], layout: Layout | None) -> _Source:
     tensors = dict(spec) if isinstance(spec, Mapping) else read_state_dict(spec)
     if isinstance(spec, Mapping):
         tensors = _unwrap(tensors, Path(f"<{label} state dict>"))
@@ -391,8 +399,8 @@ def load_pretrained(
     checkpoint: str | Path | Mapping[str, Tensor] | None = None,
     pi3: str | Path | Mapping[str, Tensor] | None = None,
     strict: bool = False,
-    checkpoint_layout: str | None = None,
-    pi3_layout: str | None = None,
+    checkpoint_layout: Layout | None = None,
+    pi3_layout: Layout | None = None,
 ) -> LoadReport:
     """Fill ``model`` from a VGGT-family checkpoint first and Pi3 second.
 
@@ -484,7 +492,8 @@ def save_pretrained(model: nn.Module, folder: str | Path, input_hw: tuple[int, i
     temporary = folder / f".{WEIGHTS_FILE}.tmp"
     save_file(state, str(temporary), metadata={"format": "vggt_t_mv", "format_version": str(FORMAT_VERSION)})
     temporary.replace(folder / WEIGHTS_FILE)
-    config: dict = {"format_version": FORMAT_VERSION, "model": model.cfg.to_dict()}
+    cfg: Any = model.cfg  # a VGGTTMV's ModelConfig
+    config: dict[str, Any] = {"format_version": FORMAT_VERSION, "model": cfg.to_dict()}
     if input_hw is not None:
         config[INPUT_HW_KEY] = [int(input_hw[0]), int(input_hw[1])]
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")

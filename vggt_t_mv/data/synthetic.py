@@ -262,7 +262,8 @@ def _random_material(
     rng: np.random.Generator, checker_size: float, detail_size: float, saturation: tuple[float, float] = (0.2, 0.6)
 ) -> _Material:
     color_a = _random_color(rng, saturation)
-    color_b = tuple(float(c) for c in np.clip(np.array(color_a) * rng.uniform(0.35, 0.6), 0, 1))
+    red, green, blue = (float(c) for c in np.clip(np.array(color_a) * rng.uniform(0.35, 0.6), 0, 1))
+    color_b = (red, green, blue)
     return _Material(color_a, color_b, checker_size, detail_size, int(rng.integers(1, 2**31)))
 
 
@@ -276,7 +277,10 @@ def _room_objects(config: SyntheticRigConfig, rng: np.random.Generator) -> list[
     ground = _box_mesh(np.array([extent + thickness, extent + thickness, thickness / 2]))
     objects = [
         _SceneObject(
-            *ground, _random_material(rng, 1.0, 0.25), _static_pose(_pose(np.eye(3), [0, 0, -thickness / 2])), False
+            *ground,
+            _random_material(rng, 1.0, 0.25),
+            _static_pose(_pose(np.eye(3), np.array([0, 0, -thickness / 2]))),
+            False,
         )
     ]
     for side in range(4):
@@ -611,7 +615,7 @@ def _write_video(path: Path, frames: np.ndarray, fps: float) -> None:
     import cv2
 
     height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV could not open a mp4v video writer for {path}")
     try:

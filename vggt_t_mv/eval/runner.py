@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vggt_t_mv.data.recorded import SequenceSource
 from vggt_t_mv.eval import metrics as M
 from vggt_t_mv.geometry import depth_to_world_points, pose_encoding_to_extri_intri
 from vggt_t_mv.train.dataset import Sample, Sequence, WindowConfig, WindowDataset
@@ -38,7 +39,7 @@ def predict_window(model: torch.nn.Module, sample: Sample, device: torch.device 
     model.eval()
     images = sample.images[None].to(device)
     preds = model(images)
-    hw = tuple(images.shape[-2:])
+    hw = (int(images.shape[-2]), int(images.shape[-1]))
     extrinsics, _ = pose_encoding_to_extri_intri(preds.pose_enc[0].float(), hw)
 
     def numpy(t: torch.Tensor | None) -> np.ndarray | None:
@@ -126,7 +127,8 @@ def evaluate(
 def eval_windows(sequences: list[Sequence], timesteps: int, cameras: int, height: int, width: int) -> WindowDataset:
     """Non-overlapping evaluation windows: ``timesteps`` consecutive timesteps, cameras ``0..cameras-1``."""
     cfg = WindowConfig(timesteps, cameras, height, width, window_stride=timesteps, camera_offsets="first")
-    return WindowDataset(sequences, cfg)
+    sources: list[SequenceSource] = list(sequences)
+    return WindowDataset(sources, cfg)
 
 
 def markdown_table(results: list[EvalResult], title: str = "") -> str:

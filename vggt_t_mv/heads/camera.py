@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vggt_t_mv.config import PoseActivation
 from vggt_t_mv.layers.block import Block, Mlp
 
 
-def _activate(x: Tensor, activation: str) -> Tensor:
+def _activate(x: Tensor, activation: PoseActivation) -> Tensor:
     if activation == "linear":
         return x
     if activation == "relu":
@@ -19,7 +20,7 @@ def _activate(x: Tensor, activation: str) -> Tensor:
     raise ValueError(f"unknown pose activation {activation!r}")
 
 
-def activate_pose(raw: Tensor, trans_act: str, quat_act: str, fl_act: str) -> Tensor:
+def activate_pose(raw: Tensor, trans_act: PoseActivation, quat_act: PoseActivation, fl_act: PoseActivation) -> Tensor:
     """Activate a raw ``absT_quaR_FoV`` encoding ``[..., 9]``: translation, quaternion (xyzw), FoV (h, w)."""
     translation, quaternion, fov = raw[..., :3], raw[..., 3:7], raw[..., 7:]
     parts = [_activate(translation, trans_act), _activate(quaternion, quat_act), _activate(fov, fl_act)]
@@ -44,9 +45,9 @@ class CameraHead(nn.Module):
         num_heads: int,
         mlp_ratio: float,
         init_values: float,
-        trans_act: str = "linear",
-        quat_act: str = "linear",
-        fl_act: str = "relu",
+        trans_act: PoseActivation = "linear",
+        quat_act: PoseActivation = "linear",
+        fl_act: PoseActivation = "relu",
     ) -> None:
         super().__init__()
         self.acts = (trans_act, quat_act, fl_act)

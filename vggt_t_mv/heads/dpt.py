@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vggt_t_mv.config import ConfActivation, ValueActivation
 
-def activate_values(x: Tensor, activation: str) -> Tensor:
+
+def activate_values(x: Tensor, activation: ValueActivation) -> Tensor:
     """Activation of a dense head's value channels (channels last)."""
     if activation == "exp":
         return torch.exp(x)
@@ -27,7 +29,7 @@ def activate_values(x: Tensor, activation: str) -> Tensor:
     raise ValueError(f"unknown activation {activation!r}")
 
 
-def activate_confidence(x: Tensor, activation: str) -> Tensor:
+def activate_confidence(x: Tensor, activation: ConfActivation) -> Tensor:
     """Activation of a dense head's confidence channel."""
     if activation == "expp1":
         return 1 + torch.exp(x)
@@ -118,8 +120,8 @@ class DPTHead(nn.Module):
         out_channels: Sequence[int],
         intermediate_layers: Sequence[int],
         output_dim: int = 4,
-        activation: str = "inv_log",
-        conf_activation: str = "expp1",
+        activation: ValueActivation = "inv_log",
+        conf_activation: ConfActivation = "expp1",
         pos_embed: bool = True,
         feature_only: bool = False,
         down_ratio: int = 1,

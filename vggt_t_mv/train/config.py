@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vggt_t_mv.train.dataset import DATA_KINDS, DataConfig
+from vggt_t_mv.train.freeze import FreezePolicy
 from vggt_t_mv.train.losses import LossConfig
 
 DEFAULT_PRESET = "tiny_two_stream"  # the model of a training config that names no config and no weights
@@ -43,7 +44,7 @@ class ModelSection:
     pretrained: str | None = None
     checkpoint: str | None = None
     pi3: str | None = None
-    freeze: str = "auto"
+    freeze: FreezePolicy = "auto"
     gradient_checkpointing: bool = False
 
 

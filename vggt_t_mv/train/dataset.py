@@ -28,7 +28,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,6 +38,8 @@ from torch.utils.data import Dataset
 
 from vggt_t_mv.data.recorded import Sequence, SequenceSource, WindowArrays, recorded_sequences
 from vggt_t_mv.geometry import depth_to_world_points
+
+CameraOffsets = Literal["all", "first"]  # every rotation of the camera order, or camera 0 first only
 
 
 # ----------------------------------------------------------------------------------------------------------- samples
@@ -213,7 +215,7 @@ class WindowConfig:
     width: int | None = None
     time_stride: int = 1
     window_stride: int = 1
-    camera_offsets: str = "all"
+    camera_offsets: CameraOffsets = "all"
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,8 @@ def resize_window(
     )
 
 
-DATA_KINDS = ("synthetic", "folder", "roots")
+DataKind = Literal["synthetic", "folder", "roots"]
+DATA_KINDS: tuple[DataKind, ...] = ("synthetic", "folder", "roots")
 
 
 @dataclass
@@ -356,7 +359,7 @@ class DataConfig:
     ROOT``), windows as ``window`` says, ``batch_size`` windows per step and process, cut by ``num_workers``
     loader processes (0: in the training process)."""
 
-    kind: str = "synthetic"
+    kind: DataKind = "synthetic"
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
     folder: str | None = None
     roots: list[str] = field(default_factory=list)

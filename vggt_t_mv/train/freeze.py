@@ -19,12 +19,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from torch import nn
 
 from vggt_t_mv.weights import module_group
 
-POLICIES = ("auto", "new", "streams", "all")
+FreezePolicy = Literal["auto", "new", "streams", "all"]
+POLICIES: tuple[FreezePolicy, ...] = ("auto", "new", "streams", "all")
 _BLOCK = re.compile(r"^aggregator\.(?:pose_|geo_)?(?:time|view)_blocks\.(\d+)\.")
 _STREAM_HEADS = ("camera_head.", "depth_head.", "point_head.")
 ALWAYS_FROZEN = ("track_head.",)
@@ -34,7 +36,7 @@ ALWAYS_FROZEN = ("track_head.",)
 class FreezeSummary:
     """What :func:`apply_freeze_policy` left trainable."""
 
-    policy: str
+    policy: FreezePolicy
     reason: str = ""  # why ``auto`` chose ``policy``
     trainable: list[str] = field(default_factory=list, repr=False)  # parameter names
     frozen: list[str] = field(default_factory=list, repr=False)
@@ -70,7 +72,9 @@ class FreezeSummary:
         return "\n".join(lines)
 
 
-def resolve_policy(model: nn.Module, policy: str, new: set[str] | list[str] | None) -> tuple[str, str]:
+def resolve_policy(
+    model: nn.Module, policy: FreezePolicy, new: set[str] | list[str] | None
+) -> tuple[FreezePolicy, str]:
     """The concrete policy for ``policy`` (``auto`` decided as the module docstring says) and why, in words."""
     if policy not in POLICIES:
         raise ValueError(f"freeze policy (model.freeze) must be one of {', '.join(POLICIES)}, got {policy!r}")
@@ -86,7 +90,7 @@ def resolve_policy(model: nn.Module, policy: str, new: set[str] | list[str] | No
     return "all", "auto: the weights fill every tensor of a single-stream model"
 
 
-def trainable_names(model: nn.Module, policy: str, new: set[str] | list[str] | None = None) -> set[str]:
+def trainable_names(model: nn.Module, policy: FreezePolicy, new: set[str] | list[str] | None = None) -> set[str]:
     """Parameter names ``policy`` trains. ``new``: the names with no pretrained source (``LoadReport.new``);
     None means nothing was loaded, so every parameter is new."""
     policy, _ = resolve_policy(model, policy, new)
@@ -97,8 +101,9 @@ def trainable_names(model: nn.Module, policy: str, new: set[str] | list[str] | N
     elif policy == "new":
         chosen = {n for n in names if n in new_set}
     else:
-        split = getattr(model.cfg, "stream_split", None)
-        first = split if split is not None else model.cfg.depth
+        cfg: Any = model.cfg  # a VGGTTMV's ModelConfig
+        split = getattr(cfg, "stream_split", None)
+        first = split if split is not None else cfg.depth
         chosen = set()
         for name in names:
             match = _BLOCK.match(name)
@@ -108,7 +113,9 @@ def trainable_names(model: nn.Module, policy: str, new: set[str] | list[str] | N
     return {n for n in chosen if not n.startswith(ALWAYS_FROZEN)}
 
 
-def apply_freeze_policy(model: nn.Module, policy: str, new: set[str] | list[str] | None = None) -> FreezeSummary:
+def apply_freeze_policy(
+    model: nn.Module, policy: FreezePolicy, new: set[str] | list[str] | None = None
+) -> FreezeSummary:
     """Set ``requires_grad`` of every parameter of ``model`` as ``policy`` says; returns the summary."""
     policy, reason = resolve_policy(model, policy, new)
     chosen = trainable_names(model, policy, new)

@@ -126,7 +126,7 @@ def normalize_targets(batch: Sample) -> Targets:
     scale = torch.where(count > 0, scale, torch.where(fallback > 0, fallback, torch.ones_like(fallback)))
     relative = relative[..., :3, :].clone()
     relative[..., :3, 3] = relative[..., :3, 3] / scale[:, None, None, None]
-    image_hw = tuple(batch.images.shape[-2:])
+    image_hw = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
     pose_enc = extri_intri_to_pose_encoding(relative, batch.intrinsics.double(), image_hw)
     s = scale[:, None, None, None, None]
     dtype = torch.float32
@@ -261,7 +261,8 @@ def compute_loss(preds, batch: Sample, cfg: LossConfig, external_masks: bool = F
     if preds.pose_enc_list is not None:
         terms["camera"] = camera_loss(preds.pose_enc_list, targets.pose_enc, cfg)
     if cfg.rig > 0 and preds.pose_enc is not None:
-        terms["rig"] = rig_term(preds.pose_enc, targets.pose_enc, tuple(batch.images.shape[-2:]))
+        image_hw = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
+        terms["rig"] = rig_term(preds.pose_enc, targets.pose_enc, image_hw)
     if preds.depth is not None:
         depth, grad, reg = regression_terms(preds.depth, preds.depth_conf, targets.depth[..., None], targets.valid, cfg)
         terms.update(depth=depth, depth_grad=grad, depth_conf_reg=reg)

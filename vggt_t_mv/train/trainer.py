@@ -128,7 +128,8 @@ def build_model(section: ModelSection, seed: int = 0) -> tuple[VGGTTMV, list[str
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: weight decay on matrices, none on biases, norms, tokens and scalars (1-D or 0-D tensors)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, parameter in model.named_parameters():
         if parameter.requires_grad:
             (decay if parameter.dim() >= 2 else no_decay).append(parameter)
@@ -160,7 +161,7 @@ class StepBatches:
 
     def __init__(self, dataset: WindowDataset, batch_size: int, info: DistContext, seed: int) -> None:
         self.dataset, self.batch_size = dataset, batch_size
-        self.sampler = DistributedSampler(
+        self.sampler: DistributedSampler[int] = DistributedSampler(
             dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed, drop_last=True
         )
         self.steps_per_epoch = len(self.sampler) // batch_size
@@ -168,7 +169,8 @@ class StepBatches:
             raise ValueError(
                 f"{len(dataset)} windows are too few for batch size {batch_size} on {info.world_size} processes"
             )
-        self._epoch, self._order = -1, []
+        self._epoch = -1
+        self._order: list[int] = []
 
     def indices(self, step: int) -> list[int]:
         epoch, position = divmod(step, self.steps_per_epoch)
@@ -215,7 +217,10 @@ def checkpoint_dirs(out: Path) -> list[Path]:
 
 def trained_input_hw(cfg: TrainConfig) -> tuple[int, int]:
     """``(height, width)`` of the training windows' images (recorded in every saved weights folder)."""
-    return cfg.data.window.height, cfg.data.window.width
+    height, width = cfg.data.window.height, cfg.data.window.width
+    if height is None or width is None:
+        raise ValueError("the training window size is set before training starts (resolve_window_size)")
+    return height, width
 
 
 def save_checkpoint(out: Path, step: int, model: nn.Module, optimizer, scheduler, cfg: TrainConfig) -> Path:
@@ -351,9 +356,8 @@ def train(
                 f"validation: {holdout.description}, {len(val_windows)} window(s), every {cfg.val.every} steps; best "
                 f"{cfg.val.metric} kept in {out / best.folder.name}"
             )
-        optimizer = torch.optim.AdamW(
-            parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)
-        )
+        betas = (float(cfg.optim.betas[0]), float(cfg.optim.betas[1]))
+        optimizer = torch.optim.AdamW(parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=betas)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg.optim))
         step = 0
         if resume:
