@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from app.cli.interrupt import exit_status
-from app.cli.options import CONTEXT_SETTINGS, conf_percentile_option, console_warnings, display_options
+from app.cli.options import (
+    CONTEXT_SETTINGS,
+    conf_percentile_option,
+    console_warnings,
+    display_options,
+    min_views_option,
+)
 from app.export.api import (
     DYNAMIC_THRESHOLD,
     FORMATS,
@@ -41,6 +47,7 @@ from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
 @click.option("--cameras", default="", help="Cameras (names or indices, comma separated). Default all.")
 @click.option("--stream", type=click.Choice(["geo", "pose"]), default="geo", show_default=True, help="Point source.")
 @conf_percentile_option
+@min_views_option
 @click.option("--static-only", is_flag=True, help="Only pixels with dynamic probability < --dynamic-threshold.")
 @click.option("--dynamic-only", is_flag=True, help="Only pixels with dynamic probability >= --dynamic-threshold.")
 @click.option(
@@ -94,6 +101,7 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
             motion=motion,
             dynamic_threshold=flags["dynamic_threshold"],
             voxel=flags["voxel"],
+            min_views=flags["min_views"],
         )
         options = ExportOptions(
             merge=flags["merge"],

@@ -167,6 +167,19 @@ def conf_percentile_option(command: Callable) -> Callable:
     )(command)
 
 
+def min_views_option(command: Callable) -> Callable:
+    """``--min-views`` (keyword ``min_views``) of ``export``, ``view`` and ``eval``: the multi-view agreement filter of
+    :func:`app.export.selection.pixel_filter` (0: off)."""
+    return click.option(
+        "--min-views",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Keep pixels whose depth at least K other cameras of the same instant agree with (0: off; pixels no "
+        "other camera sees are kept).",
+    )(command)
+
+
 def display_options(command: Callable) -> Callable:
     """``--render``, ``--point-budget`` and ``--fps`` (keywords ``render``, ``point_budget``, ``fps``): how a 4D scene
     is drawn and played, the same for the viewer and for ``export --format viser|web``."""

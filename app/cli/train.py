@@ -16,7 +16,15 @@ from pathlib import Path
 import click
 
 from app.cli.interrupt import exit_status, resume_hint
-from app.cli.options import CHECKPOINT_HELP, CONFIG_HELP, console_warnings, model_options, step_progress, weights_spec
+from app.cli.options import (
+    CHECKPOINT_HELP,
+    CONFIG_HELP,
+    console_warnings,
+    min_views_option,
+    model_options,
+    step_progress,
+    weights_spec,
+)
 from app.reconstruct.evaluate import EvalInputError, eval_weights
 from app.train.data import SYNTHETIC_GT, TrainDataError, evaluation_sequences
 from app.train.run import TrainOptions, train_captures, training_config
@@ -205,6 +213,7 @@ def _model_results(loaded: LoadedModel, label: str, dataset, baselines: bool, de
     help="For a reconstruction: write one PNG per timestep and camera here, each pixel coloured by its point's "
     "distance to the ground-truth surface (the viewer's error colouring), the scale under each picture.",
 )
+@min_views_option
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write all numbers here ('-': stdout)."
 )
@@ -219,6 +228,7 @@ def eval_command(
     device: str,
     json_out: Path | None,
     error_maps: Path | None,
+    min_views: int,
     **model: object,
 ) -> None:
     """Evaluate TARGET (a model folder written by save_pretrained, or a reconstruction folder), or the model the
@@ -230,7 +240,8 @@ def eval_command(
     Prints a markdown table. A reconstruction's ground truth is brought to the model pixels by the run's own
     crop / pad transform (and lens undistortion). For a reconstruction also, with no alignment and no scaling: depth
     Abs Rel / δ<1.25 as stored, point accuracy / completeness when it is in its calibration frame (--cameras
-    calibrated), per window and over the whole sequence, and the drift of each static camera (units printed).
+    calibrated), per window and over the whole sequence, and the drift of each static camera (units printed); those
+    unaligned numbers over the pixels --min-views keeps (the export's and viewer's filter).
     """
     from app.reconstruct.pipeline import PipelineError, resolve_device
     from vggt_t_mv.eval.runner import eval_windows, markdown_table
@@ -247,6 +258,8 @@ def eval_command(
     except EvalInputError as error:
         raise click.BadParameter(str(error)) from error
     is_recon = weights is None
+    if min_views > 0 and not is_recon:
+        raise click.UsageError("--min-views filters a reconstruction's pixels: give a reconstruction folder as TARGET")
     if error_maps is not None and (not is_recon or len(gts) != 1):
         raise click.UsageError("--error-maps needs a reconstruction folder as TARGET and exactly one --gt")
     loaded = None if is_recon else _load_evaluated(weights)
@@ -259,7 +272,7 @@ def eval_command(
     for spec in gts:
         if is_recon:
             results, name = _recon_results(target, Path(spec), baselines, quiet), Path(spec).name
-            frame = _frame_report(target, Path(spec))
+            frame = _frame_report(target, Path(spec), min_views)
             report[f"{name} (unaligned)"] = frame.to_dict()
         else:
             name, sequences = _gt_sequences(spec, (height, width))
@@ -319,17 +332,22 @@ def _write_error_maps(target: Path, gt: Path, folder: Path, quiet: bool) -> None
         )
 
 
-def _frame_report(target: Path, gt: Path):
-    """Unaligned, unscaled numbers (depth; points in the calibration frame) and static-camera drift."""
+def _frame_report(target: Path, gt: Path, min_views: int = 0):
+    """Unaligned, unscaled numbers (depth; points in the calibration frame) and static-camera drift, over the pixels
+    the export's pixel filter keeps with ``--min-views`` (pose stream: the evaluated points are the depth's)."""
     from app.capture.ground_truth import GroundTruthError
     from app.capture.truth import open_ground_truth
+    from app.export.selection import Selection, keep_function
     from app.reconstruct.frame_metrics import frame_report, reconstruction_frame
     from app.reconstruct.store import Reconstruction, ReconstructionError
 
     try:
         recon = Reconstruction.open(target)
         calibrated, units = reconstruction_frame(recon)
-        return frame_report(recon, open_ground_truth(gt), calibrated, units)
+        keep = None
+        if min_views > 0:  # the evaluated points are the depth's (pose stream); no confidence cut, as before
+            keep = keep_function(recon, Selection(stream="pose", conf_percentile=0.0, min_views=min_views))
+        return frame_report(recon, open_ground_truth(gt), calibrated, units, keep)
     except (GroundTruthError, ReconstructionError) as error:
         raise click.ClickException(str(error)) from error
 

@@ -16,6 +16,7 @@ from app.cli.options import (
     conf_percentile_option,
     console_warnings,
     display_options,
+    min_views_option,
     model_options,
     pipeline_config,
     pipeline_options,
@@ -47,6 +48,7 @@ def _stderr(text: str) -> None:
 @pipeline_options
 @click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Stream shown first.")
 @conf_percentile_option
+@min_views_option
 @display_options
 @click.option("--exit-after", type=float, help="Serve this many seconds, then stop as on Ctrl-C (scripts, tests).")
 @click.option(
@@ -90,6 +92,7 @@ def _view(path: Path | None, options: dict) -> None:
         stream=options["stream"],
         render=options["render"],
         conf_percentile=options["conf_percentile"],
+        min_views=options["min_views"],
         point_budget=options["point_budget"],
         fps=options["fps"],
         notice=plan.notice,

@@ -12,7 +12,10 @@ Filters, applied per timestep in this order:
    pixels of the selected cameras at that timestep (``P = 0`` keeps everything);
 3. **motion**: ``static`` keeps pixels whose dynamic probability is ``<`` :data:`DYNAMIC_THRESHOLD` (0.5 by
    default), ``dynamic`` keeps those ``>=`` it (needs a ``dynamic_mask`` in the reconstruction);
-4. **voxel** (points only): one point per voxel of edge ``voxel`` per timestep, the most confident one (its
+4. **views** ``min_views`` ``K`` (0 = off): keep pixels whose 3D point at least ``K`` other cameras of the same
+   instant see at a consistent depth (:meth:`Reconstruction.views_agree`, :mod:`vggt_t_mv.agreement`); pixels no
+   other camera sees cannot be checked and are kept (nothing contradicts them);
+5. **voxel** (points only): one point per voxel of edge ``voxel`` per timestep, the most confident one (its
    colour, confidence and pixel are kept exactly, so a COLMAP observation stays exact).
 
 The ``geo`` stream reads ``world_points`` / ``world_points_conf``, the ``pose`` stream
@@ -22,12 +25,14 @@ The ``geo`` stream reads ``world_points`` / ``world_points_conf``, the ``pose`` 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.common.vocab import MOTIONS, Motion, Stream
 from app.reconstruct.store import STREAMS, Reconstruction
+from vggt_t_mv.agreement import passes_min_views
 from vggt_t_mv.npgeometry import camera_centers
 
 DYNAMIC_THRESHOLD = 0.5  # a pixel is dynamic when its dynamic probability is >= this
@@ -57,6 +62,7 @@ class Selection:
     motion: Motion = "all"
     dynamic_threshold: float = DYNAMIC_THRESHOLD
     voxel: float = 0.0
+    min_views: int = 0
 
     def __post_init__(self) -> None:
         if self.stream not in STREAMS:
@@ -69,6 +75,8 @@ class Selection:
             raise ExportError(f"dynamic_threshold must be in [0, 1], got {self.dynamic_threshold}")
         if not 0.0 <= self.voxel < np.inf:
             raise ExportError(f"--voxel must be a finite size >= 0 (0: off), got {self.voxel}")
+        if not isinstance(self.min_views, int) or self.min_views < 0:
+            raise ExportError(f"--min-views must be a whole number >= 0 (0: off), got {self.min_views!r}")
 
     def resolve_timesteps(self, recon: Reconstruction) -> list[int]:
         """The selected timesteps, checked against the reconstruction (sorted, unique)."""
@@ -217,7 +225,7 @@ def _check_motion_filter(recon: Reconstruction, selection: Selection) -> None:
 
 @dataclass
 class PixelMask:
-    """The pixel filter of one timestep: ``valid`` (step 1) and ``keep`` (steps 1-3), bool ``[len(cameras), H, W]``."""
+    """The pixel filter of one timestep: ``valid`` (step 1) and ``keep`` (steps 1-4), bool ``[len(cameras), H, W]``."""
 
     valid: np.ndarray
     keep: np.ndarray
@@ -231,12 +239,15 @@ def pixel_filter(
     conf_percentile: float = 0.0,
     motion: Motion = "all",
     dynamic_threshold: float = DYNAMIC_THRESHOLD,
+    min_views: int = 0,
 ) -> PixelMask:
-    """THE pixel filter (steps 1-3 of the module docstring) of timestep ``t``, shared by every export and the viewer.
+    """THE pixel filter (steps 1-4 of the module docstring) of timestep ``t``, shared by every export, the evaluation
+    and the viewer.
 
     ``cameras``: indices (``None``: all), the percentile is taken over their valid pixels together; ``motion``
     ``static`` / ``dynamic`` needs a ``dynamic_mask`` (a pixel is dynamic when its probability is ``>=``
-    ``dynamic_threshold``)."""
+    ``dynamic_threshold``); ``min_views``: agreeing other cameras required (the agreement is always that of the
+    whole rig, whichever ``cameras`` are selected)."""
     cameras = list(range(recon.num_cameras)) if cameras is None else list(cameras)
     points, conf = recon.stream(t, stream)
     points, conf = np.asarray(points[cameras]), np.asarray(conf[cameras])
@@ -248,6 +259,8 @@ def pixel_filter(
     if motion != "all":
         is_dynamic = np.asarray(recon.get("dynamic_mask", t)[cameras], dtype=np.float32) >= dynamic_threshold
         keep &= is_dynamic if motion == "dynamic" else ~is_dynamic
+    if min_views > 0:
+        keep &= passes_min_views(np.asarray(recon.views_agree(t))[cameras], min_views)
     return PixelMask(valid, keep)
 
 
@@ -255,8 +268,23 @@ def pixel_keep_mask(recon: Reconstruction, selection: Selection, t: int, cameras
     """:func:`pixel_filter` of ``selection`` at timestep ``t``: bool ``[len(cameras), H, W]``."""
     _check_motion_filter(recon, selection)
     return pixel_filter(
-        recon, t, selection.stream, cameras, selection.conf_percentile, selection.motion, selection.dynamic_threshold
+        recon,
+        t,
+        selection.stream,
+        cameras,
+        selection.conf_percentile,
+        selection.motion,
+        selection.dynamic_threshold,
+        selection.min_views,
     ).keep
+
+
+def keep_function(recon: Reconstruction, selection: Selection) -> Callable[[int], np.ndarray]:
+    """``t -> pixel_keep_mask(recon, selection, t, selected cameras)``: the filter of ``selection`` for code that
+    walks timesteps itself (the evaluation)."""
+    cameras = selection.resolve_cameras(recon)
+    _check_motion_filter(recon, selection)
+    return lambda t: pixel_keep_mask(recon, selection, t, cameras)
 
 
 def _timestep_points(recon: Reconstruction, selection: Selection, t: int, cameras: list[int]) -> PointSet:
@@ -327,7 +355,8 @@ def select_points(recon: Reconstruction, selection: Selection) -> PointSet:
     if len(points) == 0:
         raise ExportError(
             f"the selection keeps no point (timesteps {timesteps[0]}..{timesteps[-1]}, stream {selection.stream}, "
-            f"conf percentile {selection.conf_percentile}, motion {selection.motion}); loosen the filters"
+            f"conf percentile {selection.conf_percentile}, motion {selection.motion}, min views "
+            f"{selection.min_views}); loosen the filters"
         )
     return points
 

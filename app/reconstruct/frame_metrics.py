@@ -10,13 +10,16 @@ shares that frame (a dataset root's ``depths/`` + ``extrs/``) with **no** alignm
 * ``accuracy``, ``completeness``: the pose stream's points (the depth unprojected with the stored cameras) against
   the ground-truth depth unprojected with the ground-truth cameras, in calibration units;
 
-per window (averaged) and over the whole sequence at once. For any reconstruction, ``drift`` follows each camera the
+per window (averaged) and over the whole sequence at once. ``keep`` (the command's pixel filter,
+:func:`app.export.selection.pixel_filter` with ``--min-views``) restricts the predicted pixels they are taken over.
+For any reconstruction, ``drift`` follows each camera the
 ground truth holds still: how far its stored centre (stored units) and orientation (degrees) move from the first
 stored timestep over the sequence. Chained windows accumulate it; calibrated windows have none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,11 +115,14 @@ def _errors(depth, gt_depth, points, gt_points, valid, rng) -> dict[str, float]:
     return out
 
 
+PixelKeep = Callable[[int], np.ndarray]  # timestep -> bool [N, H, W]: the predicted pixels evaluated
+
+
 def _unaligned(
-    recon: Reconstruction, truth, times: range, rng, points: bool
+    recon: Reconstruction, truth, times: range, rng, points: bool, keep: PixelKeep | None = None
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Unaligned errors over ``times`` (depth; and points when ``points``) and the ground-truth extrinsics
-    ``[T, N, 3, 4]`` there."""
+    """Unaligned errors over ``times`` (depth; and points when ``points``; only pixels ``keep`` passes) and the
+    ground-truth extrinsics ``[T, N, 3, 4]`` there."""
     sample = ground_truth_sample(recon, truth, times)
     gt_ext = sample.extrinsics.double().numpy()
     depth = recon.load("depth", times).astype(np.float64)
@@ -126,19 +132,25 @@ def _unaligned(
         pred_points = _unprojected(depth, recon.load("extrinsics", times), recon.load("intrinsics", times))
         gt_points = _unprojected(gt_depth, gt_ext, sample.intrinsics.double().numpy())
     valid = sample.valid.numpy() & (gt_depth > 0)
+    if keep is not None:
+        valid &= np.stack([np.asarray(keep(t), bool) for t in times])
     return _errors(depth, gt_depth, pred_points, gt_points, valid, rng), gt_ext
 
 
-def frame_report(recon: Reconstruction, truth, in_calibration_frame: bool, units: str) -> FrameReport:
+def frame_report(
+    recon: Reconstruction, truth, in_calibration_frame: bool, units: str, keep: PixelKeep | None = None
+) -> FrameReport:
     """:class:`FrameReport` of ``recon`` against the ground truth ``truth`` (a
     :class:`~app.capture.ground_truth.GroundTruth`); unaligned metrics only when ``in_calibration_frame``. The whole
-    sequence is every stored timestep once (as the reconstruction serves it, overlaps from their owning window)."""
+    sequence is every stored timestep once (as the reconstruction serves it, overlaps from their owning window).
+    ``keep(t)``: bool ``[N, H, W]``, the pixels of timestep ``t`` evaluated (None: all)."""
     report = FrameReport(units, in_calibration_frame)
     rng = np.random.default_rng(0)
     everything = range(recon.num_timesteps)
     frame = in_calibration_frame
-    report.windows = [_unaligned(recon, truth, range(*record.span), rng, frame)[0] for record in recon.windows()]
-    report.sequence, truth_ext = _unaligned(recon, truth, everything, rng, frame)
+    windows = recon.windows()
+    report.windows = [_unaligned(recon, truth, range(*w.span), rng, frame, keep)[0] for w in windows]
+    report.sequence, truth_ext = _unaligned(recon, truth, everything, rng, frame, keep)
     stored = recon.load("extrinsics", everything).astype(np.float64)
     report.drift = camera_drift(stored, truth_ext, recon.camera_names)
     return report

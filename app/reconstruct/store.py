@@ -85,6 +85,7 @@ from app.reconstruct.arrays import (
     stored_form_v2,
 )
 from app.reconstruct.stitching import owned_ranges
+from vggt_t_mv.agreement import AgreementConfig, views_agree
 from vggt_t_mv.geometry import depth_to_world_points
 from vggt_t_mv.npgeometry import Sim3
 
@@ -232,6 +233,7 @@ class Reconstruction:
         self._checked: dict[int, tuple] = {}  # window index -> what was checked (window.json identity)
         self.damage_problem: str | None = None  # why the window after the complete ones cannot be read (file + what)
         self.lock = None  # the writer's app.reconstruct.lock.RunLock while a run holds it
+        self._agreement: dict[int, np.ndarray] = {}  # timestep -> views_agree, computed on read
 
     @property
     def format_version(self) -> int:
@@ -531,6 +533,16 @@ class Reconstruction:
         record, local = self._owner(t)
         return self._read(record, name, local)
 
+    def views_agree(self, t: int) -> np.ndarray:
+        """Multi-view agreement at timestep ``t``: uint8 ``[N, H, W]`` (:func:`vggt_t_mv.agreement.views_agree` of the
+        stored depth and cameras, default tolerances; :data:`~vggt_t_mv.agreement.UNSEEN` where no other camera sees
+        the pixel). Computed on read, once per timestep (any format)."""
+        if t not in self._agreement:
+            depth = np.asarray(self.get("depth", t), np.float32)
+            cameras = np.asarray(self.get("extrinsics", t)), np.asarray(self.get("intrinsics", t))
+            self._agreement[t] = views_agree(depth, *cameras, AgreementConfig())
+        return self._agreement[t]
+
     def array_names(self) -> list[str]:
         return [name for name in ARRAY_NAMES if self.has(name)]
 
@@ -650,6 +662,7 @@ class Reconstruction:
             _remove(tmp)  # never leave a half-written window behind
             raise write_failure(target, error) from error
         self._windows = None
+        self._agreement.clear()
         alignment = self.meta.setdefault("alignment", [])
         del alignment[index:]
         alignment.append({**header, **info})  # as in window.json (--resume rebuilds the list from those)
@@ -677,6 +690,7 @@ class Reconstruction:
     def replace_arrays(self, index: int, arrays: dict[str, np.ndarray]) -> None:
         """Overwrite some arrays of a complete window, each file atomically (post-processing passes). ``arrays``
         in the stitched frame, over the window's held timesteps or its whole span (then cut to the held ones)."""
+        self._agreement.clear()
         self._check_writable(arrays)
         record = self.windows()[index]
         path = record.path

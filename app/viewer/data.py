@@ -7,12 +7,13 @@ every export) with
 1. **valid**: finite point and confidence, positive depth;
 2. **confidence percentile** ``P``: keep pixels whose confidence is ``>=`` the ``P``-th percentile of the valid
    pixels of all cameras at that timestep (``P = 0`` keeps every valid pixel);
+3. **seen by at least K cameras** (``min_views``, 0 = off): the multi-view agreement filter;
 
 then
 
-3. **point budget**: at most ``point_budget`` points per timestep and stream (all cameras together), a uniform
+4. **point budget**: at most ``point_budget`` points per timestep and stream (all cameras together), a uniform
    random subset with a seed fixed per timestep, so the same settings always draw the same points;
-4. **motion split**: a pixel is *dynamic* when its ``dynamic_mask`` probability is ``>=`` ``dynamic_threshold``.
+5. **motion split**: a pixel is *dynamic* when its ``dynamic_mask`` probability is ``>=`` ``dynamic_threshold``.
 
 Splats (:func:`camera_splats`) are lifted from exactly the kept points (:mod:`app.export.splat`), so the budget
 bounds them too; when the budget drew a random fraction ``f`` of the confident pixels, their footprints are
@@ -42,6 +43,7 @@ class CloudSettings:
     conf_percentile: float = DEFAULT_CONF_PERCENTILE
     point_budget: int = 100_000
     dynamic_threshold: float = DYNAMIC_THRESHOLD
+    min_views: int = 0
 
 
 @dataclass
@@ -85,7 +87,7 @@ def tint(colors: np.ndarray, strength: float = 0.6) -> np.ndarray:
 def filter_timestep(recon: Reconstruction, t: int, stream: Stream, settings: CloudSettings) -> TimestepCloud:
     """Apply the module's filters to timestep ``t`` of ``stream``: :func:`app.export.selection.pixel_filter`
     (valid, confidence percentile over all cameras), the point budget, then the static / dynamic split."""
-    mask = pixel_filter(recon, t, stream, conf_percentile=settings.conf_percentile)
+    mask = pixel_filter(recon, t, stream, conf_percentile=settings.conf_percentile, min_views=settings.min_views)
     points, conf = (np.asarray(a) for a in recon.stream(t, stream))
     images = np.asarray(recon.get("images", t))
     dynamic = np.asarray(recon.get("dynamic_mask", t), np.float32) if recon.has("dynamic_mask") else None
@@ -148,7 +150,7 @@ def static_points(
     """Valid, confident points of timestep ``t`` whose dynamic probability is ``< max_dynamic`` (no budget):
     positions ``float32 [K, 3]``, colours ``uint8 [K, 3]``, confidences ``float32 [K]``."""
     motion = "static" if recon.has("dynamic_mask") else "all"
-    keep = pixel_filter(recon, t, stream, None, settings.conf_percentile, motion, max_dynamic).keep
+    keep = pixel_filter(recon, t, stream, None, settings.conf_percentile, motion, max_dynamic, settings.min_views).keep
     points, conf = recon.stream(t, stream)
     return (
         np.asarray(points)[keep].astype(np.float32),

@@ -50,8 +50,8 @@ COLORING_LABELS = {"image": "image", "error vs ground truth": "error"}  # GUI la
 
 class ViewerActions(Protocol):
     """What the panel asks of the viewer (:class:`app.viewer.server.Viewer` implements it); ``config`` needs
-    ``notice``, ``fps``, ``loop``, ``stream``, ``render``, ``conf_percentile``, ``point_size``, ``point_budget``,
-    ``show_background``."""
+    ``notice``, ``fps``, ``loop``, ``stream``, ``render``, ``conf_percentile``, ``min_views``, ``max_views``,
+    ``point_size``, ``point_budget``, ``show_background``."""
 
     config: Any
 
@@ -97,6 +97,13 @@ class ViewerGui:
             self.conf = gui.add_slider(
                 "Conf. percentile", min=0.0, max=99.0, step=1.0, initial_value=float(config.conf_percentile)
             )
+            self.min_views = gui.add_slider(
+                "Seen by at least K cameras",
+                min=0,
+                max=max(1, int(config.max_views)),
+                step=1,
+                initial_value=int(config.min_views),
+            )
             self.point_size = gui.add_slider(
                 "Point size (%)", min=0.05, max=3.0, step=0.05, initial_value=float(config.point_size)
             )
@@ -122,7 +129,7 @@ class ViewerGui:
             self.export_format = gui.add_dropdown("Format", tuple(EXPORT_FORMATS), initial_value="PLY points")
             self.export_scope = gui.add_dropdown("Timesteps", EXPORT_SCOPES, initial_value=EXPORT_SCOPES[0])
             self.export_button = gui.add_button("Export and download", icon=viser.Icon.DOWNLOAD)
-            self.export_status = gui.add_markdown("uses the stream, motion and confidence settings above")
+            self.export_status = gui.add_markdown("uses the stream, motion, confidence and views settings above")
         self._wire()
 
     # ------------------------------------------------------------------------------------------ wiring
@@ -153,6 +160,10 @@ class ViewerGui:
         @self.conf.on_update
         def _(_: viser.GuiEvent) -> None:
             viewer.with_scene(lambda scene: scene.set_cloud_settings(conf_percentile=float(self.conf.value)))
+
+        @self.min_views.on_update
+        def _(_: viser.GuiEvent) -> None:
+            viewer.with_scene(lambda scene: scene.set_cloud_settings(min_views=int(self.min_views.value)))
 
         @self.budget.on_update
         def _(_: viser.GuiEvent) -> None:
@@ -221,6 +232,7 @@ class ViewerGui:
         if camera_names and tuple(self.camera.options) != tuple(camera_names):
             self.camera.options = tuple(camera_names)
             self.camera.value = camera_names[0]
+            self.min_views.max = max(1, len(camera_names) - 1)  # other cameras of the rig
 
     def playback_step(self) -> float:
         """Advance one timestep when playing; returns the seconds to wait before the next step."""
@@ -262,6 +274,7 @@ class ViewerGui:
             stream=stream,
             conf_percentile=float(min(self.conf.value, 99.0)),
             motion=MOTION_LABELS[self.motion.value],
+            min_views=int(self.min_views.value),
         )
         stem = download_stem(Path(root).name, current, stream, choice)
         started = time.perf_counter()

@@ -73,6 +73,8 @@ class ViewerConfig:
     stream: Stream = "geo"
     render: RenderMode = "points"
     conf_percentile: float = DEFAULT_CONF_PERCENTILE
+    min_views: int = 0  # "Seen by at least K cameras" (0: off)
+    max_views: int = 8  # the control's upper end (other cameras of a rig)
     point_budget: int = DEFAULT_POINT_BUDGET
     point_size: float = 0.4  # percent of the median depth of the first timestep
     fps: float = 5.0
@@ -177,7 +179,11 @@ class Viewer:
         scene = ViewerScene(
             self.server.scene,
             recon,
-            CloudSettings(conf_percentile=self.config.conf_percentile, point_budget=self.config.point_budget),
+            CloudSettings(
+                conf_percentile=self.config.conf_percentile,
+                point_budget=self.config.point_budget,
+                min_views=self.config.min_views,
+            ),
             SceneOptions(
                 stream=self.config.stream,
                 render=self.config.render,

@@ -1,0 +1,162 @@
+"""Multi-view agreement (issue 24): the per-pixel count of other cameras that see a pixel's point at a consistent
+depth, on a synthetic rig with exact geometry; the ``--min-views`` filter, one and the same in export, eval and the
+viewer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from app.cli.main import main
+from app.export.api import ExportOptions, Selection, export_reconstruction
+from app.export.selection import pixel_keep_mask
+from app.reconstruct.store import Reconstruction
+from app.viewer.data import CloudSettings, filter_timestep
+from tests.helpers.export import rig_arrays, write_recon
+from tests.helpers.shared import require, shared_dir
+from vggt_t_mv.agreement import UNSEEN, AgreementConfig, match_pair, passes_min_views, views_agree
+from vggt_t_mv.data.synthetic import SyntheticRigConfig, make_synthetic_rig
+
+
+@pytest.fixture(scope="module")
+def rig():
+    """2 timesteps x 4 cameras of 60 x 80 pixels, exact depth and cameras."""
+    return make_synthetic_rig(
+        SyntheticRigConfig(num_timesteps=2, num_cameras=4, height=60, width=80, seed=1, camera_spacing_deg=20.0)
+    )
+
+
+def counts_of(rig, t: int = 0, depth: np.ndarray | None = None, config: AgreementConfig | None = None) -> np.ndarray:
+    depth = rig.depth[t] if depth is None else depth
+    return views_agree(depth, rig.extrinsics[t], rig.intrinsics[t], config)
+
+
+def test_exact_geometry_agrees_and_floaters_are_marked(rig) -> None:
+    counts = counts_of(rig)
+    assert counts.dtype == np.uint8 and counts.shape == rig.depth[0].shape
+    valid = rig.valid[0]
+    seen = valid & (counts != UNSEEN)
+    # the surface: almost every pixel another camera sees agrees with at least one of them
+    assert (counts[seen] >= 1).mean() > 0.9
+    assert (counts[~valid] == 0).all()
+    # floaters: 300 surface pixels of camera 0 moved towards it (30 % off the surface along their rays)
+    rng = np.random.default_rng(0)
+    candidates = np.flatnonzero(seen[0] & (counts[0] >= 1))
+    moved = rng.choice(candidates, 300, replace=False)
+    depth = rig.depth[0].copy()
+    depth[0].reshape(-1)[moved] *= 0.7
+    after = counts_of(rig, depth=depth)
+    floaters = after[0].reshape(-1)[moved]
+    assert ((floaters == 0) | (floaters == UNSEEN)).mean() > 0.97, np.bincount(floaters)
+    assert (floaters == 0).mean() > 0.8  # most are seen by the others, and contradicted: marked, not unchecked
+    untouched = np.ones(counts[0].size, bool)
+    untouched[moved] = False
+    np.testing.assert_array_equal(after[0].reshape(-1)[untouched], counts[0].reshape(-1)[untouched])
+    # the filter drops the floaters and keeps the surface
+    keep = passes_min_views(after, 1)
+    assert keep[0].reshape(-1)[moved][floaters != UNSEEN].mean() < 0.03
+    assert keep[0].reshape(-1)[untouched][seen[0].reshape(-1)[untouched]].mean() > 0.9
+
+
+def test_zero_tolerance_rejects_what_the_default_accepts(rig) -> None:
+    counts = counts_of(rig)
+    strict = counts_of(rig, config=AgreementConfig(depth_tolerance=0.0, reprojection_px=2.0))
+    no_reprojection = counts_of(rig, config=AgreementConfig(depth_tolerance=0.03, reprojection_px=0.0))
+    seen = rig.valid[0] & (counts != UNSEEN)
+    assert counts[seen].astype(float).mean() > 1.0
+    assert strict[seen].astype(float).mean() < 0.05 * counts[seen].astype(float).mean()
+    assert no_reprojection[seen].astype(float).mean() < 0.05 * counts[seen].astype(float).mean()
+    np.testing.assert_array_equal(strict == UNSEEN, counts == UNSEEN)  # what is seen does not change
+
+
+def test_dropping_a_camera_removes_exactly_its_agreements(rig) -> None:
+    counts = counts_of(rig)
+    three = views_agree(rig.depth[0][:3], rig.extrinsics[0][:3], rig.intrinsics[0][:3])
+    for n in range(3):
+        match = match_pair(
+            rig.depth[0][n], rig.extrinsics[0][n], rig.intrinsics[0][n],
+            rig.depth[0][3], rig.extrinsics[0][3], rig.intrinsics[0][3], AgreementConfig(),
+        )  # fmt: skip
+        both = (counts[n] != UNSEEN) & (three[n] != UNSEEN)
+        expected = counts[n].astype(int) - match.agree.reshape(counts[n].shape)
+        np.testing.assert_array_equal(three[n][both], expected[both])
+        # unseen with three cameras: only camera 3 saw it
+        lost = (three[n] == UNSEEN) & (counts[n] != UNSEEN)
+        assert match.seen.reshape(counts[n].shape)[lost].all()
+        assert lost.any() or n == 1  # the outer cameras see parts only camera 3 sees
+
+
+def test_reconstructions_compute_it_on_read(rig, tmp_path: Path) -> None:
+    recon = write_recon(tmp_path / "r", rig_arrays(rig), rig.camera_names)
+    np.testing.assert_array_equal(recon.views_agree(1), counts_of(rig, 1))
+    assert recon.views_agree(1) is recon.views_agree(1)  # once per timestep
+
+
+def rig_root() -> Path:
+    return require(shared_dir() / "realdata" / "mv_page4d_rig", "mv_page4d_rig")
+
+
+def npz_mask(recon: Reconstruction, selection: Selection, out: Path) -> np.ndarray:
+    [path] = export_reconstruction(recon, "npz", selection, out, ExportOptions(merge=True))
+    return np.load(path)["mask"]
+
+
+def viewer_mask(recon: Reconstruction, t: int, stream, conf: float, min_views: int) -> np.ndarray:
+    cloud = filter_timestep(
+        recon, t, stream, CloudSettings(conf_percentile=conf, point_budget=10**9, min_views=min_views)
+    )
+    height, width = recon.image_hw
+    out = np.zeros((recon.num_cameras, height * width), bool)
+    for n, camera in enumerate(cloud.cameras):
+        out[n, camera.static_pixels] = True
+        out[n, camera.dynamic_pixels] = True
+    return out.reshape(recon.num_cameras, height, width)
+
+
+def test_min_views_keeps_the_same_pixels_in_export_and_viewer(rig, tmp_path: Path) -> None:
+    recon = write_recon(tmp_path / "r", rig_arrays(rig), rig.camera_names)
+    for stream, conf, k in (("geo", 10.0, 1), ("pose", 0.0, 2), ("geo", 0.0, 3)):
+        selection = Selection(timesteps=(0, 1), stream=stream, conf_percentile=conf, min_views=k)
+        exported = npz_mask(recon, selection, tmp_path / f"{stream}{k}.npz").reshape(2, recon.num_cameras, 60, 80)
+        for t in (0, 1):
+            shown = viewer_mask(recon, t, stream, conf, k)
+            np.testing.assert_array_equal(shown, exported[t])
+            without = pixel_keep_mask(recon, Selection(stream=stream, conf_percentile=conf), t, [0, 1, 2, 3])
+            assert shown.sum() < without.sum() and (shown <= without).all()
+            np.testing.assert_array_equal(shown, without & passes_min_views(recon.views_agree(t), k))
+
+
+def test_min_views_keeps_the_same_pixels_in_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vggt-mv eval RECON --min-views K`` evaluates exactly the pixels the export keeps for the same settings."""
+    import app.reconstruct.frame_metrics as frame_metrics
+
+    recon_path = tmp_path / "recon"
+    run = CliRunner().invoke(
+        main,
+        ["run", str(rig_root()), "--out", str(recon_path), "--random-weights", "--device", "cpu", "--size", "42",
+         "--max-frames", "2", "--window", "2"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    recon = Reconstruction.open(recon_path)
+    seen: dict[str, object] = {}
+    original = frame_metrics.frame_report
+
+    def spy(recon_, truth, calibrated, units, keep=None):
+        seen["keep"] = keep
+        return original(recon_, truth, calibrated, units, keep)
+
+    monkeypatch.setattr(frame_metrics, "frame_report", spy)
+    result = CliRunner().invoke(main, ["eval", str(recon_path), "--gt", str(rig_root()), "--min-views", "1"])
+    assert result.exit_code == 0, result.output
+    keep = seen["keep"]
+    assert callable(keep)
+    exported = npz_mask(recon, Selection(stream="pose", conf_percentile=0.0, min_views=1), tmp_path / "e.npz")
+    exported = exported.reshape(recon.num_timesteps, recon.num_cameras, *recon.image_hw)
+    for t in range(recon.num_timesteps):
+        np.testing.assert_array_equal(keep(t), exported[t])
+        np.testing.assert_array_equal(keep(t), viewer_mask(recon, t, "pose", 0.0, 1))
+    refused = CliRunner().invoke(main, ["eval", "--random-weights", "--gt", "synthetic:1000", "--min-views", "1"])
+    assert refused.exit_code != 0 and "reconstruction folder" in refused.output
