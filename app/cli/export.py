@@ -57,14 +57,17 @@ from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
     show_default=True,
     help="Dynamic probability at and above which a pixel counts as moving (--static-only / --dynamic-only).",
 )
-@click.option("--voxel", type=float, default=0.0, show_default=True, help="Voxel size for downsampling (0: off).")
+@click.option("--voxel", type=float, default=0.0, show_default=True,
+              help="Voxel size for downsampling (0: off); mesh tsdf: the TSDF voxel (0: from the scene).")  # fmt: skip
 @click.option("--merge", is_flag=True, help="One output for all selected timesteps (default: one per timestep).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--no-frustums", is_flag=True, help="glb, viser, web: no camera frustums.")
 @click.option("--no-trajectory", is_flag=True, help="glb, viser, web: no camera trajectories.")
 @click.option("--frustum-size", type=float, default=None, help="glb: frustum depth (default 5% of the extent).")
 @click.option("--mesh-method", type=click.Choice(MESH_METHODS), default="grid", show_default=True,
-              help="mesh: grid (triangulate each depth map) or poisson (surface from the points).")  # fmt: skip
+              help="mesh: grid (triangulate each depth map), poisson (surface from the points) or tsdf (fuse each "
+                   "timestep's depth maps; --voxel: its voxel, default from the scene's extent; --merge with "
+                   "--static-only: one surface over the timesteps).")  # fmt: skip
 @click.option("--max-depth-ratio", type=float, default=MeshOptions.max_depth_ratio, show_default=True,
               help="mesh grid: no triangle across neighbours whose depths differ by more than this.")  # fmt: skip
 @click.option("--poisson-depth", type=int, default=MeshOptions.poisson_depth, show_default=True,

@@ -26,8 +26,9 @@ Formats (details in each writer's docstring):
 * ``splat`` (:func:`~app.export.formats.write_splats`): one 3D Gaussian per point in the 3DGS binary PLY layout
   (``x y z``, ``f_dc_0..2``, ``opacity``, ``scale_0..2``, ``rot_0..3``, float32), a per-pixel lift, not an
   optimised splat scene; mapping in :mod:`app.export.splat`.
-* ``mesh`` (:mod:`app.export.mesh`): grid triangulation of the depth maps without bridging triangles, or
-  Poisson; ``.glb``, ``.ply`` or ``.obj`` by extension.
+* ``mesh`` (:mod:`app.export.mesh`): grid triangulation of the depth maps without bridging triangles, Poisson,
+  or TSDF fusion of each timestep's depth maps (:mod:`app.export.tsdf`, ``voxel`` = its voxel);
+  ``.glb``, ``.ply`` or ``.obj`` by extension.
 * ``colmap`` (:mod:`app.export.colmap`): ``images/`` + ``sparse/0`` (PINHOLE cameras, poses, coloured points).
 * ``npz``: VGGT's prediction keys (``extrinsic``, ``intrinsic``, ``depth``, ``depth_conf``, ``world_points``,
   ``world_points_conf``, ``world_points_from_depth``, ``images``, ``pose_enc``; leading dim S = the selected
@@ -54,7 +55,7 @@ from app.common.atomic import write_failure_cause
 from app.common.paths import file_ancestor
 from app.export.colmap import ColmapOptions, write_colmap
 from app.export.formats import GlbOptions, check_outputs, npz_arrays, write_glb, write_npz, write_ply, write_splats
-from app.export.mesh import MeshOptions, check_mesh_path, grid_mesh, poisson_mesh, write_mesh
+from app.export.mesh import MeshData, MeshOptions, check_mesh_path, grid_mesh, poisson_mesh, write_mesh
 from app.export.ownership import check_not_the_reconstruction, write_marker
 from app.export.selection import (
     DYNAMIC_THRESHOLD,
@@ -66,6 +67,7 @@ from app.export.selection import (
     select_points,
 )
 from app.export.splat import SplatOptions
+from app.export.tsdf import tsdf_mesh
 from app.reconstruct.lock import running_writer
 from app.reconstruct.store import Reconstruction
 
@@ -155,6 +157,8 @@ def _export_mesh(recon: Reconstruction, selection: Selection, path: Path, option
     frames = select_frames(recon, selection)
     if options.method == "grid":
         mesh = grid_mesh(recon, selection, frames, options)
+    elif options.method == "tsdf":
+        mesh = MeshData(*tsdf_mesh(recon, selection, frames, options.sdf_trunc_voxels))
     else:
         mesh = poisson_mesh(select_points(recon, selection), frames, options)
     write_mesh(mesh, path)

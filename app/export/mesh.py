@@ -13,6 +13,8 @@ whose Poisson density is below the ``density_trim`` quantile are removed (Poisso
 everywhere; the trimming removes what no point supports). open3d needs the system library libusb-1.0: where it
 cannot be imported, a poisson export is refused with the install command (:mod:`app.common.optional`).
 
+``tsdf``: the depth maps of each timestep fused into one surface (:mod:`app.export.tsdf`; open3d).
+
 Vertex colours are the image colours. The file type follows the extension: ``.glb`` (converted to glTF axes, see
 :mod:`app.export.formats`), ``.ply`` or ``.obj`` (the reconstruction's OpenCV world frame).
 """
@@ -29,13 +31,14 @@ from app.common.optional import MissingDependency, import_open3d
 from app.export.formats import GLTF_FROM_OPENCV
 from app.export.selection import ExportError, Frames, PointSet, Selection, pixel_keep_mask
 
-MESH_METHODS = ("grid", "poisson")
+MESH_METHODS = ("grid", "poisson", "tsdf")
 MESH_SUFFIXES = (".glb", ".ply", ".obj")
 
 
 @dataclass(frozen=True)
 class MeshOptions:
-    """``method``: ``grid`` or ``poisson``. Grid: ``max_depth_ratio`` (> 1) and ``min_view_angle_deg`` (grazing
+    """``method``: ``grid``, ``poisson`` or ``tsdf`` (``sdf_trunc_voxels``: truncation in voxels).
+    Grid: ``max_depth_ratio`` (> 1) and ``min_view_angle_deg`` (grazing
     limit, degrees between the triangle's plane and the viewing ray). Poisson: ``poisson_depth`` (octree depth),
     ``density_trim`` (quantile in [0, 1) of the Poisson densities below which vertices go), ``normal_neighbors``."""
 
@@ -45,6 +48,7 @@ class MeshOptions:
     poisson_depth: int = 8
     density_trim: float = 0.05
     normal_neighbors: int = 30
+    sdf_trunc_voxels: float = 4.0
 
     def __post_init__(self) -> None:
         if self.method not in MESH_METHODS:
@@ -55,6 +59,8 @@ class MeshOptions:
             raise ExportError(f"min_view_angle_deg must be in [0, 90), got {self.min_view_angle_deg}")
         if not 0.0 <= self.density_trim < 1.0:
             raise ExportError(f"density_trim must be in [0, 1), got {self.density_trim}")
+        if not 1.0 <= self.sdf_trunc_voxels < np.inf:
+            raise ExportError(f"sdf_trunc_voxels must be a finite value >= 1, got {self.sdf_trunc_voxels}")
         if not 1 <= self.poisson_depth <= 14:
             raise ExportError(f"poisson_depth must be in [1, 14], got {self.poisson_depth}")
 
