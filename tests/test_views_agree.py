@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli.main import main
-from app.export.api import ExportOptions, MeshOptions, Selection, export_reconstruction
+from app.export.api import ColmapOptions, ExportOptions, MeshOptions, Selection, export_reconstruction
 from app.export.selection import pixel_keep_mask
 from app.reconstruct.store import Reconstruction
 from app.viewer.data import CloudSettings, filter_timestep
@@ -194,3 +194,82 @@ def test_tsdf_mesh_lies_on_the_ground_truth_surface(tmp_path: Path) -> None:
     coverage = nearest_distances(sample, np.asarray(mesh.vertices))
     assert np.percentile(coverage, 90) < 2 * voxel, np.percentile(coverage, [50, 90])
     assert (np.asarray(mesh.visual.vertex_colors)[:, :3].std(0) > 5).all()  # the images' colours, not one colour
+
+
+# ------------------------------------------------------------------------------------------------ COLMAP tracks
+def test_colmap_tracks_join_the_agreeing_pixels_of_one_instant(rig, tmp_path: Path) -> None:
+    import pycolmap
+
+    recon = write_recon(tmp_path / "r", rig_arrays(rig), rig.camera_names)
+    selection = Selection(timesteps=(0, 1), stream="pose", conf_percentile=0.0)
+    (out,) = export_reconstruction(recon, "colmap", selection, tmp_path / "c", ExportOptions(merge=True))
+    model = pycolmap.Reconstruction(str(out / "sparse" / "0"))
+    assert model.compute_mean_track_length() > 1.5  # exact geometry: most pixels are seen by other cameras
+    assert model.num_cameras() == 4 and model.num_rigs() == 1 and model.num_frames() == 2
+    checked = 0
+    for point in list(model.points3D.values())[::20]:
+        timesteps = {model.image(e.image_id).name[:6] for e in point.track.elements}
+        assert len(timesteps) == 1  # one instant
+        assert len({e.image_id for e in point.track.elements}) == point.track.length()  # one pixel per image
+        for element in point.track.elements:
+            image = model.image(element.image_id)
+            np.testing.assert_allclose(
+                image.points2D[element.point2D_idx].xy, image.project_point(point.xyz), atol=1e-3
+            )
+            checked += 1
+    assert checked > 1000
+    single = export_reconstruction(
+        recon, "colmap", selection, tmp_path / "one", ExportOptions(merge=True, colmap=ColmapOptions(tracks=False))
+    )[0]
+    assert pycolmap.Reconstruction(str(single / "sparse" / "0")).compute_mean_track_length() == 1.0
+
+
+@pytest.fixture(scope="module")
+def calibrated_rig_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mv_page4d_rig's first 3 timesteps with the demo weights, in its calibration's frame (the default there)."""
+    out = tmp_path_factory.mktemp("calibrated") / "recon"
+    weights = Path(__file__).resolve().parents[1] / "assets" / "demo_weights"
+    result = CliRunner().invoke(
+        main, ["run", str(rig_root()), "--out", str(out), "--checkpoint", str(weights), "--device", "cpu",
+               "--max-frames", "3", "--window", "3"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert Reconstruction.open(out).meta["settings"]["cameras"] == "calibrated"
+    return out
+
+
+def test_colmap_export_of_a_calibrated_rig_is_ready_for_bundle_adjustment(calibrated_rig_recon, tmp_path) -> None:
+    import cv2
+    import pycolmap
+
+    out = tmp_path / "colmap"
+    args = ["export", str(calibrated_rig_recon), "--format", "colmap", "--out", str(out), "--merge",
+            "--stream", "pose", "--conf-percentile", "0"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    model = pycolmap.Reconstruction(str(out / "sparse" / "0"))
+    assert model.num_images() == 12 and model.num_cameras() == 4 and model.num_rigs() == 1 and model.num_frames() == 3
+    for camera_id, camera in model.cameras.items():
+        name = next(image.name for image in model.images.values() if image.camera_id == camera_id)[7:-4]
+        calibration = np.load(rig_root() / "intrs" / "time_00" / f"{name}.npy").astype(np.float64)
+        assert (camera.width, camera.height) == (640, 480)
+        expected = [calibration[0, 0], calibration[1, 1], calibration[0, 2] + 0.5, calibration[1, 2] + 0.5]
+        np.testing.assert_allclose(camera.params, expected, rtol=1e-5)
+    for image in model.images.values():
+        picture = cv2.imread(str(out / "images" / image.name))
+        assert picture.shape == (480, 640, 3)
+        original = cv2.imread(
+            str(rig_root() / "images" / f"time_{int(image.name[1:6]):02d}" / f"{image.name[7:-4]}.png")
+        )
+        np.testing.assert_array_equal(picture, original)  # no distortion in this calibration: the frame itself
+    assert model.compute_mean_track_length() > 1.0
+    # the multi-view points alone, as a bundle adjustment takes them
+    ba_out = tmp_path / "ba"
+    result = CliRunner().invoke(main, [*args[:5], str(ba_out), *args[6:], "--colmap-min-track", "2"])
+    assert result.exit_code == 0, result.output
+    model = pycolmap.Reconstruction(str(ba_out / "sparse" / "0"))
+    assert model.num_points3D() > 100 and model.compute_mean_track_length() >= 2.0
+    summary = pycolmap.bundle_adjustment(model, pycolmap.BundleAdjustmentOptions())
+    model.update_point_3d_errors()
+    error = model.compute_mean_reprojection_error()
+    assert np.isfinite(error) and error < 2.0, (error, summary)

@@ -50,11 +50,13 @@ class AgreementConfig:
 class PairMatch:
     """Where the pixels of camera ``n`` land in camera ``m`` (flat arrays over the ``H * W`` pixels of ``n``):
     ``seen`` bool (step 1), ``agree`` bool (steps 1-3), ``target`` int64 flat pixel index ``v * W + u`` of ``q`` in
-    ``m`` (meaningful where ``seen``)."""
+    ``m`` (meaningful where ``seen``), ``pixel`` float64 ``[H * W, 2]`` the projection ``(u', v')`` in ``m`` (NaN
+    behind it)."""
 
     seen: np.ndarray
     agree: np.ndarray
     target: np.ndarray
+    pixel: np.ndarray
 
 
 def _pixel_rays(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -118,7 +120,7 @@ def match_pair(
     with np.errstate(invalid="ignore"):
         error = np.hypot(back_pixels[:, 0] - u.ravel(), back_pixels[:, 1] - v.ravel())
         agree &= (back_z > 0) & (error <= config.reprojection_px)
-    return PairMatch(seen, agree, target)
+    return PairMatch(seen, agree, target, pixels_m)
 
 
 def views_agree(

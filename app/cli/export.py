@@ -29,6 +29,7 @@ from app.export.api import (
     coverage_note,
     export_reconstruction,
 )
+from app.export.colmap import COLMAP_RESOLUTIONS
 from app.export.mesh import MESH_METHODS
 from app.export.selection import parse_cameras, parse_timesteps
 from app.export.splat import OPACITY_MODES
@@ -81,6 +82,13 @@ from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
 @click.option("--sh-degree", type=click.IntRange(0, 3), default=0, show_default=True,
               help="splat: spherical-harmonics degree of the PLY (higher bands are zeros).")  # fmt: skip
 @click.option("--colmap-text", is_flag=True, help="colmap: text files instead of binary.")
+@click.option("--colmap-resolution", type=click.Choice(COLMAP_RESOLUTIONS), default="capture", show_default=True,
+              help="colmap: images and intrinsics at the capture's resolution (read again from the capture, "
+                   "undistorted as the run did) or at the model's.")  # fmt: skip
+@click.option("--colmap-min-track", type=click.IntRange(min=1), default=1, show_default=True,
+              help="colmap: only points seen in at least this many images (multi-view tracks from the agreement; "
+                   "2 for a bundle adjustment).")  # fmt: skip
+@click.option("--no-tracks", is_flag=True, help="colmap: one-pixel tracks (no multi-view tracks).")
 @click.option("--no-images", is_flag=True, help="colmap: no images/ folder; viser, web: no images on the frustums.")
 @display_options
 def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: str, **flags) -> None:
@@ -116,7 +124,13 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
                 poisson_depth=flags["poisson_depth"],
                 density_trim=flags["density_trim"],
             ),
-            colmap=ColmapOptions(binary=not flags["colmap_text"], images=not flags["no_images"]),
+            colmap=ColmapOptions(
+                binary=not flags["colmap_text"],
+                images=not flags["no_images"],
+                resolution=flags["colmap_resolution"],
+                tracks=not flags["no_tracks"],
+                min_track_length=flags["colmap_min_track"],
+            ),
             splat=SplatOptions(
                 sigma_pixels=flags["splat_sigma"], opacity=flags["splat_opacity"], sh_degree=flags["sh_degree"]
             ),
