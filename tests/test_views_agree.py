@@ -196,6 +196,18 @@ def test_tsdf_mesh_lies_on_the_ground_truth_surface(tmp_path: Path) -> None:
     assert (np.asarray(mesh.visual.vertex_colors)[:, :3].std(0) > 5).all()  # the images' colours, not one colour
 
 
+@pytest.mark.needs_open3d
+def test_tsdf_over_several_timesteps_needs_the_static_part(rig, tmp_path: Path) -> None:
+    """A merged TSDF over moving objects would smear them: refused without --static-only, with the fix."""
+    recon = write_recon(tmp_path / "r", rig_arrays(rig), rig.camera_names)
+    args = ["export", str(recon.root), "--format", "mesh", "--mesh-method", "tsdf", "--merge", "--conf-percentile", "0"]
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "all.ply")])
+    assert refused.exit_code != 0 and "--static-only" in refused.output and not (tmp_path / "all.ply").exists()
+    done = CliRunner().invoke(main, [*args, "--static-only", "--min-views", "1", "--out", str(tmp_path / "static.ply")])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "static.ply").stat().st_size > 1000
+
+
 # ------------------------------------------------------------------------------------------------ COLMAP tracks
 def test_colmap_tracks_join_the_agreeing_pixels_of_one_instant(rig, tmp_path: Path) -> None:
     import pycolmap
