@@ -13,10 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-Stage = Literal["decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "agreement", "write"]
-STAGES: tuple[Stage, ...] = (
-    "decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "agreement", "write",
-)  # fmt: skip
+Stage = Literal["decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "write"]
+STAGES: tuple[Stage, ...] = ("decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "write")
 
 
 class StageTimer:
