@@ -127,7 +127,7 @@ def output_pixels(recon, resolution: ColmapResolution) -> OutputPixels:
     if resolution == "model" or not records or not recon.meta.get("capture"):
         return OutputPixels([None] * recon.num_cameras, [recon.image_hw] * recon.num_cameras)
     transforms = [FrameTransform.from_dict(record) for record in records]
-    return OutputPixels(list(transforms), [tuple(t.source_hw) for t in transforms])
+    return OutputPixels(list(transforms), [(int(t.source_hw[0]), int(t.source_hw[1])) for t in transforms])
 
 
 def capture_reader(recon):
@@ -280,7 +280,7 @@ def build_colmap_model(
     out_k = np.stack([pixels.intrinsics(int(n), k) for n, k in zip(frames.camera, frames.intrinsics, strict=True)])
     cameras = np.unique(frames.camera).tolist()
     per_camera = all(_constant(out_k[frames.camera == n]) for n in cameras)
-    camera_id = {}
+    camera_id: dict[int, int] = {}
     for i, n in enumerate(frames.camera.tolist()):
         key = n if per_camera else i
         if key in camera_id:
