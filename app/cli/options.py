@@ -208,6 +208,14 @@ def display_options(command: Callable) -> Callable:
     return command
 
 
+TRACK_QUERIES_HELP = (
+    "4D point tracks after the run: a file of [Q, 4] rows t x y z (3D, the reconstruction's frame: the "
+    "calibration's when calibrated; MVTracker's query_points.npy) or, for a name ending in _2d, t camera u v (model "
+    "pixels); auto: a dataset root's query_points.npy, else a grid on the moving pixels of the first timestep. "
+    "README '4D tracks'."
+)
+
+
 def pipeline_options(command: Callable) -> Callable:
     """Decorate ``command`` with every option of ``vggt-mv run`` besides ``--out`` and the model options: windows,
     input size and mode, device and dtype, which timesteps, synchronization, masks, calibration, resume/overwrite.
@@ -270,6 +278,7 @@ def pipeline_options(command: Callable) -> Callable:
         ),
         click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last window."),
         click.option("--overwrite", is_flag=True, help="Replace a reconstruction already in --out."),
+        click.option("--track-queries", metavar="FILE|auto", help=TRACK_QUERIES_HELP),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -337,4 +346,5 @@ def pipeline_config(options: dict[str, Any], device: str | None = None) -> Pipel
         calibration=options["calibration"],
         calibration_units=options["calibration_units"],
         cameras=options["camera_mode"],
+        track_queries=options["track_queries"],
     )

@@ -25,6 +25,7 @@ from app.reconstruct.pipeline import PipelineError
 from app.reconstruct.run import PreparedRun, prepare_reconstruction
 from app.reconstruct.store import ReconstructionError
 from app.reconstruct.summary import next_steps, summary_text
+from app.reconstruct.tracking import track_summary
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import ModelLoadError
 
@@ -58,6 +59,8 @@ def run_command(capture: Path, out: Path, **options) -> None:
             if prepared.plan.calibration is not None:
                 click.echo(prepared.plan.calibration.summary(), err=True)
             click.echo(prepared.plan.camera_note, err=True)
+            if prepared.track_source is not None:
+                click.echo(prepared.track_source.note, err=True)
         if prepared.loaded.report is not None:
             click.echo(f"weights: {prepared.loaded.report.summary()}", err=True)
         if prepared.first_window and ctx.is_main:
@@ -82,4 +85,6 @@ def run_command(capture: Path, out: Path, **options) -> None:
     if result is None:  # a torchrun rank other than 0: rank 0 wrote the reconstruction
         return
     click.echo(summary_text(result.reconstruction, result))
+    if prepared.track_result is not None:
+        click.echo(track_summary(prepared.track_result))
     click.echo(next_steps(out, ground_truth_of(prepared.capture, capture)))

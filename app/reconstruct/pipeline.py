@@ -99,7 +99,8 @@ class PipelineConfig:
     :mod:`app.capture.calibration`), ``"auto"`` (a dataset root's ``intrs/`` + ``extrs/`` when the capture is one)
     or ``"none"``; ``calibration_units`` overrides its unit; ``cameras``: ``calibrated`` (every window moved into
     the calibration's frame on its own, :mod:`app.reconstruct.calibrated`) or ``predicted`` (windows chained by
-    Sim(3) on their overlaps); None: calibrated whenever the calibration has extrinsics and a baseline."""
+    Sim(3) on their overlaps); None: calibrated whenever the calibration has extrinsics and a baseline;
+    ``track_queries``: 4D point tracks after the windows (:mod:`app.reconstruct.tracking`)."""
 
     window: int | None = None
     stride: int | None = None
@@ -113,6 +114,7 @@ class PipelineConfig:
     cameras: CameraMode | None = None
     prefetch: int = 8
     format_version: int = FORMAT_VERSION  # of a new reconstruction (2: the older layout); --resume keeps the folder's
+    track_queries: Path | str | None = None  # a query file or "auto" (app.reconstruct.track_queries); None: no tracks
 
 
 @dataclass

@@ -37,6 +37,8 @@ from app.reconstruct.pipeline import (
     run_pipeline,
 )
 from app.reconstruct.store import Reconstruction, ReconstructionError
+from app.reconstruct.track_queries import QuerySource, resolve_track_queries
+from app.reconstruct.tracking import TrackResult, track_reconstruction
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import LoadedModel, ModelLoadError, WeightsSpec, load_spec
 from vggt_t_mv.weights import CheckpointError, read_saved_input_hw
@@ -58,6 +60,8 @@ class PreparedRun:
     first_window: int
     dist: DistContext
     size_note: str = ""  # the model input size and where it came from (the CLI prints it)
+    track_source: QuerySource | None = None  # --track-queries, read and checked
+    track_result: TrackResult | None = None  # the tracks, once made
 
     @property
     def num_windows(self) -> int:
@@ -72,8 +76,9 @@ class PreparedRun:
         progress: Callable[[Progress], None] | None = None,
         on_window: Callable[[int], None] | None = None,
     ) -> RunResult | None:
-        """Compute and stitch the remaining windows (see :func:`app.reconstruct.pipeline.run_pipeline`)."""
-        return run_pipeline(
+        """Compute and stitch the remaining windows (see :func:`app.reconstruct.pipeline.run_pipeline`), then the
+        tracks when ``--track-queries`` asked for them (:func:`app.reconstruct.tracking.track_reconstruction`)."""
+        result = run_pipeline(
             self.loaded.model,
             self.capture,
             self.recon,
@@ -84,6 +89,11 @@ class PreparedRun:
             on_window=on_window,
             dist=self.dist,
         )
+        if result is not None and self.track_source is not None:
+            self.track_result = track_reconstruction(
+                self.loaded.model, result.reconstruction, self.track_source, self.plan.device, self.plan.autocast_dtype
+            )
+        return result
 
 
 def weights_folder(weights: WeightsSpec | LoadedModel) -> Path | None:
@@ -151,6 +161,7 @@ def prepare_reconstruction(
         warnings.warn(note, stacklevel=2)
     if config.masks is not None:
         open_masks(config.masks, rig)  # refuse bad masks before anything is loaded or written
+    track_source = resolve_track_queries(config.track_queries, rig.dataset_root, rig.num_timesteps, rig.num_cameras)
     dist.join(plan.device)
     loaded = weights if isinstance(weights, LoadedModel) else load_spec(weights)
     if loaded.provenance["random_weights"]:
@@ -170,7 +181,7 @@ def prepare_reconstruction(
     if failure is not None:
         raise ReconstructionError(failure)
     note = input_size_note(config.preprocess.size, trained, plan)
-    return PreparedRun(rig, plan, config, loaded, Path(out), recon, first, dist, note)
+    return PreparedRun(rig, plan, config, loaded, Path(out), recon, first, dist, note, track_source)
 
 
 def reconstruct(

@@ -85,6 +85,7 @@ from app.reconstruct.arrays import (
     stored_form_v2,
 )
 from app.reconstruct.stitching import owned_ranges
+from app.reconstruct.track_store import TrackSet, read_tracks
 from vggt_t_mv.agreement import AgreementConfig, views_agree
 from vggt_t_mv.geometry import depth_to_world_points
 from vggt_t_mv.npgeometry import Sim3
@@ -564,6 +565,15 @@ class Reconstruction:
     def timestep(self, t: int) -> dict[str, np.ndarray]:
         """Every array at timestep ``t`` (memory-mapped ``[N, ...]`` each)."""
         return {name: self.get(name, t) for name in self.array_names()}
+
+    def tracks(self) -> TrackSet:
+        """The 4D tracks (**contract**): ``points [Q, T, 3]``, ``visible [Q, T]``, per-camera 2D ``pixels
+        [Q, T, N, 2]`` (:class:`app.reconstruct.track_store.TrackSet`); a :class:`ReconstructionError` when the
+        run made none."""
+        try:
+            return read_tracks(self.root)
+        except FileNotFoundError as error:
+            raise ReconstructionError(str(error)) from error
 
     def stream(self, t: int, stream: str = "geo") -> tuple[np.ndarray, np.ndarray]:
         """Points ``[N, H, W, 3]`` and confidence ``[N, H, W]`` of a stream (``geo`` or ``pose``) at ``t``."""

@@ -111,12 +111,16 @@ class Tracks:
     ``points [Q, T, 3]`` fused 3D position (float64; where no camera sees the point, its last fused position; NaN
     before the query's timestep and until first seen), ``visible [Q, T]`` (some camera sees it), ``pixels
     [Q, T, N, 2]`` each camera's 2D track (NaN where that camera did not track it), ``view_visibility [Q, T, N]``
-    the tracker's visibility there (0 where not tracked)."""
+    the tracker's visibility there (0 where not tracked); ``query_pixels [Q, N, 2]`` each query projected into every
+    camera at its timestep (NaN behind the camera; a 2D query's own camera: its pixel) and ``query_visible [Q, N]``
+    the cameras that passed the visibility test there (those that track it)."""
 
     points: np.ndarray
     visible: np.ndarray
     pixels: np.ndarray
     view_visibility: np.ndarray
+    query_pixels: np.ndarray
+    query_visible: np.ndarray
 
     @classmethod
     def empty(cls, num_queries: int, num_timesteps: int, num_cameras: int) -> Tracks:
@@ -125,6 +129,8 @@ class Tracks:
             np.zeros((num_queries, num_timesteps), bool),
             np.full((num_queries, num_timesteps, num_cameras, 2), np.nan),
             np.zeros((num_queries, num_timesteps, num_cameras)),
+            np.full((num_queries, num_cameras, 2), np.nan),
+            np.zeros((num_queries, num_cameras), bool),
         )
 
 
@@ -209,6 +215,9 @@ def _track_window(
     count = len(seed.rows)
     if count == 0:
         return
+    new = queries.times[seed.rows] == seed.write_from  # seeded at their own timestep, from the query itself
+    tracks.query_pixels[seed.rows[new]] = seed.pixels[new]
+    tracks.query_visible[seed.rows[new]] = seed.visible[new]
     pixels = np.full((count, length, num_cameras, 2), np.nan)
     visibility = np.zeros((count, length, num_cameras))
     confidence = np.zeros((count, length, num_cameras))
@@ -219,6 +228,8 @@ def _track_window(
             pixels[members, frame:, camera] = np.swapaxes(view.pixels, 0, 1)
             visibility[members, frame:, camera] = np.swapaxes(view.visibility, 0, 1)
             confidence[members, frame:, camera] = np.swapaxes(view.confidence, 0, 1)
+            # at its seed frame a point is where it was put, in the cameras that passed the visibility test
+            visibility[members, frame, camera] = confidence[members, frame, camera] = 1.0
     for frame in range(length):
         t = begin + frame
         active = np.flatnonzero(seed.write_from <= t)
