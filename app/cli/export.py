@@ -41,7 +41,8 @@ from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
 @click.argument("recon", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS + SCENE_FORMATS), required=True,
-    help="Output format (viser: a 4D scene recording; web: a folder that plays it in a browser).",
+    help="Output format (viser: a 4D scene recording; web: a folder that plays it in a browser; tracks: the 4D "
+    "tracks as OUT.npz + OUT.csv).",
 )  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file (colmap, web: folder).")
 @click.option("--t", "timesteps", default="", help="Timesteps: 5, 0:10 (end excluded), 0:10:2, 3:, 1,4,7. Default all.")

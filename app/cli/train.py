@@ -241,7 +241,9 @@ def eval_command(
     crop / pad transform (and lens undistortion). For a reconstruction also, with no alignment and no scaling: depth
     Abs Rel / δ<1.25 as stored, point accuracy / completeness when it is in its calibration frame (--cameras
     calibrated), per window and over the whole sequence, and the drift of each static camera (units printed); those
-    unaligned numbers over the pixels --min-views keeps (the export's and viewer's filter).
+    unaligned numbers over the pixels --min-views keeps (the export's and viewer's filter); and for a reconstruction
+    with tracks (--track-queries) against ground truth with tracks (a synthetic capture, or a dataset's
+    tracks_3d.npy): median 3D error, δ_avg over 1-16 cm and occlusion accuracy.
     """
     from app.reconstruct.pipeline import PipelineError, resolve_device
     from vggt_t_mv.eval.runner import eval_windows, markdown_table
@@ -286,6 +288,10 @@ def eval_command(
         tables.append(markdown_table(results, name))
         if is_recon:
             tables.append(frame.table(name))
+            tracks = _track_report(target, Path(spec))
+            if tracks is not None:
+                tables.append(tracks.table(name))
+                report[f"{name} (tracks)"] = tracks.to_dict()
         report[name] = {r.name: {"means": r.means(), "windows": r.windows, "notes": r.notes} for r in results}
     if error_maps is not None and target is not None:
         _write_error_maps(target, Path(gts[0]), error_maps, quiet)
@@ -330,6 +336,18 @@ def _write_error_maps(target: Path, gt: Path, folder: Path, quiet: bool) -> None
             f"0..{min(maps.limits):.3g}-{max(maps.limits):.3g}; median error {median})",
             err=True,
         )
+
+
+def _track_report(target: Path, gt: Path):
+    """The 4D track metrics, when the reconstruction has tracks and the ground truth has tracks to compare."""
+    from app.capture.ground_truth import GroundTruthError
+    from app.reconstruct.store import Reconstruction, ReconstructionError
+    from app.reconstruct.track_eval import evaluate_tracks
+
+    try:
+        return evaluate_tracks(Reconstruction.open(target), gt)
+    except (GroundTruthError, ReconstructionError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
 
 
 def _frame_report(target: Path, gt: Path, min_views: int = 0):

@@ -67,6 +67,7 @@ from app.export.selection import (
     select_points,
 )
 from app.export.splat import SplatOptions
+from app.export.tracks import export_tracks
 from app.export.tsdf import tsdf_mesh
 from app.reconstruct.lock import running_writer
 from app.reconstruct.store import Reconstruction
@@ -87,7 +88,7 @@ __all__ = [
     "select_points",
 ]
 
-FORMATS = ("ply", "glb", "mesh", "colmap", "npz", "splat")
+FORMATS = ("ply", "glb", "mesh", "colmap", "npz", "splat", "tracks")
 _SUFFIXES = {"ply": (".ply",), "glb": (".glb",), "npz": (".npz",), "splat": (".ply",)}
 
 
@@ -210,6 +211,8 @@ def export_reconstruction(
     options = options or ExportOptions()
     recon = recon if isinstance(recon, Reconstruction) else Reconstruction.open(recon)
     out = Path(out)
+    if fmt == "tracks":  # the 4D tracks, not points: no selection applies
+        return export_tracks(recon, out, options.overwrite)
     _check_format(fmt, out, selection, options)
     timesteps = selection.resolve_timesteps(recon)
     selection.resolve_cameras(recon)
