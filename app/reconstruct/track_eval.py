@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.capture.ground_truth import GroundTruth, open_ground_truth
+from app.capture.ground_truth import GroundTruth
 from app.capture.preprocess import FrameTransform
+from app.capture.truth import open_ground_truth
 from app.reconstruct.evaluate import camera_alignment
 from app.reconstruct.store import Reconstruction
 from app.reconstruct.track_store import TrackSet, has_tracks
