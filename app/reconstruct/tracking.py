@@ -1,6 +1,6 @@
-"""4D tracks of a finished reconstruction: for every window, the model's track head on the window's stored
-``T x N`` images (one more trunk pass per window), lifted with the window's stored depth and cameras (already in
-the reconstruction's frame: the calibration's when calibrated) and chained across windows
+"""4D tracks of a finished reconstruction: for every planned window, the model's track head on its ``T x N`` stored
+images (one more trunk pass per window), lifted with the stored depth and cameras of its timesteps (in the
+reconstruction's frame: the calibration's when calibrated) and chained across windows
 (:func:`vggt_t_mv.tracks.track_windows`); stored under ``RECON/tracks`` (:mod:`app.reconstruct.track_store`)."""
 
 from __future__ import annotations
@@ -85,14 +85,17 @@ def check_queries_in_view(recon: Reconstruction, queries: Queries, path: Path | 
 def _windows(
     model: VGGTTMV, recon: Reconstruction, device: torch.device, dtype: torch.dtype | None, seconds: list[float]
 ) -> Iterator[tuple[WindowGeometry, Tracker2D]]:
-    for record in recon.windows():
+    for begin, end in recon.spans:  # the planned windows (each timestep read from the window that stores it)
+        if end > recon.num_timesteps:
+            break
         tic = time.perf_counter()
-        arrays = recon.window_arrays(record.index, ("images", "depth", "extrinsics", "intrinsics"))
-        images = torch.from_numpy(np.ascontiguousarray(arrays["images"])).to(device)
+        times = range(begin, end)
+        arrays = {name: recon.load(name, times) for name in ("images", "depth", "extrinsics", "intrinsics")}
+        images = torch.from_numpy(np.array(arrays["images"])).to(device)
         images = images.permute(0, 1, 4, 2, 3)[None].float().div_(255.0)  # [1, Tw, N, 3, H, W]
         tracker = HeadTracker(model, images, autocast_dtype=dtype)
         geometry = WindowGeometry(
-            record.span,
+            (begin, end),
             np.asarray(arrays["extrinsics"], np.float64),
             np.asarray(arrays["intrinsics"], np.float64),
             recon.image_hw,
@@ -116,7 +119,7 @@ def track_reconstruction(
     queries = reconstruction_queries(recon, source)
     check_queries_in_view(recon, queries, source.path)
     if note is not None:
-        note(f"tracking {len(queries)} {queries.kind.upper()} queries through {len(recon.windows())} windows")
+        note(f"tracking {len(queries)} {queries.kind.upper()} queries through {len(recon.spans)} windows")
     model = model.to(device).eval()
     started, window_seconds = time.perf_counter(), list[float]()
     windows = _windows(model, recon, torch.device(device), autocast_dtype, window_seconds)
