@@ -1,8 +1,8 @@
 """Cost of 4D tracks (issue 29): per window (one trunk pass + the track features of its T x N frames) and per query
 (the iterative tracker, per camera), on the demo weights or any ``--checkpoint``.
 
-python benchmarks/track_cost.py [--checkpoint assets/demo_weights] [--window 6] [--cameras 4] [--size 154x112]
-    [--threads 2] [--repeats 3] [--device cpu]
+python benchmarks/track_cost.py [--checkpoint assets/demo_weights | --preset vggt_1b] [--window 6] [--cameras 4]
+    [--size 154x112] [--threads 2] [--repeats 3] [--device cpu]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def _timed(function, repeats: int, device: torch.device) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=str(REPO / "assets" / "demo_weights"))
+    parser.add_argument("--preset", help="random weights of this preset (e.g. vggt_1b) instead of --checkpoint")
     parser.add_argument("--window", type=int, default=6)
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--size", default="154x112", help="model input WxH (multiples of 14)")
@@ -48,7 +49,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     width, height = (int(v) for v in args.size.split("x"))
-    model = load_model(checkpoint=args.checkpoint).model.to(device).eval()
+    if args.preset:
+        model, weights = load_model(args.preset, random_weights=True).model, f"{args.preset} (random)"
+    else:
+        model, weights = load_model(checkpoint=args.checkpoint).model, args.checkpoint
+    model = model.to(device).eval()
     images = torch.rand(1, args.window, args.cameras, 3, height, width, generator=torch.Generator().manual_seed(0))
     images = images.to(device)
     with torch.inference_mode():
@@ -57,7 +62,7 @@ def main() -> None:
     tracker = HeadTracker(model, images)
     per_window = _timed(lambda: HeadTracker(model, images), args.repeats, device)
     print(f"{platform.machine()}, {args.device}, {args.threads} torch threads, torch {torch.__version__}")
-    print(f"window {args.window} x {args.cameras} cameras at {width}x{height}, weights {args.checkpoint}\n")
+    print(f"window {args.window} x {args.cameras} cameras at {width}x{height}, weights {weights}\n")
     print("| what | seconds |")
     print("|---|---:|")
     print(f"| reconstruction forward of one window (for comparison) | {reconstruct:.3f} |")
