@@ -65,7 +65,7 @@ def child(args: argparse.Namespace) -> None:
     tic = time.perf_counter()
     result = prepared.run()
     seconds = time.perf_counter() - tic
-    model_seconds = sum(a.get("model_seconds", 0.0) for a in recon.meta["alignment"])
+    model_seconds = sum(entry.model_seconds or 0.0 for entry in recon.record.alignment)
     disk = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file())
     print(
         json.dumps(

@@ -52,7 +52,7 @@ from app.reconstruct.pipeline import PipelineConfig, plan_run  # noqa: E402
 from app.reconstruct.run import prepare_reconstruction  # noqa: E402
 from vggt_t_mv import ModelConfig  # noqa: E402
 from vggt_t_mv.geometry import depth_to_world_points, extri_intri_to_pose_encoding  # noqa: E402
-from vggt_t_mv.loading import LoadedModel  # noqa: E402
+from vggt_t_mv.loading import LoadedModel, Provenance  # noqa: E402
 from vggt_t_mv.model import Predictions  # noqa: E402
 
 # --------------------------------------------------------------------------------------------- capture
@@ -229,9 +229,9 @@ class ZeroCostModel(torch.nn.Module):
 
 def stand_in(window: int, num_cameras: int, image_hw: tuple[int, int]) -> LoadedModel:
     """The stand-in wrapped like :func:`vggt_t_mv.load_model`'s result (meta.json says what it is)."""
-    provenance = {"random_weights": True, "seed": 0, "config_origin": "benchmarks/pipeline_ceiling.py ZeroCostModel"}
-    provenance["sources"] = {}
-    return LoadedModel(ZeroCostModel(window, num_cameras, image_hw), ModelConfig.tiny(), None, provenance)
+    config = ModelConfig.tiny()
+    provenance = Provenance(config, "benchmarks/pipeline_ceiling.py ZeroCostModel", random_weights=True)
+    return LoadedModel(ZeroCostModel(window, num_cameras, image_hw), config, None, provenance)
 
 
 # --------------------------------------------------------------------------------------------- timing

@@ -75,8 +75,8 @@ def write_reconstruction(root: Path, num_timesteps: int, num_cameras: int, hw: t
             "dynamic_mask": rng.random(shape, dtype=np.float32),
         }
         recon.write_window(index, arrays, {"alignment": {"kind": "reference" if index == 0 else "sim3"}})
-    recon.meta["status"] = "complete"
-    recon.save_meta()
+    recon.record.status = "complete"
+    recon.save_record()
 
 
 def child(num_timesteps: int, bound: int | None, hw: tuple[int, int], num_cameras: int) -> dict:

@@ -72,7 +72,7 @@ def fingerprint(request: dict) -> tuple[str, str, str, str]:
         digest.update(name.encode())
         digest.update(tensor.detach().to(torch.float64).contiguous().numpy().tobytes())
     sources = json.dumps(loaded.report.sources if loaded.report else None, sort_keys=True)
-    provenance = json.dumps(loaded.provenance["sources"], sort_keys=True)
+    provenance = json.dumps({k: vars(v) for k, v in loaded.provenance.sources.items()}, sort_keys=True)
     return json.dumps(loaded.config.to_dict(), sort_keys=True), sources, provenance, digest.hexdigest()
 
 
@@ -203,17 +203,20 @@ def test_the_cases_mean_what_their_names_say(weights) -> None:
     folder = load_model(checkpoint=weights["folder"])
     preset = load_model("tiny_two_stream", weights["vggt"])
     random = load_model("tiny", random_weights=True)
-    assert checkpoint_only.provenance["config_origin"] == "inferred from the checkpoint's shapes"
-    assert "pi3" in with_pi3.report.layouts and with_pi3.provenance["sources"]["pi3"]["sha256"]
-    assert folder.provenance["sources"]["checkpoint"]["kind"] == "folder" and folder.report.new == []
+    assert checkpoint_only.provenance.config_origin == "inferred from the checkpoint's shapes"
+    assert "pi3" in with_pi3.report.layouts and with_pi3.provenance.sources["pi3"].sha256
+    assert folder.provenance.sources["checkpoint"].kind == "folder" and folder.report.new == []
     assert preset.config == ModelConfig.tiny_two_stream() and preset.report.new  # the two-stream parts are new
-    assert random.report is None and random.provenance["random_weights"]
-    fingerprints = {fingerprint(r) for r in (
-        {"checkpoint": weights["vggt"]},
-        {"checkpoint": weights["vggt"], "pi3": weights["pi3"]},
-        {"checkpoint": weights["folder"]},
-        {"config": "tiny_two_stream", "checkpoint": weights["vggt"]},
-        {"config": "tiny", "random_weights": True},
-        {"checkpoint": weights["vggt"], "overrides": {"time_window": 1, "kv_pool": 2}},
-    )}
+    assert random.report is None and random.provenance.random_weights
+    fingerprints = {
+        fingerprint(r)
+        for r in (
+            {"checkpoint": weights["vggt"]},
+            {"checkpoint": weights["vggt"], "pi3": weights["pi3"]},
+            {"checkpoint": weights["folder"]},
+            {"config": "tiny_two_stream", "checkpoint": weights["vggt"]},
+            {"config": "tiny", "random_weights": True},
+            {"checkpoint": weights["vggt"], "overrides": {"time_window": 1, "kv_pool": 2}},
+        )
+    }
     assert len(fingerprints) == 6

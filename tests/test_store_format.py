@@ -307,7 +307,7 @@ def test_old_formats_view_and_export_unchanged(tmp_path: Path, version: int) -> 
 
 def test_format_1_is_not_resumed_or_written(recon_v1: Reconstruction) -> None:
     with pytest.raises(ReconstructionError, match="format version 1.*--overwrite"):
-        prepare_output(recon_v1.root, recon_v1.meta, resume=True, overwrite=False)
+        prepare_output(recon_v1.root, recon_v1.record, resume=True, overwrite=False)
     with pytest.raises(ReconstructionError, match="writes version 2 or 3 only"):
         recon_v1.replace_arrays(0, {"depth": np.zeros((2, 4, 14, 28), np.float32)})
 

@@ -352,8 +352,8 @@ def _ground_truth_reconstruction(out: Path) -> Path:
         },
         {"alignment": {"kind": "ground truth"}},
     )
-    recon.meta["status"] = "complete"
-    recon.save_meta()
+    recon.record.status = "complete"
+    recon.save_record()
     return out
 
 

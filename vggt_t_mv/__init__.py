@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from vggt_t_mv.infer_config import infer_config
     from vggt_t_mv.loading import LoadedModel, ModelLoadError, WeightsSpec, load_model
     from vggt_t_mv.model import VGGTTMV, Predictions
+    from vggt_t_mv.provenance import Provenance
     from vggt_t_mv.weights import (
         CheckpointError,
         LoadReport,
@@ -35,6 +36,7 @@ _HOMES = {
     "infer_config": "infer_config",
     "LoadedModel": "loading",
     "ModelLoadError": "loading",
+    "Provenance": "provenance",
     "WeightsSpec": "loading",
     "load_model": "loading",
     "VGGTTMV": "model",
@@ -57,6 +59,7 @@ __all__ = [
     "ModelLoadError",
     "PageMaskConfig",
     "Predictions",
+    "Provenance",
     "VGGTTMV",
     "WeightsSpec",
     "detect_layout",

@@ -13,8 +13,8 @@ weights with the same four things and gets the same model for the same descripti
 * ``random_weights`` -- allow a model with no weights at all (seeded, so reruns get the same model); without it,
   no weights is an error.
 
-The result, :class:`LoadedModel`, carries the provenance: the config and where it came from, each source's path,
-kind, layout and sha256 (of the file; of a save_pretrained folder, the sha256 over its weights and config files'
+The result, :class:`LoadedModel`, carries the :class:`Provenance`: the config and where it came from, each source's
+path, kind, layout and sha256 (of the file; of a save_pretrained folder, the sha256 over its weights and config files'
 names and digests).
 """
 
@@ -32,6 +32,7 @@ from vggt_t_mv.config import ModelConfig
 from vggt_t_mv.infer_config import infer_config
 from vggt_t_mv.memory import available_bytes, format_bytes
 from vggt_t_mv.model import VGGTTMV
+from vggt_t_mv.provenance import RANDOM_WEIGHTS_SEED, Provenance, WeightSource
 from vggt_t_mv.weights import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -45,7 +46,6 @@ from vggt_t_mv.weights import read_state_dict as read_weights
 
 PRESETS = ("vggt_1b", "page4d_fin10", "page4d", "vggt_t_mv", "tiny", "tiny_two_stream")
 DEFAULT_PRESET = "vggt_1b"
-RANDOM_WEIGHTS_SEED = 0
 
 
 class ModelLoadError(ValueError):
@@ -68,36 +68,13 @@ class WeightsSpec:
 
 @dataclass
 class LoadedModel:
-    """``model`` (eval mode), its ``config``, the per-tensor load ``report`` (``None`` with random weights) and the
-    ``provenance`` (JSON-able; :meth:`meta` is what a reconstruction's ``meta.json`` stores as ``model``)."""
+    """``model`` (eval mode), its ``config``, the per-tensor load ``report`` (``None`` with random weights) and its
+    :class:`Provenance` (what a reconstruction's ``meta.json`` stores as ``model``)."""
 
     model: VGGTTMV
     config: ModelConfig
     report: LoadReport | None
-    provenance: dict[str, Any]
-
-    def meta(self) -> dict[str, Any]:
-        """The meta.json description: ``config``, ``architecture`` (:meth:`ModelConfig.describe`), ``random_weights``
-        (+ ``seed``), ``load_report``, and per source ``<source>`` (absolute path), ``<source>_sha256``,
-        ``<source>_kind`` (file / folder), ``<source>_layout`` (detected layout)."""
-        info: dict[str, Any] = {
-            "config": self.config.to_dict(),
-            "architecture": self.config.describe(),
-            "random_weights": self.provenance["random_weights"],
-        }
-        if info["random_weights"]:
-            info["seed"] = self.provenance["seed"]
-        if self.report is not None:
-            info["load_report"] = self.report.summary()
-        info["config_origin"] = self.provenance["config_origin"]
-        for label, source in self.provenance["sources"].items():
-            info[label] = source["path"]
-            if source.get("sha256"):
-                info[f"{label}_sha256"] = source["sha256"]
-            info[f"{label}_kind"] = source["kind"]
-            if source.get("layout"):
-                info[f"{label}_layout"] = source["layout"]
-        return info
+    provenance: Provenance
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
@@ -258,21 +235,17 @@ def load_model(
         raise ModelLoadError(str(error)) from error
     if not meta_device:
         check_finite_weights(model, report, {"checkpoint": checkpoint, "pi3": pi3})
-    provenance: dict[str, Any] = {
-        "config_origin": origin,
-        "random_weights": report is None,
-        "seed": seed,
-        "sources": {},
-    }
+    weight_sources = {}
     for label, path in (("checkpoint", checkpoint), ("pi3", pi3)):
-        if path is None:
-            continue
-        source = {"path": str(path.resolve()), "kind": "folder" if path.is_dir() else "file"}
-        if report is not None and label in report.layouts:
-            source["layout"] = report.layouts[label]
-        if checksums:
-            source["sha256"] = sha256_path(path)
-        provenance["sources"][label] = source
+        if path is not None:
+            weight_sources[label] = WeightSource(
+                str(path.resolve()),
+                "folder" if path.is_dir() else "file",
+                report.layouts.get(label) if report is not None else None,
+                sha256_path(path) if checksums else None,
+            )
+    summary = None if report is None else report.summary()
+    provenance = Provenance(cfg, origin, report is None, seed, weight_sources, summary)
     return LoadedModel(model, cfg, report, provenance)
 
 

@@ -18,11 +18,10 @@ from typing import Any
 
 import click
 
-from app.capture.calibration.rig import LENGTH_UNITS
 from app.capture.layout import LAYOUT_CHOICES
 from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
 from app.capture.rig import CaptureOptions
-from app.common.vocab import CAMERA_MODES, DTYPE_NAMES, PREPROCESS_MODES, RENDER_MODES, SYNC_MODES
+from app.common.vocab import CAMERA_MODES, DTYPE_NAMES, LENGTH_UNITS, PREPROCESS_MODES, RENDER_MODES, SYNC_MODES
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.pipeline import PipelineConfig
 from app.viewer.server import DEFAULT_POINT_BUDGET

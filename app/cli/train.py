@@ -268,8 +268,7 @@ def eval_command(
     label = (
         target.name
         if target is not None
-        else " + ".join(Path(source["path"]).name for source in loaded.provenance["sources"].values())
-        or "random weights"
+        else " + ".join(Path(source.path).name for source in loaded.provenance.sources.values()) or "random weights"
     )
     for spec in gts:
         if is_recon:

@@ -47,7 +47,7 @@ def inspect_command(
     changed = {k: v for k, v in loaded.config.to_dict().items() if v != defaults[k]}
     click.echo(f"model:      {loaded.config.describe()}")
     click.echo(
-        f"config ({loaded.provenance['config_origin']}); fields that differ from vggt_1b(): "
+        f"config ({loaded.provenance.config_origin}); fields that differ from vggt_1b(): "
         f"{json.dumps(changed) if changed else 'none'}"
     )
     report = loaded.report

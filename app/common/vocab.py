@@ -19,6 +19,10 @@ CameraMode = Literal["calibrated", "predicted"]  # stored cameras: the rig's cal
 ArrayCodec = Literal["exact", "float16", "unit_uint8", "offset_float16"]
 # what a window's Sim(3) does to an array when it is read in the stitched frame: nothing, move points, scale depths
 FrameMotion = Literal["none", "points", "scale"]
+LengthUnit = Literal["m", "cm", "mm", "arbitrary"]  # a calibration's unit; arbitrary: its own, not known to be metric
+# how a window was moved into the reconstruction's frame (app.reconstruct.record.Alignment)
+AlignmentKind = Literal["reference", "sim3", "failed", "calibrated"]
+RunStatus = Literal["running", "complete"]  # a reconstruction's run: still writing (or stopped), or finished
 
 STREAMS: tuple[str, ...] = get_args(Stream)
 MOTIONS: tuple[str, ...] = get_args(Motion)
@@ -31,6 +35,9 @@ POINT_COLORINGS: tuple[str, ...] = get_args(PointColoring)
 CAMERA_MODES: tuple[str, ...] = get_args(CameraMode)
 ARRAY_CODECS: tuple[str, ...] = get_args(ArrayCodec)
 FRAME_MOTIONS: tuple[str, ...] = get_args(FrameMotion)
+LENGTH_UNITS: tuple[str, ...] = get_args(LengthUnit)
+ALIGNMENT_KINDS: tuple[str, ...] = get_args(AlignmentKind)
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:

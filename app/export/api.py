@@ -184,7 +184,7 @@ def _export_one(recon: Reconstruction, fmt: str, selection: Selection, path: Pat
 def coverage_note(recon: Reconstruction) -> str | None:
     """For a reconstruction with fewer timesteps than planned: how many an export covers, and whether its run is still
     going (and when not, how to continue it); None when it has them all."""
-    planned = recon.meta.get("num_timesteps_planned") or (recon.spans[-1][1] if recon.spans else 0)
+    planned = recon.record.planned_timesteps
     done = recon.num_timesteps
     if recon.is_complete or done >= planned:
         return None
@@ -192,7 +192,7 @@ def coverage_note(recon: Reconstruction) -> str | None:
     if writer is not None:
         state = f"its run is still going ({writer}): export again when it has finished for all of them"
     else:
-        capture = (recon.meta.get("capture") or {}).get("path", "CAPTURE")
+        capture = recon.record.capture_path
         state = f"its run stopped: continue it with `vggt-mv run {capture} --out {recon.root} --resume` (its options)"
     return f"{recon.root} is not complete: the export covers timesteps 0..{done - 1} ({done} of {planned}); {state}"
 

@@ -123,10 +123,9 @@ class OutputPixels:
 
 def output_pixels(recon, resolution: ColmapResolution) -> OutputPixels:
     """The :class:`OutputPixels` of ``recon`` for ``resolution`` (module docstring)."""
-    records = recon.meta.get("preprocess")
-    if resolution == "model" or not records or not recon.meta.get("capture"):
+    transforms = list(recon.record.preprocess)
+    if resolution == "model" or not transforms or recon.record.capture is None:
         return OutputPixels([None] * recon.num_cameras, [recon.image_hw] * recon.num_cameras)
-    transforms = [FrameTransform.from_dict(record) for record in records]
     return OutputPixels(list(transforms), [(int(t.source_hw[0]), int(t.source_hw[1])) for t in transforms])
 
 
@@ -137,8 +136,8 @@ def capture_reader(recon):
     from app.capture.sources import CaptureError
     from app.reconstruct.evaluate import run_undistorters
 
-    capture_meta = recon.meta["capture"]
-    path = Path(capture_meta.get("path", ""))
+    capture_record = recon.record.capture
+    path = Path(capture_record.path if capture_record is not None else "")
     fix = "restore it there, or export at the model's resolution with --colmap-resolution model"
     try:
         capture = RigCapture.open(path)
@@ -148,9 +147,9 @@ def capture_reader(recon):
     missing = [name for name in recon.camera_names if name not in sources]
     if missing:
         raise ExportError(f"the capture {path} has no camera(s) {', '.join(missing)} any more; {fix}")
-    transforms = [FrameTransform.from_dict(record) for record in recon.meta["preprocess"]]
+    transforms = list(recon.record.preprocess)
     undistorters = run_undistorters(recon, transforms)
-    frame_index = np.asarray(capture_meta["frame_index"])
+    frame_index = np.asarray([] if capture_record is None else capture_record.frame_index)
 
     def read(t: int, n: int) -> np.ndarray:
         source = sources[recon.camera_names[n]]

@@ -87,19 +87,24 @@ def camera_keys(recon: Reconstruction, gt: GroundTruth) -> list[str | int]:
 
 def run_undistorters(recon: Reconstruction, transforms: list[FrameTransform]) -> list[Undistorter | None]:
     """Per camera, the lens undistortion the run applied to its frames (meta.json ``calibration``), or None."""
-    record = recon.meta.get("calibration")
-    if not record:
+    calibration = recon.record.calibration
+    if calibration is None:
         return [None] * len(transforms)
     return [
         Undistorter.for_camera(camera, (transform.source_hw[1], transform.source_hw[0]))
-        for camera, transform in zip(cameras_from_record(record), transforms, strict=True)
+        for camera, transform in zip(cameras_from_record(calibration.to_dict()), transforms, strict=True)
     ]
 
 
 def ground_truth_sample(recon: Reconstruction, gt: GroundTruth, times: range) -> Sample:
     """The ground truth of the reconstructed timesteps ``times`` as a :class:`Sample` at the model's pixels."""
-    frame_index = np.asarray(recon.meta["capture"]["frame_index"])  # [T, N] source frame of each reconstructed frame
-    transforms = [FrameTransform.from_dict(d) for d in recon.meta["preprocess"]]
+    if recon.record.capture is None or not recon.record.preprocess:
+        raise GroundTruthError(
+            f"{recon.root}/meta.json records no capture frames or preprocessing, so its pixels cannot be matched to a "
+            "ground truth; evaluate a reconstruction written by `vggt-mv run`"
+        )
+    frame_index = np.asarray(recon.record.capture.frame_index)  # [T, N] source frame of each reconstructed frame
+    transforms = list(recon.record.preprocess)
     keys = camera_keys(recon, gt)
     undistorters = run_undistorters(recon, transforms)
     rows = []
@@ -215,9 +220,7 @@ def eval_weights(target: Path | None, weights: WeightsSpec) -> WeightsSpec | Non
     return weights
 
 
-def timestep_error(
-    recon: Reconstruction, gt: GroundTruth, t: int, to_gt: Sim3, stream: Stream = "geo"
-) -> np.ndarray:
+def timestep_error(recon: Reconstruction, gt: GroundTruth, t: int, to_gt: Sim3, stream: Stream = "geo") -> np.ndarray:
     """:func:`~app.reconstruct.error_map.surface_error` of timestep ``t``'s ``stream`` points against ``gt``
     (brought to the model's pixels as the evaluation does): ``[N, H, W]`` float32, reconstruction units."""
     sample = ground_truth_sample(recon, gt, range(t, t + 1))

@@ -177,9 +177,9 @@ def camera_drift(stored: np.ndarray, truth: np.ndarray, camera_names: list[str])
 def reconstruction_frame(recon: Reconstruction) -> tuple[bool, str]:
     """Whether every window of ``recon`` is in its calibration's frame (``--cameras calibrated``), and the units of
     its lengths."""
-    entries = [entry.get("alignment", {}) for entry in recon.meta.get("alignment", [])]
-    calibrated = bool(entries) and all(entry.get("kind") == "calibrated" for entry in entries)
-    calibration = recon.meta.get("calibration") or {}
-    scaled = calibrated or any(entry.get("metric_scale") for entry in entries)
-    units = calibration.get("units", "model units") if scaled else "model units"
+    entries = recon.record.alignments()
+    calibrated = bool(entries) and all(entry.kind == "calibrated" for entry in entries)
+    calibration = recon.record.calibration
+    scaled = calibrated or any(entry.metric_scale for entry in entries)
+    units = calibration.units if scaled and calibration is not None else "model units"
     return calibrated, "calibration units (arbitrary)" if units == "arbitrary" else units

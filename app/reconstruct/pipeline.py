@@ -27,28 +27,39 @@ so memory does not grow with the capture's length. ``benchmarks/pipeline_ceiling
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
-from app.capture.calibration import LengthUnit, RigCalibration, load_calibration
+from app.capture.calibration import RigCalibration, load_calibration
 from app.capture.calibration.dataset import is_dataset_root
 from app.capture.calibration.undistort import Undistorter
 from app.capture.masks import MASKS_AUTO, open_masks
 from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfig, frame_transform, resolve_preprocess
 from app.capture.rig import RigCapture
 from app.common.timing import StageTimer
-from app.common.vocab import CameraMode, DtypeName
+from app.common.vocab import CameraMode, DtypeName, LengthUnit
 from app.reconstruct.calibrated import agreement_summary, fit_to_calibration, has_baseline
 from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
+from app.reconstruct.record import (
+    Agreement,
+    Alignment,
+    CalibrationRecord,
+    CaptureRecord,
+    RigidRig,
+    RigReport,
+    RunRecord,
+    RunSettings,
+    WindowEntry,
+)
 from app.reconstruct.stitching import (
     align_window,
     apply_rig,
@@ -69,6 +80,7 @@ from app.reconstruct.store import (
 from app.reconstruct.writing import WindowWriter
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.geometry import pose_encoding_to_extri_intri
+from vggt_t_mv.loading import Provenance
 from vggt_t_mv.memory import available_bytes, format_bytes
 from vggt_t_mv.npgeometry import Sim3
 
@@ -135,20 +147,21 @@ class RunPlan:
     cameras: CameraMode = "predicted"  # resolved --cameras
     camera_note: str = ""  # one line: which cameras the run stores, and why
 
-    def settings(self, config: PipelineConfig) -> dict:
-        return {
-            "window": self.window,
-            "stride": self.stride,
-            "device": str(self.device),
-            "dtype": "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch."),
-            "size": self.preprocess.size,
-            "mode": self.preprocess.mode,
-            "masks": mask_setting(config.masks),
-            "rigid_rig": config.rigid_rig,
-            "calibration": None if self.calibration is None else str(Path(self.calibration.path).resolve()),
-            "calibration_units": None if self.calibration is None else self.calibration.units,
-            "cameras": self.cameras,
-        }
+    def settings(self, config: PipelineConfig) -> RunSettings:
+        dtype = "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")
+        return RunSettings(
+            window=self.window,
+            stride=self.stride,
+            device=str(self.device),
+            dtype=cast(DtypeName, dtype),
+            size=self.preprocess.size,
+            mode=self.preprocess.mode,
+            masks=mask_setting(config.masks),
+            rigid_rig=config.rigid_rig,
+            calibration=None if self.calibration is None else str(Path(self.calibration.path).resolve()),
+            calibration_units=None if self.calibration is None else self.calibration.units,
+            cameras=self.cameras,
+        )
 
 
 def mask_setting(masks: Path | str | None) -> str | None:
@@ -336,58 +349,19 @@ def resolve_calibration(capture: RigCapture, config: PipelineConfig) -> RigCalib
     return load_calibration(path, capture.camera_names, sizes, config.calibration_units)
 
 
-def run_metadata(capture: RigCapture, plan: RunPlan, config: PipelineConfig, model_info: dict) -> dict:
-    """The meta.json content that identifies a run (compared on --resume)."""
-    return {
-        "capture": capture.describe(),
-        "model": model_info,
-        "settings": plan.settings(config),
-        "camera_names": capture.camera_names,
-        "num_timesteps_planned": capture.num_timesteps,
-        "image_hw": list(plan.image_hw),
-        "spans": [list(s) for s in plan.spans],
-        "preprocess": [t.to_dict() for t in plan.transforms],
-        "calibration": None if plan.calibration is None else plan.calibration.describe(),
-        "convention": "OpenCV camera-from-world; frame of camera 0 at the first timestep",
-    }
-
-
-_IDENTITY_KEYS = ("model", "settings", "camera_names", "spans", "image_hw", "preprocess")
-
-
-def _identity(meta: dict) -> dict:
-    capture = {k: v for k, v in meta["capture"].items() if k != "warnings"}
-    return json.loads(json.dumps({"capture": capture, **{k: meta.get(k) for k in _IDENTITY_KEYS}}))
-
-
-# what only changes how many timesteps a capture selects (``--end``, ``--max-frames``; a truncated video)
-_LENGTH_KEYS = ("selection", "num_timesteps", "timestep_ids", "frame_index", "times", "spread_s")
-
-
-def _kept_prefix(recon: Reconstruction, old: dict, new: dict) -> int | None:
-    """How many complete windows of ``recon`` (identity ``old``) a run with identity ``new`` can keep when the
-    two differ only in the number of selected timesteps: the windows with the same span and the same frames in
-    both. None when they differ in anything else."""
-    if any(old.get(k) != new.get(k) for k in new if k not in ("capture", "spans")):
-        return None
-    same = lambda capture: {k: v for k, v in capture.items() if k not in _LENGTH_KEYS}  # noqa: E731
-    selection = lambda capture: {k: capture["selection"][k] for k in ("start", "every")}  # noqa: E731
-    if same(old["capture"]) != same(new["capture"]) or selection(old["capture"]) != selection(new["capture"]):
-        return None
-    kept = 0
-    new_spans = [tuple(span) for span in new["spans"]]
-    for record in recon.windows(refresh=True):
-        begin, end = record.span
-        if record.index >= len(new_spans) or new_spans[record.index] != (begin, end):
-            break
-        if recon.encoded and not _continues(record.held[1], record.index, new_spans):
-            break
-        if any(
-            old["capture"][key][begin:end] != new["capture"][key][begin:end] for key in ("timestep_ids", "frame_index")
-        ):
-            break
-        kept += 1
-    return kept
+def run_record(capture: RigCapture, plan: RunPlan, config: PipelineConfig, model: Provenance) -> RunRecord:
+    """The record of a run about to start: what identifies it (compared on ``--resume``) and its plan."""
+    return RunRecord(
+        camera_names=capture.camera_names,
+        image_hw=plan.image_hw,
+        spans=list(plan.spans),
+        capture=CaptureRecord.from_dict(capture.describe()),
+        model=model,
+        settings=plan.settings(config),
+        num_timesteps_planned=capture.num_timesteps,
+        preprocess=list(plan.transforms),
+        calibration=None if plan.calibration is None else CalibrationRecord.from_dict(plan.calibration.describe()),
+    )
 
 
 def _continues(stored_end: int, index: int, spans: list[tuple[int, int]]) -> bool:
@@ -400,7 +374,7 @@ def _continues(stored_end: int, index: int, spans: list[tuple[int, int]]) -> boo
     return begin <= stored_end < end
 
 
-def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
+def _reopen(out: Path, record: RunRecord) -> tuple[Reconstruction, int]:
     """``--resume``: reopen ``out``, check it was made by the same run (or one selecting more or fewer timesteps
     of the same capture: the windows both share are kept), drop what is incomplete."""
     recon = Reconstruction.open(out, damaged_ok=True)
@@ -410,22 +384,31 @@ def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
             f"--resume: {out} is in reconstruction format version {recon.format_version} (an older vggt-mv); this "
             f"version continues only format {writable} runs. Pass --overwrite to start it again"
         )
-    old, new = _identity(recon.meta), _identity(meta)
-    if old != new:
-        kept = _kept_prefix(recon, old, new)
+    old = recon.record
+    if old.model_problem is not None:
+        raise ReconstructionError(
+            f"--resume: {out} cannot be continued: {old.model_problem}, so this version cannot tell whether the "
+            "weights are the same. Pass --overwrite to start it again (opening, viewing and exporting it still work)"
+        )
+    differ = old.resume_differences(record)
+    if differ:
+        kept = old.kept_windows(record, [window.span for window in recon.windows(refresh=True)])
+        if kept is not None and recon.encoded:  # format 3: a kept window must store up to where the next one starts
+            spans = [tuple(span) for span in record.spans]
+            stops = [i for i, w in enumerate(recon.windows()[:kept]) if not _continues(w.held[1], w.index, spans)]
+            kept = stops[0] if stops else kept
         if kept is None:
-            differ = sorted(k for k in new if old.get(k) != new.get(k))
             raise ReconstructionError(
                 f"--resume: {out} was made from a different run (differs in: {', '.join(differ)}); "
                 "use the same capture, weights and options, or pass --overwrite to start again"
             )
-        for record in recon.windows()[kept:]:
-            shutil.rmtree(record.path)
-        for key in ("capture", "spans", "num_timesteps_planned"):
-            recon.meta[key] = meta[key]
+        for window in recon.windows()[kept:]:
+            shutil.rmtree(window.path)
+        before = old.capture.num_timesteps if old.capture is not None else old.planned_timesteps
+        old.capture, old.spans, old.num_timesteps_planned = record.capture, record.spans, record.num_timesteps_planned
         warnings.warn(
-            f"--resume: the capture now selects {meta['num_timesteps_planned']} timesteps "
-            f"({old['capture']['num_timesteps']} before); {kept} complete window(s) are kept",
+            f"--resume: the capture now selects {record.num_timesteps_planned} timesteps "
+            f"({before} before); {kept} complete window(s) are kept",
             PipelineWarning,
             stacklevel=3,
         )
@@ -433,13 +416,13 @@ def _reopen(out: Path, meta: dict) -> tuple[Reconstruction, int]:
         message = f"{recon.damage_problem}: windows {len(recon.windows())}.. are computed again"
         warnings.warn(message, PipelineWarning, stacklevel=3)
     recon.discard_incomplete()
-    recon.meta["status"] = "running"
-    recon.save_meta()
+    old.status = "running"
+    recon.save_record()
     return recon, len(recon.windows(refresh=True))
 
 
 def prepare_output(
-    out: Path, meta: dict, *, resume: bool, overwrite: bool, format_version: int = FORMAT_VERSION
+    out: Path, record: RunRecord, *, resume: bool, overwrite: bool, format_version: int = FORMAT_VERSION
 ) -> tuple[Reconstruction, int]:
     """Create the output reconstruction or reopen it for ``--resume``; returns it and the first window to run.
 
@@ -447,18 +430,18 @@ def prepare_output(
     :func:`run_pipeline` ends or the process exits): a second run on the same ``--out`` is refused before it reads,
     writes or deletes anything."""
     out = Path(out)
-    if resume and out.exists() and not (out / "meta.json").is_file():
+    if resume and out.exists() and not Reconstruction.exists(out):
         if any(e.name != LOCK_NAME for e in out.iterdir()) and not overwrite:
             raise ReconstructionError(f"--resume: {out} holds no reconstruction to resume (no meta.json)")
     lock = RunLock.acquire(out)
     try:
-        if resume and (out / "meta.json").is_file():
-            recon, first = _reopen(out, meta)
+        if resume and Reconstruction.exists(out):
+            recon, first = _reopen(out, record)
         else:
-            recon, first = Reconstruction.create(out, meta, overwrite=overwrite, format_version=format_version), 0
+            recon, first = Reconstruction.create(out, record, overwrite=overwrite, format_version=format_version), 0
     except BaseException:
         # refused (a foreign folder, the capture itself, ...) or stopped before anything was written: leave no trace
-        if (out / "meta.json").is_file():
+        if Reconstruction.exists(out):
             lock.release()
         else:
             lock.abandon()
@@ -608,16 +591,17 @@ def run_pipeline(
             for w, window in enumerate(gathered, start=round_start):
                 if window is None:
                     continue
-                arrays, info = window
+                arrays, model_seconds = window
                 with timer.measure("stitch"):
                     check_window_finite(w, spans[w], arrays)
                     if plan.cameras == "calibrated":
-                        sim3, cameras, info["alignment"] = _to_calibration(w, arrays, capture, plan, messages)
+                        sim3, cameras, alignment = _to_calibration(w, arrays, capture, plan, messages)
                     else:
-                        sim3, info["alignment"] = _align(recon, w, arrays, previous, plan, messages)
+                        sim3, alignment = _align(recon, w, arrays, previous, plan, messages)
                         cameras = {"extrinsics": sim3.apply_to_extrinsics(arrays["extrinsics"]).astype(np.float32)}
                     start = previous.held[1] if previous is not None else _stored_end(recon, w)
                     encoded = recon.encode_window(w, {**arrays, **cameras}, sim3, start)  # depth, points: own frame
+                info = WindowEntry(w, spans[w], alignment, model_seconds)
                 previous = encoded
                 committed(writer.flush())  # window w - 1 is on disk: report it before writing w
                 writer.submit(w, encoded, info)
@@ -649,9 +633,9 @@ def run_pipeline(
 
 def _compute_window(
     model: torch.nn.Module, feeder: WindowFeeder, w: int, plan: RunPlan, timer: StageTimer
-) -> tuple[dict[str, np.ndarray], dict]:
+) -> tuple[dict[str, np.ndarray], float]:
     """Predict window ``w`` (the feeder's next); its arrays in the window's own frame (``images`` uint8 included)
-    and the window info."""
+    and the seconds the model took."""
     window = feeder.get()
     if window.index != w:
         raise RuntimeError(f"window feeder out of step: got window {window.index}, expected {w}")
@@ -663,7 +647,7 @@ def _compute_window(
             raise PipelineError(f"--masks: {error}") from error
         raise
     arrays["images"] = window.colors  # [Tw, N, H, W, 3]
-    return arrays, {"model_seconds": time.perf_counter() - tic}
+    return arrays, time.perf_counter() - tic
 
 
 def _mask_reader(sources: list, capture: RigCapture) -> Callable[[int], list[np.ndarray]]:
@@ -682,23 +666,23 @@ def _stored_end(recon: Reconstruction, w: int) -> int:
 
 def _align(
     recon: Reconstruction, w: int, arrays: dict, previous: EncodedWindow | None, plan: RunPlan, messages: list[str]
-) -> tuple[Sim3, dict]:
+) -> tuple[Sim3, Alignment]:
     """The Sim(3) of window ``w`` into the stitched frame (window 0: identity, or the metric scale): fitted on the
     overlap timesteps window ``w - 1`` stores, in the frame they are stored in, then composed with that frame's
     Sim(3). ``previous``: window ``w - 1`` as written when this run made it (else it is read from disk: the same
     values)."""
     if w == 0:
         if plan.calibration is None or plan.calibration.extrinsics is None or len(recon.camera_names) < 2:
-            return Sim3.identity(), {"kind": "reference"}
+            return Sim3.identity(), Alignment("reference")
         try:
             scale, ratios = metric_scale(arrays["extrinsics"], plan.calibration.extrinsics)
         except ValueError as error:
             messages.append(f"--calibration: no metric scale ({error}); the reconstruction keeps the model's scale")
-            return Sim3.identity(), {"kind": "reference", "metric_scale": None}
+            return Sim3.identity(), Alignment("reference")
         if not np.isfinite(scale) or scale <= 0:
             messages.append("--calibration: the predicted rig has no usable baseline; metric scale not applied")
-            return Sim3.identity(), {"kind": "reference", "metric_scale": None}
-        return Sim3(scale), {"kind": "reference", "metric_scale": scale, "baseline_ratios": ratios}
+            return Sim3.identity(), Alignment("reference")
+        return Sim3(scale), Alignment("reference", metric_scale=float(scale), baseline_ratios=list(ratios))
     begin = plan.spans[w][0]
     points, conf, previous_sim3, first = recon.overlap_points(w - 1 if previous is None else previous, begin)
     shared = len(points)
@@ -712,25 +696,27 @@ def _align(
     if not ok:
         if fit is not None:
             messages.append(f"window {w}: Sim(3) fit is degenerate; window left unaligned")
-        return previous_sim3, {"kind": "failed", "overlap": shared}
+        return previous_sim3, Alignment("failed", overlap=shared)
+    assert fit is not None
     sim3 = previous_sim3.compose(fit.sim3)
-    fitted = {
-        "sim3": sim3.to_dict(),
-        "residual_median": fit.residual_median,
-        "residual_mean_inlier": fit.residual_mean_inlier,
-        "inlier_fraction": fit.inlier_fraction,
-        "num_points": fit.num_points,
-        "iterations": fit.iterations,
-    }
-    return sim3, {"kind": "sim3", "overlap": shared, **fitted}
+    return sim3, Alignment(
+        "sim3",
+        sim3=sim3,
+        overlap=shared,
+        residual_median=fit.residual_median,
+        residual_mean_inlier=fit.residual_mean_inlier,
+        inlier_fraction=fit.inlier_fraction,
+        num_points=fit.num_points,
+        iterations=fit.iterations,
+    )
 
 
 def _to_calibration(
     w: int, arrays: dict[str, np.ndarray], capture: RigCapture, plan: RunPlan, messages: list[str]
-) -> tuple[Sim3, dict[str, np.ndarray], dict]:
+) -> tuple[Sim3, dict[str, np.ndarray], Alignment]:
     """Window ``w``'s Sim(3) into the calibration's frame (fitted on the cameras alone,
     :mod:`app.reconstruct.calibrated`), the calibration's cameras it stores (``extrinsics [Tw, N, 3, 4]``,
-    ``intrinsics`` at model resolution) and its alignment entry (kind ``calibrated``: the Sim(3), its fit and each
+    ``intrinsics`` at model resolution) and its alignment (kind ``calibrated``: the Sim(3), its fit and each
     camera's agreement)."""
     assert plan.calibration is not None
     begin, end = plan.spans[w]
@@ -743,16 +729,16 @@ def _to_calibration(
     except (ValueError, np.linalg.LinAlgError) as error:
         raise PipelineError(f"window {w}: the cameras cannot be fitted to the calibration ({error})") from error
     sim3 = fitted.sim3
-    entry = {
-        "kind": "calibrated",
-        "sim3": sim3.to_dict(),
-        "residual_median": fitted.fit.residual_median,
-        "inlier_fraction": fitted.fit.inlier_fraction,
-        "rig_spacing": fitted.spacing,
-        "units": plan.calibration.units,
-        "flagged": fitted.flagged,
-        "cameras": [vars(c) for c in fitted.cameras],
-    }
+    entry = Alignment(
+        "calibrated",
+        sim3=sim3,
+        residual_median=fitted.fit.residual_median,
+        inlier_fraction=fitted.fit.inlier_fraction,
+        rig_spacing=fitted.spacing,
+        units=plan.calibration.units,
+        flagged=fitted.flagged,
+        cameras=list(fitted.cameras),
+    )
     if fitted.flagged:
         worst = max(fitted.cameras, key=lambda c: c.rotation_error_deg)
         messages.append(
@@ -778,40 +764,41 @@ def _finish(
     names = recon.camera_names
     windows = [recon.window_arrays(r.index, ("extrinsics", "intrinsics")) for r in recon.windows(refresh=True)]
     extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
-    report: dict = {"diagnostics": rig_diagnostics(extrinsics, intrinsics, names)}
+    record = recon.record
+    report = RigReport(diagnostics=rig_diagnostics(extrinsics, intrinsics, names))
     if config.rigid_rig and len(names) > 1 and plan.cameras == "predicted":
         # The pass is idempotent (it rebuilds every camera from camera 0, which it leaves exactly as it is), so a
         # resume after a kill during or after it gives the same arrays; the diagnostics stay those measured
         # before it.
-        earlier = recon.meta.get("rig") or {}
-        stored = earlier.get("rigid")
-        if stored is not None and "diagnostics" in earlier:
-            report["diagnostics"] = earlier["diagnostics"]
+        earlier = record.rig or RigReport()
+        stored = earlier.rigid
+        if stored is not None and earlier.diagnostics is not None:
+            report.diagnostics = earlier.diagnostics
         if stored is None:
             _, rigid_intrinsics, rig = rigid_rig(extrinsics, intrinsics)
-            stored = {"camera_from_camera0": rig.tolist(), "intrinsics": rigid_intrinsics[0].tolist()}
-            recon.meta["rig"] = {**report, "rigid": stored}
-            recon.save_meta()
-        rig, rig_k = np.array(stored["camera_from_camera0"]), np.array(stored["intrinsics"], np.float32)
-        for record, cams in zip(recon.windows(), windows, strict=True):
+            stored = RigidRig(rig.tolist(), rigid_intrinsics[0].tolist())
+            record.rig = RigReport(diagnostics=report.diagnostics, rigid=stored)
+            recon.save_record()
+        rig, rig_k = np.array(stored.camera_from_camera0), np.array(stored.intrinsics, np.float32)
+        for window, cams in zip(recon.windows(), windows, strict=True):
             new_ext = apply_rig(cams["extrinsics"], rig).astype(np.float32)
             new_k = np.broadcast_to(rig_k, cams["intrinsics"].shape).astype(np.float32)
-            recon.replace_arrays(record.index, {"extrinsics": new_ext, "intrinsics": new_k})  # pose points follow
+            recon.replace_arrays(window.index, {"extrinsics": new_ext, "intrinsics": new_k})  # pose points follow
         # camera 0 of every timestep is its owner window's, so the merged cameras follow by the same formula
         extrinsics = apply_rig(extrinsics, rig).astype(np.float32)
         intrinsics = np.broadcast_to(rig_k, intrinsics.shape).astype(np.float32)
-        report["rigid"] = stored
-        report["diagnostics_after_rigid"] = rig_diagnostics(extrinsics, intrinsics, names)
+        report.rigid = stored
+        report.diagnostics_after_rigid = rig_diagnostics(extrinsics, intrinsics, names)
     if plan.calibration is not None and plan.cameras == "predicted":  # calibrated: the stored cameras ARE it
-        report["calibration"] = _calibration_report(extrinsics, intrinsics, capture, plan)
-    agreement = agreement_summary([entry.get("alignment", {}) for entry in recon.meta.get("alignment", [])])
+        report.calibration = _calibration_report(extrinsics, intrinsics, capture, plan)
+    agreement = agreement_summary([alignment.to_dict() for alignment in record.alignments()])
     if agreement is not None:
-        report["agreement"] = agreement
-    recon.meta["rig"] = report
-    recon.meta["status"] = "complete"
-    recon.meta["num_timesteps"] = recon.num_timesteps
-    recon.meta["run_warnings"] = messages
-    recon.save_meta()
+        report.agreement = Agreement(**agreement)
+    record.rig = report
+    record.status = "complete"
+    record.num_timesteps = recon.num_timesteps
+    record.run_warnings = messages
+    recon.save_record()
 
 
 def _calibration_report(extrinsics: np.ndarray, intrinsics: np.ndarray, capture: RigCapture, plan: RunPlan) -> dict:

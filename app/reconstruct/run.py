@@ -33,8 +33,8 @@ from app.reconstruct.pipeline import (
     RunResult,
     plan_run,
     prepare_output,
-    run_metadata,
     run_pipeline,
+    run_record,
 )
 from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.reconstruct.track_queries import QuerySource, resolve_track_queries
@@ -99,8 +99,8 @@ class PreparedRun:
 def weights_folder(weights: WeightsSpec | LoadedModel) -> Path | None:
     """The ``save_pretrained`` folder the weights come from (``None`` for a checkpoint file or no checkpoint)."""
     if isinstance(weights, LoadedModel):
-        source = weights.provenance["sources"].get("checkpoint")
-        path = None if source is None or source["kind"] != "folder" else Path(source["path"])
+        source = weights.provenance.sources.get("checkpoint")
+        path = None if source is None or source.kind != "folder" else Path(source.path)
     else:
         path = weights.checkpoint
     return Path(path) if path is not None and Path(path).is_dir() else None
@@ -164,16 +164,16 @@ def prepare_reconstruction(
     track_source = resolve_track_queries(config.track_queries, rig.dataset_root, rig.num_timesteps, rig.num_cameras)
     dist.join(plan.device)
     loaded = weights if isinstance(weights, LoadedModel) else load_spec(weights)
-    if loaded.provenance["random_weights"]:
+    if loaded.provenance.random_weights:
         warnings.warn(UNTRAINED_WARNING, stacklevel=2)
     if stop_requested is not None and stop_requested():
         raise InterruptedError("stopped before the run started")
-    meta = run_metadata(rig, plan, config, loaded.meta())
+    record = run_record(rig, plan, config, loaded.provenance)
     recon, first, failure = None, 0, None
     if dist.is_main:
         try:
             recon, first = prepare_output(
-                Path(out), meta, resume=resume, overwrite=overwrite, format_version=config.format_version
+                Path(out), record, resume=resume, overwrite=overwrite, format_version=config.format_version
             )
         except (ReconstructionError, ValueError) as error:
             failure = str(error)

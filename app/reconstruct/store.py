@@ -3,8 +3,9 @@
 Layout (format version :data:`FORMAT_VERSION` = 3)::
 
     RECON/
-      meta.json                 format + version, capture description, model config and checkpoint sha256,
-                                window settings and spans, preprocessing, per-window alignment, rig report
+      meta.json                 the run's record (:class:`~app.reconstruct.record.RunRecord`, read and written only
+                                here: ``Reconstruction.open(path).record``): format + version, capture description,
+                                model provenance, settings and spans, preprocessing, per-window alignment, rig report
       windows/00000/            one folder per finished window, committed by an atomic rename
         window.json             index, span [start, end) in timesteps, "stored" [a, b): the timesteps this folder
                                 holds, "to_stitched": the window's Sim(3) into the stitched frame, alignment, timing
@@ -62,18 +63,21 @@ reconstruction gives the timesteps of its complete windows.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from app.common.atomic import atomic_file, write_failure_cause, write_json_atomic
 from app.common.paths import file_ancestor
+from app.common.vocab import RUN_STATUSES, RunStatus
 from app.reconstruct.arrays import (
     SPEC,
     SPECS,
@@ -84,16 +88,31 @@ from app.reconstruct.arrays import (
     move_back,
     stored_form_v2,
 )
+from app.reconstruct.record import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    WRITABLE_VERSIONS,
+    RecordError,
+    RunRecord,
+    WindowEntry,
+)
 from app.reconstruct.stitching import owned_ranges
 from app.reconstruct.track_store import TrackSet, read_tracks
 from vggt_t_mv.agreement import AgreementConfig, views_agree
 from vggt_t_mv.geometry import depth_to_world_points
 from vggt_t_mv.npgeometry import Sim3
 
-FORMAT_NAME = "vggt-mv-reconstruction"
-FORMAT_VERSION = 3  # what new runs write
-READABLE_VERSIONS = (1, 2, 3)
-WRITABLE_VERSIONS = (2, 3)  # format 2 is still written to continue (--resume) a format-2 run
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "READABLE_VERSIONS",
+    "WRITABLE_VERSIONS",
+    "Reconstruction",
+    "ReconstructionError",
+    "RunRecord",
+]
+
 ARRAY_NAMES = tuple(spec.name for spec in SPECS)  # what readers can ask for, stored or derived
 DERIVED_ARRAYS = tuple(spec.name for spec in SPECS if spec.derived)  # formats 2, 3: computed on read
 STORED_ARRAYS = tuple(name for name in ARRAY_NAMES if name not in DERIVED_ARRAYS)
@@ -139,22 +158,6 @@ def check_npy(path: Path, shape: tuple[int, ...]) -> None:
     expected = offset + int(np.prod(found, dtype=np.int64)) * dtype.itemsize
     if size < expected:
         raise ReconstructionError(f"{path} is truncated ({size} of {expected} bytes)")
-
-
-def _meta_problem(meta: dict) -> str | None:
-    """What is wrong with the fields of a meta.json every reader relies on, or None."""
-    names, hw, spans = meta.get("camera_names"), meta.get("image_hw"), meta.get("spans")
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        return "camera_names must be a list of camera names"
-    if not isinstance(hw, list) or len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
-        return "image_hw must be [height, width]"
-    if not isinstance(spans, list) or not all(
-        isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) for v in s) and 0 <= s[0] < s[1] for s in spans
-    ):
-        return "spans must be a list of [start, end) timestep pairs"
-    if not isinstance(meta.get("capture", {}), dict) or not isinstance(meta.get("alignment", []), list):
-        return "capture must be an object and alignment a list"
-    return None
 
 
 class StoreWriteError(ReconstructionError):
@@ -207,6 +210,11 @@ class WindowRecord:
     owned: tuple[int, int] = (0, 0)
     to_stitched: Sim3 = field(default_factory=Sim3.identity)
 
+    @property
+    def entry(self) -> WindowEntry:
+        """``window.json`` as a typed :class:`~app.reconstruct.record.WindowEntry`."""
+        return WindowEntry.from_dict(self.info)
+
 
 @dataclass
 class EncodedWindow:
@@ -225,11 +233,11 @@ class Reconstruction:
 
     Reading: :attr:`num_timesteps` complete timesteps, :attr:`camera_names`, :attr:`image_hw`,
     :meth:`get` (one timestep, memory-mapped ``[N, ...]``), :meth:`load` (``[T, N, ...]`` in memory),
-    :meth:`window_arrays` (one window's memory-maps).
+    :meth:`window_arrays` (one window's memory-maps); :attr:`record` is the run's typed record (meta.json).
     """
 
-    def __init__(self, root: Path, meta: dict) -> None:
-        self.root, self.meta = Path(root), meta
+    def __init__(self, root: Path, record: RunRecord) -> None:
+        self.root, self.record = Path(root), record
         self._windows: list[WindowRecord] | None = None
         self._checked: dict[int, tuple] = {}  # window index -> what was checked (window.json identity)
         self.damage_problem: str | None = None  # why the window after the complete ones cannot be read (file + what)
@@ -237,8 +245,13 @@ class Reconstruction:
         self._agreement: dict[int, np.ndarray] = {}  # timestep -> views_agree, computed on read
 
     @property
+    def meta(self) -> dict:
+        """meta.json's JSON form of :attr:`record` (a copy: change the record, then :meth:`save_record`)."""
+        return self.record.to_dict()
+
+    @property
     def format_version(self) -> int:
-        return int(self.meta.get("format_version", FORMAT_VERSION))
+        return self.record.format_version
 
     def is_derived(self, name: str) -> bool:
         """Array ``name`` is computed on read here (``world_points_from_depth`` from format 2 on), not stored."""
@@ -287,10 +300,11 @@ class Reconstruction:
                 f"{readable}. Re-run `vggt-mv run` on the capture with this version (or --overwrite), or "
                 "open it with the vggt-mv version that wrote it"
             )
-        problem = _meta_problem(meta)
-        if problem:
-            raise ReconstructionError(f"{meta_path} is damaged: {problem}; {rerun}")
-        recon = cls(root, meta)
+        try:
+            record = RunRecord.from_dict(meta)
+        except RecordError as error:
+            raise ReconstructionError(f"{meta_path} is damaged: {error}; {rerun}") from error
+        recon = cls(root, record)
         recon.windows()
         if recon.damage is not None and not damaged_ok:
             raise ReconstructionError(recon.damage)
@@ -298,9 +312,15 @@ class Reconstruction:
 
     @classmethod
     def create(
-        cls, root: str | Path, meta: dict, *, overwrite: bool = False, format_version: int = FORMAT_VERSION
+        cls,
+        root: str | Path,
+        record: RunRecord | dict[str, Any],
+        *,
+        overwrite: bool = False,
+        format_version: int = FORMAT_VERSION,
     ) -> Reconstruction:
-        """Start a new reconstruction in ``root`` (absent or empty; an existing reconstruction only with
+        """Start a new reconstruction of ``record`` (or the JSON form of one: tests and tools that write a few
+        fields) in ``root`` (absent or empty; an existing reconstruction only with
         ``overwrite``, or when it holds no complete window (a run that failed before its first window); a
         non-empty folder that is not a reconstruction is never touched). The lock file of the run calling this
         (:data:`LOCK_NAME`) is kept. ``format_version``: one of :data:`WRITABLE_VERSIONS` (2: the layout older
@@ -322,8 +342,13 @@ class Reconstruction:
                     f"output folder {root} already holds a reconstruction; pass --resume to continue it, "
                     "--overwrite to replace it, or choose another --out"
                 )
-            for entry in entries:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if not isinstance(record, RunRecord):  # checked before anything is deleted or written
+            try:
+                record = RunRecord.from_dict(json.loads(json.dumps(record)))  # as it will read back
+            except RecordError as error:
+                raise ValueError(f"not a reconstruction record: {error}") from error
+        for entry in entries:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         blocker = file_ancestor(root)
         if blocker is not None:
             raise ReconstructionError(f"output {root} is below {blocker}, which is a file; choose another --out")
@@ -334,50 +359,52 @@ class Reconstruction:
             raise ReconstructionError(
                 f"cannot create the output folder {root} ({error.strerror or error}); choose another --out"
             ) from error
-        meta = {"format": FORMAT_NAME, "format_version": format_version, "created": time.time(), **meta}
-        meta.setdefault("status", "running")
-        meta.setdefault("alignment", [])
-        write_json_atomic(root / "meta.json", meta)
-        return cls(root, meta)
+        record = dataclasses.replace(
+            record, format=FORMAT_NAME, format_version=format_version, created=time.time(), status="running"
+        )
+        write_json_atomic(root / "meta.json", record.to_dict())
+        return cls(root, record)
 
-    def save_meta(self) -> None:
+    def save_record(self) -> None:
+        """Write :attr:`record` to meta.json (atomically)."""
         try:
-            write_json_atomic(self.root / "meta.json", self.meta)
+            write_json_atomic(self.root / "meta.json", self.record.to_dict())
         except OSError as error:
             raise write_failure(self.root / "meta.json", error) from error
 
     # ----------------------------------------------------------------------------- properties
     @property
     def camera_names(self) -> list[str]:
-        return list(self.meta["camera_names"])
+        return list(self.record.camera_names)
 
     @property
     def num_cameras(self) -> int:
-        return len(self.meta["camera_names"])
+        return self.record.num_cameras
 
     @property
     def image_hw(self) -> tuple[int, int]:
-        height, width = self.meta["image_hw"]
+        height, width = self.record.image_hw
         return int(height), int(width)
 
     @property
     def spans(self) -> list[tuple[int, int]]:
         """All planned windows ``[(start, end)]`` (complete or not)."""
-        return [tuple(s) for s in self.meta["spans"]]
+        return list(self.record.spans)
 
     @property
     def is_complete(self) -> bool:
-        return self.meta.get("status") == "complete"
+        return self.record.is_complete
 
-    def refresh_status(self) -> str | None:
+    def refresh_status(self) -> RunStatus:
         """Re-read ``status`` from disk (another thread or process may be writing this reconstruction) and return
         it; keeps the last known status while meta.json is being replaced."""
         try:
             status = json.loads((self.root / "meta.json").read_text()).get("status")
-        except (OSError, json.JSONDecodeError):
-            return self.meta.get("status")  # being replaced right now: ask again later
-        self.meta["status"] = status
-        return status
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return self.record.status  # being replaced right now: ask again later
+        if status in RUN_STATUSES:
+            self.record.status = status
+        return self.record.status
 
     def replaced(self) -> bool:
         """The folder no longer holds the reconstruction this object read: its ``meta.json`` is gone or belongs to
@@ -388,7 +415,7 @@ class Reconstruction:
             return True
         except (OSError, json.JSONDecodeError):
             return False  # being replaced right now: ask again later
-        return current.get("created") != self.meta.get("created")
+        return not isinstance(current, dict) or current.get("created") != self.record.created
 
     def windows(self, refresh: bool = False) -> list[WindowRecord]:
         """The complete windows, in order (the longest run 0, 1, 2, ... that exists on disk)."""
@@ -466,7 +493,7 @@ class Reconstruction:
         if self.damage_problem is None:
             return None
         index = len(self.windows())
-        capture = self.meta["capture"].get("path", "CAPTURE") if self.meta.get("capture") else "CAPTURE"
+        capture = self.record.capture_path
         kept = {0: "no window before it", 1: "window 0 is fine"}.get(index, f"windows 0..{index - 1} are fine")
         return (
             f"{self.damage_problem}: the reconstruction {self.root} is damaged from window {index} (timestep "
@@ -637,14 +664,19 @@ class Reconstruction:
         return EncodedWindow(index, files, held, sim3)
 
     def write_window(
-        self, index: int, arrays: dict[str, np.ndarray], info: dict, to_stitched: Sim3 | None = None
+        self,
+        index: int,
+        arrays: dict[str, np.ndarray],
+        info: WindowEntry | dict[str, Any],
+        to_stitched: Sim3 | None = None,
     ) -> None:
         """Write window ``index`` atomically (:meth:`encode_window`, then :meth:`commit_window`)."""
         self.commit_window(self.encode_window(index, arrays, to_stitched), info)
 
-    def commit_window(self, window: EncodedWindow, info: dict) -> None:
+    def commit_window(self, window: EncodedWindow, info: WindowEntry | dict[str, Any]) -> None:
         """Write an :meth:`encode_window` result and its ``window.json`` into a temporary folder and rename it to the
-        window's folder (readers and ``--resume`` only ever see complete windows); then meta.json's alignment."""
+        window's folder (readers and ``--resume`` only ever see complete windows); then meta.json's alignment.
+        ``info``: the window's entry (or its JSON form); index, span and what it stores are this window's."""
         index = window.index
         span = self.spans[index]
         if index != len(self.windows(refresh=True)):
@@ -654,6 +686,9 @@ class Reconstruction:
         header = {"index": index, "span": list(span)}
         if self.encoded:
             header.update(stored=list(window.held), to_stitched=window.to_stitched.to_dict())
+        given = info.to_dict() if isinstance(info, WindowEntry) else dict(info)
+        entry = WindowEntry.from_dict(json.loads(json.dumps({**header, **given})))
+        entry = dataclasses.replace(entry, index=index, span=span)
         target = tmp
         try:
             if tmp.exists():
@@ -665,7 +700,7 @@ class Reconstruction:
                 target = tmp / f"{stem}.npy"
                 np.save(target, value)  # C-contiguous: written straight from the array's memory
             target = tmp / "window.json"
-            write_json_atomic(target, {**header, **info})
+            write_json_atomic(target, entry.to_dict())
             target = final
             os.replace(tmp, final)
         except OSError as error:
@@ -673,10 +708,9 @@ class Reconstruction:
             raise write_failure(target, error) from error
         self._windows = None
         self._agreement.clear()
-        alignment = self.meta.setdefault("alignment", [])
-        del alignment[index:]
-        alignment.append({**header, **info})  # as in window.json (--resume rebuilds the list from those)
-        self.save_meta()
+        del self.record.alignment[index:]
+        self.record.alignment.append(entry)  # as in window.json (--resume rebuilds the list from those)
+        self.save_record()
 
     def overlap_points(self, source: EncodedWindow | int, begin: int) -> tuple[np.ndarray, np.ndarray, Sim3, int]:
         """What a window starting at timestep ``begin`` is aligned to: the geo-stream points ``[K, N, H, W, 3]`` and
@@ -736,5 +770,5 @@ class Reconstruction:
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         # rebuilt from each window's own window.json (written before its rename): a kill between a window's
         # rename and the meta.json update loses no alignment entry
-        self.meta["alignment"] = [dict(record.info) for record in complete]
-        self.save_meta()
+        self.record.alignment = [record.entry for record in complete]
+        self.save_record()

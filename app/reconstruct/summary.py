@@ -9,6 +9,7 @@ import numpy as np
 
 from app.common.text import plural
 from app.reconstruct.pipeline import RunResult
+from app.reconstruct.record import Agreement, CaptureRecord, RigReport
 from app.reconstruct.store import Reconstruction
 from vggt_t_mv.weights import layout_name
 
@@ -32,18 +33,18 @@ def rig_lines(cameras: list[dict], num_timesteps: int) -> list[str]:
     ]
 
 
-def agreement_lines(agreement: dict | None) -> list[str]:
+def agreement_lines(agreement: Agreement | None) -> list[str]:
     """The calibrated windows' agreement (``rig.agreement``): how far the model's cameras were from the calibration
     after each window's Sim(3), and which windows were flagged."""
-    if not agreement:
+    if agreement is None:
         return []
-    units = "units" if agreement["units"] == "arbitrary" else agreement["units"]
-    flagged = agreement["flagged_windows"]
+    units = "units" if agreement.units == "arbitrary" else agreement.units
+    flagged = agreement.flagged_windows
     return [
-        f"  cameras   the calibration's, {plural(agreement['windows'], 'window')} each moved by its own Sim(3); "
-        f"predicted vs calibrated: rotation median {agreement['rotation_error_deg_median']:.2f} deg "
-        f"(max {agreement['rotation_error_deg_max']:.2f}), centre median {agreement['center_error_median']:.3g} "
-        f"{units} (max {agreement['center_error_max']:.3g})",
+        f"  cameras   the calibration's, {plural(agreement.windows, 'window')} each moved by its own Sim(3); "
+        f"predicted vs calibrated: rotation median {agreement.rotation_error_deg_median:.2f} deg "
+        f"(max {agreement.rotation_error_deg_max:.2f}), centre median {agreement.center_error_median:.3g} "
+        f"{units} (max {agreement.center_error_max:.3g})",
         "  agreement "
         + (
             f"FLAGGED windows {flagged} (the model disagrees with the calibration there)"
@@ -55,56 +56,58 @@ def agreement_lines(agreement: dict | None) -> list[str]:
 
 def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
     """One screen about a reconstruction: capture, shapes, timing, per-window alignment, rig report."""
-    meta = recon.meta
-    capture, settings = meta["capture"], meta["settings"]
+    record = recon.record
+    capture, settings = record.capture or CaptureRecord(), record.settings
     height, width = recon.image_hw
     lines = [
-        f"reconstruction {recon.root}  ({meta.get('status')})",
-        f"  capture   {capture['path']}  [{capture['form']}, sync {capture['sync']}]",
+        f"reconstruction {recon.root}  ({record.status})",
+        f"  capture   {capture.path}  [{capture.form}, sync {capture.sync}]",
         f"  cameras   {recon.num_cameras}: {', '.join(recon.camera_names)}",
-        f"  timesteps {recon.num_timesteps} of {capture['total_timesteps']}  at {width}x{height} px "
-        f"({settings['mode']})",
-        f"  windows   {len(recon.spans)} x {settings['window']} (stride {settings['stride']}) on {settings['device']}, "
-        f"{settings['dtype']}",
+        f"  timesteps {recon.num_timesteps} of {capture.total_timesteps}  at {width}x{height} px "
+        + ("" if settings is None else f"({settings.mode})"),
     ]
-    model = meta.get("model", {})
-    if model.get("architecture"):
-        weights = "random weights" if model.get("random_weights") else model.get("load_report", "")
-        layout = model.get("checkpoint_layout")
+    if settings is not None:
         lines.append(
-            f"  model     {model['architecture']}"
+            f"  windows   {len(recon.spans)} x {settings.window} (stride {settings.stride}) on {settings.device}, "
+            f"{settings.dtype}"
+        )
+    model = record.model
+    if model is not None:
+        weights = "random weights" if model.random_weights else (model.load_report or "")
+        checkpoint = model.sources.get("checkpoint")
+        layout = None if checkpoint is None else checkpoint.layout
+        lines.append(
+            f"  model     {model.config.describe()}"
             + (f"; checkpoint layout {layout_name(layout)}" if layout else "")
             + (f"; {weights}" if weights else "")
         )
-    if capture.get("spread_s"):
-        spread = capture["spread_s"]
-        lines.append(
-            f"  sync      camera time spread mean {spread['mean'] * 1e3:.1f} ms, max {spread['max'] * 1e3:.1f} ms"
-        )
+    if capture.spread_s is not None:
+        spread = capture.spread_s
+        lines.append(f"  sync      camera time spread mean {spread.mean * 1e3:.1f} ms, max {spread.max * 1e3:.1f} ms")
     if result is not None:
         lines.append(
             f"  time      {result.seconds:.1f} s for {plural(result.windows_run, 'window')}, "
             f"{result.frames_per_s:.1f} frames/s"
             + (f" (resumed: {plural(result.first_window, 'window')} already on disk)" if result.first_window else "")
         )
-    align = [a for a in meta.get("alignment", []) if a.get("alignment", {}).get("kind") == "sim3"]
+    align = [a for a in record.alignments() if a.kind == "sim3" and a.sim3 is not None]
     if align:
-        scales = np.array([a["alignment"]["sim3"]["scale"] for a in align])
-        residuals = np.array([a["alignment"]["residual_median"] for a in align])
-        inliers = np.array([a["alignment"]["inlier_fraction"] for a in align])
+        scales = np.array([a.sim3.scale for a in align if a.sim3 is not None])
+        residuals = np.array([a.residual_median for a in align], dtype=float)
+        inliers = np.array([a.inlier_fraction for a in align], dtype=float)
         lines.append(
             f"  stitching scale {scales.min():.3g}..{scales.max():.3g}, median residual {np.median(residuals):.3g} "
             f"(max {residuals.max():.3g}), inliers {100 * inliers.min():.0f}..{100 * inliers.max():.0f} %"
         )
-    failed = [a["index"] for a in meta.get("alignment", []) if a.get("alignment", {}).get("kind") == "failed"]
+    failed = [entry.index for entry in record.alignment if entry.alignment.kind == "failed"]
     if failed:
         lines.append(f"  stitching FAILED for windows {failed} (left unaligned)")
-    rig = meta.get("rig", {})
-    lines.extend(agreement_lines(rig.get("agreement")))
-    lines.extend(rig_lines(rig.get("diagnostics", {}).get("cameras", [])[1:], recon.num_timesteps))
-    calibration = rig.get("calibration")
+    rig = record.rig or RigReport()
+    lines.extend(agreement_lines(rig.agreement))
+    lines.extend(rig_lines((rig.diagnostics or {}).get("cameras", [])[1:], recon.num_timesteps))
+    calibration = rig.calibration
     if calibration:
-        scale = (meta.get("alignment") or [{}])[0].get("alignment", {}).get("metric_scale")
+        scale = record.alignment[0].alignment.metric_scale if record.alignment else None
         if scale:
             lines.append(f"  metric    scale {scale:.4g} from the calibrated baselines")
         units = calibration.get("units", "m")
@@ -114,8 +117,8 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
                 f"  vs calib {camera['name']:>8}: rotation {camera['rotation_error_deg']:.2f} deg, translation "
                 f"{camera['translation_error']:.3f} {units} (baseline {camera['baseline_calibrated']:.3f} {units})"
             )
-    if capture.get("warnings") or (result and result.warnings):
-        lines.append(f"  warnings  {len(capture.get('warnings', [])) + len(result.warnings if result else [])}")
+    if capture.warnings or (result and result.warnings):
+        lines.append(f"  warnings  {len(capture.warnings) + len(result.warnings if result else [])}")
     return "\n".join(lines)
 
 

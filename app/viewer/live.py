@@ -19,6 +19,7 @@ from pathlib import Path
 from app.capture.masks import MASKS_AUTO
 from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, Progress
+from app.reconstruct.record import RunSettings
 from app.reconstruct.run import prepare_reconstruction
 from vggt_t_mv.loading import WeightsSpec
 
@@ -43,10 +44,11 @@ class LiveRunSpec:
     overwrite: bool = False
 
 
-def resume_command(spec: LiveRunSpec, settings: dict) -> str:
+def resume_command(spec: LiveRunSpec, settings: RunSettings | None) -> str:
     """The ``vggt-mv run ... --resume`` command that continues ``spec``'s run where it stopped: the same capture,
     output, weights and input options, and the run's resolved ``settings`` (meta.json: window, stride, size, mode,
-    device, dtype), so that ``--resume`` finds nothing different."""
+    device, dtype; None: a record without settings, then the spec's own options), so that ``--resume`` finds nothing
+    different."""
     words = ["vggt-mv", "run", str(Path(spec.capture).resolve()), "--out", str(Path(spec.out).resolve())]
     model = spec.model
     if isinstance(model.config, str | Path):
@@ -56,8 +58,16 @@ def resume_command(spec: LiveRunSpec, settings: dict) -> str:
             words += [flag, str(Path(path).resolve())]
     if model.random_weights:
         words.append("--random-weights")
-    for key in ("window", "stride", "size", "mode", "device", "dtype"):
-        words += [f"--{key}", str(settings[key])]
+    if settings is not None:
+        for flag, setting in (
+            ("--window", settings.window),
+            ("--stride", settings.stride),
+            ("--size", settings.size),
+            ("--mode", settings.mode),
+            ("--device", settings.device),
+            ("--dtype", settings.dtype),
+        ):
+            words += [flag, str(setting)]
     capture, pipeline = spec.capture_options, spec.pipeline
     defaults, default_pipeline = CaptureOptions(), PipelineConfig()
     for flag, value, default in (

@@ -89,7 +89,7 @@ class ViewerConfig:
 
 def made_with_random_weights(recon: Reconstruction) -> bool:
     """The reconstruction's model provenance (meta.json ``model``) says its weights were random."""
-    return bool((recon.meta.get("model") or {}).get("random_weights"))
+    return recon.record.random_weights
 
 
 class Viewer:
@@ -350,14 +350,14 @@ class Viewer:
             text = format_status(0, 0, 0, 0, pipeline, False)
         else:
             loaded = sum(1 for node in scene.timesteps.values() if node.built.get(scene.options.stream) is not None)
-            planned = int(recon.meta.get("num_timesteps_planned") or 0)
+            planned = recon.record.num_timesteps_planned or 0
             text = format_status(loaded, scene.num_available, planned, recon.num_cameras, pipeline, self._complete)
             if scene.num_evicted:
                 text += (
                     f"\n\nmemory bound: {len(scene.kept_range())} timesteps around the slider are held, "
                     f"{scene.num_evicted} others are reloaded when the slider gets there"
                 )
-            agreement = agreement_status([entry.get("alignment", {}) for entry in recon.meta.get("alignment", [])])
+            agreement = agreement_status([alignment.to_dict() for alignment in recon.record.alignments()])
             if agreement:
                 text += f"\n\n{agreement}"
         if self.notices:
@@ -470,4 +470,4 @@ def serve_until_interrupted(
     if viewer.live is not None and viewer.recon is not None:
         log(f"reconstruction: {viewer.recon.root}")
         if viewer.recon.refresh_status() != "complete":
-            log(f"continue it with: {resume_command(viewer.live.spec, viewer.recon.meta['settings'])}")
+            log(f"continue it with: {resume_command(viewer.live.spec, viewer.recon.record.settings)}")

@@ -87,6 +87,6 @@ def make_reconstruction(
     for index in range(len(spans) if windows is None else windows):
         recon.write_window(index, window_arrays(spans[index], num_cameras, hw, dynamic), {"alignment": {}})
     if windows is None:
-        recon.meta["status"] = "complete"
-        recon.save_meta()
+        recon.record.status = "complete"
+        recon.save_record()
     return recon

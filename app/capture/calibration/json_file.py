@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from app.capture.calibration.rig import (
-    LENGTH_UNITS,
     NO_DISTORTION,
     CalibrationError,
     CalibrationFile,
@@ -30,6 +29,7 @@ from app.capture.calibration.rig import (
     Distortion,
     compose_extrinsics,
 )
+from app.common.vocab import LENGTH_UNITS
 
 SCHEMA_HINT = 'expected an object {"cameras": {NAME: {"K": ..., "size": ..., "R": ..., "t": ...}}}'
 

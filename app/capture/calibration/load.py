@@ -23,11 +23,9 @@ from app.capture.calibration.qualisys import SUFFIX as QUALISYS_SUFFIX
 from app.capture.calibration.qualisys import read_qualisys
 from app.capture.calibration.rig import (
     FORMAT_NAMES,
-    LENGTH_UNITS,
     CalibrationError,
     CalibrationFile,
     CameraCalibration,
-    LengthUnit,
     RigCalibration,
     camera_spacing,
     check_camera,
@@ -35,6 +33,7 @@ from app.capture.calibration.rig import (
 )
 from app.capture.calibration.toml_files import read_toml
 from app.capture.sync import match_camera
+from app.common.vocab import LENGTH_UNITS, LengthUnit
 
 FORMS = (
     "caliscope camera_array.toml, anipose / pose2sim calibration.toml or Calib.toml, JSON (README), Qualisys "

@@ -14,11 +14,10 @@ from typing import Literal, get_args
 import numpy as np
 
 from app.capture.sources import CaptureError
+from app.common.vocab import LengthUnit
 
 DistortionModel = Literal["none", "opencv", "fisheye"]  # opencv: k1 k2 p1 p2 [k3 [k4 k5 k6]]; fisheye: k1..k4
-LengthUnit = Literal["m", "cm", "mm", "arbitrary"]  # arbitrary: the calibration's own unit, not known to be metric
 CalibrationFormat = Literal["caliscope", "json", "dataset", "anipose", "easymocap", "qualisys", "colmap"]
-LENGTH_UNITS: tuple[str, ...] = get_args(LengthUnit)
 UNIT_WORDS = {"m": "metres", "cm": "centimetres", "mm": "millimetres", "arbitrary": "the calibration's own units"}
 
 ROTATION_TOLERANCE = 1e-3  # max |R R^T - I| and |det R - 1| accepted (float32 files round at ~1e-7)
