@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from app.capture.ground_truth import GroundTruth
-from app.capture.preprocess import FrameTransform
 from app.capture.truth import open_ground_truth
 from app.reconstruct.evaluate import camera_alignment
 from app.reconstruct.store import Reconstruction
@@ -99,7 +98,7 @@ def _synthetic_truth(recon: Reconstruction, tracks: TrackSet, gt_path: Path, to_
         if tracks.kind == "3d":
             starts.append(to_gt.apply(np.array([a, b, c])))
             continue
-        transform = FrameTransform.from_dict(recon.meta["preprocess"][int(a)])
+        transform = recon.record.preprocess[int(a)]
         pixel = (np.array([[b, c]]) - [transform.offset_x, transform.offset_y]) / transform.scale  # original pixels
         depth, _ = exact_depth(motion, t, extrinsics[t, int(a)], intrinsics[t, int(a)], pixel)
         starts.append(unproject_pixels(pixel, depth, extrinsics[t, int(a)], intrinsics[t, int(a)])[0])

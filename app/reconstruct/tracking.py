@@ -74,7 +74,7 @@ def check_queries_in_view(recon: Reconstruction, queries: Queries, path: Path | 
         if not inside.any():
             outside.append(q)
     if outside:
-        frame = recon.meta.get("convention", "the reconstruction's frame")
+        frame = recon.record.convention
         raise TrackQueryError(
             f"--track-queries {path or 'auto'}: {len(outside)} of {len(queries)} queries (rows {outside[:5]}) lie "
             f"outside every camera at their timestep: 3D points must be in the reconstruction's frame ({frame}); "
