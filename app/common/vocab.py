@@ -24,12 +24,12 @@ LengthUnit = Literal["m", "cm", "mm", "arbitrary"]  # a calibration's unit; arbi
 AlignmentKind = Literal["reference", "sim3", "failed", "calibrated"]
 RunStatus = Literal["running", "complete"]  # a reconstruction's run: still writing (or stopped), or finished
 
-STREAMS: tuple[str, ...] = get_args(Stream)
-MOTIONS: tuple[str, ...] = get_args(Motion)
+STREAMS: tuple[Stream, ...] = get_args(Stream)
+MOTIONS: tuple[Motion, ...] = get_args(Motion)
 PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
 SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
 DTYPE_NAMES: tuple[str, ...] = get_args(DtypeName)
-RENDER_MODES: tuple[str, ...] = get_args(RenderMode)
+RENDER_MODES: tuple[RenderMode, ...] = get_args(RenderMode)
 SHOW_MODES: tuple[str, ...] = get_args(ShowMode)
 POINT_COLORINGS: tuple[str, ...] = get_args(PointColoring)
 CAMERA_MODES: tuple[str, ...] = get_args(CameraMode)

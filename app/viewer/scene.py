@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import numpy as np
 import viser
@@ -74,7 +75,8 @@ from app.viewer.data import (
 from app.viewer.ground_truth import GT_COLOR, GroundTruthTimestep, GroundTruthView
 from vggt_t_mv.npgeometry import camera_centers
 
-MOTION_SPLIT = ("static", "dynamic")  # each timestep's points per stream and camera, by the dynamic mask
+# each timestep's points per stream and camera, by the dynamic mask
+MOTION_SPLIT: tuple[Motion, ...] = ("static", "dynamic")
 STREAM_LABELS = {
     "geo": "geo stream: point map",
     "pose": "pose stream: depth unprojected with the predicted cameras",
@@ -99,6 +101,32 @@ class SceneOptions:
     splat: SplatOptions = field(default_factory=SplatOptions)
 
 
+SceneJobKind = Literal[
+    "evict", "drop_splats", "timestep", "splats", "ground_truth", "recolor", "trajectories", "background"
+]
+STREAM_JOBS: tuple[SceneJobKind, ...] = ("drop_splats", "timestep", "splats", "recolor")  # the kinds with a stream
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """One piece of the background worker's work (:meth:`ViewerScene.next_job`): ``kind``, the timestep ``t``
+    (0 for the scene-wide kinds) and, for the kinds in :data:`STREAM_JOBS`, the ``stream``."""
+
+    kind: SceneJobKind
+    t: int = 0
+    stream: Stream | None = None
+
+    def __post_init__(self) -> None:
+        if (self.stream is not None) != (self.kind in STREAM_JOBS):
+            raise ValueError(f"a {self.kind!r} job takes a stream exactly when it is one of {STREAM_JOBS}")
+
+    def stream_of_job(self) -> Stream:
+        """The stream of a job in :data:`STREAM_JOBS`."""
+        if self.stream is None:
+            raise ValueError(f"a {self.kind!r} job has no stream")
+        return self.stream
+
+
 @dataclass
 class SceneLimits:
     """Sizes of what is sent: frustum thumbnails, the background's voxel and size cap."""
@@ -115,27 +143,27 @@ class SceneLimits:
 @dataclass
 class _Timestep:
     frame: viser.FrameHandle
-    streams: dict[str, viser.FrameHandle]
-    motion: dict[tuple[str, str], viser.FrameHandle]  # (stream, "static"|"dynamic") -> frame
-    render: dict[tuple[str, str, str], viser.FrameHandle]  # (stream, motion, "points"|"splats") -> frame
+    streams: dict[Stream, viser.FrameHandle]
+    motion: dict[tuple[Stream, Motion], viser.FrameHandle]  # (stream, "static"|"dynamic") -> frame
+    render: dict[tuple[Stream, Motion, RenderMode], viser.FrameHandle]  # (stream, motion, "points"|"splats") -> frame
     cameras: viser.FrameHandle
     camera_kinds: dict[str, viser.FrameHandle]  # "plain" | "image"
     poses: list[CameraPose]
     frustums: dict[tuple[str, int], viser.CameraFrustumHandle] = field(default_factory=dict)  # (kind, camera)
-    clouds: dict[tuple[str, str, int], viser.PointCloudHandle] = field(default_factory=dict)
-    colors: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict)  # image colours, untinted
-    pixels: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict)  # flat pixel index of each point
-    built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation it was built with
-    coloured: dict[str, tuple] = field(default_factory=dict)  # stream -> colour key its points were sent with
-    counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # stream -> (valid, conf, kept)
-    splats: dict[tuple[str, str, int], viser.GaussianSplatHandle] = field(default_factory=dict)
-    splats_built: dict[str, int] = field(default_factory=dict)  # stream -> cloud generation of its splats
-    splats_coloured: dict[str, tuple] = field(default_factory=dict)  # stream -> colour key of its splats
+    clouds: dict[tuple[Stream, Motion, int], viser.PointCloudHandle] = field(default_factory=dict)
+    colors: dict[tuple[Stream, Motion, int], np.ndarray] = field(default_factory=dict)  # image colours, untinted
+    pixels: dict[tuple[Stream, Motion, int], np.ndarray] = field(default_factory=dict)  # flat pixel index of each point
+    built: dict[Stream, int] = field(default_factory=dict)  # stream -> cloud generation it was built with
+    coloured: dict[Stream, tuple] = field(default_factory=dict)  # stream -> colour key its points were sent with
+    counts: dict[Stream, tuple[int, int, int]] = field(default_factory=dict)  # stream -> (valid, conf, kept)
+    splats: dict[tuple[Stream, Motion, int], viser.GaussianSplatHandle] = field(default_factory=dict)
+    splats_built: dict[Stream, int] = field(default_factory=dict)  # stream -> cloud generation of its splats
+    splats_coloured: dict[Stream, tuple] = field(default_factory=dict)  # stream -> colour key of its splats
     ground_truth: viser.FrameHandle | None = None
     ground_truth_nodes: list[viser.SceneNodeHandle] = field(default_factory=list)
     ground_truth_version: int = 0  # GroundTruthView.version its ground-truth nodes were placed with
     truth: GroundTruthTimestep | None = None  # what those nodes show (for the error colouring)
-    errors: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)  # stream -> (errors [N,H,W], limit)
+    errors: dict[Stream, tuple[np.ndarray, float]] = field(default_factory=dict)  # stream -> (errors [N,H,W], limit)
 
 
 class ViewerScene:
@@ -206,16 +234,16 @@ class ViewerScene:
             return sorted(out)
 
     @staticmethod
-    def _drawn(node: _Timestep, stream: str, motion: str, render: str) -> bool:
+    def _drawn(node: _Timestep, stream: Stream, motion: Motion, render: RenderMode) -> bool:
         frames = (node.streams[stream], node.motion[(stream, motion)], node.render[(stream, motion, render)])
         return all(frame.visible for frame in frames)
 
-    def cloud_handles(self, t: int, stream: str) -> dict[tuple[str, int], viser.PointCloudHandle]:
+    def cloud_handles(self, t: int, stream: Stream) -> dict[tuple[str, int], viser.PointCloudHandle]:
         with self.lock:
             node = self.timesteps[t]
             return {(m, n): h for (s, m, n), h in node.clouds.items() if s == stream}
 
-    def splat_handles(self, t: int, stream: str) -> dict[tuple[str, int], viser.GaussianSplatHandle]:
+    def splat_handles(self, t: int, stream: Stream) -> dict[tuple[str, int], viser.GaussianSplatHandle]:
         """``(motion, camera) -> splats`` of a timestep and stream whose splats are built (non-empty ones)."""
         with self.lock:
             node = self.timesteps[t]
@@ -226,7 +254,7 @@ class ViewerScene:
         with self.lock:
             return dict(self.timesteps[t].frustums)
 
-    def counts(self, t: int, stream: str) -> tuple[int, int, int]:
+    def counts(self, t: int, stream: Stream) -> tuple[int, int, int]:
         """(valid pixels, after the confidence filter, kept after the budget) of a built timestep and stream."""
         with self.lock:
             return self.timesteps[t].counts[stream]
@@ -271,67 +299,71 @@ class ViewerScene:
         """Available timesteps not held because of the memory bound."""
         return self.num_available - len(self.kept_range())
 
-    def next_job(self) -> tuple[str, int, str] | None:
-        """The most useful work left: ``("evict", t, "")`` (a held timestep outside :meth:`kept_range`),
-        ``("drop_splats", t, stream)`` (splats no longer wanted), ``("timestep", t, stream)``, ``("splats", t,
-        stream)``, ``("ground_truth", t, "")`` (place it with the current alignment), ``("recolor", t, stream)``,
-        ``("trajectories", 0, "")``, ``("background", 0, "")``, or None. Order: evicting, dropping splats, then the
+    def next_job(self) -> SceneJob | None:
+        """The most useful work left as a :class:`SceneJob`: ``evict`` t (a held timestep outside
+        :meth:`kept_range`), ``drop_splats`` t stream (splats no longer wanted), ``timestep`` t stream, ``splats`` t
+        stream, ``ground_truth`` t (place it with the current alignment), ``recolor`` t stream, ``trajectories``,
+        ``background``, or None. Order: evicting, dropping splats, then the
         active stream from the current timestep outwards, trajectories, then the other stream, then the
         background."""
         with self.lock:
             kept = self.kept_range()
             for t in self.timesteps:
                 if t not in kept:
-                    return ("evict", t, "")
+                    return SceneJob("evict", t)
             order = sorted(kept, key=lambda t: (abs(t - self.current), t))
             active = self.options.stream
             wanted = set(order[: self.limits.splat_timesteps]) if self.options.render == "splats" else set()
             for t, node in sorted(self.timesteps.items()):
                 for stream in node.splats_built:
                     if stream != active or t not in wanted:
-                        return ("drop_splats", t, stream)
+                        return SceneJob("drop_splats", t, stream)
             streams = [active] + ([s for s in STREAMS if s != active] if self.preload_both_streams else [])
             truth = self.ground_truth
             for index, stream in enumerate(streams):
                 for t in order:
-                    node = self.timesteps.get(t)
-                    if node is None or node.built.get(stream) != self.generation:
-                        return ("timestep", t, stream)
+                    held = self.timesteps.get(t)
+                    if held is None or held.built.get(stream) != self.generation:
+                        return SceneJob("timestep", t, stream)
+                    node = held
                     if stream == active and t in wanted and node.splats_built.get(stream) != self.generation:
-                        return ("splats", t, stream)
+                        return SceneJob("splats", t, stream)
                     if truth is not None and node.ground_truth_version != truth.version:
-                        return ("ground_truth", t, "")
+                        return SceneJob("ground_truth", t)
                     key = self._color_key(node)
                     if node.coloured.get(stream) != key or (
                         stream in node.splats_built and node.splats_coloured.get(stream) != key
                     ):
-                        return ("recolor", t, stream)
+                        return SceneJob("recolor", t, stream)
                 if index == 0 and self._trajectory_count != self.num_available and self.options.show_trajectories:
-                    return ("trajectories", 0, "")
+                    return SceneJob("trajectories")
             if self._trajectory_count != self.num_available:
-                return ("trajectories", 0, "")
+                return SceneJob("trajectories")
             if self.options.show_background and self._background_key != self._wanted_background_key():
-                return ("background", 0, "")
+                return SceneJob("background")
             return None
 
-    def run_job(self, job: tuple[str, int, str]) -> None:
-        kind, t, stream = job
+    def run_job(self, job: SceneJob) -> None:
+        """Do ``job`` (one of :meth:`next_job`'s)."""
+        kind, t = job.kind, job.t
         if kind == "evict":
             self.evict(t)
-        elif kind == "timestep":
-            self.build_timestep(t, stream)
-        elif kind == "splats":
-            self.build_splats(t, stream)
-        elif kind == "drop_splats":
-            self.drop_splats(t, stream)
-        elif kind == "recolor":
-            self.apply_colors(t, stream)
         elif kind == "ground_truth":
             self.build_ground_truth(t)
         elif kind == "trajectories":
             self.build_trajectories()
         elif kind == "background":
             self.build_background()
+        else:
+            stream = job.stream_of_job()
+            if kind == "timestep":
+                self.build_timestep(t, stream)
+            elif kind == "splats":
+                self.build_splats(t, stream)
+            elif kind == "drop_splats":
+                self.drop_splats(t, stream)
+            elif kind == "recolor":
+                self.apply_colors(t, stream)
 
     def evict(self, t: int) -> None:
         """Remove every node of timestep ``t`` (its data leaves viser's buffer); it is rebuilt when needed."""
@@ -368,12 +400,12 @@ class ViewerScene:
         motion = {
             (s, m): scene.add_frame(f"{base}/{s}/{m}", show_axes=False, visible=self._motion_visible(m))
             for s in STREAMS
-            for m in ("static", "dynamic")
+            for m in MOTION_SPLIT
         }
         render = {
             (s, m, r): scene.add_frame(f"{base}/{s}/{m}/{r}", show_axes=False, visible=(r == opts.render))
             for s in STREAMS
-            for m in ("static", "dynamic")
+            for m in MOTION_SPLIT
             for r in RENDER_MODES
         }
         cameras = scene.add_frame(f"{base}/cameras", show_axes=False, visible=opts.show_cameras)
@@ -388,7 +420,7 @@ class ViewerScene:
         frustums: dict[tuple[str, int], viser.CameraFrustumHandle] = {}
         for n, (name, pose) in enumerate(zip(self.names, poses, strict=True)):
             color = camera_color(n)
-            common = dict(
+            common: dict[str, Any] = dict(
                 fov=pose.fov_y, aspect=pose.aspect, scale=frustum_scale, color=color, wxyz=pose.wxyz,
                 position=pose.position, thickness=2.0, thickness_units="screen",
             )  # fmt: skip
@@ -441,7 +473,7 @@ class ViewerScene:
             nodes += [frustum, cloud]
         return frame, nodes
 
-    def build_timestep(self, t: int, stream: str) -> None:
+    def build_timestep(self, t: int, stream: Stream) -> None:
         """(Re)build the clouds of timestep ``t`` and ``stream`` with the current settings."""
         with self.lock:
             generation, settings = self.generation, self.settings
@@ -459,7 +491,11 @@ class ViewerScene:
             key = self._color_key(node)
             colors = self._point_colors(node, stream, key)  # image colours (tinted) until the errors are computed
             for n, (name, cam) in enumerate(zip(self.names, cloud.cameras, strict=True)):
-                for motion, points in (("static", cam.static_points), ("dynamic", cam.dynamic_points)):
+                split: tuple[tuple[Motion, np.ndarray], ...] = (
+                    ("static", cam.static_points),
+                    ("dynamic", cam.dynamic_points),
+                )
+                for motion, points in split:
                     node.clouds[(stream, motion, n)] = self.scene.add_point_cloud(
                         f"{base}/{motion}/points/{name}", points, colors[(motion, n)], point_size=size,
                         point_shape="rounded",
@@ -468,7 +504,7 @@ class ViewerScene:
             node.coloured[stream] = key if key[0] == "image" else ("image", self.options.show_masks)
             node.counts[stream] = (cloud.num_valid, cloud.num_after_conf, cloud.num_kept)
 
-    def build_splats(self, t: int, stream: str) -> None:
+    def build_splats(self, t: int, stream: Stream) -> None:
         """(Re)build the splats of timestep ``t`` and ``stream``: the kept points of :meth:`build_timestep` (same
         filters, same budget draw), lifted to Gaussians by :func:`app.viewer.data.camera_splats`."""
         from app.viewer.data import camera_splats, filter_timestep
@@ -476,8 +512,8 @@ class ViewerScene:
         with self.lock:
             generation, settings, options = self.generation, self.settings, self.options.splat
         cloud = filter_timestep(self.recon, t, stream, settings)
-        cameras = (np.asarray(self.recon.get(name, t)) for name in ("extrinsics", "intrinsics"))
-        per_camera = camera_splats(cloud, *cameras, options)
+        extrinsics, intrinsics = (np.asarray(self.recon.get(name, t)) for name in ("extrinsics", "intrinsics"))
+        per_camera = camera_splats(cloud, extrinsics, intrinsics, options)
         with self.lock:
             if generation != self.generation:
                 return
@@ -487,12 +523,13 @@ class ViewerScene:
             image_key = ("image", self.options.show_masks)
             colors = self._point_colors(node, stream, image_key)  # the points' colours, in the same order
             for n, (static, dynamic) in enumerate(per_camera):
-                for motion, gaussians in (("static", static), ("dynamic", dynamic)):
+                pairs: tuple[tuple[Motion, Gaussians], ...] = (("static", static), ("dynamic", dynamic))
+                for motion, gaussians in pairs:
                     rgb = colors[(motion, n)].astype(np.float32) / 255
                     self._add_splats(node, t, stream, motion, n, gaussians, rgb)
             node.splats_built[stream], node.splats_coloured[stream] = generation, image_key
 
-    def drop_splats(self, t: int, stream: str) -> None:
+    def drop_splats(self, t: int, stream: Stream) -> None:
         """Remove the splats of timestep ``t`` and ``stream`` from the scene (and so from the browser)."""
         with self.lock:
             node = self.timesteps[t]
@@ -502,7 +539,7 @@ class ViewerScene:
                 table.pop(stream, None)
 
     def _add_splats(
-        self, node: _Timestep, t: int, stream: str, motion: str, n: int, gaussians: Gaussians, rgb: np.ndarray
+        self, node: _Timestep, t: int, stream: Stream, motion: Motion, n: int, gaussians: Gaussians, rgb: np.ndarray
     ) -> None:
         if len(gaussians) == 0:
             return  # nothing to draw (viser's splat buffer wants at least one)
@@ -521,12 +558,12 @@ class ViewerScene:
             return ("error", node.ground_truth_version)
         return ("image", self.options.show_masks)
 
-    def _point_colors(self, node: _Timestep, stream: str, key: tuple) -> dict[tuple[str, int], np.ndarray]:
+    def _point_colors(self, node: _Timestep, stream: Stream, key: tuple) -> dict[tuple[Motion, int], np.ndarray]:
         """``(motion, camera) -> uint8 [K, 3]`` colours of the points of ``node`` / ``stream`` for colour ``key``
         (the error colouring needs ``node.errors[stream]``)."""
-        out = {}
+        out: dict[tuple[Motion, int], np.ndarray] = {}
         for n in range(len(self.names)):
-            for motion in ("static", "dynamic"):
+            for motion in MOTION_SPLIT:
                 colors = node.colors[(stream, motion, n)]
                 if key[0] == "error":
                     errors, limit = node.errors[stream]
@@ -536,7 +573,7 @@ class ViewerScene:
                 out[(motion, n)] = colors
         return out
 
-    def _timestep_errors(self, node: _Timestep, t: int, stream: str) -> None:
+    def _timestep_errors(self, node: _Timestep, t: int, stream: Stream) -> None:
         """Fill ``node.errors[stream]``: the distance of every pixel's point to the ground-truth surface and the top
         of the colour scale for this timestep (:mod:`app.reconstruct.error_map`)."""
         if stream in node.errors or self.ground_truth is None or node.truth is None:
@@ -546,13 +583,13 @@ class ViewerScene:
         floor = RELATIVE_FLOOR * (self.scale or 1.0)
         node.errors[stream] = (errors, nice_limit(self._drawn_errors(node, stream, errors), floor))
 
-    def _drawn_errors(self, node: _Timestep, stream: str, errors: np.ndarray) -> np.ndarray:
+    def _drawn_errors(self, node: _Timestep, stream: Stream, errors: np.ndarray) -> np.ndarray:
         """The errors ``[N, H, W]`` of the points drawn for ``node`` / ``stream``, flat."""
         cameras = range(len(self.names))
         parts = [errors[n].reshape(-1)[node.pixels[(stream, m, n)]] for n in cameras for m in MOTION_SPLIT]
         return np.concatenate(parts)
 
-    def apply_colors(self, t: int, stream: str) -> None:
+    def apply_colors(self, t: int, stream: Stream) -> None:
         """Re-send only the colours of ``t`` / ``stream`` (points, and splats when built): image colours with the
         dynamic ones tinted while masks are shown, or the error colouring (:meth:`_color_key`)."""
         with self.lock:
@@ -660,7 +697,7 @@ class ViewerScene:
                 new.frame.visible = True
             self.current = t
 
-    def set_stream(self, stream: str) -> None:
+    def set_stream(self, stream: Stream) -> None:
         if stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
         with self.lock:
@@ -676,7 +713,7 @@ class ViewerScene:
                 for (_, kind), handle in node.motion.items():
                     handle.visible = self._motion_visible(kind)
 
-    def set_render(self, render: str) -> None:
+    def set_render(self, render: RenderMode) -> None:
         """Draw points or splats (:data:`RENDER_MODES`); the worker builds (or, for points, removes) the splats."""
         if render not in RENDER_MODES:
             raise ValueError(f"render mode must be one of {RENDER_MODES}, got {render!r}")
@@ -766,9 +803,9 @@ class ViewerScene:
             for node in self.timesteps.values():
                 for handle in node.clouds.values():
                     handle.point_size = size
-                for handle in node.ground_truth_nodes:
-                    if isinstance(handle, viser.PointCloudHandle):
-                        handle.point_size = size
+                for truth_node in node.ground_truth_nodes:
+                    if isinstance(truth_node, viser.PointCloudHandle):
+                        truth_node.point_size = size
             if self._background is not None:
                 self._background.point_size = size
 
