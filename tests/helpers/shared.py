@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.reference_config import config_from_reference
 from vggt_t_mv import ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,4 +31,4 @@ def require(path: Path, what: str) -> Path:
 
 def fixture_config(fixture_dir: Path) -> ModelConfig:
     """The model configuration described by a fixture folder's config.json (its ``mask`` section included)."""
-    return ModelConfig.from_reference(json.loads((fixture_dir / "config.json").read_text()))
+    return config_from_reference(json.loads((fixture_dir / "config.json").read_text()))
