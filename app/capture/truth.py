@@ -10,12 +10,10 @@ import numpy as np
 
 from app.capture.calibration import (
     CalibrationError,
-    LengthUnit,
     RigCalibration,
     calibration_beside,
     load_calibration,
 )
-from app.capture.calibration.load import read_calibration_file
 from app.capture.calibration.undistort import Undistorter
 from app.capture.ground_truth import (
     GT_FORMS,
@@ -27,7 +25,7 @@ from app.capture.ground_truth import (
     check_camera,
     ground_truth_folders,
 )
-from app.capture.layout import dataset_images, discover
+from app.capture.layout import Discovery, dataset_images, discover
 from app.capture.sources import CaptureError, open_source
 from vggt_t_mv.data.realdata import load_realdata
 from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE, read_recorded_capture
@@ -37,16 +35,16 @@ class CalibrationGroundTruth(GroundTruth):
     """The cameras of a capture's rig calibration (module docstring): intrinsics and OpenCV camera-from-world
     extrinsics per camera (per frame for a moving rig), no depth, no masks."""
 
-    def __init__(self, folder: Path, calibration_path: Path) -> None:
-        discovery = discover(folder)
+    def __init__(self, calibration_path: Path, discovery: Discovery) -> None:
         sources = [open_source(name, path, files) for name, path, files in discovery.cameras]
         self.camera_names = [source.name for source in sources]
         self.num_cameras = len(sources)
         sizes = [(int(source.width), int(source.height)) for source in sources]
         self.image_hws = [(height, width) for width, height in sizes]
         # Training and scaled metrics do not depend on the unit: a file that states none is read as 'arbitrary'.
-        units: LengthUnit | None = None if read_calibration_file(calibration_path).units is not None else "arbitrary"
-        self.calibration: RigCalibration = load_calibration(calibration_path, self.camera_names, sizes, units)
+        self.calibration: RigCalibration = load_calibration(
+            calibration_path, self.camera_names, sizes, unstated_units="arbitrary"
+        )
         self.path = self.calibration.path
         if not self.calibration.has_extrinsics:
             raise GroundTruthError(
@@ -72,19 +70,20 @@ class CalibrationGroundTruth(GroundTruth):
         return Undistorter.for_camera(self.calibration.cameras[n], size)
 
 
-def holds_capture(folder: Path) -> bool:
-    """Whether ``folder`` holds camera frames ``run`` reads (videos, image folders, a time-major tree)."""
+def capture_discovery(folder: Path) -> Discovery | None:
+    """The cameras ``run`` finds in ``folder`` (videos, image folders, a time-major tree); None when it holds none."""
     try:
-        return bool(discover(folder).cameras)
+        discovery = discover(folder)
     except CaptureError:
-        return False
+        return None
+    return discovery if discovery.cameras else None
 
 
 def calibration_ground_truth_at(folder: Path) -> Path | None:
     """The calibration beside the frames of the capture ``folder`` (:func:`calibration_beside`), when ``folder``
     holds frames; else None."""
     beside = calibration_beside(folder)
-    return beside if beside is not None and holds_capture(folder) else None
+    return beside if beside is not None and capture_discovery(folder) is not None else None
 
 
 def open_ground_truth(path: str | Path) -> GroundTruth:
@@ -104,9 +103,10 @@ def open_ground_truth(path: str | Path) -> GroundTruth:
             return truth
         if ground_truth_folders(path) and dataset_images(path) is not None:
             return DatasetGroundTruth(path)
-        beside = calibration_ground_truth_at(path)
-        if beside is not None:
-            return CalibrationGroundTruth(path, beside)
+        beside = calibration_beside(path)
+        discovery = capture_discovery(path) if beside is not None else None
+        if beside is not None and discovery is not None:
+            return CalibrationGroundTruth(beside, discovery)
         return SequenceGroundTruth(path, load_realdata(path, every=1))
     except GroundTruthError:
         raise

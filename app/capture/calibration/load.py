@@ -139,11 +139,13 @@ def load_calibration(
     camera_names: list[str],
     source_sizes: list[tuple[int, int]] | None = None,
     units: LengthUnit | None = None,
+    unstated_units: LengthUnit | None = None,
 ) -> RigCalibration:
     """Read the calibration at ``path`` and match it to the capture's ``camera_names``.
 
     ``source_sizes``: each capture camera's frame ``(width, height)``; a calibration of another size is refused
-    naming both. ``units`` (``--calibration-units``) overrides the file's or the inferred unit.
+    naming both. ``units`` (``--calibration-units``) overrides the file's or the inferred unit; ``unstated_units``
+    is taken, instead of inferring one from the camera spacing, when the file states no unit.
     """
     found = read_calibration_file(path)
     cameras, match = match_cameras(found, camera_names)
@@ -158,6 +160,8 @@ def load_calibration(
             found.units,
             "the dataset's own" if found.format == "dataset" else f"as {FORMAT_NAMES[found.format]} states",
         )
+    elif unstated_units is not None:
+        chosen, source = unstated_units, "the file states none"
     elif not all(c.extrinsics is not None for c in cameras):
         chosen, source = "arbitrary", "no extrinsics"
     else:
