@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vggt_t_mv.config import ATTENTION_KINDS, STREAMS, AttentionKind, ModelConfig
+from vggt_t_mv.config import ATTENTION_KINDS, STREAMS, AttentionKind, ModelConfig, StreamName
 from vggt_t_mv.heads.mask import MaskFusion, SpatialMaskHead, pool_to_patches
 from vggt_t_mv.heads.page4d_mask import PageMask, build_page_mask_head, upsample_patches
 from vggt_t_mv.layers.block import Block, RowBias
@@ -126,6 +126,9 @@ class Aggregator(nn.Module):
     With ``T = 1`` these are exactly VGGT's frame and global attention over ``S = N`` frames.
     """
 
+    _image_mean: Tensor  # buffers [3, 1, 1], registered in __init__
+    _image_std: Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -154,7 +157,7 @@ class Aggregator(nn.Module):
             # Keyed by layer number, so pose_time_blocks.12 is the copy of time_blocks.12.
             for stream in STREAMS:
                 for kind in cfg.aa_order:
-                    copies = nn.ModuleDict({str(i): self._make_block() for i in range(cfg.stream_split, cfg.depth)})
+                    copies = nn.ModuleDict({str(i): self._make_block() for i in range(trunk_depth, cfg.depth)})
                     setattr(self, f"{stream}_{kind}_blocks", copies)
         if cfg.page4d_mask is not None:
             self.spatial_mask_head = build_page_mask_head(cfg.page4d_mask, dim)
@@ -257,7 +260,7 @@ class Aggregator(nn.Module):
         tokens = self.embed(images)
         if external_masks is not None:
             external_masks = external_masks.flatten(1, 2)
-        return self.alternate(tokens, tuple(images.shape[-2:]), layers, external_masks)
+        return self.alternate(tokens, (images.shape[-2], images.shape[-1]), layers, external_masks)
 
     def embed(self, images: Tensor) -> Tensor:
         """Images ``[B, T, N, 3, H, W]`` in [0, 1] -> input tokens ``[B, T, N, P, C]`` (special tokens, patches)."""
@@ -327,7 +330,7 @@ class Aggregator(nn.Module):
         if cfg.stream_mode == "branched":
             run(x, keep=keep_pose, outputs=out.pose_layers, stream="pose", key_bias=pose_bias)
             run(x, keep=keep_geo, outputs=out.geo_layers, stream="geo", key_bias=geo_bias)
-        elif pose_bias is None:
+        elif pose_bias is None or geo_bias is None:  # both or neither (_stream_key_bias)
             # Same weights, no bias: the two streams are identical, compute them once.
             shared: list[Tensor | None] = [None] * cfg.depth
             run(x, keep=keep_pose | keep_geo, outputs=shared, stream=None, key_bias=None)
@@ -350,9 +353,10 @@ class Aggregator(nn.Module):
                 key_bias=torch.cat([pose_bias, geo_bias]),
             )
             for i in stream_layers:
-                if both[i] is not None:
-                    out.pose_layers[i] = both[i][:batch] if i in keep_pose else None
-                    out.geo_layers[i] = both[i][batch:] if i in keep_geo else None
+                layer = both[i]
+                if layer is not None:
+                    out.pose_layers[i] = layer[:batch] if i in keep_pose else None
+                    out.geo_layers[i] = layer[batch:] if i in keep_geo else None
         return out
 
     def _stream_key_bias(
@@ -366,7 +370,7 @@ class Aggregator(nn.Module):
         lambda_pose, lambda_geo = self.lambdas()
         return -lambda_pose * per_token, lambda_geo * per_token
 
-    def _block(self, kind: str, index: int, stream: str | None) -> Block:
+    def _block(self, kind: AttentionKind, index: int, stream: StreamName | None) -> Block:
         if stream is None or self.cfg.stream_mode == "shared":
             return getattr(self, f"{kind}_blocks")[index]
         return getattr(self, f"{stream}_{kind}_blocks")[str(index)]
@@ -376,6 +380,8 @@ class Aggregator(nn.Module):
         upstream): fills ``state`` with the mask head output, the per-pixel mask (``u`` fused with external
         masks), the per-patch ``m`` for the stream biases and the camera-row key bias ``r * c``."""
         cfg, start = self.cfg, self.patch_start_idx
+        if cfg.page4d_mask is None:
+            raise ValueError("page_mask_from_tokens needs a model with a PAGE-4D mask (ModelConfig.page4d_mask)")
         batch, times, views, per_frame, _ = x.shape
         grid_hw = (state.image_hw[0] // cfg.patch_size, state.image_hw[1] // cfg.patch_size)
         page = self.spatial_mask_head(x.detach().reshape(batch, times * views, per_frame, -1), start, grid_hw)
@@ -399,7 +405,7 @@ class Aggregator(nn.Module):
         layer_range: range,
         keep: set[int],
         outputs: list[Tensor | None],
-        stream: str | None,
+        stream: StreamName | None,
         key_bias: Tensor | None,
         state: MaskState,
     ) -> Tensor:

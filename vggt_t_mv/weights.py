@@ -299,7 +299,7 @@ class LoadReport:
     sources: dict[str, str] = field(default_factory=dict)
     unused: dict[str, list[str]] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
-    layouts: dict[str, str] = field(default_factory=dict)
+    layouts: dict[str, Layout] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property

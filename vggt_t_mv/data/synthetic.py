@@ -34,6 +34,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -42,6 +43,8 @@ from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE, read_recorded_capture
 from vggt_t_mv.npgeometry import camera_centers
 
 README_FILE = "README.txt"
+CaptureWriteFormat = Literal["video", "images"]  # one mp4 per camera, or one folder of PNGs per camera
+DepthDtype = Literal["float32", "uint16"]  # ground-truth depth: metres, or whole millimetres
 _FORMAT_VERSION = 1
 DEPTH_UINT16_SCALE = 1e-3  # metres per unit of depth stored as uint16 (depth_dtype="uint16")
 _CAPTURE_ENTRY = re.compile(r"^cam\d+(\.mp4)?$")
@@ -635,7 +638,7 @@ def _write_images(folder: Path, frames: np.ndarray) -> None:
             raise RuntimeError(f"OpenCV could not write {folder / f'{index:06d}.png'}")
 
 
-def _readme_text(rig: SyntheticRig, fmt: str, depth_dtype: str) -> str:
+def _readme_text(rig: SyntheticRig, fmt: CaptureWriteFormat, depth_dtype: DepthDtype) -> str:
     height, width = rig.image_hw
     layout = "cam0.mp4, cam1.mp4, ... (mp4v)" if fmt == "video" else "cam0/000000.png, ... (lossless PNG)"
     depth = "float32 metres" if depth_dtype == "float32" else "uint16 millimetres (metres = depth * depth_scale)"
@@ -653,7 +656,7 @@ def _readme_text(rig: SyntheticRig, fmt: str, depth_dtype: str) -> str:
     )
 
 
-def _encode_depth(depth: np.ndarray, depth_dtype: str) -> tuple[np.ndarray, float]:
+def _encode_depth(depth: np.ndarray, depth_dtype: DepthDtype) -> tuple[np.ndarray, float]:
     """Depth ``[T, N, H, W]`` float32 -> (stored array, metres per stored unit)."""
     if depth_dtype == "float32":
         return depth.astype(np.float32), 1.0
@@ -663,7 +666,7 @@ def _encode_depth(depth: np.ndarray, depth_dtype: str) -> tuple[np.ndarray, floa
     return units.astype(np.uint16), DEPTH_UINT16_SCALE
 
 
-def _write_ground_truth(rig: SyntheticRig, path: Path, depth_dtype: str) -> None:
+def _write_ground_truth(rig: SyntheticRig, path: Path, depth_dtype: DepthDtype) -> None:
     """Write the ground truth (everything but the images, ``valid`` and ``world_points``, which are derived)."""
     config_json = json.dumps(rig.config.to_dict()) if rig.config is not None else ""
     depth, depth_scale = _encode_depth(rig.depth, depth_dtype)
@@ -686,9 +689,9 @@ def write_capture(
     rig: SyntheticRig,
     folder: str | Path,
     *,
-    fmt: str = "video",
+    fmt: CaptureWriteFormat = "video",
     overwrite: bool = False,
-    depth_dtype: str = "float32",
+    depth_dtype: DepthDtype = "float32",
 ) -> Path:
     """Write ``rig`` as a capture folder and return its path.
 
@@ -699,9 +702,9 @@ def write_capture(
     ``overwrite``; then earlier ``cam*`` entries, the ground truth and the README are removed first (other files
     are left alone).
     """
-    if fmt not in ("video", "images"):
+    if fmt not in get_args(CaptureWriteFormat):
         raise ValueError(f"fmt must be 'video' or 'images', got {fmt!r}")
-    if depth_dtype not in ("float32", "uint16"):
+    if depth_dtype not in get_args(DepthDtype):
         raise ValueError(f"depth_dtype must be 'float32' or 'uint16', got {depth_dtype!r}")
     folder = Path(folder)
     _prepare_folder(folder, overwrite)

@@ -105,6 +105,44 @@ class FusionBlock(nn.Module):
         return self.out_conv(x)
 
 
+class DPTScratch(nn.Module):
+    """The DPT head's fusion stage (upstream's ``scratch``, same state-dict names): a 3x3 conv per read layer to
+    ``features`` channels, four RefineNet fusion blocks, and the output convolutions (``output_conv2``, which
+    predicts the values and the confidence, only when the head is not ``feature_only``)."""
+
+    def __init__(self, out_channels: Sequence[int], features: int, output_dim: int, feature_only: bool) -> None:
+        super().__init__()
+        if len(out_channels) != 4:
+            raise ValueError(f"the DPT head reads four layers; got out_channels={tuple(out_channels)}")
+        convs = [nn.Conv2d(channels, features, 3, padding=1, bias=False) for channels in out_channels]
+        self.layer1_rn, self.layer2_rn, self.layer3_rn, self.layer4_rn = convs
+        self.refinenet1 = FusionBlock(features)
+        self.refinenet2 = FusionBlock(features)
+        self.refinenet3 = FusionBlock(features)
+        self.refinenet4 = FusionBlock(features, has_residual=False)
+        self.output_conv1 = nn.Conv2d(features, features if feature_only else features // 2, 3, padding=1)
+        self.output_conv2: nn.Sequential | None = None
+        if not feature_only:
+            self.output_conv2 = nn.Sequential(
+                nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, output_dim, 1)
+            )
+
+    def fuse(self, maps: Sequence[Tensor]) -> Tensor:
+        """Four resized layer maps ``[B*F, C_i, h_i, w_i]`` (finest first) -> fused features ``[B*F, C, h_1, w_1]``
+        after ``output_conv1``."""
+        rn1, rn2, rn3, rn4 = (
+            self.layer1_rn(maps[0]),
+            self.layer2_rn(maps[1]),
+            self.layer3_rn(maps[2]),
+            self.layer4_rn(maps[3]),
+        )
+        x = self.refinenet4(rn4, size=rn3.shape[2:])
+        x = self.refinenet3(x, rn3, size=rn2.shape[2:])
+        x = self.refinenet2(x, rn2, size=rn1.shape[2:])
+        x = self.refinenet1(x, rn1)
+        return self.output_conv1(x)
+
+
 class DPTHead(nn.Module):
     """Dense Prediction Transformer head over four aggregator layers (VGGT's state-dict layout).
 
@@ -144,20 +182,7 @@ class DPTHead(nn.Module):
                 nn.Conv2d(out_channels[3], out_channels[3], kernel_size=3, stride=2, padding=1),
             ]
         )
-        self.scratch = nn.Module()
-        for index, channels in enumerate(out_channels, start=1):
-            setattr(self.scratch, f"layer{index}_rn", nn.Conv2d(channels, features, 3, padding=1, bias=False))
-        self.scratch.refinenet1 = FusionBlock(features)
-        self.scratch.refinenet2 = FusionBlock(features)
-        self.scratch.refinenet3 = FusionBlock(features)
-        self.scratch.refinenet4 = FusionBlock(features, has_residual=False)
-        if feature_only:
-            self.scratch.output_conv1 = nn.Conv2d(features, features, 3, padding=1)
-        else:
-            self.scratch.output_conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
-            self.scratch.output_conv2 = nn.Sequential(
-                nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, output_dim, 1)
-            )
+        self.scratch = DPTScratch(out_channels, features, output_dim, feature_only)
 
     def forward(
         self,
@@ -177,20 +202,26 @@ class DPTHead(nn.Module):
             ``feature_only``: features ``[B, S, features, H/down, W/down]``; otherwise values
             ``[B, S, H, W, output_dim-1]`` and confidence ``[B, S, H, W]``.
         """
-        num_frames = layers[self.intermediate_layers[0]].shape[1]
-        if not frames_chunk_size or frames_chunk_size >= num_frames:
-            return self._forward_frames(layers, image_hw, patch_start_idx, 0, num_frames)
-        chunks = [
-            self._forward_frames(layers, image_hw, patch_start_idx, start, min(start + frames_chunk_size, num_frames))
-            for start in range(0, num_frames, frames_chunk_size)
-        ]
+        first = layers[self.intermediate_layers[0]]
+        if first is None:
+            raise ValueError(f"aggregator layer {self.intermediate_layers[0]} was not kept but the DPT head reads it")
+        num_frames = first.shape[1]
+        step = frames_chunk_size if frames_chunk_size and frames_chunk_size < num_frames else num_frames
+        spans = [(start, min(start + step, num_frames)) for start in range(0, num_frames, step)]
         if self.feature_only:
-            return torch.cat(chunks, dim=1)
-        return torch.cat([c[0] for c in chunks], dim=1), torch.cat([c[1] for c in chunks], dim=1)
+            features = [self._features(layers, image_hw, patch_start_idx, start, end) for start, end in spans]
+            return features[0] if len(features) == 1 else torch.cat(features, dim=1)
+        predicted = [
+            self._predict(self._features(layers, image_hw, patch_start_idx, start, end)) for start, end in spans
+        ]
+        if len(predicted) == 1:
+            return predicted[0]
+        return torch.cat([values for values, _ in predicted], dim=1), torch.cat([c for _, c in predicted], dim=1)
 
-    def _forward_frames(
+    def _features(
         self, layers: Sequence[Tensor | None], image_hw: tuple[int, int], patch_start_idx: int, start: int, end: int
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    ) -> Tensor:
+        """Fused features ``[B, end-start, C, H/down, W/down]`` of frames ``start:end``."""
         height, width = image_hw
         grid_h, grid_w = height // self.patch_size, width // self.patch_size
         maps = []
@@ -206,26 +237,23 @@ class DPTHead(nn.Module):
             if self.pos_embed:
                 x = self._add_pos_embed(x, width / height)
             maps.append(self.resize_layers[slot](x))
-        x = self._fuse(maps)
+        x = self.scratch.fuse(maps)
         out_hw = (int(grid_h * self.patch_size / self.down_ratio), int(grid_w * self.patch_size / self.down_ratio))
         x = F.interpolate(x, size=out_hw, mode="bilinear", align_corners=True)
         if self.pos_embed:
             x = self._add_pos_embed(x, width / height)
-        if self.feature_only:
-            return x.view(batch, frames, *x.shape[1:])
-        x = self.scratch.output_conv2(x).permute(0, 2, 3, 1)
+        return x.view(batch, frames, *x.shape[1:])
+
+    def _predict(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Features ``[B, F, C, H, W]`` -> activated values ``[B, F, H, W, output_dim-1]`` and confidence
+        ``[B, F, H, W]``."""
+        if self.scratch.output_conv2 is None:
+            raise ValueError("a feature_only DPT head predicts no values")
+        batch, frames = features.shape[:2]
+        x = self.scratch.output_conv2(features.flatten(0, 1)).permute(0, 2, 3, 1)
         values = activate_values(x[..., :-1], self.activation)
         conf = activate_confidence(x[..., -1], self.conf_activation)
         return values.view(batch, frames, *values.shape[1:]), conf.view(batch, frames, *conf.shape[1:])
-
-    def _fuse(self, maps: list[Tensor]) -> Tensor:
-        s = self.scratch
-        rn1, rn2, rn3, rn4 = (getattr(s, f"layer{i}_rn")(m) for i, m in enumerate(maps, start=1))
-        x = s.refinenet4(rn4, size=rn3.shape[2:])
-        x = s.refinenet3(x, rn3, size=rn2.shape[2:])
-        x = s.refinenet2(x, rn2, size=rn1.shape[2:])
-        x = s.refinenet1(x, rn1)
-        return s.output_conv1(x)
 
     @staticmethod
     def _add_pos_embed(x: Tensor, aspect_ratio: float, scale: float = 0.1) -> Tensor:

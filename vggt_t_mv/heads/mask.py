@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vggt_t_mv.config import ExternalMasks
+
 
 class SpatialMaskHead(nn.Module):
     """Per-pixel dynamic logits from the shared trunk's tokens at the stream split.
@@ -58,7 +60,7 @@ class MaskFusion(nn.Module):
     Both inputs are in [0, 1], so the result is too.
     """
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: ExternalMasks) -> None:
         super().__init__()
         self.mode = mode
         if mode == "fuse":

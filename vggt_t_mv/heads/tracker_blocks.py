@@ -8,16 +8,19 @@ Parameter names follow the upstream checkpoint layout.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+GridPadding = Literal["zeros", "border", "reflection"]  # torch grid_sample's padding modes
+
 # ---------------------------------------------------------------------------
 # sampling
 
 
-def sample_grid_pixels(maps: Tensor, points: Tensor, padding_mode: str = "border") -> Tensor:
+def sample_grid_pixels(maps: Tensor, points: Tensor, padding_mode: GridPadding = "border") -> Tensor:
     """Bilinear lookup with pixel-unit (x, y) coordinates, pixel centres at integers.
 
     maps [N, C, H, W]; points [N, Ho, Wo, 2] as (x, y) in [0, W-1] x [0, H-1].

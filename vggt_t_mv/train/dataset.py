@@ -327,7 +327,7 @@ def resize_window(
     top, left = (rh - th) // 2, (rw - tw) // 2
     lead = images.shape[:2]
 
-    def resize(x: Tensor, mode: str) -> Tensor:
+    def resize(x: Tensor, mode: Literal["nearest", "bilinear"]) -> Tensor:
         flat = x.reshape(-1, *x.shape[2:]) if x.dim() == 5 else x.reshape(-1, 1, *x.shape[2:])
         kwargs = {"align_corners": False, "antialias": True} if mode == "bilinear" else {}
         out = F.interpolate(flat.float(), size=(rh, rw), mode=mode, **kwargs)[..., top : top + th, left : left + tw]
