@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -36,7 +37,8 @@ from app.capture.sources import CaptureError
 from vggt_t_mv.data.images import ImageReadError, read_image
 from vggt_t_mv.data.recorded import Sequence
 
-GROUND_TRUTH_FOLDERS = ("depths", "intrs", "extrs")
+GroundTruthFolder = Literal["depths", "intrs", "extrs"]  # a dataset root's per-frame .npy folders
+GROUND_TRUTH_FOLDERS: tuple[GroundTruthFolder, ...] = ("depths", "intrs", "extrs")
 GT_FORMS = (
     "a dataset root (images/ with depths/, intrs/, extrs/ beside it, per-frame .npy), a recorded capture with "
     "ground_truth.npz (or that file), a capture with its rig calibration beside the frames (cameras only), or a "
@@ -49,7 +51,7 @@ class GroundTruthError(CaptureError):
     """Ground truth that cannot be read or does not fit the reconstruction; the message names the file."""
 
 
-def ground_truth_folders(root: Path) -> list[str]:
+def ground_truth_folders(root: Path) -> list[GroundTruthFolder]:
     """The ground-truth folders (``depths``, ``intrs``, ``extrs``) present in a dataset root."""
     return [name for name in GROUND_TRUTH_FOLDERS if (root / name).is_dir()]
 
@@ -158,11 +160,14 @@ def _load_npy(file: Path, shapes: tuple[tuple[int, ...], ...] | None, what: str)
 class DatasetGroundTruth(GroundTruth):
     """A dataset root's per-frame ``.npy`` ground truth (module docstring)."""
 
+    camera_names: list[str]  # a dataset root's cameras always have names
+
     def __init__(self, root: Path) -> None:
         self.path, self.root = root, root
-        self.images = dataset_images(root)
-        if self.images is None:
+        images = dataset_images(root)
+        if images is None:
             raise GroundTruthError(f"ground truth {root}: no images/ (or rgb/, frames/) folder; {GT_FORMS}")
+        self.images = images
         found = ground_truth_folders(root)
         missing = [name for name in ("intrs", "extrs") if name not in found]
         if missing:
@@ -173,9 +178,11 @@ class DatasetGroundTruth(GroundTruth):
         discovery = discover(self.images)
         self.camera_names = [name for name, _, _ in discovery.cameras]
         self.num_cameras = len(self.camera_names)
-        self.files = {name: files for name, _, files in discovery.cameras}
-        if any(files is None for files in self.files.values()):
-            raise GroundTruthError(f"ground truth {root}: per-frame .npy files need image frames, not videos")
+        self.files: dict[str, list[Path]] = {}
+        for name, _, files in discovery.cameras:
+            if files is None:
+                raise GroundTruthError(f"ground truth {root}: per-frame .npy files need image frames, not videos")
+            self.files[name] = files
         self.num_frames = min(len(files) for files in self.files.values())
         self.has_depth = "depths" in found
         self.empty_depth: list[Path] = []  # depth files read so far with no valid value (all NaN, inf or <= 0)
@@ -193,7 +200,7 @@ class DatasetGroundTruth(GroundTruth):
             f"{self.empty_depth[0]}: the depth and point metrics leave those frames out; check the depth files"
         )
 
-    def file(self, kind: str, image: Path, camera: str) -> Path:
+    def file(self, kind: GroundTruthFolder, image: Path, camera: str) -> Path:
         """The ``.npy`` of ``kind`` (depths, intrs, extrs) for ``image``: per frame, else per camera."""
         per_frame = (self.root / kind / image.relative_to(self.images)).with_suffix(".npy")
         if per_frame.is_file():
@@ -216,7 +223,7 @@ class DatasetGroundTruth(GroundTruth):
             raise GroundTruthError(f"ground truth {error}") from None
         loaded: dict[Path, np.ndarray] = {}
 
-        def load(kind: str, image: Path, shapes: tuple[tuple[int, ...], ...], what: str) -> np.ndarray:
+        def load(kind: GroundTruthFolder, image: Path, shapes: tuple[tuple[int, ...], ...], what: str) -> np.ndarray:
             file = self.file(kind, image, camera)
             if file not in loaded:
                 loaded[file] = _load_npy(file, shapes, what)[:3].astype(np.float64)

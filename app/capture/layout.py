@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from app.capture.sources import CaptureError, discover_cameras, images_in, is_video, natural_key
+from app.capture.sources import CameraEntry, CaptureError, discover_cameras, images_in, is_video, natural_key
+from app.common.vocab import CaptureForm
 
 CaptureLayout = Literal["camera-major", "time-major"]
 LayoutChoice = Literal["auto", "camera-major", "time-major"]
-LAYOUT_CHOICES: tuple[str, ...] = get_args(LayoutChoice)
+LAYOUT_CHOICES: tuple[LayoutChoice, ...] = get_args(LayoutChoice)
 IMAGE_ROOT_NAMES = ("images", "rgb", "frames")
 _TIME_NAME = re.compile(r"(?:t|ts|time|timestep|step|f|frame|img|image)?[_-]?\d+", re.IGNORECASE)
 
@@ -183,8 +184,8 @@ class Discovery:
     root), the dataset ``root`` (when the capture is, or is the images folder of, one), the time-major ``tree``
     and warnings."""
 
-    form: str
-    cameras: list[tuple[str, Path, list[Path] | None]]
+    form: CaptureForm
+    cameras: list[CameraEntry]
     layout: CaptureLayout
     folder: Path
     root: Path | None = None
@@ -225,7 +226,9 @@ def discover(path: Path, layout: LayoutChoice = "auto") -> Discovery:
     notes = [decision.warning] if decision.warning else []
     if decision.tree is not None:
         tree = decision.tree
-        cameras = [(name, folder, files) for name, files in zip(tree.camera_names, tree.files, strict=True)]
+        cameras: list[CameraEntry] = [
+            (name, folder, files) for name, files in zip(tree.camera_names, tree.files, strict=True)
+        ]
         return Discovery("time_major", cameras, "time-major", folder, root, tree, notes)
     form, cameras = discover_cameras(folder)
     return Discovery(form, cameras, "camera-major", folder, root, None, notes)

@@ -58,15 +58,15 @@ class MaskSource:
 
     def __init__(self, camera: str, path: Path, files: list[Path] | None) -> None:
         self.camera, self.path, self.files = camera, path, files
-        self.video = None if files is not None else VideoSource(camera, path)
-        self.num_frames = len(files) if files is not None else self.video.num_frames
+        self.frames: list[Path] | VideoSource = files if files is not None else VideoSource(camera, path)
+        self.num_frames = len(self.frames) if isinstance(self.frames, list) else self.frames.num_frames
         first = self.read(0)
         self.height, self.width = first.shape
 
     def read(self, index: int) -> np.ndarray:
-        if self.files is not None:
-            return read_mask_image(self.files[int(index)])
-        frame = self.video.read(int(index))
+        if isinstance(self.frames, list):
+            return read_mask_image(self.frames[int(index)])
+        frame = self.frames.read(int(index))
         return (frame[..., 0] > 127).astype(np.uint8) * 255
 
     def first_file(self) -> Path:

@@ -163,8 +163,6 @@ def resolve_preprocess(
     return resolved, []
 
 
-
-
 def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Area-average downscale of ``image [h, w, ...]`` to ``size = (width, height)``.
 

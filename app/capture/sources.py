@@ -24,16 +24,21 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from app.capture.decoder_log import SINGLE_THREAD_DECODING, DecoderLog
+from app.common.vocab import CaptureForm
 from vggt_t_mv.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image, to_rgb_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 MAX_DAMAGE_WARNINGS = 3  # per camera: damaged frames named; then one line says there are more
 TIMESTAMP_FILES = ("timestamps.csv",)
+SourceKind = Literal["video", "images"]  # what one camera's frames come from
+# a camera found in a capture: its name, its path, its image files (None for a video)
+CameraEntry = tuple[str, Path, list[Path] | None]
 
 
 class CaptureError(ValueError):
@@ -53,7 +58,7 @@ def natural_key(text: str) -> list:
 class CameraSource:
     """One camera: a video file or an ordered list of image files. Frames are RGB uint8 ``[H, W, 3]``."""
 
-    kind: str = ""
+    kind: SourceKind  # each kind of source sets it
 
     def __init__(self, name: str, path: Path) -> None:
         self.name, self.path = name, path
@@ -225,7 +230,7 @@ def open_source(name: str, path: Path, files: list[Path] | None = None) -> Camer
     return VideoSource(name, path)
 
 
-def discover_cameras(path: Path) -> tuple[str, list[tuple[str, Path, list[Path] | None]]]:
+def discover_cameras(path: Path) -> tuple[CaptureForm, list[CameraEntry]]:
     """The capture's form and its cameras ``(name, path, image files or None for a video)``, sorted naturally."""
     if not path.exists():
         raise CaptureError(f"capture {path} does not exist; pass a folder of camera videos or image folders")
@@ -237,7 +242,7 @@ def discover_cameras(path: Path) -> tuple[str, list[tuple[str, Path, list[Path] 
             "pass a video or a folder of camera videos / image folders"
         )
     entries = sorted(path.iterdir(), key=lambda p: natural_key(p.name))
-    cameras: list[tuple[str, Path, list[Path] | None]] = []
+    cameras: list[CameraEntry] = []
     for entry in entries:
         if is_video(entry):
             cameras.append((entry.stem, entry, None))

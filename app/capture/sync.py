@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from app.capture.sources import CameraSource, CaptureError
+from app.common.vocab import SyncKind
 
 CAMERA_COLUMNS = ("cam_id", "camera", "cam", "camera_name", "port")
 TIME_COLUMNS = ("frame_time", "timestamp", "time")
@@ -42,7 +43,7 @@ FRAME_COLUMNS = ("frame_index", "frame")
 class SyncResult:
     """``frame_index [T, N]`` source frame per timestep and camera; ``times [T, N]`` seconds or None."""
 
-    mode: str
+    mode: SyncKind
     frame_index: np.ndarray
     times: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
@@ -73,7 +74,7 @@ def sync_by_index(sources: list[CameraSource]) -> SyncResult:
     return SyncResult("index", frame_index, times, notes)
 
 
-def _nearest_sync(ref_times: np.ndarray, camera_times: list[np.ndarray], mode: str, note: str) -> SyncResult:
+def _nearest_sync(ref_times: np.ndarray, camera_times: list[np.ndarray], mode: SyncKind, note: str) -> SyncResult:
     """Each reference time -> every camera's nearest frame; timesteps with a camera > half a frame off dropped."""
     columns, keep = [], np.ones(len(ref_times), dtype=bool)
     for times in camera_times:
@@ -95,9 +96,14 @@ def _nearest_sync(ref_times: np.ndarray, camera_times: list[np.ndarray], mode: s
 
 
 def sync_by_fps(sources: list[CameraSource]) -> SyncResult:
-    camera_times = [np.arange(s.num_frames) / s.fps for s in sources]
-    ref = int(np.argmin([s.fps for s in sources]))
-    detail = ", ".join(f"{s.name}: {s.fps:g}" for s in sources)
+    rates: list[float] = []
+    for source in sources:
+        if not source.fps:
+            raise CaptureError(f"--sync fps: camera {source.name} reports no frame rate; use --timestamps")
+        rates.append(source.fps)
+    camera_times = [np.arange(s.num_frames) / fps for s, fps in zip(sources, rates, strict=True)]
+    ref = int(np.argmin(rates))
+    detail = ", ".join(f"{s.name}: {fps:g}" for s, fps in zip(sources, rates, strict=True))
     note = (
         f"cameras have different frame rates ({detail}); synchronized by time (frame k at k / fps, all starting "
         f"together) at the rate of {sources[ref].name}. Give a timestamps CSV (--timestamps) if they did not start "

@@ -3,12 +3,17 @@ validation and click choices). GUI labels map onto these values; they are not vo
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 Stream = Literal["geo", "pose"]  # geo: the point head's map; pose: depth unprojected with the predicted cameras
 Motion = Literal["all", "static", "dynamic"]  # pixel filter on the dynamic probability (selection.pixel_filter)
 PreprocessMode = Literal["auto", "crop", "pad"]  # auto: crop unless that cuts too much, then pad
 SyncMode = Literal["auto", "index", "fps", "timestamps"]
+# how a capture's frames were matched across cameras (app.capture.sync.SyncResult): by frame number, by each camera's
+# frame rate, by a timestamps CSV, or a single timestep of still images
+SyncKind = Literal["index", "fps", "timestamps", "static"]
+# what a capture folder holds (app.capture.sources.discover_cameras, app.capture.layout.discover)
+CaptureForm = Literal["videos", "image_folders", "mixed", "static_images", "single_video", "time_major"]
 DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
 RenderMode = Literal["points", "splats"]  # the viewer draws point clouds or Gaussian splats
 ShowMode = Literal["prediction", "ground truth", "both"]  # what the viewer draws when it has a ground truth
@@ -26,22 +31,29 @@ RunStatus = Literal["running", "complete"]  # a reconstruction's run: still writ
 
 STREAMS: tuple[Stream, ...] = get_args(Stream)
 MOTIONS: tuple[Motion, ...] = get_args(Motion)
-PREPROCESS_MODES: tuple[str, ...] = get_args(PreprocessMode)
-SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
-DTYPE_NAMES: tuple[str, ...] = get_args(DtypeName)
+PREPROCESS_MODES: tuple[PreprocessMode, ...] = get_args(PreprocessMode)
+SYNC_MODES: tuple[SyncMode, ...] = get_args(SyncMode)
+SYNC_KINDS: tuple[SyncKind, ...] = get_args(SyncKind)
+CAPTURE_FORMS: tuple[CaptureForm, ...] = get_args(CaptureForm)
+DTYPE_NAMES: tuple[DtypeName, ...] = get_args(DtypeName)
 RENDER_MODES: tuple[RenderMode, ...] = get_args(RenderMode)
-SHOW_MODES: tuple[str, ...] = get_args(ShowMode)
-POINT_COLORINGS: tuple[str, ...] = get_args(PointColoring)
-CAMERA_MODES: tuple[str, ...] = get_args(CameraMode)
-ARRAY_CODECS: tuple[str, ...] = get_args(ArrayCodec)
-FRAME_MOTIONS: tuple[str, ...] = get_args(FrameMotion)
-LENGTH_UNITS: tuple[str, ...] = get_args(LengthUnit)
-ALIGNMENT_KINDS: tuple[str, ...] = get_args(AlignmentKind)
-RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+SHOW_MODES: tuple[ShowMode, ...] = get_args(ShowMode)
+POINT_COLORINGS: tuple[PointColoring, ...] = get_args(PointColoring)
+CAMERA_MODES: tuple[CameraMode, ...] = get_args(CameraMode)
+ARRAY_CODECS: tuple[ArrayCodec, ...] = get_args(ArrayCodec)
+FRAME_MOTIONS: tuple[FrameMotion, ...] = get_args(FrameMotion)
+LENGTH_UNITS: tuple[LengthUnit, ...] = get_args(LengthUnit)
+ALIGNMENT_KINDS: tuple[AlignmentKind, ...] = get_args(AlignmentKind)
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 
-def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    """``value`` if it is one of ``choices``, else a ``ValueError`` naming ``what`` and the choices."""
-    if value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
-    return value
+Choice = TypeVar("Choice", bound=str)
+
+
+def check_choice(value: str, choices: tuple[Choice, ...], what: str) -> Choice:
+    """``value`` as the member of ``choices`` it equals (typed by their ``Literal``), else a ``ValueError`` naming
+    ``what`` and the choices. The one checked way from a string (a CLI option, a GUI dropdown) to a mode."""
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
