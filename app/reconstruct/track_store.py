@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from app.common.atomic import atomic_folder
-from vggt_t_mv.tracks import Queries, Tracks
+from vggt_t_mv.tracks import Queries, QueryKind, Tracks
 
 TRACKS_DIR = "tracks"
-_ARRAYS = {
+_ARRAYS = {  # the fields of vggt_t_mv.tracks.Tracks
     "points": np.float32,
     "visible": np.bool_,
     "pixels": np.float32,
@@ -35,23 +35,51 @@ _ARRAYS = {
 
 @dataclass
 class TrackSet:
-    """Tracks read back (**contract** of ``Reconstruction.tracks()``): ``points [Q, T, 3]``, ``visible [Q, T]``,
-    ``pixels [Q, T, N, 2]`` (per-camera 2D tracks), ``view_visibility [Q, T, N]``, ``query_pixels [Q, N, 2]`` and
-    ``query_visible [Q, N]`` (the queries projected at their timestep), ``queries [Q, 4]`` of ``kind`` and ``info``
-    (tracks.json)."""
+    """Tracks read back (**contract** of ``Reconstruction.tracks()``): the library's :class:`~vggt_t_mv.tracks.Tracks`
+    (``tracks``: ``points [Q, T, 3]``, ``visible [Q, T]``, per-camera 2D ``pixels [Q, T, N, 2]``, ``view_visibility
+    [Q, T, N]``, ``query_pixels [Q, N, 2]``, ``query_visible [Q, N]``; each also an attribute of the set) with the
+    :class:`~vggt_t_mv.tracks.Queries` they follow (``query_set``; ``queries [Q, 4]`` and ``kind`` its values and
+    kind) and ``info`` (tracks.json). Stored at the dtypes of the module docstring (points float32)."""
 
-    points: np.ndarray
-    visible: np.ndarray
-    pixels: np.ndarray
-    view_visibility: np.ndarray
-    query_pixels: np.ndarray
-    query_visible: np.ndarray
-    queries: np.ndarray
-    kind: str
+    tracks: Tracks
+    query_set: Queries
     info: dict
 
     def __getitem__(self, key: str) -> np.ndarray:  # tracks()["points"], as a dict
         return getattr(self, key)
+
+    @property
+    def points(self) -> np.ndarray:
+        return self.tracks.points
+
+    @property
+    def visible(self) -> np.ndarray:
+        return self.tracks.visible
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.tracks.pixels
+
+    @property
+    def view_visibility(self) -> np.ndarray:
+        return self.tracks.view_visibility
+
+    @property
+    def query_pixels(self) -> np.ndarray:
+        return self.tracks.query_pixels
+
+    @property
+    def query_visible(self) -> np.ndarray:
+        return self.tracks.query_visible
+
+    @property
+    def queries(self) -> np.ndarray:
+        """``[Q, 4]`` float64, the columns of :data:`vggt_t_mv.tracks.QUERY_COLUMNS` [``kind``]."""
+        return self.query_set.values
+
+    @property
+    def kind(self) -> QueryKind:
+        return self.query_set.kind
 
     @property
     def num_queries(self) -> int:
@@ -60,6 +88,15 @@ class TrackSet:
 
 def has_tracks(root: Path) -> bool:
     return (Path(root) / TRACKS_DIR / "tracks.json").is_file()
+
+
+def tracks_stamp(root: Path) -> int | None:
+    """When the tracks under ``root`` were written (``tracks.json``'s mtime in ns; None: there are none), for a
+    reader that follows a folder (the viewer)."""
+    try:
+        return (Path(root) / TRACKS_DIR / "tracks.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def write_tracks(root: Path, tracks: Tracks, queries: Queries, info: dict) -> None:
@@ -80,14 +117,6 @@ def read_tracks(root: Path) -> TrackSet:
         )
     info = json.loads((folder / "tracks.json").read_text())
     arrays = {name: np.load(folder / f"{name}.npy") for name in (*_ARRAYS, "queries")}
-    return TrackSet(
-        arrays["points"],
-        arrays["visible"],
-        arrays["pixels"],
-        arrays["view_visibility"],
-        arrays["query_pixels"],
-        arrays["query_visible"],
-        arrays["queries"],
-        str(info["kind"]),
-        info,
-    )
+    kind: QueryKind = "2d" if info.get("kind") == "2d" else "3d"
+    tracks = Tracks(**{name: arrays[name] for name in _ARRAYS})
+    return TrackSet(tracks, Queries(arrays["queries"], kind), info)
