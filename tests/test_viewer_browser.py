@@ -294,6 +294,57 @@ def test_ground_truth_show_modes_error_colouring_and_view_from_camera(
     assert len(np.unique(patch.reshape(-1, 3), axis=0)) > 50  # something drawn, not a blank view
 
 
+@pytest.mark.browser
+def test_point_tracks_appear_in_show_and_toggle_in_headless_chromium(tmp_path: Path) -> None:
+    """A reconstruction without tracks has no "Point tracks" control; once tracks are stored it appears in Show, the
+    browser draws the tails, and clicking it hides them (server side: the nodes; browser side: the picture)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_viewer_tracks import T, write_example_tracks
+
+    make_reconstruction(tmp_path / "recon", T, 3, (48, 64))
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
+    shots: dict[str, np.ndarray] = {}
+    try:
+        viewer.open(tmp_path / "recon")
+        assert viewer.wait_until(viewer.idle, 30)
+        viewer.gui.timestep.value = 4
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS,
+                viewport=VIEWPORT,
+            )  # fmt: skip
+            try:
+                page = context.new_page()
+                page.goto(viewer.url)
+                page.wait_for_selector("canvas", timeout=30_000)
+                page.get_by_text("Trajectories", exact=True).first.wait_for(timeout=30_000)
+                close_notifications(page)
+                without = page.get_by_text("Point tracks", exact=False).count()
+                write_example_tracks(
+                    tmp_path / "recon", 0.1, (0.0, -0.5, 1.5)
+                )  # in front of the wall; what `vggt-mv run --track-queries` stores at the end
+                toggle = page.get_by_text("Point tracks (2)", exact=True).first
+                toggle.wait_for(timeout=30_000)
+                shots["shown"] = settled_screenshot(viewer, page, lambda: viewer.scene.timesteps[4].tracks is not None)
+                toggle.click()
+                assert viewer.wait_until(lambda: not viewer.scene.options.show_tracks, 10), "the click did not toggle"
+                shots["hidden"] = settled_screenshot(viewer, page)
+                hidden_nodes = [node.tracks.visible for node in viewer.scene.timesteps.values()]
+            finally:
+                context.close()
+    finally:
+        viewer.stop()
+    if os.environ.get("VGGT_MV_SAVE_SHOTS"):  # for a look at what the test saw
+        for name, shot in shots.items():
+            cv2.imwrite(str(Path(os.environ["VGGT_MV_SAVE_SHOTS"]) / f"tracks_{name}.png"), shot)
+    assert without == 0  # no tracks: no control
+    assert not any(hidden_nodes)
+    # the browser drew the tails and heads: hiding them changed the picture where they are (a few hundred pixels)
+    changed = np.abs(shots["shown"].astype(int) - shots["hidden"].astype(int)).max(-1) > 30
+    assert changed.sum() > 100, changed.sum()
+
+
 def _demo_reconstruction(out: Path) -> Path:
     """Run the demo rig through the pipeline as ``vggt-mv-view`` with no arguments does."""
     from app.capture.preprocess import PreprocessConfig

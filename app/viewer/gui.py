@@ -114,6 +114,8 @@ class ViewerGui:
             self.show_cameras = gui.add_checkbox("Cameras", initial_value=True)
             self.show_images = gui.add_checkbox("Images", initial_value=True)
             self.show_trajectories = gui.add_checkbox("Trajectories", initial_value=True)
+            # shown once the reconstruction has 4D tracks (set_tracks_available)
+            self.show_tracks = gui.add_checkbox("Point tracks", initial_value=True, visible=False)
             self.show_masks = gui.add_checkbox("Dynamic masks (tint)", initial_value=True)
             self.show_background = gui.add_checkbox("Static background", initial_value=config.show_background)
         with gui.add_folder("Ground truth", visible=config.ground_truth is not None) as self.truth_folder:
@@ -177,6 +179,7 @@ class ViewerGui:
             (self.show_cameras, "set_show_cameras"),
             (self.show_images, "set_show_images"),
             (self.show_trajectories, "set_show_trajectories"),
+            (self.show_tracks, "set_show_tracks"),
             (self.show_masks, "set_show_masks"),
             (self.show_background, "set_show_background"),
         )
@@ -218,6 +221,11 @@ class ViewerGui:
             return
         self.error_legend.content = legend_text(*legend)
         self.error_bar.visible = self.error_legend.visible = True
+
+    def set_tracks_available(self, count: int) -> None:
+        """The reconstruction has ``count`` 4D point tracks (0: none): the Show folder's toggle appears with it."""
+        self.show_tracks.label = f"Point tracks ({count})" if count else "Point tracks"
+        self.show_tracks.visible = count > 0
 
     def show_notice(self, text: str) -> None:
         """Show ``text`` as the warning under the title."""

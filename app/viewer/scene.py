@@ -10,6 +10,8 @@ Node tree (``TTTTT`` the zero-padded timestep, ``cam`` a camera name)::
     /t/TTTTT/cameras/plain/<cam>      camera frustum (predicted FoV and aspect), no image
     /t/TTTTT/cameras/image/<cam>      the same frustum with the camera's image
     /trajectories/<cam>               the camera's centres over all loaded timesteps (Catmull-Rom spline)
+    /t/TTTTT/tracks/tails, .../heads  when the reconstruction has 4D tracks: each query's fading tail up to the
+                                      timestep and its position there (:mod:`app.viewer.track_tails`)
     /background                       accumulated static points of all loaded timesteps, voxel-downsampled
     /t/TTTTT/ground_truth/cameras/<cam>, /t/TTTTT/ground_truth/points/<cam>
                                       with ``--ground-truth``: the GT frustums (one colour, no image) and GT depth
@@ -62,6 +64,7 @@ from app.export.selection import voxel_keep_index
 from app.export.splat import Gaussians, SplatOptions
 from app.reconstruct.error_map import RELATIVE_FLOOR, error_colors, nice_limit
 from app.reconstruct.store import Reconstruction
+from app.reconstruct.track_store import TrackSet, tracks_stamp
 from app.viewer.data import (
     CameraPose,
     CloudSettings,
@@ -73,6 +76,7 @@ from app.viewer.data import (
     tint,
 )
 from app.viewer.ground_truth import GT_COLOR, GroundTruthTimestep, GroundTruthView
+from app.viewer.track_tails import TailStyle, TrackTails, track_tails
 from vggt_t_mv.npgeometry import camera_centers
 
 # each timestep's points per stream and camera, by the dynamic mask
@@ -93,6 +97,7 @@ class SceneOptions:
     show_images: bool = True
     show_masks: bool = True
     show_trajectories: bool = True
+    show_tracks: bool = True  # the 4D point tracks, when the reconstruction has them
     show_background: bool = False
     show: ShowMode = "both"  # with a ground truth: draw the prediction, the ground truth, or both
     coloring: PointColoring = "image"  # "error": the prediction coloured by its distance to the ground truth
@@ -102,7 +107,7 @@ class SceneOptions:
 
 
 SceneJobKind = Literal[
-    "evict", "drop_splats", "timestep", "splats", "ground_truth", "recolor", "trajectories", "background"
+    "evict", "drop_splats", "timestep", "splats", "ground_truth", "recolor", "tracks", "trajectories", "background"
 ]
 STREAM_JOBS: tuple[SceneJobKind, ...] = ("drop_splats", "timestep", "splats", "recolor")  # the kinds with a stream
 
@@ -164,6 +169,9 @@ class _Timestep:
     ground_truth_version: int = 0  # GroundTruthView.version its ground-truth nodes were placed with
     truth: GroundTruthTimestep | None = None  # what those nodes show (for the error colouring)
     errors: dict[Stream, tuple[np.ndarray, float]] = field(default_factory=dict)  # stream -> (errors [N,H,W], limit)
+    tracks: viser.FrameHandle | None = None  # /t/TTTTT/tracks, with its tails and heads
+    track_nodes: list[viser.SceneNodeHandle] = field(default_factory=list)
+    tracks_version: int = 0  # ViewerScene.tracks_version its track nodes were built with
 
 
 class ViewerScene:
@@ -198,6 +206,10 @@ class ViewerScene:
         self._background_key: tuple | None = None
         self.background_points = 0
         self.looking_through: int | None = None  # the camera a client looks through ("View from camera")
+        self.track_set: TrackSet | None = None  # the reconstruction's 4D tracks (refresh_tracks)
+        self.tracks_version = 0  # bumped whenever track_set changes
+        self._tracks_stamp: int | None = None  # mtime of the tracks.json read
+        self.tail_style = TailStyle()
 
     # ------------------------------------------------------------------------------------------ queries
     @property
@@ -274,6 +286,8 @@ class ViewerScene:
                 names += [h.name for h in node.frustums.values()]
                 if node.ground_truth is not None:
                     names += [node.ground_truth.name] + [h.name for h in node.ground_truth_nodes]
+                if node.tracks is not None:
+                    names += [node.tracks.name] + [h.name for h in node.track_nodes]
             names += [h.name for h in self._trajectories.values()]
             if self._background is not None:
                 names.append(self._background.name)
@@ -302,10 +316,10 @@ class ViewerScene:
     def next_job(self) -> SceneJob | None:
         """The most useful work left as a :class:`SceneJob`: ``evict`` t (a held timestep outside
         :meth:`kept_range`), ``drop_splats`` t stream (splats no longer wanted), ``timestep`` t stream, ``splats`` t
-        stream, ``ground_truth`` t (place it with the current alignment), ``recolor`` t stream, ``trajectories``,
-        ``background``, or None. Order: evicting, dropping splats, then the
-        active stream from the current timestep outwards, trajectories, then the other stream, then the
-        background."""
+        stream, ``ground_truth`` t (place it with the current alignment), ``recolor`` t stream, ``tracks`` t (the
+        4D tracks' tails at t, while shown), ``trajectories``, ``background``, or None. Order: evicting, dropping
+        splats, then the active stream from the current timestep outwards (its tracks with it), trajectories, then
+        the other stream, then the background."""
         with self.lock:
             kept = self.kept_range()
             for t in self.timesteps:
@@ -335,6 +349,8 @@ class ViewerScene:
                         stream in node.splats_built and node.splats_coloured.get(stream) != key
                     ):
                         return SceneJob("recolor", t, stream)
+                    if index == 0 and self._tracks_wanted(node):
+                        return SceneJob("tracks", t)
                 if index == 0 and self._trajectory_count != self.num_available and self.options.show_trajectories:
                     return SceneJob("trajectories")
             if self._trajectory_count != self.num_available:
@@ -352,6 +368,8 @@ class ViewerScene:
             self.build_ground_truth(t)
         elif kind == "trajectories":
             self.build_trajectories()
+        elif kind == "tracks":
+            self.build_tracks(t)
         elif kind == "background":
             self.build_background()
         else:
@@ -374,7 +392,9 @@ class ViewerScene:
             handles = [*node.splats.values(), *node.clouds.values(), *node.frustums.values()]
             handles += [*node.render.values(), *node.camera_kinds.values(), *node.motion.values()]
             handles += [*node.streams.values(), node.cameras, *node.ground_truth_nodes]
-            handles += [node.ground_truth, node.frame] if node.ground_truth is not None else [node.frame]
+            handles += [node.ground_truth] if node.ground_truth is not None else []
+            handles += [*node.track_nodes, node.tracks] if node.tracks is not None else []
+            handles.append(node.frame)
             for handle in handles:
                 handle.remove()
 
@@ -622,6 +642,75 @@ class ViewerScene:
             finite = kept[np.isfinite(kept)]
             return limit, float(np.median(finite)) if finite.size else float("nan")
 
+    # ------------------------------------------------------------------------------------------ 4D tracks
+    @property
+    def num_tracks(self) -> int:
+        """Queries of the reconstruction's 4D tracks (0: it has none)."""
+        with self.lock:
+            return 0 if self.track_set is None else self.track_set.num_queries
+
+    def refresh_tracks(self) -> bool:
+        """Read the reconstruction's 4D tracks when they appeared or were rewritten (they are stored after the
+        last window), or forget them when they were removed; True when that changed what is drawn."""
+        stamp = tracks_stamp(self.recon.root)
+        with self.lock:
+            if stamp == self._tracks_stamp:
+                return False
+        track_set = None if stamp is None else self.recon.tracks()  # reads: outside the lock
+        with self.lock:
+            self.track_set, self._tracks_stamp = track_set, stamp
+            self.tracks_version += 1
+            for node in self.timesteps.values():
+                self._remove_tracks(node)
+            return True
+
+    def _tracks_wanted(self, node: _Timestep) -> bool:
+        return self.track_set is not None and self.options.show_tracks and node.tracks_version != self.tracks_version
+
+    def _remove_tracks(self, node: _Timestep) -> None:
+        for handle in [*node.track_nodes, *([node.tracks] if node.tracks is not None else [])]:
+            handle.remove()
+        node.tracks, node.track_nodes, node.tracks_version = None, [], 0
+
+    def tails(self, t: int) -> TrackTails | None:
+        """What the tracks draw at timestep ``t`` (None without tracks, or when they do not reach ``t``)."""
+        with self.lock:
+            track_set, style = self.track_set, self.tail_style
+        if track_set is None or t >= track_set.points.shape[1]:
+            return None
+        return track_tails(track_set.points, track_set.visible, t, style)
+
+    def build_tracks(self, t: int) -> None:
+        """(Re)draw the tracks' tails and heads of held timestep ``t`` under ``/t/TTTTT/tracks``."""
+        with self.lock:
+            version = self.tracks_version
+        tails = self.tails(t)
+        with self.lock:
+            node = self.timesteps.get(t)
+            if node is None or version != self.tracks_version:
+                return
+            self._remove_tracks(node)
+            base = f"/t/{t:05d}/tracks"
+            node.tracks = self.scene.add_frame(base, show_axes=False)
+            if tails is not None and tails.num_segments:
+                node.track_nodes.append(
+                    self.scene.add_line_segments(
+                        f"{base}/tails", tails.segments, tails.colors, thickness=3.0, thickness_units="screen"
+                    )
+                )
+            if tails is not None and len(tails.heads):
+                node.track_nodes.append(
+                    self.scene.add_point_cloud(
+                        f"{base}/heads",
+                        tails.heads,
+                        tails.head_colors,
+                        point_size=2 * self.point_size_world(),
+                        point_shape="circle",
+                    )
+                )
+            node.tracks_version = version
+            self._show_prediction(node)
+
     def build_trajectories(self) -> None:
         """One spline per camera through its centres over the loaded timesteps (small: re-sent as they grow)."""
         with self.lock:
@@ -739,6 +828,8 @@ class ViewerScene:
                 frustum.visible = n != self.looking_through
         if node.ground_truth is not None:
             node.ground_truth.visible = self.options.show != "prediction"
+        if node.tracks is not None:
+            node.tracks.visible = self.options.show_tracks and prediction
 
     def set_show(self, show: ShowMode) -> None:
         """Draw the prediction, the ground truth, or both (:data:`~app.common.vocab.SHOW_MODES`)."""
@@ -784,6 +875,13 @@ class ViewerScene:
             self.options.show_trajectories = show
             if self._trajectory_frame is not None:
                 self._trajectory_frame.visible = show
+
+    def set_show_tracks(self, show: bool) -> None:
+        """Show the 4D tracks' tails; the worker builds those of the held timesteps not built yet."""
+        with self.lock:
+            self.options.show_tracks = show
+            for node in self.timesteps.values():
+                self._show_prediction(node)
 
     def set_show_background(self, show: bool) -> None:
         with self.lock:

@@ -196,6 +196,7 @@ class Viewer:
         if self.gui is not None:
             scene.options.show_background = bool(self.gui.show_background.value)
             scene.options.render = self.gui.render.value
+            scene.options.show_tracks = bool(self.gui.show_tracks.value)
             if made_with_random_weights(recon):
                 self.gui.show_notice(UNTRAINED_NOTICE)
         with self._lock:
@@ -299,6 +300,8 @@ class Viewer:
             self.gui.set_num_timesteps(count, recon.camera_names)
             if count and not self._camera_set:
                 self._set_initial_camera(recon, scene)
+        if scene.refresh_tracks():  # 4D tracks are stored after the last window
+            self.gui.set_tracks_available(scene.num_tracks)
 
     def _align_ground_truth(self, scene: ViewerScene) -> None:
         """Refit the ground truth's alignment on the windows stored now; a ground truth that does not fit the
@@ -320,6 +323,7 @@ class Viewer:
             self.recon, self.scene, self._complete = None, None, False
             self._gone = recon.root
         self.gui.set_num_timesteps(0, [])
+        self.gui.set_tracks_available(0)
         self.notices.append(f"{recon.root} was deleted or replaced (run --overwrite?); its old data is not shown")
 
     def _reopen(self, root: Path) -> None:
