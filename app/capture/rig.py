@@ -7,8 +7,6 @@ decoded lazily with OpenCV and prefetched by a background thread (:meth:`RigCapt
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,6 +27,7 @@ from app.capture.sources import (
 from app.capture.sync import SyncResult, sync_by_fps, sync_by_index, sync_by_timestamps
 from app.common.timing import StageTimer
 from app.common.vocab import SyncMode
+from app.common.worker import QueueWorker
 
 
 @dataclass
@@ -264,55 +263,28 @@ class RigCapture:
         errors are re-raised here.
         """
         timesteps = [int(t) for t in timesteps]
-        buffer: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-        stop = threading.Event()
-        done = object()
+        with QueueWorker(lambda _: self._decode(timesteps, timer), name="rig-prefetch", ahead=prefetch) as frames:
+            yield from frames
 
-        def produce() -> None:
-            try:
-                readers = [s.frames(self.frame_index[timesteps, n]) for n, s in enumerate(self.sources)]
-                for t in timesteps:
-                    tic = time.perf_counter()
-                    try:
-                        item = (t, [next(reader) for reader in readers])
-                    except CaptureError as error:  # say which --end stops before the frame that failed
-                        end = int(self.timestep_ids[t])
-                        text = str(error)
-                        text += f" {end}" if text.endswith("--end") else f"; to stop before it, pass --end {end}"
-                        raise CaptureError(
-                            f"{text} (timestep {end} is the first that cannot be read; add --resume to keep the "
-                            "windows already done)"
-                        ) from error
-                    if timer is not None:
-                        timer.add("decode", time.perf_counter() - tic)
-                    while not stop.is_set():
-                        try:
-                            buffer.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        break
-                for reader in readers:
-                    reader.close()
-                buffer.put(done)
-            except BaseException as error:  # handed to the consumer
-                buffer.put(error)
-
-        thread = threading.Thread(target=produce, name="rig-prefetch", daemon=True)
-        thread.start()
+    def _decode(self, timesteps: list[int], timer: StageTimer | None) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """``(t, [N frames])`` for ``timesteps``, decoded in order (runs in :meth:`iter_timesteps`'s thread)."""
+        readers = [s.frames(self.frame_index[timesteps, n]) for n, s in enumerate(self.sources)]
         try:
-            while True:
-                item = buffer.get()
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
+            for t in timesteps:
+                tic = time.perf_counter()
+                try:
+                    item = (t, [next(reader) for reader in readers])
+                except CaptureError as error:  # say which --end stops before the frame that failed
+                    end = int(self.timestep_ids[t])
+                    text = str(error)
+                    text += f" {end}" if text.endswith("--end") else f"; to stop before it, pass --end {end}"
+                    raise CaptureError(
+                        f"{text} (timestep {end} is the first that cannot be read; add --resume to keep the "
+                        "windows already done)"
+                    ) from error
+                if timer is not None:
+                    timer.add("decode", time.perf_counter() - tic)
                 yield item
         finally:
-            stop.set()
-            while thread.is_alive():
-                try:
-                    buffer.get_nowait()
-                except queue.Empty:
-                    thread.join(timeout=0.05)
+            for reader in readers:
+                reader.close()

@@ -17,8 +17,6 @@ float tensor; there the overlap is with decoding, stitching and writing.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -30,6 +28,7 @@ from app.capture.calibration.undistort import Undistorter
 from app.capture.preprocess import FrameTransform, preprocess_frame
 from app.capture.rig import RigCapture
 from app.common.timing import StageTimer
+from app.common.worker import QueueWorker
 
 
 @dataclass
@@ -109,54 +108,37 @@ class WindowFeeder:
         self.transforms, self.device, self.timer = transforms, device, timer
         self.prefetch, self.read_masks = prefetch, read_masks
         self.undistorters = undistorters if undistorters and any(u is not None for u in undistorters) else None
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
-        self._stop = threading.Event()
-        self._done = object()
-        self._thread = threading.Thread(target=self._produce, name="window-feeder", daemon=True)
-        self._thread.start()
+        self._worker: QueueWorker[None, WindowInput] = QueueWorker(
+            lambda _: self._produce(), name="window-feeder", ahead=ahead
+        )
 
     # ------------------------------------------------------------------ consumer side
     def get(self) -> WindowInput:
-        item = self._queue.get()
-        if item is self._done:
-            raise StopIteration("no more windows")
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        try:
+            return self._worker.get()
+        except StopIteration:
+            raise StopIteration("no more windows") from None
 
     def close(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                self._thread.join(timeout=0.05)
+        self._worker.close()
 
-    # ------------------------------------------------------------------ producer side
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self) -> None:
-        frames: Iterator | None = None
+    # ------------------------------------------------------------------ producer side (the worker's thread)
+    def _produce(self) -> Iterator[WindowInput]:
+        if not self.windows:
+            return
+        start = self.spans[self.windows[0]][0]
+        timesteps = range(start, self.capture.num_timesteps)
+        frames = self.capture.iter_timesteps(timesteps, prefetch=self.prefetch, timer=self.timer)
         try:
-            if not self.windows:
-                self._put(self._done)
-                return
-            start = self.spans[self.windows[0]][0]
-            timesteps = range(start, self.capture.num_timesteps)
-            frames = self.capture.iter_timesteps(timesteps, prefetch=self.prefetch, timer=self.timer)
             stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
             cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
             for w in self.windows:
                 begin, end = self.spans[w]
                 while not cache or max(cache) < end - 1:
-                    t, raw = next(frames)
+                    step = next(frames, None)
+                    if step is None:  # (a StopIteration would end this generator as a RuntimeError)
+                        raise RuntimeError(f"the capture ended before timestep {end - 1} of window {w}")
+                    t, raw = step
                     if t < begin:  # a timestep between this rank's windows (torchrun): not needed here
                         continue
                     with self.timer.measure("preprocess"):
@@ -165,14 +147,9 @@ class WindowFeeder:
                         )
                 for t in [t for t in cache if t < begin]:
                     del cache[t]
-                if not self._put(self._window(w, [cache[t] for t in range(begin, end)], stream)):
-                    return
-            self._put(self._done)
-        except BaseException as error:  # handed to the consumer
-            self._put(error)
+                yield self._window(w, [cache[t] for t in range(begin, end)], stream)
         finally:
-            if frames is not None:
-                frames.close()
+            frames.close()
 
     def _window(self, index: int, steps: list, stream: torch.cuda.Stream | None) -> WindowInput:
         shape = (len(steps), *steps[0][0].shape)

@@ -10,13 +10,15 @@ windows.
 
 from __future__ import annotations
 
-import queue
-import threading
+from collections.abc import Iterator
 
 import numpy as np
 
 from app.common.timing import StageTimer
+from app.common.worker import QueueWorker
 from app.reconstruct.store import EncodedWindow, Reconstruction
+
+WriteJob = tuple[int, EncodedWindow | dict[str, np.ndarray], dict]  # (index, window, info)
 
 
 class WindowWriter:
@@ -26,37 +28,41 @@ class WindowWriter:
 
     def __init__(self, recon: Reconstruction, timer: StageTimer) -> None:
         self.recon, self.timer = recon, timer
-        self._jobs: queue.Queue = queue.Queue(maxsize=1)
-        self._results: queue.Queue = queue.Queue()
         self._pending: int | None = None
-        self._thread = threading.Thread(target=self._work, name="window-writer", daemon=True)
-        self._thread.start()
+        self._worker: QueueWorker[WriteJob, BaseException | None] = QueueWorker(
+            self._work, name="window-writer", ahead=1, pending=1
+        )
 
     def submit(self, index: int, window: EncodedWindow | dict[str, np.ndarray], info: dict) -> None:
         """Start writing window ``index`` (the previous one must be flushed)."""
         if self._pending is not None:
             raise RuntimeError(f"window {self._pending} is still being written; flush() first")
         self._pending = index
-        self._jobs.put((index, window, info))
+        self._worker.submit((index, window, info))
 
     def flush(self) -> int | None:
         """Wait for the window in flight; its index (None when there was none)."""
         if self._pending is None:
             return None
         index, self._pending = self._pending, None
-        error = self._results.get()
+        error = self._worker.get()
         if error is not None:
             raise error
         return index
 
     def close(self) -> None:
         """Stop the thread after the window in flight (errors are not raised here: call :meth:`flush` for them)."""
-        self._jobs.put(None)
-        self._thread.join()
+        try:
+            if self._pending is not None:  # submitted, maybe not yet taken by the thread: it is still written
+                self._pending = None
+                self._worker.get()
+        finally:
+            self._worker.close()
 
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            index, window, info = job
+    def _work(self, jobs: Iterator[WriteJob]) -> Iterator[BaseException | None]:
+        """Each job's outcome: None (committed) or the write's error (handed to :meth:`flush`)."""
+        for index, window, info in jobs:
+            outcome: BaseException | None = None
             try:
                 with self.timer.measure("write"):
                     if isinstance(window, dict):
@@ -64,6 +70,6 @@ class WindowWriter:
                     if window.index != index:
                         raise RuntimeError(f"window {window.index} submitted as window {index}")
                     self.recon.commit_window(window, info)
-                self._results.put(None)
             except BaseException as error:  # handed to the main thread
-                self._results.put(error)
+                outcome = error
+            yield outcome

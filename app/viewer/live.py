@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.capture.masks import MASKS_AUTO
 from app.capture.rig import CaptureOptions
+from app.common.worker import Worker
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, Progress
 from app.reconstruct.record import RunSettings
 from app.reconstruct.run import prepare_reconstruction
@@ -110,8 +111,7 @@ class LiveRun:
     ) -> None:
         self.spec, self.on_ready, self.on_window = spec, on_ready, on_window
         self.state: dict = {"state": "loading model", "windows": None, "frames_per_s": 0.0, "eta_s": 0.0}
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._main, name="vggt-mv-pipeline", daemon=True)
+        self.thread = Worker(self._main, name="vggt-mv-pipeline")  # its stop event: stop after this window
 
     def start(self) -> LiveRun:
         self.thread.start()
@@ -119,21 +119,20 @@ class LiveRun:
 
     def request_stop(self) -> None:
         """Ask the run to stop after the window it is computing (returns at once)."""
-        self._stop.set()
+        self.thread.request_stop()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the current window and wait (up to ``timeout`` seconds) for the thread to end."""
-        self._stop.set()
-        if self.thread.is_alive() and self.thread is not threading.current_thread():
-            self.thread.join(timeout)
+        self.thread.request_stop()
+        self.thread.join(timeout)
 
     @property
     def done(self) -> bool:
-        return not self.thread.is_alive()
+        return not self.thread.alive
 
-    def _main(self) -> None:
+    def _main(self, stop: threading.Event) -> None:
         try:
-            self._run()
+            self._run(stop)
         except (StopRequested, InterruptedError):
             self.state["state"] = f"stopped (complete windows kept in {self.spec.out})"
         except (ValueError, PipelineError) as error:  # a bad input: its message names the file and the fix
@@ -145,7 +144,7 @@ class LiveRun:
         if self.on_window is not None:
             self.on_window()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         spec = self.spec
         prepared = prepare_reconstruction(
             spec.capture,
@@ -155,7 +154,7 @@ class LiveRun:
             spec.capture_options,
             resume=spec.resume,
             overwrite=spec.overwrite,
-            stop_requested=self._stop.is_set,
+            stop_requested=stop.is_set,
         )
         total = prepared.num_windows
         self.state.update(state="running", windows=(prepared.first_window, total))
@@ -165,7 +164,7 @@ class LiveRun:
             self.state["windows"] = (index + 1, total)
             if self.on_window is not None:
                 self.on_window()
-            if self._stop.is_set() and index + 1 < total:
+            if stop.is_set() and index + 1 < total:
                 raise StopRequested
 
         def progress(event: Progress) -> None:

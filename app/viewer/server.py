@@ -47,6 +47,7 @@ import viser
 from app.capture.ground_truth import GroundTruth, GroundTruthError
 from app.capture.truth import open_ground_truth
 from app.common.vocab import RENDER_MODES, STREAMS, RenderMode, Stream
+from app.common.worker import Worker
 from app.export.colmap import load_pycolmap
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.calibrated import agreement_status
@@ -111,7 +112,7 @@ class Viewer:
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[Worker] = []
         self._complete = False
         self._camera_set = False
         self.errors: list[str] = []
@@ -148,11 +149,10 @@ class Viewer:
         self.server.scene.set_up_direction("-y")  # OpenCV world: y points down
         self.gui = ViewerGui(self.server, self)
         for target, name in ((self._worker, "vggt-mv-viewer-worker"), (self._player, "vggt-mv-viewer-playback")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(Worker(lambda _, loop=target: loop(), name=name).start())  # stop: self._stopping
         if config.open_browser:
-            threading.Thread(target=webbrowser.open, args=(self.url,), daemon=True).start()
+            url = self.url
+            Worker(lambda _: webbrowser.open(url), name="vggt-mv-open-browser").start()
         return self
 
     @property
