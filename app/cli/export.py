@@ -16,6 +16,7 @@ from app.cli.options import (
     display_options,
     min_views_option,
 )
+from app.common.vocab import RENDER_MODES, SCENE_FORMATS, STREAMS, Motion, check_choice
 from app.export.api import (
     DYNAMIC_THRESHOLD,
     FORMATS,
@@ -34,7 +35,7 @@ from app.export.mesh import MESH_METHODS
 from app.export.selection import parse_cameras, parse_timesteps
 from app.export.splat import OPACITY_MODES
 from app.reconstruct.store import Reconstruction, ReconstructionError
-from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
+from app.viewer.recording import RecordingOptions, export_scene
 
 
 @click.command("export", context_settings=CONTEXT_SETTINGS)
@@ -47,7 +48,7 @@ from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file (colmap, web: folder).")
 @click.option("--t", "timesteps", default="", help="Timesteps: 5, 0:10 (end excluded), 0:10:2, 3:, 1,4,7. Default all.")
 @click.option("--cameras", default="", help="Cameras (names or indices, comma separated). Default all.")
-@click.option("--stream", type=click.Choice(["geo", "pose"]), default="geo", show_default=True, help="Point source.")
+@click.option("--stream", type=click.Choice(STREAMS), default="geo", show_default=True, help="Point source.")
 @conf_percentile_option
 @min_views_option
 @click.option("--static-only", is_flag=True, help="Only pixels with dynamic probability < --dynamic-threshold.")
@@ -104,11 +105,11 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
         note = coverage_note(reconstruction)
         if note is not None:
             click.secho(f"note: {note}", fg="yellow", err=True)
-        motion = "static" if flags["static_only"] else "dynamic" if flags["dynamic_only"] else "all"
+        motion: Motion = "static" if flags["static_only"] else "dynamic" if flags["dynamic_only"] else "all"
         selection = Selection(
             timesteps=parse_timesteps(timesteps, reconstruction.num_timesteps),
             cameras=parse_cameras(cameras, reconstruction.camera_names),
-            stream=flags["stream"],
+            stream=check_choice(flags["stream"], STREAMS, "--stream"),
             conf_percentile=flags["conf_percentile"],
             motion=motion,
             dynamic_threshold=flags["dynamic_threshold"],
@@ -120,7 +121,7 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
             overwrite=flags["overwrite"],
             glb=GlbOptions(not flags["no_frustums"], flags["frustum_size"], not flags["no_trajectory"]),
             mesh=MeshOptions(
-                method=flags["mesh_method"],
+                method=check_choice(flags["mesh_method"], MESH_METHODS, "--mesh-method"),
                 max_depth_ratio=flags["max_depth_ratio"],
                 poisson_depth=flags["poisson_depth"],
                 density_trim=flags["density_trim"],
@@ -128,17 +129,20 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
             colmap=ColmapOptions(
                 binary=not flags["colmap_text"],
                 images=not flags["no_images"],
-                resolution=flags["colmap_resolution"],
+                resolution=check_choice(flags["colmap_resolution"], COLMAP_RESOLUTIONS, "--colmap-resolution"),
                 tracks=not flags["no_tracks"],
                 min_track_length=flags["colmap_min_track"],
             ),
             splat=SplatOptions(
-                sigma_pixels=flags["splat_sigma"], opacity=flags["splat_opacity"], sh_degree=flags["sh_degree"]
+                sigma_pixels=flags["splat_sigma"],
+                opacity=check_choice(flags["splat_opacity"], OPACITY_MODES, "--splat-opacity"),
+                sh_degree=flags["sh_degree"],
             ),
         )
         if fmt in SCENE_FORMATS:
+            scene_format = check_choice(fmt, SCENE_FORMATS, "--format")
             recording = RecordingOptions(
-                render=flags["render"],
+                render=check_choice(flags["render"], RENDER_MODES, "--render"),
                 fps=flags["fps"],
                 point_budget=flags["point_budget"],
                 frustums=not flags["no_frustums"],
@@ -146,9 +150,12 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
                 trajectory=not flags["no_trajectory"],
                 splat=options.splat,
             )
-            written = export_scene(reconstruction, fmt, selection, out, recording, overwrite=flags["overwrite"])
+            written = export_scene(
+                reconstruction, scene_format, selection, out, recording, overwrite=flags["overwrite"]
+            )
         else:
-            written = export_reconstruction(reconstruction, fmt, selection, out, options)
+            export_format = check_choice(fmt, FORMATS, "--format")
+            written = export_reconstruction(reconstruction, export_format, selection, out, options)
     except (ExportError, ReconstructionError) as error:
         raise click.ClickException(str(error)) from error
     except KeyboardInterrupt as interrupt:  # the writers remove their temporary files on the way out

@@ -21,7 +21,16 @@ import click
 from app.capture.layout import LAYOUT_CHOICES
 from app.capture.preprocess import CROP_TOLERANCE, PreprocessConfig
 from app.capture.rig import CaptureOptions
-from app.common.vocab import CAMERA_MODES, DTYPE_NAMES, LENGTH_UNITS, PREPROCESS_MODES, RENDER_MODES, SYNC_MODES
+from app.common.vocab import (
+    CAMERA_MODES,
+    DTYPE_NAMES,
+    LENGTH_UNITS,
+    PREPROCESS_MODES,
+    RENDER_MODES,
+    SYNC_MODES,
+    Choice,
+    check_choice,
+)
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.pipeline import PipelineConfig
 from app.viewer.server import DEFAULT_POINT_BUDGET
@@ -106,13 +115,12 @@ def progress_bar(total: int, enabled: bool = True) -> Iterator[Callable[[Any], N
         yield None
         return
     state = {"text": ""}
+
+    def shown(_: int | None) -> str:  # the bar counts windows; it shows the latest event's line
+        return state["text"]
+
     with click.progressbar(
-        length=total,
-        label="windows",
-        show_eta=False,
-        show_pos=True,
-        file=sys.stderr,
-        item_show_func=lambda _: state["text"],
+        length=total, label="windows", show_eta=False, show_pos=True, file=sys.stderr, item_show_func=shown
     ) as bar:
 
         def update(event: Any) -> None:
@@ -141,10 +149,12 @@ def step_progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, i
     state: dict[str, Any] = {"bar": None, "done": 0}
 
     def update(done: int, total: int) -> None:
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=total, label=label, show_pos=True, show_eta=True, file=sys.stderr)
-            state["bar"].__enter__()
-        state["bar"].update(done - state["done"])
+        bar = state["bar"]
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, show_pos=True, show_eta=True, file=sys.stderr)
+            bar.__enter__()
+            state["bar"] = bar
+        bar.update(done - state["done"])
         state["done"] = done
 
     try:
@@ -198,7 +208,10 @@ def display_options(command: Callable) -> Callable:
             help="At most this many points per timestep (a fixed random subset).",
         ),
         click.option(
-            "--fps", type=click.FloatRange(min=0.0, min_open=True), default=5.0, show_default=True,
+            "--fps",
+            type=click.FloatRange(min=0.0, min_open=True),
+            default=5.0,
+            show_default=True,
             help="Playback speed in timesteps per second.",
         ),  # fmt: skip
     ]
@@ -317,6 +330,8 @@ def calibration_options(command: Callable) -> Callable:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
 def capture_options(options: dict[str, Any]) -> CaptureOptions:
     """The :class:`CaptureOptions` of :func:`pipeline_options`' keyword arguments."""
     return CaptureOptions(
@@ -325,9 +340,9 @@ def capture_options(options: dict[str, Any]) -> CaptureOptions:
         every=options["every"],
         max_frames=options["max_frames"],
         timestamps=options["timestamps"],
-        sync=options["sync"],
+        sync=check_choice(options["sync"], SYNC_MODES, "--sync"),
         skip_unreadable=options["skip_bad_cameras"],
-        layout=options["layout"],
+        layout=check_choice(options["layout"], LAYOUT_CHOICES, "--layout"),
     )
 
 
@@ -338,12 +353,19 @@ def pipeline_config(options: dict[str, Any], device: str | None = None) -> Pipel
         window=options["window"],
         stride=options["stride"],
         device=device or options["device"],
-        dtype=options["dtype"],
-        preprocess=PreprocessConfig(size=options["size"], mode=options["mode"]),
+        dtype=check_choice(options["dtype"], DTYPE_NAMES, "--dtype"),
+        preprocess=PreprocessConfig(
+            size=options["size"], mode=check_choice(options["mode"], PREPROCESS_MODES, "--mode")
+        ),
         masks=options["masks"],
         rigid_rig=options["rigid_rig"],
         calibration=options["calibration"],
-        calibration_units=options["calibration_units"],
-        cameras=options["camera_mode"],
+        calibration_units=_optional_choice(options["calibration_units"], LENGTH_UNITS, "--calibration-units"),
+        cameras=_optional_choice(options["camera_mode"], CAMERA_MODES, "--cameras"),
         track_queries=options["track_queries"],
     )
+
+
+def _optional_choice(value: str | None, choices: tuple[Choice, ...], what: str) -> Choice | None:
+    """An optional choice option's value as its ``Literal`` (not given: None)."""
+    return None if value is None else check_choice(value, choices, what)

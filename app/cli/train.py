@@ -25,6 +25,7 @@ from app.cli.options import (
     step_progress,
     weights_spec,
 )
+from app.common.vocab import check_choice
 from app.reconstruct.evaluate import EvalInputError, eval_weights
 from app.train.data import SYNTHETIC_GT, TrainDataError, evaluation_sequences
 from app.train.run import TrainOptions, train_captures, training_config
@@ -107,7 +108,7 @@ def train_command(
         out,
         val_every,
         best_metric,
-        freeze,
+        None if freeze is None else check_choice(freeze, POLICIES, "--freeze"),
         assignments,
     )
     console_warnings()
@@ -259,23 +260,26 @@ def eval_command(
         weights = eval_weights(target, weights_spec(model))
     except EvalInputError as error:
         raise click.BadParameter(str(error)) from error
-    is_recon = weights is None
+    recon = None  # a reconstruction folder TARGET: evaluated as stored, no model (eval_weights gave no weights)
+    if weights is None:
+        if target is None:
+            raise click.UsageError("nothing to evaluate: give TARGET or --checkpoint / --pi3 / --random-weights")
+        recon = target
+    is_recon = recon is not None
     if min_views > 0 and not is_recon:
         raise click.UsageError("--min-views filters a reconstruction's pixels: give a reconstruction folder as TARGET")
     if error_maps is not None and (not is_recon or len(gts) != 1):
         raise click.UsageError("--error-maps needs a reconstruction folder as TARGET and exactly one --gt")
-    loaded = None if is_recon else _load_evaluated(weights)
-    label = (
-        target.name
-        if target is not None
-        else " + ".join(Path(source.path).name for source in loaded.provenance.sources.values()) or "random weights"
-    )
+    loaded = None if weights is None else _load_evaluated(weights)
+    label = target.name if target is not None else "random weights"
+    if target is None and loaded is not None:
+        label = " + ".join(Path(source.path).name for source in loaded.provenance.sources.values()) or label
     for spec in gts:
-        if is_recon:
-            results, name = _recon_results(target, Path(spec), baselines, quiet), Path(spec).name
-            frame = _frame_report(target, Path(spec), min_views)
+        if recon is not None:
+            results, name = _recon_results(recon, Path(spec), baselines, quiet), Path(spec).name
+            frame = _frame_report(recon, Path(spec), min_views)
             report[f"{name} (unaligned)"] = frame.to_dict()
-        else:
+        elif loaded is not None:
             name, sequences = _gt_sequences(spec, (height, width))
             synthetic = spec.startswith(SYNTHETIC_GT)
             t, n, h, w = _window_shape(sequences, timesteps, cameras or (3 if synthetic else None), width)
@@ -285,9 +289,9 @@ def eval_command(
             results = _model_results(loaded, label, dataset, baselines, device, quiet)
             name = f"{name} (windows {t}x{n} at {h}x{w})"
         tables.append(markdown_table(results, name))
-        if is_recon:
+        if recon is not None:
             tables.append(frame.table(name))
-            tracks = _track_report(target, Path(spec))
+            tracks = _track_report(recon, Path(spec))
             if tracks is not None:
                 tables.append(tracks.table(name))
                 report[f"{name} (tracks)"] = tracks.to_dict()

@@ -22,7 +22,7 @@ from app.cli.options import (
     pipeline_options,
     weights_spec,
 )
-from app.common.vocab import STREAMS
+from app.common.vocab import RENDER_MODES, STREAMS, check_choice
 from app.reconstruct.store import ReconstructionError
 from app.viewer.launch import ViewUsageError, plan_view
 from app.viewer.server import Viewer, ViewerConfig, free_port, serve_until_interrupted
@@ -89,8 +89,8 @@ def _view(path: Path | None, options: dict) -> None:
         host=options["host"],
         port=free_port(options["host"], options["port"]),
         open_browser=not options["no_browser"],
-        stream=options["stream"],
-        render=options["render"],
+        stream=check_choice(options["stream"], STREAMS, "--stream"),
+        render=check_choice(options["render"], RENDER_MODES, "--render"),
         conf_percentile=options["conf_percentile"],
         min_views=options["min_views"],
         point_budget=options["point_budget"],
@@ -110,7 +110,7 @@ def _view(path: Path | None, options: dict) -> None:
         except GroundTruthError as error:
             viewer.stop()
             raise click.ClickException(str(error)) from error
-    else:
+    elif plan.live is not None:
         viewer.run_live(plan.live)
     click.echo(f"vggt-mv viewer: {viewer.url}  (Ctrl-C to stop)")
     serve_until_interrupted(viewer, options["exit_after"], log=_stderr)

@@ -51,6 +51,8 @@ def inspect_command(
         f"{json.dumps(changed) if changed else 'none'}"
     )
     report = loaded.report
+    if report is None:  # load_model reports on every source it read, and a source was given
+        raise click.ClickException("no weights were loaded from the sources given")
     if as_json:
         click.echo(
             json.dumps(

@@ -15,6 +15,8 @@ SyncKind = Literal["index", "fps", "timestamps", "static"]
 # what a capture folder holds (app.capture.sources.discover_cameras, app.capture.layout.discover)
 CaptureForm = Literal["videos", "image_folders", "mixed", "static_images", "single_video", "time_major"]
 DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+ExportFormat = Literal["ply", "glb", "mesh", "colmap", "npz", "splat", "tracks"]  # app.export.api's files
+SceneFormat = Literal["viser", "web"]  # a 4D scene to share (app.viewer.recording): a .viser file or a web folder
 RenderMode = Literal["points", "splats"]  # the viewer draws point clouds or Gaussian splats
 ShowMode = Literal["prediction", "ground truth", "both"]  # what the viewer draws when it has a ground truth
 PointColoring = Literal["image", "error"]  # prediction coloured by its images or by its distance to the ground truth
@@ -36,6 +38,8 @@ SYNC_MODES: tuple[SyncMode, ...] = get_args(SyncMode)
 SYNC_KINDS: tuple[SyncKind, ...] = get_args(SyncKind)
 CAPTURE_FORMS: tuple[CaptureForm, ...] = get_args(CaptureForm)
 DTYPE_NAMES: tuple[DtypeName, ...] = get_args(DtypeName)
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+SCENE_FORMATS: tuple[SceneFormat, ...] = get_args(SceneFormat)
 RENDER_MODES: tuple[RenderMode, ...] = get_args(RenderMode)
 SHOW_MODES: tuple[ShowMode, ...] = get_args(ShowMode)
 POINT_COLORINGS: tuple[PointColoring, ...] = get_args(PointColoring)

@@ -53,6 +53,7 @@ import numpy as np
 
 from app.common.atomic import write_failure_cause
 from app.common.paths import file_ancestor
+from app.common.vocab import EXPORT_FORMATS, ExportFormat
 from app.export.colmap import ColmapOptions, write_colmap
 from app.export.formats import GlbOptions, check_outputs, npz_arrays, write_glb, write_npz, write_ply, write_splats
 from app.export.mesh import MeshData, MeshOptions, check_mesh_path, grid_mesh, poisson_mesh, write_mesh
@@ -88,8 +89,13 @@ __all__ = [
     "select_points",
 ]
 
-FORMATS = ("ply", "glb", "mesh", "colmap", "npz", "splat", "tracks")
-_SUFFIXES = {"ply": (".ply",), "glb": (".glb",), "npz": (".npz",), "splat": (".ply",)}
+FORMATS = EXPORT_FORMATS
+_SUFFIXES: dict[ExportFormat, tuple[str, ...]] = {
+    "ply": (".ply",),
+    "glb": (".glb",),
+    "npz": (".npz",),
+    "splat": (".ply",),
+}
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ def output_paths(out: str | Path, timesteps: list[int], merge: bool) -> list[tup
     return [([t], timestep_path(out, t)) for t in timesteps]
 
 
-def _check_format(fmt: str, out: Path, selection: Selection, options: ExportOptions) -> None:
+def _check_format(fmt: ExportFormat, out: Path, selection: Selection, options: ExportOptions) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {FORMATS}")
     blocker = file_ancestor(out)
@@ -145,10 +151,10 @@ def _check_format(fmt: str, out: Path, selection: Selection, options: ExportOpti
 
 def _export_npz(recon: Reconstruction, selection: Selection, path: Path) -> None:
     frames = select_frames(recon, selection)
-    keep = []
+    per_timestep = []
     for t in np.unique(frames.timestep):
-        keep.append(pixel_keep_mask(recon, selection, int(t), frames.camera[frames.timestep == t].tolist()))
-    keep = np.concatenate(keep)
+        per_timestep.append(pixel_keep_mask(recon, selection, int(t), frames.camera[frames.timestep == t].tolist()))
+    keep = np.concatenate(per_timestep)
     if not keep.any():
         raise ExportError("the selection keeps no pixel; loosen the filters")
     write_npz(npz_arrays(recon, frames, keep, selection.stream), path)
@@ -165,7 +171,9 @@ def _export_mesh(recon: Reconstruction, selection: Selection, path: Path, option
     write_mesh(mesh, path)
 
 
-def _export_one(recon: Reconstruction, fmt: str, selection: Selection, path: Path, options: ExportOptions) -> None:
+def _export_one(
+    recon: Reconstruction, fmt: ExportFormat, selection: Selection, path: Path, options: ExportOptions
+) -> None:
     if fmt == "npz":
         return _export_npz(recon, selection, path)
     if fmt == "mesh":
@@ -199,7 +207,7 @@ def coverage_note(recon: Reconstruction) -> str | None:
 
 def export_reconstruction(
     recon: Reconstruction | str | Path,
-    fmt: str,
+    fmt: ExportFormat,
     selection: Selection,
     out: str | Path,
     options: ExportOptions | None = None,
@@ -220,7 +228,7 @@ def export_reconstruction(
     for _, path in outputs:
         check_not_the_reconstruction(path, recon.root)
     check_outputs([path for _, path in outputs], options.overwrite)
-    written = []
+    written: list[Path] = []
     for group, path in outputs:
         try:
             _export_one(recon, fmt, dataclasses.replace(selection, timesteps=tuple(group)), path, options)

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from app.common.atomic import atomic_file, write_bytes_atomic
 from app.common.cameras import CAMERA_COLORS
+from app.common.vocab import Stream
 from app.export.ownership import check_replaceable
 from app.export.selection import ExportError, Frames, PointSet
 from app.export.splat import SplatOptions, lift_pixels, write_splat_ply
+from app.reconstruct.store import Reconstruction
 from vggt_t_mv.npgeometry import camera_centers
 
 GLTF_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])  # OpenCV axes (y down, z forward) -> glTF (y up, looks down -z)
-
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def write_glb(
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def npz_arrays(recon, frames: Frames, keep: np.ndarray, stream: str) -> dict[str, np.ndarray]:
+def npz_arrays(recon: Reconstruction, frames: Frames, keep: np.ndarray, stream: Stream) -> dict[str, np.ndarray]:
     """The arrays of a VGGT-style prediction file for ``S = len(frames)`` frames in (t, n) order.
 
     VGGT's keys: ``extrinsic`` [S,3,4] (OpenCV camera-from-world), ``intrinsic`` [S,3,3], ``depth`` [S,H,W,1],
@@ -218,4 +220,5 @@ def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     """``np.savez_compressed`` to ``path`` atomically (the temporary name keeps the ``.npz`` suffix)."""
     with atomic_file(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            named: dict[str, Any] = dict(arrays)  # numpy's stub lets **kwds fill its allow_pickle: bool
+            np.savez_compressed(handle, **named)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -31,7 +32,8 @@ from app.common.optional import MissingDependency, import_open3d
 from app.export.formats import GLTF_FROM_OPENCV
 from app.export.selection import ExportError, Frames, PointSet, Selection, pixel_keep_mask
 
-MESH_METHODS = ("grid", "poisson", "tsdf")
+MeshMethod = Literal["grid", "poisson", "tsdf"]  # module docstring
+MESH_METHODS: tuple[MeshMethod, ...] = get_args(MeshMethod)
 MESH_SUFFIXES = (".glb", ".ply", ".obj")
 
 
@@ -42,7 +44,7 @@ class MeshOptions:
     limit, degrees between the triangle's plane and the viewing ray). Poisson: ``poisson_depth`` (octree depth),
     ``density_trim`` (quantile in [0, 1) of the Poisson densities below which vertices go), ``normal_neighbors``."""
 
-    method: str = "grid"
+    method: MeshMethod = "grid"
     max_depth_ratio: float = 1.1
     min_view_angle_deg: float = 3.0
     poisson_depth: int = 8
@@ -186,4 +188,12 @@ def write_mesh(mesh: MeshData, path: Path) -> None:
     elif suffix == ".ply":
         write_bytes_atomic(path, lambda: trimesh.exchange.ply.export_ply(surface, encoding="binary"))
     else:
-        write_bytes_atomic(path, lambda: surface.export(file_type="obj", include_color=True).encode())
+        write_bytes_atomic(path, lambda: _obj_text(surface).encode())
+
+
+def _obj_text(surface) -> str:
+    """``surface`` (a ``trimesh.Trimesh``) as OBJ text with vertex colours."""
+    text = surface.export(file_type="obj", include_color=True)
+    if not isinstance(text, str):  # trimesh's export returns text, bytes or a dict by file type
+        raise ExportError(f"trimesh exported OBJ as {type(text).__name__}, not text; update trimesh")
+    return text

@@ -18,6 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from app.common.vocab import ExportFormat, SceneFormat
 from app.export.selection import ExportError
 
 MARKER_NAME = ".vggt-mv-export.json"
@@ -50,7 +51,7 @@ def _contents(output: Path) -> dict[str, dict[str, object]]:
     return found
 
 
-def write_marker(output: Path, fmt: str, source: Path) -> Path:
+def write_marker(output: Path, fmt: ExportFormat | SceneFormat, source: Path) -> Path:
     """Record ``output`` (just written by this tool from the reconstruction ``source``) as replaceable."""
     marker = marker_path(output)
     record = {"tool": MARKER_TOOL, "format": fmt, "source": str(source.resolve()), "files": _contents(output)}

@@ -54,7 +54,7 @@ from vggt_t_mv.npgeometry import matrix_to_quaternion_xyzw, quaternion_xyzw_to_m
 
 SH_C0 = 0.28209479177387814  # degree-0 real spherical harmonic, 1 / (2 sqrt(pi))
 OpacityMode = Literal["rank", "confidence"]
-OPACITY_MODES: tuple[str, ...] = get_args(OpacityMode)
+OPACITY_MODES: tuple[OpacityMode, ...] = get_args(OpacityMode)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from app.train.data import open_captures
 from vggt_t_mv.loading import PRESETS
 from vggt_t_mv.train.config import ConfigError, TrainConfig, apply_overrides, read_config_dict
+from vggt_t_mv.train.freeze import FreezePolicy
 from vggt_t_mv.train.trainer import TrainingData, TrainResult, train
 
 DEFAULT_WARMUP = 100  # warmup steps of a run whose config file does not say: 10 % of --steps, at most this
@@ -35,7 +36,7 @@ class TrainOptions:
     out: Path | None = None
     val_every: int | None = None
     best_metric: str | None = None
-    freeze: str | None = None
+    freeze: FreezePolicy | None = None
     assignments: tuple[str, ...] = ()
 
 

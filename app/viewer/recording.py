@@ -32,7 +32,7 @@ import viser
 
 from app.common.atomic import atomic_folder, write_bytes_atomic
 from app.common.cameras import camera_color
-from app.common.vocab import RENDER_MODES, RenderMode, check_choice
+from app.common.vocab import RENDER_MODES, SCENE_FORMATS, RenderMode, SceneFormat, check_choice
 from app.export.formats import check_outputs, frame_indices
 from app.export.ownership import check_not_the_reconstruction, write_marker
 from app.export.selection import ExportError, PointSet, Selection, select_frames, select_points
@@ -42,7 +42,6 @@ from app.viewer.access import AccessPolicy, install_guard
 from app.viewer.data import camera_poses, overview_camera, scene_scale, thumbnail
 from vggt_t_mv.npgeometry import camera_centers
 
-SCENE_FORMATS = ("viser", "web")
 RECORDING_NAME = "scene.viser"
 CLIENT_NAME = "client.html"
 VISER_CLIENT = Path(viser.__file__).parent / "client" / "build" / "index.html"
@@ -215,7 +214,7 @@ def _add_trajectories(scene, recon: Reconstruction, timesteps: list[int], camera
 
 def export_scene(
     recon: Reconstruction | str | Path,
-    fmt: str,
+    fmt: SceneFormat,
     selection: Selection,
     out: str | Path,
     options: RecordingOptions | None = None,
