@@ -15,6 +15,7 @@ from app.common.text import plural
 from app.reconstruct.store import Reconstruction
 from app.reconstruct.summary import rig_lines, summary_text
 from app.viewer.gui import format_status
+from app.viewer.live import LiveState
 from tests.helpers.capture import write_solid_rig
 from tests.helpers.shared import REPO_ROOT
 
@@ -43,7 +44,7 @@ def test_status_line_says_1_camera() -> None:
 
 def test_status_line_reads_as_words() -> None:
     """No "timesteps 1/6 of 24": what is reconstructed, what the viewer still loads, what the pipeline does."""
-    running = {"state": "running", "windows": (2, 8), "frames_per_s": 3.25, "eta_s": 70.0}
+    running = LiveState(state="running", windows=(2, 8), frames_per_s=3.25, eta_s=70.0)
     line = format_status(1, 6, 24, 4, running, False)
     assert line == (
         "6 of 24 timesteps reconstructed · 4 cameras · loading 5 more into the viewer · window 2 of 8 done · "

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import viser
 
@@ -21,6 +21,9 @@ from app.reconstruct.error_map import color_bar, legend_text
 from app.reconstruct.store import Reconstruction
 from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
 from app.viewer.scene import STREAM_LABELS, ViewerScene
+
+if TYPE_CHECKING:  # a type only: importing the live run would load the pipeline
+    from app.viewer.live import LiveState
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,7 @@ def download_stem(recon_name: str, timestep: int | None, stream: str, choice: Ex
 
 
 def format_status(
-    loaded: int, available: int, planned: int, num_cameras: int, pipeline: dict | None, complete: bool
+    loaded: int, available: int, planned: int, num_cameras: int, pipeline: LiveState | None, complete: bool
 ) -> str:
     """The status line, in words: how many timesteps there are (and of how many planned while a run is going), how
     many the viewer is still loading, the cameras, and the pipeline's progress and speed."""
@@ -330,14 +333,13 @@ def format_status(
     if loaded < available:
         parts.append(f"loading {available - loaded} more into the viewer")
     if pipeline is not None:
-        state = pipeline.get("state", "")
-        windows = pipeline.get("windows")
+        state, windows = pipeline.state, pipeline.windows
         if windows and state == "running":
             parts.append(f"window {windows[0]} of {windows[1]} done")
-        if pipeline.get("frames_per_s") and state == "running":
-            parts.append(f"{pipeline['frames_per_s']:.1f} frames/s")
-        if pipeline.get("eta_s") and state == "running":
-            parts.append(f"about {time.strftime('%H:%M:%S', time.gmtime(pipeline['eta_s']))} left")
+        if pipeline.frames_per_s and state == "running":
+            parts.append(f"{pipeline.frames_per_s:.1f} frames/s")
+        if pipeline.eta_s and state == "running":
+            parts.append(f"about {time.strftime('%H:%M:%S', time.gmtime(pipeline.eta_s))} left")
         if state:
             parts.append(state)
     elif complete:

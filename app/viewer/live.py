@@ -13,8 +13,9 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from app.capture.masks import MASKS_AUTO
 from app.capture.rig import CaptureOptions
@@ -98,10 +99,36 @@ def demo_weights_available(folder: Path = DEMO_WEIGHTS) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
+@dataclass
+class LiveState:
+    """Where a live run is (read by the viewer's status line; :meth:`LiveRun.snapshot` copies it).
+
+    ``state``: ``loading model``, ``running``, ``complete``, ``stopped (...)`` or ``failed``; ``windows``: (done,
+    total) once the run is prepared; ``frames_per_s`` and ``eta_s``: the pipeline's last progress report;
+    ``error``: what failed (None while nothing has)."""
+
+    state: str = "loading model"
+    windows: tuple[int, int] | None = None
+    frames_per_s: float = 0.0
+    eta_s: float = 0.0
+    error: str | None = None
+
+    # Read-only mapping access, kept for callers written when the state was a dict (``run.state["state"]``,
+    # ``run.state.get("windows")``); product code reads the attributes.
+    def __getitem__(self, key: str) -> Any:
+        if key not in LIVE_STATE_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in LIVE_STATE_KEYS else default
+
+
+LIVE_STATE_KEYS = frozenset(f.name for f in fields(LiveState))
+
+
 class LiveRun:
-    """One pipeline run in a daemon thread. ``state`` (a dict, read by the GUI's status line): ``state``
-    (loading / running / complete / stopped / failed), ``windows`` (done, total), ``frames_per_s``, ``eta_s``,
-    ``error``."""
+    """One pipeline run in a daemon thread; ``state`` (:class:`LiveState`) says where it is."""
 
     def __init__(
         self,
@@ -110,7 +137,7 @@ class LiveRun:
         on_window: Callable[[], None] | None = None,
     ) -> None:
         self.spec, self.on_ready, self.on_window = spec, on_ready, on_window
-        self.state: dict = {"state": "loading model", "windows": None, "frames_per_s": 0.0, "eta_s": 0.0}
+        self.state = LiveState()
         self.thread = Worker(self._main, name="vggt-mv-pipeline")  # its stop event: stop after this window
 
     def start(self) -> LiveRun:
@@ -130,16 +157,20 @@ class LiveRun:
     def done(self) -> bool:
         return not self.thread.alive
 
+    def snapshot(self) -> LiveState:
+        """A copy of ``state`` (the run's thread goes on changing it)."""
+        return replace(self.state)
+
     def _main(self, stop: threading.Event) -> None:
         try:
             self._run(stop)
         except (StopRequested, InterruptedError):
-            self.state["state"] = f"stopped (complete windows kept in {self.spec.out})"
+            self.state.state = f"stopped (complete windows kept in {self.spec.out})"
         except (ValueError, PipelineError) as error:  # a bad input: its message names the file and the fix
-            self.state["state"], self.state["error"] = "failed", str(error)
+            self.state.state, self.state.error = "failed", str(error)
             print(f"error: the run failed: {error}", file=sys.stderr)
         except Exception as error:  # reported in the GUI and on the console, the viewer stays up
-            self.state["state"], self.state["error"] = "failed", f"{type(error).__name__}: {error}"
+            self.state.state, self.state.error = "failed", f"{type(error).__name__}: {error}"
             traceback.print_exc()
         if self.on_window is not None:
             self.on_window()
@@ -157,18 +188,18 @@ class LiveRun:
             stop_requested=stop.is_set,
         )
         total = prepared.num_windows
-        self.state.update(state="running", windows=(prepared.first_window, total))
+        self.state.state, self.state.windows = "running", (prepared.first_window, total)
         self.on_ready(Path(spec.out))
 
         def window_done(index: int) -> None:
-            self.state["windows"] = (index + 1, total)
+            self.state.windows = (index + 1, total)
             if self.on_window is not None:
                 self.on_window()
             if stop.is_set() and index + 1 < total:
                 raise StopRequested
 
         def progress(event: Progress) -> None:
-            self.state.update(frames_per_s=event.frames_per_s, eta_s=event.eta_s)
+            self.state.frames_per_s, self.state.eta_s = event.frames_per_s, event.eta_s
 
         prepared.run(progress=progress, on_window=window_done)
-        self.state["state"] = "complete"
+        self.state.state = "complete"

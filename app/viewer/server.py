@@ -349,7 +349,7 @@ class Viewer:
 
     def _status(self) -> str:
         scene, recon = self.scene, self.recon
-        pipeline = None if self.live is None else dict(self.live.state)
+        pipeline = None if self.live is None else self.live.snapshot()
         if scene is None or recon is None:
             text = format_status(0, 0, 0, 0, pipeline, False)
         else:
@@ -366,8 +366,8 @@ class Viewer:
                 text += f"\n\n{agreement}"
         if self.notices:
             text += f"\n\n**{self.notices[-1]}**"
-        if pipeline and pipeline.get("error"):
-            text += f"\n\n**pipeline failed:** {pipeline['error']}"
+        if pipeline is not None and pipeline.error:
+            text += f"\n\n**pipeline failed:** {pipeline.error}"
         if self.errors:
             text += f"\n\n**viewer error:** {self.errors[-1]}"
         return text
