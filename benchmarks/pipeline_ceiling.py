@@ -258,7 +258,12 @@ def run_once(capture_path: Path, out: Path, args: argparse.Namespace) -> dict:
     seconds, cpu = time.perf_counter() - tic, time.process_time() - cpu
     if loaded.model.fingerprint() != before:
         raise SystemExit("the pipeline wrote into the model's output tensors (it must copy what it changes)")
-    disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    files = [p for p in out.rglob("*") if p.is_file()]
+    disk = sum(p.stat().st_size for p in files)
+    by_name: dict[str, int] = {}
+    for path in files:
+        name = path.name if path.parent.parent.name == "windows" else "other"
+        by_name[name] = by_name.get(name, 0) + path.stat().st_size
     frames = capture.num_timesteps * capture.num_cameras
     return {
         "seconds": seconds,
@@ -268,6 +273,7 @@ def run_once(capture_path: Path, out: Path, args: argparse.Namespace) -> dict:
         "image_hw": prepared.plan.image_hw,
         "stages": result.stage_seconds,
         "disk_bytes": disk,
+        "disk_by_name": by_name,
     }
 
 
@@ -336,6 +342,9 @@ def main() -> None:
         )
         disk = best["disk_bytes"]
         print(f"on disk: {disk / 1e6:.1f} MB ({disk / frames / 1e6:.2f} MB per camera image)")
+        parts = sorted(best["disk_by_name"].items(), key=lambda item: -item[1])
+        shares = ", ".join(f"{name} {size / frames / 1e6:.3f}" for name, size in parts)
+        print(f"per file, MB per camera image: {shares}")
         print()
         print("| stage | seconds | ms per camera image | share of wall |")
         print("|---|---:|---:|---:|")

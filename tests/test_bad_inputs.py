@@ -57,7 +57,7 @@ def assert_kept(before: dict[str, str], root: Path) -> None:
 
 def first_window_arrays(recon: Path) -> dict[str, str]:
     """:func:`snapshot` of window 0's arrays (its window.json holds timings, which differ between runs)."""
-    return {k: v for k, v in snapshot(recon).items() if k.startswith("windows/00000/") and k.endswith(".npy")}
+    return {k: v for k, v in snapshot(recon).items() if k.startswith("windows/00000/") and k.endswith((".npy", ".zst"))}
 
 
 def assert_refused(result: Result, *names: object) -> None:
@@ -143,8 +143,9 @@ META_DAMAGE = {
 WINDOW_DAMAGE = {
     "window_json_not_json": _write("windows/00001/window.json", "{oops"),
     "window_json_missing": _delete("windows/00001/window.json"),
-    "npy_truncated": _truncate("windows/00001/depth.npy"),
-    "npy_missing": _delete("windows/00001/world_points.npy"),
+    "npy_truncated": _truncate("windows/00001/images.npy"),
+    "zst_truncated": _truncate("windows/00001/depth.zst"),
+    "zst_missing": _delete("windows/00001/world_points.zst"),
     "npy_wrong_shape": _reshape("windows/00001/extrinsics.npy"),
     "npy_not_npy": _write("windows/00001/images.npy", b"not an npy file at all"),
 }
@@ -188,11 +189,11 @@ def test_resume_recomputes_a_damaged_window_and_never_calls_it_complete(template
 
 def test_damage_after_a_complete_run_is_not_complete_for_resume(template, recon_copy: Path) -> None:
     """A complete reconstruction with a truncated array: --resume runs the window again instead of stopping."""
-    _truncate("windows/00001/depth_conf.npy")(recon_copy)
+    _truncate("windows/00001/depth_conf.zst")(recon_copy)
     assert json.loads((recon_copy / "meta.json").read_text())["status"] == "complete"
     result = invoke("run", template[0], "--out", recon_copy, *RUN, "--resume")
     assert_ok(result)
-    assert "resuming" in result.output and "depth_conf.npy" in result.output
+    assert "resuming" in result.output and "depth_conf.zst" in result.output
     resumed = Reconstruction.open(recon_copy)
     assert resumed.is_complete
     assert np.array_equal(resumed.load("depth_conf"), Reconstruction.open(template[1]).load("depth_conf"))

@@ -71,7 +71,7 @@ def test_a_config_json_asking_for_a_huge_model_is_refused_before_allocating(temp
 @pytest.mark.parametrize("command", ["export", "view"])
 def test_an_object_dtype_npy_in_a_reconstruction_is_named_and_not_called_truncated(template, tmp_path, command):
     recon = Path(shutil.copytree(template[1], tmp_path / "recon"))
-    bad = recon / "windows" / "00001" / "depth.npy"
+    bad = recon / "windows" / "00001" / "images.npy"
     shape = np.load(bad, mmap_mode="r").shape
     np.save(bad, np.full(shape, None, dtype=object), allow_pickle=True)
     before = snapshot(tmp_path)

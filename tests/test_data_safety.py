@@ -309,7 +309,7 @@ def test_after_a_truncated_video_the_suggested_end_resumes(tmp_path: Path) -> No
     # computed again; every window before it is kept byte for byte
     continued = [w.index for w in resumed.windows() if w.index < len(resumed.spans) - 1]
     assert continued, "no window was kept"
-    kept_arrays = {n: d for n, d in kept.items() if n.endswith(".npy") and int(n.split("/")[0]) in continued}
+    kept_arrays = {n: d for n, d in kept.items() if n.endswith((".npy", ".zst")) and int(n.split("/")[0]) in continued}
     assert kept_arrays and all(survived.get(name) == digest for name, digest in kept_arrays.items())
     ran(run_cli(capture, "--out", tmp_path / "straight", *RUN, "--end", end))
     straight = Reconstruction.open(tmp_path / "straight")

@@ -188,7 +188,7 @@ def test_external_masks_land_in_the_reconstruction(tmp_path: Path) -> None:
 
 def test_page4d_checkpoint_without_config_runs_page4d_and_stores_its_mask(tmp_path: Path) -> None:
     """``vggt-mv run CAPTURE --checkpoint <PAGE-4D file>``: the PAGE-4D model is inferred from the file, its
-    suppression u lands in dynamic_mask.npy per window, and the summary names the layout."""
+    suppression u lands in dynamic_mask.zst per window, and the summary names the layout."""
     weights = require(shared_dir() / "reference" / "page4d_tiny" / "weights.safetensors", "page4d_tiny weights")
     capture = write_solid_rig(tmp_path / "cap", num_cameras=2, num_timesteps=5, fmt="images")
     args = ["--checkpoint", weights, "--device", "cpu", "--size", 56, "--window", 3, "--stride", 2]
@@ -196,7 +196,7 @@ def test_page4d_checkpoint_without_config_runs_page4d_and_stores_its_mask(tmp_pa
     assert "model     PAGE-4D (fin10); checkpoint layout page4d_fin10 [PAGE-4D (fin10)]" in result.output
     recon = Reconstruction.open(tmp_path / "out")
     assert recon.meta["model"]["config"]["page4d_mask"]["head"] == "fin10"
-    windows = sorted((tmp_path / "out").rglob("dynamic_mask.npy"))
+    windows = sorted((tmp_path / "out").rglob("dynamic_mask.zst"))
     assert len(windows) == len(recon.spans) == 2
     dynamic = recon.load("dynamic_mask").astype(np.float32)
     assert dynamic.shape == (5, 2, *recon.image_hw) and 0 <= dynamic.min() and dynamic.max() <= 1

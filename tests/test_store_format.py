@@ -17,7 +17,7 @@ import torch
 
 from app.export.api import ExportOptions, export_reconstruction
 from app.export.selection import Selection
-from app.reconstruct.arrays import SPECS
+from app.reconstruct.arrays import SPECS, compressed_stem
 from app.reconstruct.pipeline import prepare_output
 from app.reconstruct.store import (
     ARRAY_NAMES,
@@ -26,6 +26,8 @@ from app.reconstruct.store import (
     Reconstruction,
     ReconstructionError,
     derive_world_points,
+    open_stem,
+    stem_name,
 )
 from app.viewer.data import CloudSettings, filter_timestep
 from vggt_t_mv.geometry import depth_to_world_points
@@ -125,6 +127,7 @@ DISK_DTYPES = {  # format 3
     "intrinsics": np.float32,
     "dynamic_mask": np.uint8,
 }
+COMPRESSED = ["depth", "depth_conf", "world_points", "world_points_conf", "dynamic_mask"]  # .zst files, lossless
 MOVED = Sim3(1.7, np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]), np.array([3.0, -2, 5]))
 
 
@@ -150,9 +153,11 @@ def test_stored_array_round_trips_to_its_documented_precision(tmp_path: Path, na
     cameras = {"extrinsics": sim3.apply_to_extrinsics(arrays["extrinsics"]).astype(np.float32)}
     recon = written(tmp_path / "r", {**arrays, **cameras}, sim3)
     folder = tmp_path / "r" / "windows" / "00000"
-    assert sorted(p.name for p in folder.glob("*.npy")) == sorted(f"{stem}.npy" for stem in DISK_DTYPES)
+    files = sorted(p.name for p in folder.iterdir() if p.name != "window.json")
+    assert files == sorted(stem_name(stem, compressed_stem(stem)) for stem in DISK_DTYPES)
+    assert [stem for stem in DISK_DTYPES if compressed_stem(stem)] == COMPRESSED
     for stem, dtype in DISK_DTYPES.items():
-        assert np.load(folder / f"{stem}.npy", mmap_mode="r").dtype == dtype, stem
+        assert open_stem(folder, stem).dtype == dtype, stem
     expected = in_stitched_frame({**arrays, **cameras}, sim3)
     dtype = np.uint8 if name == "images" else np.float64
     CHECKS[name](expected[name], np.asarray(recon.load(name), dtype), expected, sim3.scale)
@@ -228,6 +233,37 @@ def test_derived_array_cannot_be_written(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="world_points_from_depth is derived on read"):
         recon.write_window(0, arrays, {})
     assert recon.num_timesteps == 0 and FORMAT_VERSION == 3
+
+
+def as_uncompressed(folder: Path) -> None:
+    """Window ``folder`` as format 3 wrote it before compression: every ``.zst`` file as the ``.npy`` of its array."""
+    for path in sorted(folder.glob("*.zst")):
+        np.save(path.with_suffix(".npy"), np.asarray(open_stem(folder, path.stem)))
+        path.unlink()
+
+
+def test_format_3_windows_written_before_compression_read_the_same(tmp_path: Path) -> None:
+    """A format-3 reconstruction whose first window has ``.npy`` files (written before compression) and whose second
+    has ``.zst`` files (a resumed run) reads every array exactly as the all-compressed one."""
+    spans = [[0, T], [1, T]]
+    for name in ("new", "mixed"):
+        recon = Reconstruction.create(tmp_path / name, {"camera_names": ["a", "b"], "image_hw": [H, W], "spans": spans})
+        recon.write_window(0, computed_arrays(0), {"alignment": {}})
+        recon.write_window(1, {k: v[1:] for k, v in computed_arrays(1).items()}, {"alignment": {}}, MOVED)
+    as_uncompressed(tmp_path / "mixed" / "windows" / "00000")
+    assert not list((tmp_path / "mixed" / "windows" / "00000").glob("*.zst"))
+    new, mixed = Reconstruction.open(tmp_path / "new"), Reconstruction.open(tmp_path / "mixed")
+    assert mixed.array_names() == new.array_names() == list(ARRAY_NAMES)
+    for name in ARRAY_NAMES:
+        np.testing.assert_array_equal(mixed.load(name), new.load(name), err_msg=name)
+        for t in range(T):
+            np.testing.assert_array_equal(mixed.get(name, t), new.get(name, t), err_msg=name)
+    mixed.replace_arrays(0, {"world_points": new.window_arrays(0, ["world_points"])["world_points"]})
+    assert (tmp_path / "mixed" / "windows" / "00000" / "world_points.npy").is_file()  # keeps its container
+    assert not (tmp_path / "mixed" / "windows" / "00000" / "world_points.zst").exists()
+    np.testing.assert_array_equal(
+        Reconstruction.open(tmp_path / "mixed").load("world_points"), new.load("world_points")
+    )
 
 
 def test_damaged_stored_range_is_named(tmp_path: Path) -> None:
@@ -378,7 +414,7 @@ def test_format_2_and_3_of_one_run_view_and_export_the_same_points(tmp_path: Pat
     plyfile = pytest.importorskip("plyfile")
     old, new = demo_run(tmp_path / "v2", 2), demo_run(tmp_path / "v3", 3)
     assert (old.format_version, new.format_version) == (2, 3) and new.num_timesteps == old.num_timesteps == 3
-    disk = {r.root: sum(f.stat().st_size for f in r.root.rglob("*.npy")) for r in (old, new)}
+    disk = {r.root: sum(f.stat().st_size for f in (r.root / "windows").rglob("*.*")) for r in (old, new)}
     assert disk[new.root] < 0.6 * disk[old.root]
     for t in range(3):
         centres = camera_centers(old.get("extrinsics", t).astype(np.float64))

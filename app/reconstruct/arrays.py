@@ -13,6 +13,14 @@ Codecs (format 3; worst-case error of what is read back against the float32 the 
                     from its camera, plus float32 rounding (1e-7 of the coordinates); offsets beyond 65504 saturate
 ==================  =====================================================================================
 
+Files: an array's codec output is saved as ``<name>.npy`` (memory-mapped on read), or, when its spec says
+``compressed``, as ``<name>.zst``: one zstd frame per timestep of the byte-shuffled values
+(:mod:`app.reconstruct.chunked`), lossless, so the error bounds above are unchanged. A reader takes whichever of the
+two files a window has (windows written before compression have ``.npy`` files). Compressed: the float16 maps and
+the uint8 mask, which compress (on a tiny model's output at 154 px: depth to 54 %, confidences 55 % and 26 %,
+point offsets 60 %, mask 12 %); not the images (79 % there, about 90 % on camera footage, for the most CPU) nor the
+few bytes of cameras and origins.
+
 Motions (format 3 stores depth and point maps in the window's own frame and its Sim(3) ``y = s R x + t`` in
 ``window.json``; the reader applies it): ``points`` -> ``s R x + t``, ``scale`` -> ``s x`` (depth), ``none``
 (images, confidences, masks; the cameras are stored in the stitched frame already). A relative error bound holds
@@ -21,8 +29,9 @@ after the motion unchanged (in the stitched frame's units).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -32,6 +41,13 @@ from vggt_t_mv.npgeometry import Sim3, camera_centers
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 ORIGIN_SUFFIX = "_origin"  # offset_float16's second file: <name>_origin.npy, float32 [T, N, 3]
+
+
+class StoredRows(Protocol):
+    """A stored file as :func:`decode` reads it: indexed by a row or a slice of rows (a ``.npy`` memory-map, an array,
+    or a :class:`app.reconstruct.chunked.ChunkedArray`)."""
+
+    def __getitem__(self, rows: Any, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class ArraySpec:
     dtype_v2: type = np.float32
     optional: bool = False
     derived: bool = False
+    compressed: bool = False
 
     def files(self) -> tuple[str, ...]:
         """The file stems format 3 writes for this array (``.npy`` each)."""
@@ -70,16 +87,22 @@ def _image(h: int, w: int) -> tuple[int, ...]:
 
 SPECS: tuple[ArraySpec, ...] = (
     ArraySpec("images", lambda h, w: (h, w, 3), dtype=np.uint8, dtype_v2=np.uint8),
-    ArraySpec("depth", _image, codec="float16", motion="scale"),
-    ArraySpec("depth_conf", _image, codec="float16", dtype_v2=np.float16),
-    ArraySpec("world_points", lambda h, w: (h, w, 3), codec="offset_float16", motion="points"),
-    ArraySpec("world_points_conf", _image, codec="float16", dtype_v2=np.float16),
+    ArraySpec("depth", _image, codec="float16", motion="scale", compressed=True),
+    ArraySpec("depth_conf", _image, codec="float16", dtype_v2=np.float16, compressed=True),
+    ArraySpec("world_points", lambda h, w: (h, w, 3), codec="offset_float16", motion="points", compressed=True),
+    ArraySpec("world_points_conf", _image, codec="float16", dtype_v2=np.float16, compressed=True),
     ArraySpec("world_points_from_depth", lambda h, w: (h, w, 3), derived=True),
     ArraySpec("extrinsics", lambda h, w: (3, 4)),
     ArraySpec("intrinsics", lambda h, w: (3, 3)),
-    ArraySpec("dynamic_mask", _image, codec="unit_uint8", dtype_v2=np.float16, optional=True),
+    ArraySpec("dynamic_mask", _image, codec="unit_uint8", dtype_v2=np.float16, optional=True, compressed=True),
 )
 SPEC = {spec.name: spec for spec in SPECS}
+
+
+def compressed_stem(stem: str) -> bool:
+    """Format 3 saves file ``stem`` (an array's name, or its ``_origin``) compressed (``.zst``)."""
+    spec = SPEC.get(stem)
+    return spec is not None and spec.compressed
 
 
 # ------------------------------------------------------------------------------------------------ conversions
@@ -118,7 +141,7 @@ def encode(spec: ArraySpec, value: np.ndarray, origin: np.ndarray | None = None)
     return {spec.name: half, spec.name + ORIGIN_SUFFIX: origin32}
 
 
-def decode(spec: ArraySpec, files: dict[str, np.ndarray], rows: slice | int) -> np.ndarray:
+def decode(spec: ArraySpec, files: Mapping[str, StoredRows], rows: slice | int) -> np.ndarray:
     """Format 3's files of array ``spec`` (memory-maps or arrays ``[T, N, ...]``) -> the array's rows ``rows`` in
     its computed dtype, in the frame it was stored in (see :func:`move`)."""
     stored = files[spec.name][rows]

@@ -10,14 +10,17 @@ Layout (format version :data:`FORMAT_VERSION` = 3)::
         window.json             index, span [start, end) in timesteps, "stored" [a, b): the timesteps this folder
                                 holds, "to_stitched": the window's Sim(3) into the stitched frame, alignment, timing
         images.npy              uint8   [Ts, N, H, W, 3]   model-resolution RGB (colours)
-        depth.npy               float16 [Ts, N, H, W]      geo stream depth, window frame (x s on read)
-        depth_conf.npy          float16 [Ts, N, H, W]      its confidence (also the pose stream's)
-        world_points.npy        float16 [Ts, N, H, W, 3]   geo stream points, window frame, offsets from
+        depth.zst               float16 [Ts, N, H, W]      geo stream depth, window frame (x s on read)
+        depth_conf.zst          float16 [Ts, N, H, W]      its confidence (also the pose stream's)
+        world_points.zst        float16 [Ts, N, H, W, 3]   geo stream points, window frame, offsets from
         world_points_origin.npy float32 [Ts, N, 3]         each image's camera centre (moved by the Sim(3) on read)
-        world_points_conf.npy   float16 [Ts, N, H, W]
+        world_points_conf.zst   float16 [Ts, N, H, W]
         extrinsics.npy          float32 [Ts, N, 3, 4]      OpenCV camera-from-world, stitched frame
         intrinsics.npy          float32 [Ts, N, 3, 3]      model pixels (see meta "preprocess" for the originals)
-        dynamic_mask.npy        uint8   [Ts, N, H, W]      probability x 255, only when the model predicts it
+        dynamic_mask.zst        uint8   [Ts, N, H, W]      probability x 255, only when the model predicts it
+
+``.zst`` files hold one zstd frame per timestep, lossless (:mod:`app.reconstruct.chunked`); format-3 windows
+written before compression hold the same arrays as ``.npy`` files, and readers take either.
 
 **Each timestep is stored once**: window ``w`` holds the timesteps it owns under the merge rule of
 :mod:`app.reconstruct.stitching` (``Ts`` of its ``Tw``; at window 16 / stride 12, 14, 12, ..., 14), decided at write
@@ -55,9 +58,9 @@ pose-stream points, not derived ones; each timestep from its window by the merge
 view and export unchanged; format 2 is also resumed (in format 2), format 1 is not (``--overwrite`` starts again).
 
 Everything is in the frame of camera 0 at the first timestep (metres when a calibration was given).
-Every ``.npy`` opens memory-mapped. A window folder is written under a temporary name and renamed when
-complete, so a reader (or ``--resume``) only ever sees complete windows; reading a partially written
-reconstruction gives the timesteps of its complete windows.
+Every ``.npy`` opens memory-mapped; a ``.zst`` decompresses the timesteps read. A window folder is written under a
+temporary name and renamed when complete, so a reader (or ``--resume``) only ever sees complete windows; reading a
+partially written reconstruction gives the timesteps of its complete windows.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,13 +85,17 @@ from app.common.vocab import RUN_STATUSES, RunStatus
 from app.reconstruct.arrays import (
     SPEC,
     SPECS,
+    StoredRows,
     camera_origin,
+    compressed_stem,
     decode,
     encode,
     move,
     move_back,
     stored_form_v2,
 )
+from app.reconstruct.chunked import SUFFIX as CHUNKED_SUFFIX
+from app.reconstruct.chunked import ChunkedArray, ChunkError, save_chunked
 from app.reconstruct.record import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -160,6 +168,55 @@ def check_npy(path: Path, shape: tuple[int, ...]) -> None:
         raise ReconstructionError(f"{path} is truncated ({size} of {expected} bytes)")
 
 
+def stem_file(folder: Path, stem: str) -> Path:
+    """The file holding array file ``stem`` in window ``folder``: ``<stem>.zst`` (compressed) when there is one, else
+    ``<stem>.npy`` (whether or not it exists)."""
+    chunked = folder / f"{stem}{CHUNKED_SUFFIX}"
+    return chunked if chunked.is_file() else folder / f"{stem}.npy"
+
+
+def open_stem(folder: Path, stem: str) -> np.ndarray | ChunkedArray:
+    """Array file ``stem`` of window ``folder`` for reading: a memory-map (``.npy``) or a :class:`ChunkedArray`
+    (``.zst``); both index by rows."""
+    path = stem_file(folder, stem)
+    if path.suffix == CHUNKED_SUFFIX:
+        try:
+            return ChunkedArray(path)
+        except (ChunkError, OSError) as error:
+            raise ReconstructionError(f"{path} {error}") from error
+    return np.load(path, mmap_mode="r")
+
+
+def check_stem(folder: Path, stem: str, shape: tuple[int, ...], compressed: bool) -> None:
+    """Raise :class:`ReconstructionError` unless window ``folder`` holds array file ``stem`` complete and of ``shape``
+    (:func:`check_npy`, or the ``.zst`` header and size); when it holds neither file, the one this version writes
+    (``compressed``) is named missing."""
+    path = stem_file(folder, stem)
+    if path.suffix != CHUNKED_SUFFIX:
+        check_npy(path if path.is_file() else folder / stem_name(stem, compressed), shape)
+        return
+    try:
+        found = ChunkedArray(path)
+    except (ChunkError, OSError) as error:
+        raise ReconstructionError(f"{path} {error}") from error
+    if found.shape != tuple(shape):
+        raise ReconstructionError(f"{path} has shape {list(found.shape)}, expected {list(shape)}")
+
+
+def stem_name(stem: str, compressed: bool) -> str:
+    """The file name of array file ``stem``: ``<stem>.zst`` when ``compressed``, else ``<stem>.npy``."""
+    return f"{stem}{CHUNKED_SUFFIX if compressed else '.npy'}"
+
+
+def save_array_file(path: Path, value: np.ndarray) -> None:
+    """Save ``value`` as ``path``: compressed for a ``.zst`` name (:func:`app.reconstruct.chunked.save_chunked`),
+    else ``.npy`` (a C-contiguous array is written straight from its memory)."""
+    if path.suffix == CHUNKED_SUFFIX:
+        save_chunked(path, value)
+    else:
+        np.save(path, value)
+
+
 class StoreWriteError(ReconstructionError):
     """Writing to the reconstruction folder failed (disk full, read-only, permissions); what was complete is kept."""
 
@@ -219,8 +276,8 @@ class WindowRecord:
 @dataclass
 class EncodedWindow:
     """A window as it is written (:meth:`Reconstruction.encode_window`): ``files`` stem -> the array saved as
-    ``<stem>.npy`` (nothing is converted or copied again when it is written), the timesteps ``held`` and the
-    Sim(3) ``to_stitched`` (format 3: applied on read; format 2: already applied)."""
+    ``<stem>.npy`` or, compressed, ``<stem>.zst`` (nothing is converted or copied again when it is written), the
+    timesteps ``held`` and the Sim(3) ``to_stitched`` (format 3: applied on read; format 2: already applied)."""
 
     index: int
     files: dict[str, np.ndarray]
@@ -477,11 +534,11 @@ class Reconstruction:
             for spec in SPECS:
                 if spec.derived and self.format_version >= 2:
                     continue
-                if spec.optional and not (path / f"{spec.name}.npy").is_file():
+                if spec.optional and not stem_file(path, spec.name).is_file():
                     continue
                 if self.encoded:
                     for stem, shape in spec.file_shapes(length, self.num_cameras, hw).items():
-                        check_npy(path / f"{stem}.npy", shape)
+                        check_stem(path, stem, shape, compressed_stem(stem))
                 else:
                     check_npy(path / f"{spec.name}.npy", (length, self.num_cameras, *spec.trailing(*hw)))
             self._checked[index] = stamp
@@ -511,20 +568,20 @@ class Reconstruction:
         if self.is_derived(name):
             return self.has("depth")
         windows = self.windows()
-        return bool(windows) and (windows[0].path / f"{name}.npy").is_file()
+        return bool(windows) and stem_file(windows[0].path, name).is_file()
 
     # ----------------------------------------------------------------------------- reading
     def _read(self, record: WindowRecord, name: str, rows: slice | int, frame: str = "stitched") -> np.ndarray:
         """Stored array ``name`` of window ``record``, rows ``rows`` of its held timesteps: formats 1, 2 memory-mapped
         as stored; format 3 decoded and (``frame`` "stitched") moved by the window's Sim(3), or (``frame`` "window")
         in the frame it was predicted in."""
-        path = record.path / f"{name}.npy"
+        path = stem_file(record.path, name)
         if not path.is_file():
             raise KeyError(f"{self.root} has no array {name!r} (arrays: {', '.join(self.array_names())})")
         if not self.encoded:
             return np.load(path, mmap_mode="r")[rows]
         spec = SPEC[name]
-        files = {stem: np.load(record.path / f"{stem}.npy", mmap_mode="r") for stem in spec.files()}
+        files = {stem: open_stem(record.path, stem) for stem in spec.files()}
         value = decode(spec, files, rows)
         return value if frame == "window" else move(spec, value, record.to_stitched)
 
@@ -537,10 +594,10 @@ class Reconstruction:
         out = {
             name: self._read(record, name, slice(None))
             for name in wanted
-            if not self.is_derived(name) and (record.path / f"{name}.npy").is_file()
+            if not self.is_derived(name) and stem_file(record.path, name).is_file()
         }
         for name in wanted:
-            if self.is_derived(name) and (record.path / "depth.npy").is_file():
+            if self.is_derived(name) and stem_file(record.path, "depth").is_file():
                 stored = self.window_arrays(index, ("depth", "extrinsics", "intrinsics"))
                 out[name] = derive_world_points(stored["depth"], stored["extrinsics"], stored["intrinsics"])
         return out
@@ -697,8 +754,8 @@ class Reconstruction:
                 shutil.rmtree(final)
             tmp.mkdir(parents=True)
             for stem, value in window.files.items():
-                target = tmp / f"{stem}.npy"
-                np.save(target, value)  # C-contiguous: written straight from the array's memory
+                target = tmp / stem_name(stem, self.encoded and compressed_stem(stem))
+                save_array_file(target, value)
             target = tmp / "window.json"
             write_json_atomic(target, entry.to_dict())
             target = final
@@ -717,13 +774,14 @@ class Reconstruction:
         confidences ``[K, N, H, W]`` of the timesteps ``first..`` that window ``source`` holds (an
         :meth:`encode_window` result in memory, or a complete window's index: read from disk, the same values), the
         Sim(3) from the frame they are in to the stitched frame, and ``first``."""
+        files: Mapping[str, StoredRows]
         if isinstance(source, EncodedWindow):
             files, held, sim3 = source.files, source.held, source.to_stitched
         else:
             record = self.windows()[source]
             held, sim3 = record.held, record.to_stitched
             stems = [stem for name in STREAMS["geo"] for stem in (SPEC[name].files() if self.encoded else (name,))]
-            files = {stem: np.load(record.path / f"{stem}.npy", mmap_mode="r") for stem in stems}
+            files = {stem: open_stem(record.path, stem) for stem in stems}
         first = max(begin, held[0])
         rows = slice(first - held[0], held[1] - held[0])
         points, conf = STREAMS["geo"]
@@ -754,11 +812,17 @@ class Reconstruction:
                 origin = camera_origin(cameras[rows] if len(cameras) == span_length else cameras, record.to_stitched)
             files.update(encode(spec, move_back(spec, np.asarray(value), record.to_stitched), origin))
         for stem, value in files.items():
+            # the container the window has (format-3 windows written before compression keep their .npy files)
+            existing = stem_file(path, stem)
+            compressed = self.encoded and (
+                existing.suffix == CHUNKED_SUFFIX or (not existing.is_file() and compressed_stem(stem))
+            )
+            target = path / stem_name(stem, compressed)
             try:
-                with atomic_file(path / f"{stem}.npy") as tmp:
-                    np.save(tmp, value)
+                with atomic_file(target) as tmp:
+                    save_array_file(tmp, value)
             except OSError as error:
-                raise write_failure(path / f"{stem}.npy", error) from error
+                raise write_failure(target, error) from error
         self._checked.pop(index, None)
 
     def discard_incomplete(self) -> None:
