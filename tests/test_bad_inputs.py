@@ -26,6 +26,7 @@ from click.testing import CliRunner, Result
 from app.capture.preprocess import frame_transform, preprocess_frame
 from app.capture.rig import MAX_STATIC_CAMERAS
 from app.cli.main import main
+from app.reconstruct import store as store_module
 from app.reconstruct.pipeline import PipelineConfig, PipelineError, plan_run
 from app.reconstruct.store import Reconstruction
 from tests.helpers.capture import write_solid_rig
@@ -263,15 +264,17 @@ def test_export_colmap_out_that_is_a_file(template, tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------------------- full / read-only disk
 def _failing_save(monkeypatch: pytest.MonkeyPatch, code: int, when: Callable[[str], bool]) -> None:
-    """``np.save`` raises ``OSError(code)`` for the paths ``when`` picks (the disk is full / read-only there)."""
-    real_save = np.save
+    """``np.save`` and the store's compressed writer raise ``OSError(code)`` for the paths ``when`` picks (the disk is
+    full / read-only there)."""
+    for owner, name in ((np, "save"), (store_module, "save_chunked")):
+        real_save = getattr(owner, name)
 
-    def save(file, *args, **kwargs):
-        if when(str(file)):
-            raise OSError(code, os.strerror(code), str(file))
-        return real_save(file, *args, **kwargs)
+        def save(file, *args, real_save=real_save, **kwargs):
+            if when(str(file)):
+                raise OSError(code, os.strerror(code), str(file))
+            return real_save(file, *args, **kwargs)
 
-    monkeypatch.setattr(np, "save", save)
+        monkeypatch.setattr(owner, name, save)
 
 
 @pytest.mark.parametrize(
