@@ -27,6 +27,7 @@ from app.reconstruct.record import (
     RunRecord,
     RunSettings,
     TimeSpread,
+    TrackSettings,
     WindowEntry,
 )
 from app.reconstruct.store import Reconstruction
@@ -34,6 +35,7 @@ from tests.helpers.capture import write_solid_rig
 from vggt_t_mv import ModelConfig, Provenance
 from vggt_t_mv.npgeometry import Sim3
 from vggt_t_mv.provenance import WeightSource
+from vggt_t_mv.tracks import TrackConfig
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RUN = ["--config", "tiny", "--random-weights", "--device", "cpu", "--size", "56", "--window", "4", "--stride", "2"]
@@ -111,6 +113,36 @@ def test_record_round_trips_through_json_with_its_types() -> None:
     assert back.rig is not None and back.rig.agreement == record.rig.agreement if record.rig else False
     assert back.preprocess == record.preprocess and back.capture == record.capture
     assert back.resume_differences(record) == []
+
+
+def test_track_settings_round_trip_and_decide_resume() -> None:
+    record = full_record()
+    record.tracks = TrackSettings("/q/points.npy", "cd" * 32, "3d", 12, 16, 256, TrackConfig(depth_tolerance=0.1))
+    text = json.dumps(record.to_dict())
+    back = RunRecord.from_dict(json.loads(text))
+    assert back.tracks == record.tracks and json.dumps(back.to_dict()) == text
+    assert back.resume_differences(record) == []
+    other = RunRecord.from_dict(json.loads(text))
+    assert other.tracks is not None
+    other.tracks.sha256 = "ef" * 32  # the same file name, another content
+    assert back.resume_differences(other) == ["tracks"]
+    assert "sha256 cdcdcdcdcdcd" in back.tracks_difference(other) and "sha256 efefefefefef" in back.tracks_difference(
+        other
+    )
+    other.tracks.sha256, other.tracks.config = "cd" * 32, TrackConfig()  # other thresholds only: named
+    assert back.resume_differences(other) == ["tracks"] and "'depth_tolerance': 0.1" in back.tracks_difference(other)
+    other.tracks = None
+    assert back.resume_differences(other) == ["tracks"] and "this run has no --track-queries" in back.tracks_difference(
+        other
+    )
+    # a run without tracks (or whose queries were refused after its windows) may be continued with queries
+    assert other.resume_differences(back) == []
+    # a meta.json written before track settings were recorded reads, and is written back without them
+    old = full_record().to_dict()
+    assert "tracks" in old and old["tracks"] is None  # recorded since: null = no tracks
+    del old["tracks"]
+    read = RunRecord.from_dict(old)
+    assert read.tracks is None and not read.tracks_recorded and "tracks" not in read.to_dict()
 
 
 def test_unknown_keys_are_kept_and_a_kind_from_another_writer_is_not_taken_for_one_of_ours() -> None:

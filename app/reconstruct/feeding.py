@@ -64,16 +64,22 @@ def prepare_timestep(
     ``undistorters[n]`` (None: nothing to undo) removes camera ``n``'s lens distortion first (masks: nearest)."""
     if undistorters is not None:
         raw = [frame if u is None else u.image(frame) for frame, u in zip(raw, undistorters, strict=True)]
-        if masks is not None:
-            masks = [mask if u is None else u.nearest(mask) for mask, u in zip(masks, undistorters, strict=True)]
     colors = np.stack([preprocess_frame(frame, tf) for frame, tf in zip(raw, transforms, strict=True)])
-    if masks is None:
-        return colors, None
+    return colors, None if masks is None else prepare_masks(masks, transforms, undistorters)
+
+
+def prepare_masks(
+    masks: list[np.ndarray], transforms: list[FrameTransform], undistorters: list[Undistorter | None] | None = None
+) -> np.ndarray:
+    """N external mask frames (original resolution, 0..255) -> float32 ``[N, H, W]`` in {0, 1} at the model size,
+    as the run feeds them: lens distortion undone (nearest), then cropped / padded and resized (nearest)."""
+    if undistorters is not None:
+        masks = [mask if u is None else u.nearest(mask) for mask, u in zip(masks, undistorters, strict=True)]
     resized = [
         preprocess_frame(mask, tf, interpolation=cv2.INTER_NEAREST) > 127
         for mask, tf in zip(masks, transforms, strict=True)
     ]
-    return colors, np.stack(resized).astype(np.float32)
+    return np.stack(resized).astype(np.float32)
 
 
 def to_model_input(colors: torch.Tensor) -> torch.Tensor:

@@ -398,8 +398,9 @@ def _reopen(out: Path, record: RunRecord) -> tuple[Reconstruction, int]:
             stops = [i for i, w in enumerate(recon.windows()[:kept]) if not _continues(w.held[1], w.index, spans)]
             kept = stops[0] if stops else kept
         if kept is None:
+            why = f" ({old.tracks_difference(record)})" if "tracks" in differ else ""
             raise ReconstructionError(
-                f"--resume: {out} was made from a different run (differs in: {', '.join(differ)}); "
+                f"--resume: {out} was made from a different run (differs in: {', '.join(differ)}){why}; "
                 "use the same capture, weights and options, or pass --overwrite to start again"
             )
         for window in recon.windows()[kept:]:
@@ -417,6 +418,7 @@ def _reopen(out: Path, record: RunRecord) -> tuple[Reconstruction, int]:
         warnings.warn(message, PipelineWarning, stacklevel=3)
     recon.discard_incomplete()
     old.status = "running"
+    old.tracks, old.tracks_recorded = record.tracks, True  # the same, or queries for a run that had none
     recon.save_record()
     return recon, len(recon.windows(refresh=True))
 
@@ -568,7 +570,7 @@ def run_pipeline(
 
     try:
         model = model.to(plan.device).eval()
-        read_masks = None if config.masks is None else _mask_reader(open_masks(config.masks, capture), capture)
+        read_masks = None if config.masks is None else mask_reader(open_masks(config.masks, capture), capture)
         feeder = WindowFeeder(
             capture,
             spans,
@@ -650,7 +652,7 @@ def _compute_window(
     return arrays, time.perf_counter() - tic
 
 
-def _mask_reader(sources: list, capture: RigCapture) -> Callable[[int], list[np.ndarray]]:
+def mask_reader(sources: list, capture: RigCapture) -> Callable[[int], list[np.ndarray]]:
     """Timestep ``t`` -> the N external mask frames (first channel, original resolution)."""
 
     def read(t: int) -> list[np.ndarray]:

@@ -43,6 +43,7 @@ from app.common.vocab import (
 from app.reconstruct.calibrated import CameraAgreement
 from vggt_t_mv.npgeometry import Sim3
 from vggt_t_mv.provenance import Provenance
+from vggt_t_mv.tracks import QueryKind, TrackConfig
 
 FORMAT_NAME = "vggt-mv-reconstruction"
 FORMAT_VERSION = 3  # what new runs write
@@ -201,6 +202,50 @@ class RunSettings:
             cast(CameraMode, _choice(data.get("cameras"), CAMERA_MODES, "predicted")),
             _unknown(data, cls),
         )
+
+
+# --------------------------------------------------------------------------------------------- tracks
+@dataclass
+class TrackSettings:
+    """``--track-queries`` as the run resolved it: ``queries`` (``auto`` or the query file's absolute path; ``auto``
+    with a dataset's ``query_points.npy``: that file), the file's ``sha256``, ``kind`` and ``count`` (None for the
+    automatic grid, chosen after the windows), the grid's ``grid_cells`` (points along the longer image side) and
+    ``max_queries``, and the tracker's thresholds ``config``. Part of the run's identity for ``--resume``."""
+
+    queries: str
+    sha256: str | None = None
+    kind: QueryKind | None = None
+    count: int | None = None
+    grid_cells: int | None = None
+    max_queries: int | None = None
+    config: TrackConfig = field(default_factory=TrackConfig)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        out["config"] = dataclasses.asdict(self.config)
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrackSettings:
+        config = data.get("config")
+        kind = data.get("kind")
+        return cls(
+            str(data.get("queries", "")),
+            data.get("sha256"),
+            cast("QueryKind | None", kind if kind in ("3d", "2d") else None),
+            data.get("count"),
+            data.get("grid_cells"),
+            data.get("max_queries"),
+            TrackConfig(**_fields_of(TrackConfig, config)) if isinstance(config, dict) else TrackConfig(),
+            _unknown(data, cls),
+        )
+
+    def describe(self) -> str:
+        """One line: which queries (and the file's hash), for messages."""
+        if self.sha256 is None:
+            return f"--track-queries {self.queries}"
+        return f"--track-queries {self.queries} (sha256 {self.sha256[:12]}, {self.count} {self.kind} queries)"
 
 
 # --------------------------------------------------------------------------------------------- alignment
@@ -421,6 +466,8 @@ class RunRecord:
     num_timesteps: int | None = None
     run_warnings: list[str] | None = None
     model_problem: str | None = None  # why ``model`` could not be read (its JSON is kept in ``extra["model"]``)
+    tracks: TrackSettings | None = None  # --track-queries (None: no tracks, or none recorded)
+    tracks_recorded: bool = True  # False: written before track settings were recorded (not in the JSON)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------ JSON
@@ -445,11 +492,14 @@ class RunRecord:
             "rig": None if self.rig is None else self.rig.to_dict(),
             "num_timesteps": self.num_timesteps,
             "run_warnings": self.run_warnings,
+            "tracks": None if self.tracks is None else self.tracks.to_dict(),
         }
         optional = ("capture", "model", "settings", "num_timesteps_planned", "rig", "num_timesteps", "run_warnings")
         out = {k: v for k, v in out.items() if v is not None or (k not in optional and k != "calibration")}
         if self.calibration is None and self.settings is not None:
             out["calibration"] = None  # written by every run since calibrations exist: "none used"
+        if self.tracks is None and (self.settings is None or not self.tracks_recorded):
+            del out["tracks"]  # written by every run since track settings are recorded: null = no tracks
         return {**out, **self.extra}
 
     @classmethod
@@ -477,7 +527,7 @@ class RunRecord:
                 model = Provenance.from_dict(data["model"])
             except (ValueError, TypeError, KeyError) as error:
                 extra["model"], problem = data["model"], f"its model record cannot be read ({error})"
-        settings = data.get("settings")
+        settings, tracks = data.get("settings"), data.get("tracks")
         calibration, rig = data.get("calibration"), data.get("rig")
         try:
             return cls(
@@ -500,6 +550,8 @@ class RunRecord:
                 data.get("num_timesteps"),
                 data.get("run_warnings"),
                 problem,
+                TrackSettings.from_dict(tracks) if isinstance(tracks, dict) else None,
+                "tracks" in data,
                 extra,
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -538,9 +590,11 @@ class RunRecord:
     # ------------------------------------------------------------------------------------ resume identity
     def resume_differences(self, new: RunRecord) -> list[str]:
         """What a run described by ``new`` does differently from the run that wrote this record, by field name
-        (``capture``, ``model``, ``settings``, ``camera_names``, ``spans``, ``image_hw``, ``preprocess``); empty
-        when it may continue this reconstruction as it is. The capture's warnings and where the model config came
-        from do not count."""
+        (``capture``, ``model``, ``settings``, ``camera_names``, ``spans``, ``image_hw``, ``preprocess``,
+        ``tracks``); empty when it may continue this reconstruction as it is. The capture's warnings and where the
+        model config came from do not count. Tracks count when this run recorded track settings (it tracks, or
+        tracked): another query file, another hash of it, other thresholds, or none at all; a run that tracks
+        nothing (or whose queries were refused after its windows) may be continued with queries."""
         differ = []
         if _capture_identity(self.capture) != _capture_identity(new.capture):
             differ.append("capture")
@@ -557,7 +611,22 @@ class RunRecord:
                 differ.append(name)
         if _json_form([t.to_dict() for t in self.preprocess]) != _json_form([t.to_dict() for t in new.preprocess]):
             differ.append("preprocess")
+        if self.tracks is not None and _json_form(self.tracks.to_dict()) != _json_form(
+            None if new.tracks is None else new.tracks.to_dict()
+        ):
+            differ.append("tracks")
         return sorted(differ)
+
+    def tracks_difference(self, new: RunRecord) -> str:
+        """In words, how ``new``'s track settings differ from this record's (for the ``--resume`` refusal)."""
+
+        def words(tracks: TrackSettings | None, thresholds: bool) -> str:
+            if tracks is None:
+                return "no --track-queries"
+            return tracks.describe() + (f", thresholds {dataclasses.asdict(tracks.config)}" if thresholds else "")
+
+        same_queries = words(self.tracks, False) == words(new.tracks, False)
+        return f"it was made with {words(self.tracks, same_queries)}, this run has {words(new.tracks, same_queries)}"
 
     def kept_windows(self, new: RunRecord, complete: list[tuple[int, int]]) -> int | None:
         """How many of this reconstruction's complete windows (their spans ``complete``, in order) a run described

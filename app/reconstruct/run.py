@@ -37,8 +37,14 @@ from app.reconstruct.pipeline import (
     run_record,
 )
 from app.reconstruct.store import Reconstruction, ReconstructionError
-from app.reconstruct.track_queries import QuerySource, resolve_track_queries
-from app.reconstruct.tracking import TrackResult, track_reconstruction
+from app.reconstruct.track_queries import QuerySource, TrackQueryError, resolve_track_queries
+from app.reconstruct.tracking import (
+    TrackResult,
+    check_queries_before_run,
+    external_mask_frames,
+    track_reconstruction,
+    track_settings,
+)
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import LoadedModel, ModelLoadError, WeightsSpec, load_spec
 from vggt_t_mv.weights import CheckpointError, read_saved_input_hw
@@ -90,9 +96,21 @@ class PreparedRun:
             dist=self.dist,
         )
         if result is not None and self.track_source is not None:
-            self.track_result = track_reconstruction(
-                self.loaded.model, result.reconstruction, self.track_source, self.plan.device, self.plan.autocast_dtype
-            )
+            recon = result.reconstruction
+            masks = external_mask_frames(self.config.masks, self.capture, self.plan)
+            try:
+                self.track_result = track_reconstruction(
+                    self.loaded.model,
+                    recon,
+                    self.track_source,
+                    self.plan.device,
+                    self.plan.autocast_dtype,
+                    masks=masks,
+                )
+            except TrackQueryError:
+                recon.record.tracks = None  # no tracks made: --resume may continue it with a fixed query file
+                recon.save_record()
+                raise
         return result
 
 
@@ -162,6 +180,7 @@ def prepare_reconstruction(
     if config.masks is not None:
         open_masks(config.masks, rig)  # refuse bad masks before anything is loaded or written
     track_source = resolve_track_queries(config.track_queries, rig.dataset_root, rig.num_timesteps, rig.num_cameras)
+    track_source = check_queries_before_run(track_source, rig, plan)  # what can be checked before the model runs
     dist.join(plan.device)
     loaded = weights if isinstance(weights, LoadedModel) else load_spec(weights)
     if loaded.provenance.random_weights:
@@ -169,6 +188,7 @@ def prepare_reconstruction(
     if stop_requested is not None and stop_requested():
         raise InterruptedError("stopped before the run started")
     record = run_record(rig, plan, config, loaded.provenance)
+    record.tracks = track_settings(track_source)
     recon, first, failure = None, 0, None
     if dist.is_main:
         try:
