@@ -8,6 +8,7 @@ Also the README screenshot's maker (same code path)::
     python -m tests.test_viewer_browser --screenshot docs/viewer.png --ground-truth  # the demo rig's true geometry
     python -m tests.test_viewer_browser --screenshot docs/splats.png --render splats  # the demo rig as splats
     python -m tests.test_viewer_browser --screenshot shot.png --compare-to assets/demo_rig --coloring error
+    python -m tests.test_viewer_browser --screenshot docs/tracks.png --recon R --timestep 7 --motion "dynamic only"
 """
 
 from __future__ import annotations
@@ -418,6 +419,7 @@ def main() -> None:
     parser.add_argument("--compare-to", type=Path, help="a ground truth to open next to it (as --ground-truth)")
     parser.add_argument("--show", choices=("prediction", "ground truth", "both"), default="both")
     parser.add_argument("--coloring", choices=("image", "error"), default="image", help="error: needs --compare-to")
+    parser.add_argument("--motion", choices=("all", "static only", "dynamic only"), default="all")
     args = parser.parse_args()
     reason = browser_missing()
     if reason:
@@ -434,6 +436,7 @@ def main() -> None:
             viewer.wait_until(viewer.idle, 120)
             viewer.gui.timestep.value = args.timestep
             viewer.gui.show.value = args.show
+            viewer.gui.motion.value = args.motion
             viewer.gui.coloring.value = {"image": "image", "error": "error vs ground truth"}[args.coloring]
             coloured = lambda: (args.coloring == "image") == (viewer.scene.error_legend() is None)  # noqa: E731
             viewer.wait_until(lambda: viewer.idle() and coloured(), 120)
