@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from app.capture.preprocess import PreprocessConfig
 from app.cli.export import export_command
 from app.cli.main import main
+from app.cli.resume import resume_command
 from app.export.ownership import MARKER_NAME
 from app.reconstruct import prepare_reconstruction, reconstruct
 from app.reconstruct.pipeline import PipelineConfig
@@ -271,7 +272,7 @@ def test_the_command_printed_after_a_viewer_ctrl_c_continues_the_run(rig_capture
         live = viewer.run_live(spec)
         assert viewer.wait_until(lambda: (live.state.get("windows") or (0, 0))[0] >= 1, 120)
         lines: list[str] = []
-        serve_until_interrupted(viewer, exit_after=0.01, log=lines.append)  # as Ctrl-C
+        serve_until_interrupted(viewer, exit_after=0.01, log=lines.append, resume_command=resume_command)  # Ctrl-C
     (command,) = [line.split(": ", 1)[1] for line in lines if line.startswith("continue it with")]
     words = shlex.split(command)
     assert words[:2] == ["vggt-mv", "run"] and words[-1] == "--resume"

@@ -22,6 +22,7 @@ from app.cli.options import (
     pipeline_options,
     weights_spec,
 )
+from app.cli.resume import resume_command
 from app.common.vocab import RENDER_MODES, STREAMS, check_choice
 from app.reconstruct.store import ReconstructionError
 from app.viewer.launch import ViewUsageError, plan_view
@@ -113,4 +114,4 @@ def _view(path: Path | None, options: dict) -> None:
     elif plan.live is not None:
         viewer.run_live(plan.live)
     click.echo(f"vggt-mv viewer: {viewer.url}  (Ctrl-C to stop)")
-    serve_until_interrupted(viewer, options["exit_after"], log=_stderr)
+    serve_until_interrupted(viewer, options["exit_after"], log=_stderr, resume_command=resume_command)

@@ -51,12 +51,13 @@ from app.common.worker import Worker
 from app.export.colmap import load_pycolmap
 from app.export.selection import DEFAULT_CONF_PERCENTILE
 from app.reconstruct.calibrated import agreement_status
+from app.reconstruct.record import RunSettings
 from app.reconstruct.store import Reconstruction, ReconstructionError
 from app.viewer.access import AccessPolicy, install_guard, is_loopback
 from app.viewer.data import CloudSettings, camera_poses, overview_camera
 from app.viewer.ground_truth import GroundTruthView
 from app.viewer.gui import UNTRAINED_NOTICE, ViewerGui, format_status
-from app.viewer.live import LiveRun, LiveRunSpec, resume_command
+from app.viewer.live import LiveRun, LiveRunSpec
 from app.viewer.scene import SceneOptions, ViewerScene
 
 DEFAULT_POINT_BUDGET = 100_000
@@ -447,10 +448,19 @@ def _stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+ResumeCommand = Callable[[LiveRunSpec, RunSettings | None], str]  # a live run's spec, its record's settings
+
+
 def serve_until_interrupted(
-    viewer: Viewer, exit_after: float | None = None, log: Callable[[str], None] = _stderr
+    viewer: Viewer,
+    exit_after: float | None = None,
+    log: Callable[[str], None] = _stderr,
+    resume_command: ResumeCommand | None = None,
 ) -> None:
-    """Block until Ctrl-C / SIGTERM (or ``exit_after`` seconds), then stop everything cleanly (messages to ``log``)."""
+    """Block until Ctrl-C / SIGTERM (or ``exit_after`` seconds), then stop everything cleanly (messages to ``log``).
+
+    A live run that stopped before its end: ``resume_command`` (the CLI's :func:`app.cli.resume.resume_command`;
+    None: the generic advice) writes the command that continues it."""
 
     def terminate(*_) -> None:
         raise KeyboardInterrupt
@@ -474,4 +484,7 @@ def serve_until_interrupted(
     if viewer.live is not None and viewer.recon is not None:
         log(f"reconstruction: {viewer.recon.root}")
         if viewer.recon.refresh_status() != "complete":
-            log(f"continue it with: {resume_command(viewer.live.spec, viewer.recon.record.settings)}")
+            if resume_command is None:
+                log("continue it with vggt-mv run on the same capture and --out, and --resume")
+            else:
+                log(f"continue it with: {resume_command(viewer.live.spec, viewer.recon.record.settings)}")
