@@ -27,6 +27,7 @@ def every_option_spec(tmp_path: Path) -> LiveRunSpec:
             calibration=tmp_path / "calib.json",
             calibration_units="mm",
             cameras="calibrated",
+            track_queries=str(tmp_path / "queries.npy"),  # as the CLI gives it
         ),
         capture_options=CaptureOptions(
             start=2,
@@ -50,6 +51,7 @@ def test_every_option_written_is_an_option_of_vggt_mv_run(tmp_path: Path) -> Non
     assert written - known == set()
     assert {"--window", "--stride", "--size", "--mode", "--masks", "--calibration", "--rigid-rig"} <= written
     assert words[words.index("--size") + 1] == "56" and words[words.index("--mode") + 1] == "pad"
+    assert words[words.index("--track-queries") + 1] == str((tmp_path / "queries.npy").resolve())
 
 
 def test_a_spec_with_defaults_writes_only_what_identifies_the_run(tmp_path: Path) -> None:

@@ -14,7 +14,13 @@ from app.capture.masks import MASKS_AUTO
 from app.capture.rig import CaptureOptions
 from app.reconstruct.pipeline import PipelineConfig
 from app.reconstruct.record import RunSettings
+from app.reconstruct.track_queries import AUTO as QUERIES_AUTO
 from app.viewer.live import LiveRunSpec
+
+
+def path_or(value: Path | str | None, word: str) -> Path | str | None:
+    """An option that is a path or ``word`` (``auto``): a path as a Path (written absolute), else as it is."""
+    return value if value is None or value == word else Path(value)
 
 
 def resume_command(spec: LiveRunSpec, settings: RunSettings | None) -> str:
@@ -51,10 +57,11 @@ def resume_command(spec: LiveRunSpec, settings: RunSettings | None) -> str:
         ("--layout", capture.layout, defaults.layout),
         ("--timestamps", capture.timestamps, defaults.timestamps),
         ("--sync", capture.sync, defaults.sync),
-        ("--masks", Path(pipeline.masks) if pipeline.masks not in (None, MASKS_AUTO) else pipeline.masks, None),
+        ("--masks", path_or(pipeline.masks, MASKS_AUTO), None),
         ("--calibration", pipeline.calibration, default_pipeline.calibration),
         ("--calibration-units", pipeline.calibration_units, default_pipeline.calibration_units),
         ("--cameras", pipeline.cameras, default_pipeline.cameras),
+        ("--track-queries", path_or(pipeline.track_queries, QUERIES_AUTO), None),  # part of the run's identity
     ):
         if value != default:
             words += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
