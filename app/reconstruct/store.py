@@ -81,7 +81,7 @@ import torch
 
 from app.common.atomic import atomic_file, write_failure_cause, write_json_atomic
 from app.common.paths import file_ancestor
-from app.common.vocab import RUN_STATUSES, RunStatus
+from app.common.vocab import RUN_STATUSES, RunStatus, Stream
 from app.reconstruct.arrays import (
     SPEC,
     SPECS,
@@ -127,7 +127,10 @@ STORED_ARRAYS = tuple(name for name in ARRAY_NAMES if name not in DERIVED_ARRAYS
 ARRAY_DTYPES = {spec.name: spec.dtype_v2 for spec in SPECS if spec.dtype_v2 != np.float32}  # format 2 on disk
 OPTIONAL_ARRAYS = tuple(spec.name for spec in SPECS if spec.optional)
 # stream name -> (points, confidence) arrays; the viewer toggles between them
-STREAMS = {"geo": ("world_points", "world_points_conf"), "pose": ("world_points_from_depth", "depth_conf")}
+STREAMS: dict[Stream, tuple[str, str]] = {
+    "geo": ("world_points", "world_points_conf"),
+    "pose": ("world_points_from_depth", "depth_conf"),
+}
 
 
 LOCK_NAME = ".vggt-mv.lock"  # held by the run writing the folder (app.reconstruct.lock); never deleted by it
@@ -659,7 +662,7 @@ class Reconstruction:
         except FileNotFoundError as error:
             raise ReconstructionError(str(error)) from error
 
-    def stream(self, t: int, stream: str = "geo") -> tuple[np.ndarray, np.ndarray]:
+    def stream(self, t: int, stream: Stream = "geo") -> tuple[np.ndarray, np.ndarray]:
         """Points ``[N, H, W, 3]`` and confidence ``[N, H, W]`` of a stream (``geo`` or ``pose``) at ``t``."""
         points, conf = STREAMS[stream]
         return self.get(points, t), self.get(conf, t)

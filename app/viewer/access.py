@@ -27,9 +27,10 @@ import gc
 import hmac
 import http
 import http.cookies
+import inspect
 import ipaddress
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -120,14 +121,17 @@ class AccessPolicy:
         return f"{self.cookie_name}={self.token}; Path=/; HttpOnly; SameSite=Strict"
 
 
-RequestHandler = Callable[[ServerConnection, Request], Response | None]
+# websockets' process_request: a function or a coroutine function (websockets awaits what it returns, when awaitable)
+RequestHandler = Callable[[ServerConnection, Request], Awaitable[Response | None] | Response | None]
 
 
-def guarded(policy: AccessPolicy, inner: RequestHandler | None) -> RequestHandler:
+def guarded(
+    policy: AccessPolicy, inner: RequestHandler | None
+) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]:
     """``process_request`` that refuses what ``policy`` refuses (403 with the reason) and otherwise defers to
-    ``inner`` (viser's page server), adding the token cookie to pages fetched with ``?token=``."""
+    ``inner`` (viser's page server, synchronous or not), adding the token cookie to pages fetched with ``?token=``."""
 
-    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
         reason = policy.refusal(request.headers, request.path)
         if reason is not None:
             policy.refused.append(reason)
@@ -135,6 +139,8 @@ def guarded(policy: AccessPolicy, inner: RequestHandler | None) -> RequestHandle
             headers = Headers({"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body))})
             return Response(http.HTTPStatus.FORBIDDEN, "Forbidden", headers, body)
         response = None if inner is None else inner(connection, request)
+        if inspect.isawaitable(response):
+            response = await response
         if response is not None and policy.token is not None:
             query = parse_qs(urlsplit(request.path).query)
             if query.get(TOKEN_PARAMETER):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.common.vocab import Stream
+from app.common.vocab import Motion, Stream
 from app.export.selection import DEFAULT_CONF_PERCENTILE, DYNAMIC_THRESHOLD, pixel_filter
 from app.export.splat import Gaussians, SplatOptions, lift_pixels
 from app.reconstruct.error_map import depth_scale
@@ -109,8 +109,14 @@ def filter_timestep(recon: Reconstruction, t: int, stream: Stream, settings: Clo
         static, dynamic_ = ~is_dynamic, is_dynamic
         cameras.append(
             CameraCloud(
-                pts[static], cols[static], pts[dynamic_], cols[dynamic_], cfs[static], cfs[dynamic_],
-                pixels[static], pixels[dynamic_],
+                pts[static],
+                cols[static],
+                pts[dynamic_],
+                cols[dynamic_],
+                cfs[static],
+                cfs[dynamic_],
+                pixels[static],
+                pixels[dynamic_],
             )  # fmt: skip
         )
     return TimestepCloud(cameras, num_valid, num_after_conf, int(keep.sum()))
@@ -149,7 +155,7 @@ def static_points(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Valid, confident points of timestep ``t`` whose dynamic probability is ``< max_dynamic`` (no budget):
     positions ``float32 [K, 3]``, colours ``uint8 [K, 3]``, confidences ``float32 [K]``."""
-    motion = "static" if recon.has("dynamic_mask") else "all"
+    motion: Motion = "static" if recon.has("dynamic_mask") else "all"
     keep = pixel_filter(recon, t, stream, None, settings.conf_percentile, motion, max_dynamic, settings.min_views).keep
     points, conf = recon.stream(t, stream)
     return (

@@ -15,11 +15,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 import viser
 
 from app.common.text import plural
-from app.common.vocab import RENDER_MODES, SHOW_MODES
-from app.export.api import ExportOptions, Selection, export_reconstruction
+from app.common.vocab import (
+    RENDER_MODES,
+    SCENE_FORMATS,
+    SHOW_MODES,
+    ExportFormat,
+    Motion,
+    PointColoring,
+    SceneFormat,
+    Stream,
+    check_choice,
+)
+from app.export.api import FORMATS, ExportOptions, Selection, export_reconstruction
 from app.reconstruct.error_map import color_bar, legend_text
 from app.reconstruct.store import Reconstruction
-from app.viewer.recording import SCENE_FORMATS, RecordingOptions, export_scene
+from app.viewer.recording import RecordingOptions, export_scene
 from app.viewer.scene import STREAM_LABELS, ViewerScene
 
 if TYPE_CHECKING:  # a type only: importing the live run would load the pipeline
@@ -31,7 +41,7 @@ class ExportChoice:
     """One entry of the export panel: the export ``fmt``, the file ``suffix``, and the ``tag`` that ends the
     download's name, so two formats with one suffix (points and splats are both .ply) never share a name."""
 
-    fmt: str
+    fmt: ExportFormat | SceneFormat
     suffix: str
     tag: str
 
@@ -47,8 +57,15 @@ EXPORT_FORMATS = {
 }
 EXPORT_SCOPES = ("current timestep", "all loaded timesteps")
 UNTRAINED_NOTICE = "Untrained weights: the model is random, the reconstruction is meaningless (testing only)."
-MOTION_LABELS = {"all": "all", "static only": "static", "dynamic only": "dynamic"}  # GUI label -> Motion
-COLORING_LABELS = {"image": "image", "error vs ground truth": "error"}  # GUI label -> PointColoring
+MOTION_LABELS: dict[str, Motion] = {
+    "all": "all",
+    "static only": "static",
+    "dynamic only": "dynamic",
+}  # GUI label -> Motion
+COLORING_LABELS: dict[str, PointColoring] = {
+    "image": "image",
+    "error vs ground truth": "error",
+}  # GUI label -> PointColoring
 
 
 class ViewerActions(Protocol):
@@ -187,9 +204,7 @@ class ViewerGui:
             (self.show_background, "set_show_background"),
         )
         for handle, method in toggles:
-            handle.on_update(
-                lambda _event, h=handle, m=method: viewer.with_scene(lambda scene: getattr(scene, m)(bool(h.value)))
-            )
+            handle.on_update(self._toggle(handle, method))
 
         @self.show.on_update
         def _(_: viser.GuiEvent) -> None:
@@ -210,6 +225,14 @@ class ViewerGui:
             self.export_button.disabled = True
             self.export_status.content = "exporting…"
             self._export_pool.submit(self._export, client)
+
+    def _toggle(self, handle: viser.GuiCheckboxHandle, method: str) -> Callable[[viser.GuiEvent], None]:
+        """The callback of a Show checkbox: the scene's ``method`` (``set_show_cameras``, ...) with its value."""
+
+        def update(_: viser.GuiEvent) -> None:
+            self.viewer.with_scene(lambda scene: getattr(scene, method)(bool(handle.value)))
+
+        return update
 
     # ------------------------------------------------------------------------------------------ updates
     def set_playing(self, playing: bool) -> None:
@@ -242,7 +265,7 @@ class ViewerGui:
             self.timestep.disabled = count < 2
         if camera_names and tuple(self.camera.options) != tuple(camera_names):
             self.camera.options = tuple(camera_names)
-            self.camera.value = camera_names[0]
+            self.camera.value = camera_names[0]  # type: ignore[misc]  # viser's setter, apart from its getter, reads as read-only
             self.min_views.max = max(1, len(camera_names) - 1)  # other cameras of the rig
 
     def playback_step(self) -> float:
@@ -256,7 +279,7 @@ class ViewerGui:
                 else:
                     t = count - 1
                     self.set_playing(False)
-            self.timestep.value = t
+            self.timestep.value = t  # type: ignore[misc]  # viser's setter, apart from its getter, reads as read-only
         return 1.0 / max(float(self.fps.value), 0.1)
 
     # ------------------------------------------------------------------------------------------ export
@@ -295,10 +318,12 @@ class ViewerGui:
                 playback = RecordingOptions(
                     render=self.render.value, fps=float(self.fps.value), point_budget=int(self.budget.value)
                 )
-                written = export_scene(recon, choice.fmt, selection, out, playback, overwrite=True)
+                scene_format = check_choice(choice.fmt, SCENE_FORMATS, "scene format")
+                written = export_scene(recon, scene_format, selection, out, playback, overwrite=True)
             else:
                 options = ExportOptions(merge=True, overwrite=True)
-                written = export_reconstruction(recon, choice.fmt, selection, out, options)
+                export_format = check_choice(choice.fmt, FORMATS, "export format")
+                written = export_reconstruction(recon, export_format, selection, out, options)
             if choice.fmt == "colmap":
                 archive = shutil.make_archive(str(Path(tmp) / stem), "zip", root_dir=written[0])
                 path = Path(archive)
@@ -314,7 +339,7 @@ class ViewerGui:
         self._export_pool.shutdown(wait=False, cancel_futures=True)
 
 
-def download_stem(recon_name: str, timestep: int | None, stream: str, choice: ExportChoice) -> str:
+def download_stem(recon_name: str, timestep: int | None, stream: Stream, choice: ExportChoice) -> str:
     """The name (without suffix) of a download: ``<recon>_<t00012|all>_<stream>_<format tag>``."""
     scope = "all" if timestep is None else f"t{timestep:05d}"
     return f"{recon_name}_{scope}_{stream}_{choice.tag}"

@@ -90,13 +90,12 @@ def plan_view(
     random weights: :data:`DEMO_SIZE`)."""
     capture_options = capture or CaptureOptions()
     size = pipeline.preprocess.size
-    if is_reconstruction(path):
+    if path is not None and is_reconstruction(path):
         Reconstruction.open(path)  # a damaged folder is refused here, naming the file, before the server starts
         return ViewPlan(recon=path)
     plan = ViewPlan()
-    source = path
+    source = DEMO_RIG if path is None else path
     if path is None:
-        source = DEMO_RIG
         if not weights.has_weights() and not weights.random_weights:
             if demo_weights_available():
                 weights = dataclasses.replace(weights, checkpoint=DEMO_WEIGHTS)

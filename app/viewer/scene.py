@@ -81,7 +81,7 @@ from vggt_t_mv.npgeometry import camera_centers
 
 # each timestep's points per stream and camera, by the dynamic mask
 MOTION_SPLIT: tuple[Motion, ...] = ("static", "dynamic")
-STREAM_LABELS = {
+STREAM_LABELS: dict[Stream, str] = {
     "geo": "geo stream: point map",
     "pose": "pose stream: depth unprojected with the predicted cameras",
 }
@@ -772,7 +772,7 @@ class ViewerScene:
             self._background_key, self.background_points = key, len(points)
 
     # ------------------------------------------------------------------------------------------ display
-    def _motion_visible(self, motion: str) -> bool:
+    def _motion_visible(self, motion: Motion) -> bool:
         return self.options.motion in ("all", motion)
 
     def set_timestep(self, t: int) -> None:

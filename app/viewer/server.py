@@ -150,11 +150,21 @@ class Viewer:
         self.server.scene.set_up_direction("-y")  # OpenCV world: y points down
         self.gui = ViewerGui(self.server, self)
         for target, name in ((self._worker, "vggt-mv-viewer-worker"), (self._player, "vggt-mv-viewer-playback")):
-            self._threads.append(Worker(lambda _, loop=target: loop(), name=name).start())  # stop: self._stopping
+            self._threads.append(Worker(target, name=name).start())  # they stop on self._stopping
         if config.open_browser:
             url = self.url
             Worker(lambda _: webbrowser.open(url), name="vggt-mv-open-browser").start()
         return self
+
+    def _server(self) -> viser.ViserServer:
+        if self.server is None:
+            raise RuntimeError("start() the viewer first")
+        return self.server
+
+    def _panel(self) -> ViewerGui:
+        if self.gui is None:
+            raise RuntimeError("start() the viewer first")
+        return self.gui
 
     @property
     def port(self) -> int:
@@ -178,7 +188,7 @@ class Viewer:
             if self.live is None:
                 truth.refresh_alignment()  # a folder on disk: a ground truth that does not fit is refused now
         scene = ViewerScene(
-            self.server.scene,
+            self._server().scene,
             recon,
             CloudSettings(
                 conf_percentile=self.config.conf_percentile,
@@ -255,7 +265,7 @@ class Viewer:
         (:meth:`ViewerScene.look_through`)."""
         scene = self.scene
         pose = None if scene is None else scene.camera_view(n)
-        if pose is None:
+        if scene is None or pose is None:
             return
         since = time.monotonic()
         self._looking = (client.client_id, np.asarray(pose.position, np.float64), scene.scale or 1.0, since)
@@ -298,11 +308,11 @@ class Viewer:
         if count != scene.num_available:
             self._align_ground_truth(scene)  # more windows: a better fit (the worker re-places the ground truth)
             scene.set_available(count)
-            self.gui.set_num_timesteps(count, recon.camera_names)
+            self._panel().set_num_timesteps(count, recon.camera_names)
             if count and not self._camera_set:
                 self._set_initial_camera(recon, scene)
         if scene.refresh_tracks():  # 4D tracks are stored after the last window
-            self.gui.set_tracks_available(scene.num_tracks)
+            self._panel().set_tracks_available(scene.num_tracks)
 
     def _align_ground_truth(self, scene: ViewerScene) -> None:
         """Refit the ground truth's alignment on the windows stored now; a ground truth that does not fit the
@@ -323,8 +333,8 @@ class Viewer:
                 self.scene.clear()
             self.recon, self.scene, self._complete = None, None, False
             self._gone = recon.root
-        self.gui.set_num_timesteps(0, [])
-        self.gui.set_tracks_available(0)
+        self._panel().set_num_timesteps(0, [])
+        self._panel().set_tracks_available(0)
         self.notices.append(f"{recon.root} was deleted or replaced (run --overwrite?); its old data is not shown")
 
     def _reopen(self, root: Path) -> None:
@@ -339,9 +349,10 @@ class Viewer:
         """Look at the scene from a little behind and above camera 0 at the first timestep."""
         pose = camera_poses(recon.get("extrinsics", 0)[:1], recon.get("intrinsics", 0)[:1], recon.image_hw)[0]
         position, look_at, up = overview_camera(pose, scene.scale or 1.0)
-        initial = self.server.initial_camera
+        server = self._server()
+        initial = server.initial_camera
         initial.position, initial.look_at, initial.up = position, look_at, up
-        for client in self.server.get_clients().values():
+        for client in server.get_clients().values():
             with client.atomic():
                 client.camera.position = position
                 client.camera.look_at = look_at
@@ -373,7 +384,7 @@ class Viewer:
             text += f"\n\n**viewer error:** {self.errors[-1]}"
         return text
 
-    def _worker(self) -> None:
+    def _worker(self, _stop: threading.Event) -> None:  # stops on self._stopping, which stop() sets
         last_poll, last_status = 0.0, ""
         last_legend: tuple[float, float] | None = None
         while not self._stopping.is_set():
@@ -384,9 +395,10 @@ class Viewer:
                 if woken or now - last_poll >= self.config.poll_interval_s:
                     self._poll()
                     last_poll = now
-                job = None if self.scene is None else self.scene.next_job()
-                if job is not None:
-                    self.scene.run_job(job)
+                scene = self.scene
+                job = None if scene is None else scene.next_job()
+                if scene is not None and job is not None:
+                    scene.run_job(job)
             except Exception as error:  # shown in the GUI; the viewer keeps serving
                 job = None
                 message = f"{type(error).__name__}: {error}"
@@ -405,7 +417,7 @@ class Viewer:
             if job is None:
                 self._wake.wait(self.config.poll_interval_s)
 
-    def _player(self) -> None:
+    def _player(self, _stop: threading.Event) -> None:  # stops on self._stopping
         while not self._stopping.is_set():
             delay = self.gui.playback_step() if self.gui is not None else 0.2
             self._stopping.wait(delay)
