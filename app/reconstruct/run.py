@@ -26,6 +26,7 @@ from pathlib import Path
 from app.capture.masks import open_masks
 from app.capture.preprocess import DEFAULT_SIZE
 from app.capture.rig import CaptureOptions, RigCapture
+from app.common.vocab import PreprocessMode
 from app.reconstruct.pipeline import (
     PipelineConfig,
     Progress,
@@ -124,7 +125,7 @@ def weights_folder(weights: WeightsSpec | LoadedModel) -> Path | None:
     return Path(path) if path is not None and Path(path).is_dir() else None
 
 
-def trained_input_size(weights: WeightsSpec | LoadedModel, mode: str = "crop") -> tuple[int, str] | None:
+def trained_input_size(weights: WeightsSpec | LoadedModel, mode: PreprocessMode = "crop") -> tuple[int, str] | None:
     """The input size (``--size``: width for crop, side for pad) the weights were trained at, from their
     ``save_pretrained`` folder's ``input_hw``, and where that came from; ``None`` when they do not say."""
     folder = weights_folder(weights)

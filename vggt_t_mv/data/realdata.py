@@ -74,7 +74,7 @@ def _read_toml(path: Path) -> dict:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[no-redef]  # Python 3.10: the same module under its own name
     return tomllib.loads(path.read_text())
 
 
