@@ -150,3 +150,27 @@ def test_hidden_tracks_are_built_only_when_shown(tmp_path: Path) -> None:
         assert all(node.tracks is not None for node in viewer.scene.timesteps.values())
     finally:
         viewer.stop()
+
+
+def test_a_live_run_with_track_queries_shows_its_tracks_after_the_last_window(tmp_path: Path) -> None:
+    """``vggt-mv view CAPTURE --track-queries auto``: the pipeline thread tracks after its windows, and the viewer
+    picks the tracks up (the toggle appears, every timestep draws them)."""
+    from dataclasses import replace
+
+    from tests.test_viewer_scene import tiny_live_spec
+
+    spec = tiny_live_spec(tmp_path)
+    spec = replace(spec, pipeline=replace(spec.pipeline, track_queries="auto"))
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.05)).start()
+    try:
+        with pytest.warns(UserWarning, match="random-weights"):
+            viewer.run_live(spec)
+            assert viewer.live is not None
+            viewer.live.thread.join(180)
+        assert viewer.live.done
+        assert viewer.wait_until(lambda: viewer.scene is not None and viewer.scene.num_tracks > 0 and viewer.idle(), 30)
+        stored = viewer.scene.recon.tracks()
+        assert viewer.gui.show_tracks.visible and viewer.gui.show_tracks.label == f"Point tracks ({stored.num_queries})"
+        assert stored.points.shape[1] == 8 and all(node.tracks is not None for node in viewer.scene.timesteps.values())
+    finally:
+        viewer.stop()
