@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 from app.capture.preprocess import PreprocessConfig  # noqa: E402
 from app.capture.rig import RigCapture  # noqa: E402
+from app.common.allocator import keep_freed_memory  # noqa: E402
 from app.common.timing import STAGES  # noqa: E402
 from app.reconstruct.pipeline import PipelineConfig, plan_run  # noqa: E402
 from app.reconstruct.run import prepare_reconstruction  # noqa: E402
@@ -309,6 +310,7 @@ def main() -> None:
     timesteps = args.timesteps or (48 if args.quick else 120)
     rounds = args.rounds or (1 if args.quick else 2)
     warnings.simplefilter("ignore")
+    allocator = "glibc malloc keeps freed blocks" if keep_freed_memory() else "default allocator"  # as the pipeline
     work = Path(tempfile.mkdtemp(prefix="pipeline-ceiling-")) if args.workdir is None else args.workdir
     try:
         tic = time.perf_counter()
@@ -319,7 +321,7 @@ def main() -> None:
         made = time.perf_counter() - tic
         capture = RigCapture.open(capture_path)
         source = capture.sources[0]
-        print(f"machine: {machine()}")
+        print(f"machine: {machine()}; {allocator} (for plain decoding too)")
         print(
             f"capture: {capture_path} ({capture.num_cameras} cameras, {capture.num_timesteps} timesteps, "
             f"{source.width}x{source.height}, {how}; ready in {made:.1f} s)"
