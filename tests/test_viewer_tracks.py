@@ -132,6 +132,11 @@ def test_tracks_appear_with_their_toggle_once_stored_and_the_toggle_hides_them(v
     assert all(n.tracks is not None and not n.tracks.visible for n in scene.timesteps.values())
     gui.show_tracks.value = True
     assert viewer.wait_until(lambda: all(n.tracks.visible for n in scene.timesteps.values()), 10)
+    heads = next(h for h in node.track_nodes if h.name.endswith("/heads"))
+    np.testing.assert_allclose(heads.points, expected.heads)
+    gui.point_size.value = 1.0  # the heads follow the point size
+    assert viewer.wait_until(lambda: np.isclose(heads.point_size, 2 * scene.point_size_world()), 10)
+    assert scene.options.point_size == 1.0
     gui.show.value = "ground truth"  # the tracks belong to the prediction
     assert viewer.wait_until(lambda: not scene.timesteps[4].tracks.visible, 10)
 

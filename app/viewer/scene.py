@@ -81,6 +81,7 @@ from vggt_t_mv.npgeometry import camera_centers
 
 # each timestep's points per stream and camera, by the dynamic mask
 MOTION_SPLIT: tuple[Motion, ...] = ("static", "dynamic")
+TRACK_HEAD_SIZE = 2.0  # a track's position at the current timestep: this many times the point size
 STREAM_LABELS: dict[Stream, str] = {
     "geo": "geo stream: point map",
     "pose": "pose stream: depth unprojected with the predicted cameras",
@@ -704,7 +705,7 @@ class ViewerScene:
                         f"{base}/heads",
                         tails.heads,
                         tails.head_colors,
-                        point_size=2 * self.point_size_world(),
+                        point_size=TRACK_HEAD_SIZE * self.point_size_world(),
                         point_shape="circle",
                     )
                 )
@@ -904,6 +905,9 @@ class ViewerScene:
                 for truth_node in node.ground_truth_nodes:
                     if isinstance(truth_node, viser.PointCloudHandle):
                         truth_node.point_size = size
+                for track_node in node.track_nodes:  # the tracks' heads
+                    if isinstance(track_node, viser.PointCloudHandle):
+                        track_node.point_size = TRACK_HEAD_SIZE * size
             if self._background is not None:
                 self._background.point_size = size
 
