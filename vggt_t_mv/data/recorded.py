@@ -117,8 +117,28 @@ class SequenceSource(Protocol):
     def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays: ...
 
 
+class FrameGrid:
+    """The size of a grid of frames held as ``images`` uint8 ``[T, N, H, W, 3]`` (a base of :class:`Sequence` and
+    :class:`~vggt_t_mv.data.synthetic.SyntheticRig`, written once)."""
+
+    images: np.ndarray  # supplied by the dataclass that derives from this (not a field here)
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_cameras(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """``(H, W)`` of every frame."""
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+
 @dataclass
-class Sequence:
+class Sequence(FrameGrid):
     """Arrays of one recorded or rendered sequence: ``images`` uint8 ``[T, N, H, W, 3]``, ``depth`` float32
     ``[T, N, H, W]`` (0 = unknown), ``valid`` bool ``[T, N, H, W]``, ``extrinsics [T, N, 3, 4]`` OpenCV
     camera-from-world, ``intrinsics [T, N, 3, 3]``, ``dynamic_masks`` bool ``[T, N, H, W]`` (``mask_known``
@@ -132,18 +152,6 @@ class Sequence:
     dynamic_masks: np.ndarray
     mask_known: bool = True
     name: str = ""
-
-    @property
-    def num_timesteps(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def num_cameras(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        return int(self.images.shape[2]), int(self.images.shape[3])
 
     def window_arrays(self, times: np.ndarray, cameras: np.ndarray, target_hw: tuple[int, int]) -> WindowArrays:
         """The arrays of timesteps ``times`` and cameras ``cameras`` at the recorded resolution."""

@@ -39,7 +39,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from vggt_t_mv.data.raycast import cast_rays
-from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE, read_recorded_capture
+from vggt_t_mv.data.recorded import GROUND_TRUTH_FILE, FrameGrid, read_recorded_capture
 from vggt_t_mv.npgeometry import camera_centers
 
 README_FILE = "README.txt"
@@ -117,7 +117,7 @@ def demo_rig_config() -> SyntheticRigConfig:
 
 
 @dataclass(eq=False)
-class SyntheticRig:
+class SyntheticRig(FrameGrid):
     """A rendered rig: ``T`` timesteps x ``N`` cameras of ``H x W`` images with exact ground truth.
 
     Conventions: see the module docstring (world z up, OpenCV camera-from-world extrinsics, pixel
@@ -135,18 +135,6 @@ class SyntheticRig:
     fps: float
     seed: int
     config: SyntheticRigConfig | None = None  # what made it, when known
-
-    @property
-    def num_timesteps(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def num_cameras(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def image_hw(self) -> tuple[int, int]:
-        return int(self.images.shape[2]), int(self.images.shape[3])
 
     def camera_centers(self) -> np.ndarray:
         """World positions of the cameras ``[T, N, 3]`` (``-R^T t``)."""
