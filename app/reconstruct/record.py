@@ -23,8 +23,9 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar
 
+from app.capture.calibration.rig import CALIBRATION_FORMATS, CalibrationFormat
 from app.capture.preprocess import FrameTransform
 from app.common.vocab import (
     ALIGNMENT_KINDS,
@@ -35,6 +36,7 @@ from app.common.vocab import (
     RUN_STATUSES,
     AlignmentKind,
     CameraMode,
+    Choice,
     DtypeName,
     LengthUnit,
     PreprocessMode,
@@ -44,6 +46,7 @@ from app.reconstruct.calibrated import CameraAgreement
 from vggt_t_mv.npgeometry import Sim3
 from vggt_t_mv.provenance import Provenance
 from vggt_t_mv.tracks import QueryKind, TrackConfig
+from vggt_t_mv.tracks.chain import QUERY_KINDS
 
 FORMAT_NAME = "vggt-mv-reconstruction"
 FORMAT_VERSION = 3  # what new runs write
@@ -72,8 +75,22 @@ def _without_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def _choice(value: Any, choices: tuple[str, ...], default: Any) -> Any:
-    return value if value in choices else default
+Default = TypeVar("Default")
+
+
+def _choice(value: Any, choices: tuple[Choice, ...], default: Default) -> Choice | Default:
+    """``value`` as the member of ``choices`` it equals, else ``default`` (a value this version does not know)."""
+    return next((choice for choice in choices if choice == value), default)
+
+
+def _kept_choice(data: dict[str, Any], key: str, choices: tuple[Choice, ...], extra: dict[str, Any]) -> Choice | None:
+    """``data[key]`` as one of ``choices``; a value this version does not know goes to ``extra[key]``, kept as it
+    was (``to_dict`` writes it back, the resume identity compares it), and the field is None."""
+    value = data.get(key)
+    known = _choice(value, choices, None)
+    if value is not None and known is None:
+        extra[key] = value
+    return known
 
 
 # --------------------------------------------------------------------------------------------- capture
@@ -108,6 +125,8 @@ class CaptureRecord:
     camera, ``times [T][N]`` seconds or None) and the capture's warnings."""
 
     path: str = ""
+    # form, layout and sync as the file says (this version writes a CaptureForm, CaptureLayout and SyncKind; they
+    # are compared for --resume, never switched on, so other words are kept as they are)
     form: str | None = None
     layout: str | None = None
     camera_names: list[str] = field(default_factory=list)
@@ -192,14 +211,14 @@ class RunSettings:
             data["window"],
             data["stride"],
             str(data.get("device", "cpu")),
-            cast(DtypeName, _choice(data.get("dtype"), DTYPE_NAMES, "float32")),
+            _choice(data.get("dtype"), DTYPE_NAMES, "float32"),
             data.get("size"),
-            cast(PreprocessMode, _choice(data.get("mode"), PREPROCESS_MODES, "crop")),
+            _choice(data.get("mode"), PREPROCESS_MODES, "crop"),
             data.get("masks"),
             bool(data.get("rigid_rig", False)),
             data.get("calibration"),
-            cast("LengthUnit | None", _choice(data.get("calibration_units"), LENGTH_UNITS, None)),
-            cast(CameraMode, _choice(data.get("cameras"), CAMERA_MODES, "predicted")),
+            _choice(data.get("calibration_units"), LENGTH_UNITS, None),
+            _choice(data.get("cameras"), CAMERA_MODES, "predicted"),
             _unknown(data, cls),
         )
 
@@ -233,7 +252,7 @@ class TrackSettings:
         return cls(
             str(data.get("queries", "")),
             data.get("sha256"),
-            cast("QueryKind | None", kind if kind in ("3d", "2d") else None),
+            _choice(kind, QUERY_KINDS, None),
             data.get("count"),
             data.get("grid_cells"),
             data.get("max_queries"),
@@ -350,7 +369,7 @@ class CalibrationRecord:
     :func:`app.capture.calibration.rig.cameras_from_record` reads)."""
 
     path: str
-    format: str | None = None
+    format: CalibrationFormat | None = None
     units: LengthUnit = "arbitrary"
     units_source: str | None = None
     match: str | None = None
@@ -364,15 +383,16 @@ class CalibrationRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalibrationRecord:
+        extra = _unknown(data, cls)
         return cls(
             str(data.get("path", "")),
-            data.get("format"),
-            cast(LengthUnit, _choice(data.get("units"), LENGTH_UNITS, "arbitrary")),
+            _kept_choice(data, "format", CALIBRATION_FORMATS, extra),
+            _choice(data.get("units"), LENGTH_UNITS, "arbitrary"),
             data.get("units_source"),
             data.get("match"),
             bool(data.get("moving", False)),
             list(data.get("cameras") or []),
-            _unknown(data, cls),
+            extra,
         )
 
 
@@ -544,7 +564,7 @@ class RunRecord:
                 [FrameTransform.from_dict(t) for t in data.get("preprocess") or []],
                 CalibrationRecord.from_dict(calibration) if isinstance(calibration, dict) else None,
                 str(data.get("convention", CONVENTION)),
-                cast(RunStatus, _choice(data.get("status"), RUN_STATUSES, "running")),
+                _choice(data.get("status"), RUN_STATUSES, "running"),
                 [WindowEntry.from_dict(entry) for entry in alignment if isinstance(entry, dict)],
                 RigReport.from_dict(rig) if isinstance(rig, dict) else None,
                 data.get("num_timesteps"),

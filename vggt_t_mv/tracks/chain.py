@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, get_args
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from vggt_t_mv.tracks.lift import lift_pixels, sample_depth
 from vggt_t_mv.tracks.visibility import visible_in_cameras
 
 QueryKind = Literal["3d", "2d"]
+QUERY_KINDS: tuple[QueryKind, ...] = get_args(QueryKind)
 QUERY_COLUMNS: dict[str, tuple[str, str, str, str]] = {
     "3d": ("t", "x", "y", "z"),  # MVTracker's query_points.npy: a timestep and a point in the reconstruction's frame
     "2d": ("t", "camera", "u", "v"),  # a pixel (u = column, v = row) of one camera at one timestep

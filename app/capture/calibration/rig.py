@@ -18,6 +18,7 @@ from app.common.vocab import LengthUnit
 
 DistortionModel = Literal["none", "opencv", "fisheye"]  # opencv: k1 k2 p1 p2 [k3 [k4 k5 k6]]; fisheye: k1..k4
 CalibrationFormat = Literal["caliscope", "json", "dataset", "anipose", "easymocap", "qualisys", "colmap"]
+CALIBRATION_FORMATS: tuple[CalibrationFormat, ...] = get_args(CalibrationFormat)
 UNIT_WORDS = {"m": "metres", "cm": "centimetres", "mm": "millimetres", "arbitrary": "the calibration's own units"}
 
 ROTATION_TOLERANCE = 1e-3  # max |R R^T - I| and |det R - 1| accepted (float32 files round at ~1e-7)
