@@ -25,6 +25,7 @@ VALUE_ACTIVATIONS: tuple[ValueActivation, ...] = ("exp", "inv_log", "norm_exp", 
 ConfActivation = Literal["expp1", "expp0", "sigmoid"]
 CONF_ACTIVATIONS: tuple[ConfActivation, ...] = ("expp1", "expp0", "sigmoid")
 PoseActivation = Literal["linear", "relu", "exp"]
+PoseEncoding = Literal["absT_quaR_FoV"]  # the camera head's encoding: translation, quaternion, field of view
 POSE_ACTIVATIONS: tuple[PoseActivation, ...] = ("linear", "relu", "exp")
 PAGE4D_ALPHA_MAX = 64.0  # the official variant's camera-row factor before its hold schedule
 # Upstream VGGT calls per-frame attention "frame" and all-frame attention "global".
@@ -132,7 +133,7 @@ class ModelConfig:
     camera_mlp_ratio: float = 4.0
     camera_init_values: float = 0.01
     camera_iterations: int = 4
-    pose_encoding_type: str = "absT_quaR_FoV"
+    pose_encoding_type: PoseEncoding = "absT_quaR_FoV"
     trans_act: PoseActivation = "linear"
     quat_act: PoseActivation = "linear"
     fl_act: PoseActivation = "relu"

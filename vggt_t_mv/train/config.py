@@ -12,7 +12,7 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from vggt_t_mv.train.dataset import DATA_KINDS, DataConfig
 from vggt_t_mv.train.freeze import FreezePolicy
@@ -61,6 +61,10 @@ class OptimConfig:
     grad_clip: float = 1.0
 
 
+AmpMode = Literal["auto", "bf16", "off"]  # bf16 autocast: on CUDA only, always, never
+AMP_MODES: tuple[AmpMode, ...] = get_args(AmpMode)
+
+
 @dataclass
 class RunConfig:
     """Output, logging and devices. ``amp``: ``auto`` (bf16 autocast on CUDA, off on CPU), ``bf16`` or ``off``."""
@@ -71,7 +75,7 @@ class RunConfig:
     keep_last: int = 2
     seed: int = 0
     device: str = "auto"
-    amp: str = "auto"
+    amp: AmpMode = "auto"
     threads: int | None = None
 
 
@@ -141,6 +145,8 @@ class TrainConfig:
             )
         if self.model.freeze not in POLICIES:
             raise ConfigError(f"model.freeze must be one of {', '.join(POLICIES)}, got {self.model.freeze!r}")
+        if self.run.amp not in AMP_MODES:
+            raise ConfigError(f"run.amp must be one of {', '.join(AMP_MODES)}, got {self.run.amp!r}")
         if self.data.kind not in DATA_KINDS:
             raise ConfigError(f"data.kind must be one of {', '.join(DATA_KINDS)}, got {self.data.kind!r}")
         if self.data.kind == "roots" and not self.data.roots:

@@ -31,6 +31,7 @@ Not reproduced from VGGT: the 98th-percentile error filter and the surface-norma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,7 @@ TERM_NAMES = (
     "mask_fused",
     "rig",
 )
+CameraLossType = Literal["l1", "huber"]  # the camera term's per-element loss
 RIGID_TOLERANCE = 1e-4  # ground-truth rig-consistency deviation below which a window's rig counts as rigid
 
 
@@ -73,7 +75,7 @@ class LossConfig:
     alpha: float = 0.2  # aleatoric regulariser: -alpha * log(conf)
     gamma: float = 0.6  # camera iterations weighted gamma^(n-1-i)
     fov_weight: float = 0.5
-    camera_loss_type: str = "l1"  # "l1" or "huber"
+    camera_loss_type: CameraLossType = "l1"
     huber_delta: float = 0.1
     gradient_scales: int = 3
 

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from vggt_t_mv.distributed import DistContext
 from vggt_t_mv.loading import ModelLoadError, load_model
 from vggt_t_mv.model import VGGTTMV
-from vggt_t_mv.train.config import DEFAULT_PRESET, ModelSection, OptimConfig, TrainConfig
+from vggt_t_mv.train.config import DEFAULT_PRESET, AmpMode, ModelSection, OptimConfig, TrainConfig
 from vggt_t_mv.train.dataset import (
     Sample,
     SequenceSource,
@@ -290,7 +290,7 @@ def _external_masks(batch: Sample, cfg: TrainConfig, step: int, rank: int) -> An
     return noisy_masks(batch.dynamic_masks, cfg.data.external_mask_noise, noise)
 
 
-def _autocast(device: torch.device, amp: str):
+def _autocast(device: torch.device, amp: AmpMode):
     if amp not in ("auto", "bf16", "off"):
         raise ValueError(f"run.amp must be 'auto', 'bf16' or 'off', got {amp!r}")
     enabled = amp == "bf16" or (amp == "auto" and device.type == "cuda")
