@@ -3,6 +3,7 @@ the stored cameras are the calibration, exactly, at every timestep of every wind
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from app.capture.truth import open_ground_truth
 from app.cli.main import main
 from app.reconstruct.calibrated import agreement_status, agreement_summary, fit_to_calibration, has_baseline
 from app.reconstruct.frame_metrics import frame_report
+from app.reconstruct.record import Alignment
 from app.reconstruct.store import Reconstruction
 from tests.helpers.shared import REPO_ROOT, require, shared_dir
 from vggt_t_mv.data.synthetic import SyntheticRigConfig, make_synthetic_rig, write_dataset_root
@@ -157,11 +159,10 @@ def test_the_agreement_is_summarised_for_the_run_and_the_viewer() -> None:
     good = fit_to_calibration(calibrated, calibrated, ["a", "b", "c", "d"])
     bad = fit_to_calibration(predicted, calibrated, ["a", "b", "c", "d"])
     entries = [
-        {"kind": "calibrated", "units": "m", "flagged": fit.flagged, "cameras": [vars(c) for c in fit.cameras]}
-        for fit in (good, bad)
+        Alignment("calibrated", units="m", flagged=fit.flagged, cameras=list(fit.cameras)) for fit in (good, bad)
     ]
-    summary = agreement_summary(entries)
+    summary = dataclasses.asdict(agreement_summary(entries))
     assert summary["windows"] == 2 and summary["flagged_windows"] == [1]
     assert summary["rotation_error_deg_max"] > 20
     assert "flagged windows [1]" in agreement_status(entries)
-    assert agreement_status([{"kind": "sim3"}]) == ""
+    assert agreement_status([Alignment("sim3")]) == ""

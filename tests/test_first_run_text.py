@@ -12,6 +12,7 @@ from app.cli.main import main
 from app.cli.options import CONFIG_HELP, SIZE_HELP
 from app.cli.view import view_command
 from app.common.text import plural
+from app.reconstruct.record import CameraSpread
 from app.reconstruct.store import Reconstruction
 from app.reconstruct.summary import rig_lines, summary_text
 from app.viewer.gui import format_status
@@ -22,14 +23,10 @@ from tests.helpers.shared import REPO_ROOT
 TINY = ["--config", "tiny", "--random-weights", "--device", "cpu", "--size", "56"]
 
 
-def camera_entry(name: str, baseline: float) -> dict:
-    return {
-        "name": name,
-        "focal_spread_pct": 0.0,
-        "baseline_mean": baseline,
-        "translation_spread_pct": 0.0,
-        "rotation_spread_mean_deg": 0.0,
-    }
+def camera_entry(name: str, baseline: float) -> CameraSpread:
+    return CameraSpread(
+        name, focal_spread_pct=0.0, baseline_mean=baseline, translation_spread_pct=0.0, rotation_spread_mean_deg=0.0
+    )
 
 
 def test_plural() -> None:

@@ -21,10 +21,13 @@ is from the calibrated one (rotation in degrees, centre distance in calibration 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from app.common.vocab import LengthUnit
 from vggt_t_mv.npgeometry import Sim3, Sim3Fit, camera_centers, robust_sim3, rotation_angle_deg
 
 AXIS_LENGTH = 0.5  # axis points sit this many rig spacings from each camera centre
@@ -42,6 +45,20 @@ class CameraAgreement:
     rotation_error_deg: float
     center_error: float
     flagged: bool
+
+
+@dataclass
+class Agreement:
+    """End-of-run summary of the calibrated windows (``--cameras calibrated``): how far the model's cameras were from
+    the calibration after each window's Sim(3) (rotation in degrees, centre in ``units``) and the flagged windows."""
+
+    windows: int
+    rotation_error_deg_max: float
+    rotation_error_deg_median: float
+    center_error_max: float
+    center_error_median: float
+    flagged_windows: list[int]
+    units: LengthUnit
 
 
 @dataclass(frozen=True)
@@ -150,32 +167,51 @@ def calibrated_arrays(
     return out
 
 
-def agreement_summary(entries: list[dict]) -> dict | None:
-    """The end-of-run summary of calibrated windows' agreement: worst rotation / centre error and flagged windows."""
-    calibrated = [(i, e) for i, e in enumerate(entries) if e.get("kind") == "calibrated"]
+class WindowAgreement(Protocol):
+    """What the summary reads of a window's alignment (:class:`app.reconstruct.record.Alignment`): its ``kind``,
+    and for a ``calibrated`` window the ``units``, whether it was ``flagged`` and each camera's agreement."""
+
+    @property
+    def kind(self) -> str | None: ...
+
+    @property
+    def units(self) -> LengthUnit | None: ...
+
+    @property
+    def flagged(self) -> bool | None: ...
+
+    @property
+    def cameras(self) -> list[CameraAgreement] | None: ...
+
+
+def agreement_summary(alignments: Sequence[WindowAgreement]) -> Agreement | None:
+    """The end-of-run summary of the calibrated windows among ``alignments`` (one per window, in order): worst and
+    median rotation / centre error and the flagged windows (their positions in ``alignments``); None when no window
+    is calibrated."""
+    calibrated = [(i, a) for i, a in enumerate(alignments) if a.kind == "calibrated"]
     if not calibrated:
         return None
-    cameras = [c for _, e in calibrated for c in e["cameras"]]
-    return {
-        "windows": len(calibrated),
-        "rotation_error_deg_max": max(c["rotation_error_deg"] for c in cameras),
-        "rotation_error_deg_median": float(np.median([c["rotation_error_deg"] for c in cameras])),
-        "center_error_max": max(c["center_error"] for c in cameras),
-        "center_error_median": float(np.median([c["center_error"] for c in cameras])),
-        "flagged_windows": [i for i, e in calibrated if e["flagged"]],
-        "units": calibrated[0][1]["units"],
-    }
+    cameras = [c for _, a in calibrated for c in a.cameras or []]
+    return Agreement(
+        windows=len(calibrated),
+        rotation_error_deg_max=max(c.rotation_error_deg for c in cameras),
+        rotation_error_deg_median=float(np.median([c.rotation_error_deg for c in cameras])),
+        center_error_max=max(c.center_error for c in cameras),
+        center_error_median=float(np.median([c.center_error for c in cameras])),
+        flagged_windows=[i for i, a in calibrated if a.flagged],
+        units=calibrated[0][1].units or "arbitrary",
+    )
 
 
-def agreement_status(entries: list[dict]) -> str:
+def agreement_status(alignments: Sequence[WindowAgreement]) -> str:
     """One line for the viewer: the calibrated windows so far and the flagged ones ('' when none is calibrated)."""
-    summary = agreement_summary(entries)
+    summary = agreement_summary(alignments)
     if summary is None:
         return ""
-    units = "units" if summary["units"] == "arbitrary" else summary["units"]
+    units = "units" if summary.units == "arbitrary" else summary.units
     line = (
-        f"cameras: the calibration's ({summary['windows']} windows); model vs calibration: rotation max "
-        f"{summary['rotation_error_deg_max']:.1f} deg, centre max {summary['center_error_max']:.3g} {units}"
+        f"cameras: the calibration's ({summary.windows} windows); model vs calibration: rotation max "
+        f"{summary.rotation_error_deg_max:.1f} deg, centre max {summary.center_error_max:.3g} {units}"
     )
-    flagged = summary["flagged_windows"]
+    flagged = summary.flagged_windows
     return line + (f" · **flagged windows {flagged}**" if flagged else "")

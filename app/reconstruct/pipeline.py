@@ -51,10 +51,13 @@ from app.reconstruct.calibrated import agreement_summary, fit_to_calibration, ha
 from app.reconstruct.feeding import WindowFeeder, WindowInput
 from app.reconstruct.lock import RunLock
 from app.reconstruct.record import (
-    Agreement,
     Alignment,
+    CalibrationComparison,
     CalibrationRecord,
     CaptureRecord,
+    FocalComparison,
+    RigDiagnostics,
+    RigError,
     RigidRig,
     RigReport,
     RunRecord,
@@ -770,7 +773,7 @@ def _finish(
     windows = [recon.window_arrays(r.index, ("extrinsics", "intrinsics")) for r in recon.windows(refresh=True)]
     extrinsics, intrinsics = recon.load("extrinsics"), recon.load("intrinsics")
     record = recon.record
-    report = RigReport(diagnostics=rig_diagnostics(extrinsics, intrinsics, names))
+    report = RigReport(diagnostics=RigDiagnostics.from_dict(rig_diagnostics(extrinsics, intrinsics, names)))
     if config.rigid_rig and len(names) > 1 and plan.cameras == "predicted":
         # The pass is idempotent (it rebuilds every camera from camera 0, which it leaves exactly as it is), so a
         # resume after a kill during or after it gives the same arrays; the diagnostics stay those measured
@@ -793,12 +796,10 @@ def _finish(
         extrinsics = apply_rig(extrinsics, rig).astype(np.float32)
         intrinsics = np.broadcast_to(rig_k, intrinsics.shape).astype(np.float32)
         report.rigid = stored
-        report.diagnostics_after_rigid = rig_diagnostics(extrinsics, intrinsics, names)
+        report.diagnostics_after_rigid = RigDiagnostics.from_dict(rig_diagnostics(extrinsics, intrinsics, names))
     if plan.calibration is not None and plan.cameras == "predicted":  # calibrated: the stored cameras ARE it
         report.calibration = _calibration_report(extrinsics, intrinsics, capture, plan)
-    agreement = agreement_summary([alignment.to_dict() for alignment in record.alignments()])
-    if agreement is not None:
-        report.agreement = Agreement(**agreement)
+    report.agreement = agreement_summary(record.alignments())
     record.rig = report
     record.status = "complete"
     record.num_timesteps = recon.num_timesteps
@@ -806,7 +807,9 @@ def _finish(
     recon.save_record()
 
 
-def _calibration_report(extrinsics: np.ndarray, intrinsics: np.ndarray, capture: RigCapture, plan: RunPlan) -> dict:
+def _calibration_report(
+    extrinsics: np.ndarray, intrinsics: np.ndarray, capture: RigCapture, plan: RunPlan
+) -> CalibrationComparison:
     calibration = plan.calibration
     cameras = []
     for n, (source, transform) in enumerate(zip(capture.sources, plan.transforms, strict=True)):
@@ -814,14 +817,12 @@ def _calibration_report(extrinsics: np.ndarray, intrinsics: np.ndarray, capture:
         k = calibration.intrinsics[n]  # its size is the source's (load_calibration refuses others)
         focal_pred, focal_cal = (predicted[0, 0] + predicted[1, 1]) / 2, (k[0, 0] + k[1, 1]) / 2
         cameras.append(
-            {
-                "name": source.name,
-                "focal_predicted_px": float(focal_pred),
-                "focal_calibrated_px": float(focal_cal),
-                "focal_error_pct": float(100 * (focal_pred - focal_cal) / focal_cal),
-            }
+            FocalComparison(
+                source.name, float(focal_pred), float(focal_cal), float(100 * (focal_pred - focal_cal) / focal_cal)
+            )
         )
-    report: dict = {"file": str(calibration.path), "units": calibration.units, "intrinsics": cameras}
+    report = CalibrationComparison(str(calibration.path), calibration.units, cameras)
     if calibration.extrinsics is not None and len(capture.sources) > 1:
-        report["rig"] = rig_error(extrinsics, calibration.extrinsics, capture.camera_names)
+        errors = rig_error(extrinsics, calibration.extrinsics, capture.camera_names)
+        report.rig = [RigError(**entry) for entry in errors]
     return report

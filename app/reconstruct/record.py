@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -42,7 +43,7 @@ from app.common.vocab import (
     PreprocessMode,
     RunStatus,
 )
-from app.reconstruct.calibrated import CameraAgreement
+from app.reconstruct.calibrated import Agreement, CameraAgreement
 from vggt_t_mv.npgeometry import Sim3
 from vggt_t_mv.provenance import Provenance
 from vggt_t_mv.tracks import QueryKind, TrackConfig
@@ -76,6 +77,7 @@ def _without_none(data: dict[str, Any]) -> dict[str, Any]:
 
 
 Default = TypeVar("Default")
+Flat = TypeVar("Flat")  # a flat record dataclass with an ``extra`` field
 
 
 def _choice(value: Any, choices: tuple[Choice, ...], default: Default) -> Choice | Default:
@@ -93,7 +95,49 @@ def _kept_choice(data: dict[str, Any], key: str, choices: tuple[Choice, ...], ex
     return known
 
 
+def _build(cls: type[Flat], data: Any, what: str) -> Flat:
+    """``cls(**known fields of data, extra=the others)`` for a flat dataclass with ``extra``; a RecordError naming
+    ``what`` when ``data`` is not an object or lacks a field without a default."""
+    if not isinstance(data, dict):
+        raise RecordError(f"{what} must be a JSON object, got {type(data).__name__}")
+    make: Callable[..., Flat] = cls  # a dataclass: its fields as keywords
+    try:
+        return make(**_fields_of(cls, data), extra=_unknown(data, cls))
+    except TypeError as error:
+        raise RecordError(f"{what} {data!r} lacks a field ({error})") from error
+
+
+def _flat_dict(record: Any, keep_none: bool) -> dict[str, Any]:
+    """A flat dataclass with ``extra`` as JSON: its fields (None ones only with ``keep_none``), then ``extra``."""
+    out = {f.name: getattr(record, f.name) for f in dataclasses.fields(record) if f.name != "extra"}
+    return {**(out if keep_none else _without_none(out)), **record.extra}
+
+
 # --------------------------------------------------------------------------------------------- capture
+@dataclass
+class SourceDescription:
+    """One camera's source as the capture read it (:meth:`app.capture.sources.CameraSource.describe`): ``name``,
+    absolute ``path``, ``kind`` (``video``, ``images``, ...), number of ``frames``, ``fps`` (None: not known),
+    frame ``height`` and ``width`` (original pixels) and a ``note``. Every key is written, None included."""
+
+    name: str
+    path: str = ""
+    kind: str | None = None
+    frames: int | None = None
+    fps: float | None = None
+    height: int | None = None
+    width: int | None = None
+    note: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _flat_dict(self, keep_none=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceDescription:
+        return _build(cls, data, "capture.cameras entry")
+
+
 @dataclass
 class FrameSelection:
     """Which timesteps of the capture were selected (``--start``, ``--end``, ``--every``, ``--max-frames``)."""
@@ -130,7 +174,7 @@ class CaptureRecord:
     form: str | None = None
     layout: str | None = None
     camera_names: list[str] = field(default_factory=list)
-    cameras: list[dict[str, Any]] = field(default_factory=list)
+    cameras: list[SourceDescription] = field(default_factory=list)
     sync: str | None = None
     num_timesteps: int = 0
     total_timesteps: int = 0
@@ -144,6 +188,7 @@ class CaptureRecord:
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        out["cameras"] = [camera.to_dict() for camera in self.cameras]
         out["selection"] = dataclasses.asdict(self.selection)
         out["spread_s"] = None if self.spread_s is None else dataclasses.asdict(self.spread_s)
         return {**out, **self.extra}
@@ -156,7 +201,7 @@ class CaptureRecord:
             data.get("form"),
             data.get("layout"),
             list(data.get("camera_names") or []),
-            list(data.get("cameras") or []),
+            [SourceDescription.from_dict(camera) for camera in data.get("cameras") or []],
             data.get("sync"),
             int(data.get("num_timesteps") or 0),
             int(data.get("total_timesteps") or 0),
@@ -172,10 +217,12 @@ class CaptureRecord:
     def same_source(self, other: CaptureRecord) -> bool:
         """The same capture read the same way, whatever number of timesteps each selects (``--end``,
         ``--max-frames``): path, form, layout, cameras, sync, total length, ``--start`` and ``--every``."""
-        keys = ("path", "form", "layout", "camera_names", "cameras", "sync", "total_timesteps", "extra")
-        return all(_json_form(getattr(self, k)) == _json_form(getattr(other, k)) for k in keys) and (
-            (self.selection.start, self.selection.every) == (other.selection.start, other.selection.every)
+        keys = ("path", "form", "layout", "camera_names", "cameras", "sync", "total_timesteps")
+        mine, theirs = self.to_dict(), other.to_dict()
+        same = all(_json_form(mine[k]) == _json_form(theirs[k]) for k in keys) and _json_form(self.extra) == _json_form(
+            other.extra
         )
+        return same and ((self.selection.start, self.selection.every) == (other.selection.start, other.selection.every))
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -407,17 +454,114 @@ class RigidRig:
 
 
 @dataclass
-class Agreement:
-    """End-of-run summary of the calibrated windows (``--cameras calibrated``): how far the model's cameras were from
-    the calibration after each window's Sim(3) (rotation in degrees, centre in ``units``) and the flagged windows."""
+class CameraSpread:
+    """One camera of the rig diagnostics (:func:`app.reconstruct.stitching.rig_diagnostics`): focal length mean
+    (model pixels) and spread over time (std / mean, %), principal point std (px); for the cameras after camera 0,
+    relative to it: baseline mean, translation spread (% of the baseline) and rotation spread (mean and max angle
+    from the mean relative rotation, degrees). None: not measured (camera 0's relative values); not written."""
 
-    windows: int
-    rotation_error_deg_max: float
-    rotation_error_deg_median: float
-    center_error_max: float
-    center_error_median: float
-    flagged_windows: list[int]
-    units: LengthUnit
+    name: str
+    focal_mean: float | None = None
+    focal_spread_pct: float | None = None
+    principal_point_std_px: float | None = None
+    baseline_mean: float | None = None
+    translation_spread_pct: float | None = None
+    rotation_spread_mean_deg: float | None = None
+    rotation_spread_max_deg: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _flat_dict(self, keep_none=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CameraSpread:
+        return _build(cls, data, "rig diagnostics camera")
+
+
+@dataclass
+class RigDiagnostics:
+    """How constant the rig stayed over time, per camera (:class:`CameraSpread`, camera 0 first)."""
+
+    cameras: list[CameraSpread] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cameras": [camera.to_dict() for camera in self.cameras], **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RigDiagnostics:
+        if not isinstance(data, dict):
+            raise RecordError(f"rig diagnostics must be a JSON object, got {type(data).__name__}")
+        cameras = [CameraSpread.from_dict(camera) for camera in data.get("cameras") or []]
+        return cls(cameras, _unknown(data, cls))
+
+
+@dataclass
+class FocalComparison:
+    """One camera's focal length, predicted (median over time, at the source's resolution) and the calibration's
+    (pixels), and the predicted one's error (%)."""
+
+    name: str
+    focal_predicted_px: float
+    focal_calibrated_px: float
+    focal_error_pct: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _flat_dict(self, keep_none=True)
+
+
+@dataclass
+class RigError:
+    """One camera after camera 0 (:func:`app.reconstruct.stitching.rig_error`): the predicted rig's mean pose
+    relative to camera 0 against the calibration's: rotation error (degrees), translation error and both baselines
+    (calibration units)."""
+
+    name: str
+    rotation_error_deg: float
+    translation_error: float
+    baseline_calibrated: float
+    baseline_predicted: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _flat_dict(self, keep_none=False)
+
+
+@dataclass
+class CalibrationComparison:
+    """The predicted cameras against the calibration ``file`` (``--calibration`` with predicted cameras): per camera
+    the focal lengths (``intrinsics``) and, for a calibration with extrinsics and more than one camera, the rig's
+    pose errors (``rig``) in ``units``."""
+
+    file: str
+    units: str = "m"
+    intrinsics: list[FocalComparison] = field(default_factory=list)
+    rig: list[RigError] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.file,
+            "units": self.units,
+            "intrinsics": [camera.to_dict() for camera in self.intrinsics],
+        }
+        if self.rig is not None:
+            out["rig"] = [camera.to_dict() for camera in self.rig]
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalibrationComparison:
+        if not isinstance(data, dict):
+            raise RecordError(f"rig.calibration must be a JSON object, got {type(data).__name__}")
+        rig = data.get("rig")
+        return cls(
+            str(data.get("file", "")),
+            str(data.get("units", "m")),
+            [_build(FocalComparison, c, "rig.calibration.intrinsics entry") for c in data.get("intrinsics") or []],
+            None if rig is None else [_build(RigError, c, "rig.calibration.rig entry") for c in rig],
+            _unknown(data, cls),
+        )
 
 
 @dataclass
@@ -427,31 +571,34 @@ class RigReport:
     after it (``--rigid-rig``), the comparison with a calibration (``calibration``: per camera focal error, and the
     rig's rotation / translation error per camera) and the calibrated windows' :class:`Agreement`."""
 
-    diagnostics: dict[str, Any] | None = None
+    diagnostics: RigDiagnostics | None = None
     rigid: RigidRig | None = None
-    diagnostics_after_rigid: dict[str, Any] | None = None
-    calibration: dict[str, Any] | None = None
+    diagnostics_after_rigid: RigDiagnostics | None = None
+    calibration: CalibrationComparison | None = None
     agreement: Agreement | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "diagnostics": self.diagnostics,
+            "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict(),
             "rigid": None if self.rigid is None else dataclasses.asdict(self.rigid),
-            "diagnostics_after_rigid": self.diagnostics_after_rigid,
-            "calibration": self.calibration,
+            "diagnostics_after_rigid": None
+            if self.diagnostics_after_rigid is None
+            else self.diagnostics_after_rigid.to_dict(),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "agreement": None if self.agreement is None else dataclasses.asdict(self.agreement),
         }
         return {**_without_none(out), **self.extra}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RigReport:
-        rigid, agreement = data.get("rigid"), data.get("agreement")
+        rigid, agreement, calibration = data.get("rigid"), data.get("agreement"), data.get("calibration")
+        before, after = data.get("diagnostics"), data.get("diagnostics_after_rigid")
         return cls(
-            data.get("diagnostics"),
+            None if before is None else RigDiagnostics.from_dict(before),
             None if rigid is None else RigidRig(rigid["camera_from_camera0"], rigid["intrinsics"]),
-            data.get("diagnostics_after_rigid"),
-            data.get("calibration"),
+            None if after is None else RigDiagnostics.from_dict(after),
+            None if calibration is None else CalibrationComparison.from_dict(calibration),
             None if agreement is None else Agreement(**_fields_of(Agreement, agreement)),
             _unknown(data, cls),
         )

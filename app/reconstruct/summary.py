@@ -9,26 +9,26 @@ import numpy as np
 
 from app.common.text import plural
 from app.reconstruct.pipeline import RunResult
-from app.reconstruct.record import Agreement, CaptureRecord, RigReport
+from app.reconstruct.record import Agreement, CameraSpread, CaptureRecord, RigReport
 from app.reconstruct.store import Reconstruction
 from vggt_t_mv.weights import layout_name
 
 
-def rig_lines(cameras: list[dict], num_timesteps: int) -> list[str]:
+def rig_lines(cameras: list[CameraSpread], num_timesteps: int) -> list[str]:
     """The rig diagnostics of the cameras after camera 0 (``rig_diagnostics``' entries): one line per camera, or,
     for a static capture (one timestep: every spread over time is 0 by construction), one line for all of them."""
     if not cameras:
         return []
     if num_timesteps <= 1:
-        baselines = [camera["baseline_mean"] for camera in cameras]
+        baselines = [camera.baseline_mean or 0.0 for camera in cameras]
         return [
             f"  rig       {plural(len(cameras) + 1, 'camera')} at a single timestep: baselines to camera 0 "
             f"{min(baselines):.3g}..{max(baselines):.3g} (no spread over time to report)"
         ]
     return [
-        f"  rig {camera['name']:>8}: focal spread {camera['focal_spread_pct']:.1f} %, baseline "
-        f"{camera['baseline_mean']:.3g} (spread {camera['translation_spread_pct']:.1f} %), rotation spread "
-        f"{camera['rotation_spread_mean_deg']:.2f} deg"
+        f"  rig {camera.name:>8}: focal spread {camera.focal_spread_pct or 0.0:.1f} %, baseline "
+        f"{camera.baseline_mean or 0.0:.3g} (spread {camera.translation_spread_pct or 0.0:.1f} %), rotation spread "
+        f"{camera.rotation_spread_mean_deg or 0.0:.2f} deg"
         for camera in cameras
     ]
 
@@ -104,18 +104,17 @@ def summary_text(recon: Reconstruction, result: RunResult | None = None) -> str:
         lines.append(f"  stitching FAILED for windows {failed} (left unaligned)")
     rig = record.rig or RigReport()
     lines.extend(agreement_lines(rig.agreement))
-    lines.extend(rig_lines((rig.diagnostics or {}).get("cameras", [])[1:], recon.num_timesteps))
+    lines.extend(rig_lines([] if rig.diagnostics is None else rig.diagnostics.cameras[1:], recon.num_timesteps))
     calibration = rig.calibration
-    if calibration:
+    if calibration is not None:
         scale = record.alignment[0].alignment.metric_scale if record.alignment else None
         if scale:
             lines.append(f"  metric    scale {scale:.4g} from the calibrated baselines")
-        units = calibration.get("units", "m")
-        units = "units" if units == "arbitrary" else units
-        for camera in calibration.get("rig", []):
+        units = "units" if calibration.units == "arbitrary" else calibration.units
+        for camera in calibration.rig or []:
             lines.append(
-                f"  vs calib {camera['name']:>8}: rotation {camera['rotation_error_deg']:.2f} deg, translation "
-                f"{camera['translation_error']:.3f} {units} (baseline {camera['baseline_calibrated']:.3f} {units})"
+                f"  vs calib {camera.name:>8}: rotation {camera.rotation_error_deg:.2f} deg, translation "
+                f"{camera.translation_error:.3f} {units} (baseline {camera.baseline_calibrated:.3f} {units})"
             )
     if capture.warnings or (result and result.warnings):
         lines.append(f"  warnings  {len(capture.warnings) + len(result.warnings if result else [])}")

@@ -373,7 +373,7 @@ class Viewer:
                     f"\n\nmemory bound: {len(scene.kept_range())} timesteps around the slider are held, "
                     f"{scene.num_evicted} others are reloaded when the slider gets there"
                 )
-            agreement = agreement_status([alignment.to_dict() for alignment in recon.record.alignments()])
+            agreement = agreement_status(recon.record.alignments())
             if agreement:
                 text += f"\n\n{agreement}"
         if self.notices:
