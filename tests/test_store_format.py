@@ -390,6 +390,27 @@ def test_killed_run_resumes_in_its_format_to_the_same_arrays(tmp_path: Path, ver
         assert a.info["alignment"] == b.info["alignment"]
 
 
+def test_format_3_run_written_before_compression_resumes_to_the_same_arrays(tmp_path: Path) -> None:
+    """A killed format-3 run whose window is in ``.npy`` files (written before compression): ``--resume`` keeps that
+    window as it is, writes the rest compressed, and reads back what an uninterrupted run gives."""
+    full = demo_run(tmp_path / "full", 3)
+
+    def stop_after_first(index: int) -> None:
+        if index == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        demo_run(tmp_path / "part", 3, stop_after_first)
+    kept = tmp_path / "part" / "windows" / "00000"
+    as_uncompressed(kept)
+    before = {p.name: p.read_bytes() for p in kept.iterdir()}
+    resumed = demo_run_resume(tmp_path / "part")
+    assert resumed.is_complete and {p.name: p.read_bytes() for p in kept.iterdir()} == before
+    assert (tmp_path / "part" / "windows" / "00001" / "depth.zst").is_file()
+    for name in full.array_names():
+        assert np.array_equal(full.load(name), resumed.load(name)), name
+
+
 def demo_run_resume(out: Path) -> Reconstruction:
     from app.capture.preprocess import PreprocessConfig
     from app.capture.rig import CaptureOptions
