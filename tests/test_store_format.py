@@ -21,6 +21,7 @@ from app.reconstruct.arrays import SPECS, compressed_stem
 from app.reconstruct.pipeline import prepare_output
 from app.reconstruct.store import (
     ARRAY_NAMES,
+    COMPUTED_ARRAYS,
     DERIVED_ARRAYS,
     FORMAT_VERSION,
     Reconstruction,
@@ -30,6 +31,7 @@ from app.reconstruct.store import (
     stem_name,
 )
 from app.viewer.data import CloudSettings, filter_timestep
+from vggt_t_mv.agreement import views_agree_window
 from vggt_t_mv.geometry import depth_to_world_points
 from vggt_t_mv.npgeometry import Sim3, camera_centers
 
@@ -115,6 +117,7 @@ CHECKS = {
     "extrinsics": exact,
     "intrinsics": exact,
     "dynamic_mask": mask_tolerance,
+    "views_agree": exact,  # of the decoded depth and the stored cameras (the round trip adds that expectation)
 }
 DISK_DTYPES = {  # format 3
     "images": np.uint8,
@@ -126,6 +129,7 @@ DISK_DTYPES = {  # format 3
     "extrinsics": np.float32,
     "intrinsics": np.float32,
     "dynamic_mask": np.uint8,
+    "views_agree": np.uint8,
 }
 COMPRESSED = ["depth", "depth_conf", "world_points", "world_points_conf", "dynamic_mask"]  # .zst files, lossless
 MOVED = Sim3(1.7, np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]), np.array([3.0, -2, 5]))
@@ -159,6 +163,7 @@ def test_stored_array_round_trips_to_its_documented_precision(tmp_path: Path, na
     for stem, dtype in DISK_DTYPES.items():
         assert open_stem(folder, stem).dtype == dtype, stem
     expected = in_stitched_frame({**arrays, **cameras}, sim3)
+    expected["views_agree"] = views_agree_window(recon.load("depth"), expected["extrinsics"], expected["intrinsics"])
     dtype = np.uint8 if name == "images" else np.float64
     CHECKS[name](expected[name], np.asarray(recon.load(name), dtype), expected, sim3.scale)
     one = {key: value[1:2] for key, value in expected.items()}
@@ -300,7 +305,7 @@ def test_old_formats_read_every_stored_array_as_written(tmp_path: Path, version:
     assert recon.array_names() == list(ARRAY_NAMES)
     owned = [(0, 0, 2), (1, 1, 2)]  # (window, first local index, end local index) by the merge rule
     for name in ARRAY_NAMES:
-        if recon.is_derived(name):
+        if recon.is_derived(name) or name in COMPUTED_ARRAYS:  # computed on read (tests/test_views_agree.py)
             continue
         parts = [np.load(recon.root / "windows" / f"{w:05d}" / f"{name}.npy")[start:end] for w, start, end in owned]
         np.testing.assert_array_equal(recon.load(name), np.concatenate(parts), err_msg=name)

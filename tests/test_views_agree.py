@@ -5,20 +5,34 @@ viewer."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import app.reconstruct.store as store
+from app.capture.rig import CaptureOptions
 from app.cli.main import main
 from app.export.api import ColmapOptions, ExportOptions, MeshOptions, Selection, export_reconstruction
 from app.export.selection import pixel_keep_mask
+from app.reconstruct.pipeline import PipelineConfig, RunResult
+from app.reconstruct.run import reconstruct
 from app.reconstruct.store import Reconstruction
 from app.viewer.data import CloudSettings, filter_timestep
 from tests.helpers.export import rig_arrays, write_recon
 from tests.helpers.shared import require, shared_dir
-from vggt_t_mv.agreement import UNSEEN, AgreementConfig, match_pair, passes_min_views, views_agree
+from vggt_t_mv import WeightsSpec
+from vggt_t_mv.agreement import (
+    UNSEEN,
+    AgreementConfig,
+    match_pair,
+    passes_min_views,
+    views_agree,
+    views_agree_window,
+)
 from vggt_t_mv.data.synthetic import SyntheticRigConfig, make_synthetic_rig
 
 
@@ -98,6 +112,151 @@ def test_reconstructions_compute_it_on_read(rig, tmp_path: Path) -> None:
 
 def rig_root() -> Path:
     return require(shared_dir() / "realdata" / "mv_page4d_rig", "mv_page4d_rig")
+
+
+# ------------------------------------------------------------------------------------------------ stored by the run
+DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "demo_weights"
+
+
+def run_rig(out: Path, on_window=None, resume: bool = False) -> RunResult | None:
+    """mv_page4d_rig's first 5 timesteps with the demo weights in its calibration's frame, windows [0, 3) and [2, 5)
+    (format 3 stores timestep 2 once, from window 0)."""
+    config = PipelineConfig(window=3, stride=2, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return reconstruct(
+            rig_root(), out, WeightsSpec(checkpoint=DEMO_WEIGHTS), config, CaptureOptions(max_frames=5),
+            resume=resume, on_window=on_window,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult]:
+    out = tmp_path_factory.mktemp("stored") / "recon"
+    result = run_rig(out)
+    assert result is not None
+    return out, result
+
+
+def without_stored_agreement(source: Path, out: Path, windows: tuple[int, ...] = (0, 1)) -> Reconstruction:
+    """A copy of ``source`` whose ``windows`` lack views_agree.npy (as written before the pipeline stored it)."""
+    shutil.copytree(source, out)
+    for index in windows:
+        (out / "windows" / f"{index:05d}" / "views_agree.npy").unlink()
+    return Reconstruction.open(out)
+
+
+def on_read(recon: Reconstruction) -> np.ndarray:
+    """The agreement of every timestep from the depth and cameras the reconstruction reads back."""
+    return views_agree_window(recon.load("depth"), recon.load("extrinsics"), recon.load("intrinsics"))
+
+
+def test_the_pipeline_stores_the_agreement_of_what_it_stores(stored_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each window stores views_agree [Ts, N, H, W] uint8 for the timesteps it stores, equal to the agreement of the
+    depth and cameras read back for them (the calibration's cameras, depth moved into its frame), and read back as
+    stored (nothing computed on read)."""
+    out, result = stored_run
+    recon = Reconstruction.open(out)
+    assert [record.held for record in recon.windows()] == [(0, 3), (3, 5)]
+    for record in recon.windows():
+        stored = np.load(record.path / "views_agree.npy")
+        assert stored.dtype == np.uint8 and stored.shape == (record.held[1] - record.held[0], 4, *recon.image_hw)
+    expected = on_read(recon)
+    np.testing.assert_array_equal(recon.load("views_agree"), expected)
+    assert (expected == 0).any() and (expected == UNSEEN).any() and ((expected >= 1) & (expected < UNSEEN)).any()
+    assert result.stage_seconds["agreement"] > 0  # timed in the writer's thread
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed on read although the run stored it")
+
+    monkeypatch.setitem(store.COMPUTE, "views_agree", refuse)
+    reader = Reconstruction.open(out)
+    for t in range(reader.num_timesteps):
+        np.testing.assert_array_equal(reader.views_agree(t), expected[t])
+    np.testing.assert_array_equal(reader.window_arrays(1, ["views_agree"])["views_agree"], expected[3:])
+
+
+def test_runs_without_it_compute_it_on_read(stored_run, tmp_path: Path) -> None:
+    """Format-3 runs written before the pipeline stored it (all windows, or the first ones of a run resumed since),
+    and the committed format-2 fixture, compute it on read: the same values."""
+    out, _ = stored_run
+    expected = Reconstruction.open(out).load("views_agree")
+    for windows in ((0, 1), (0,)):
+        old = without_stored_agreement(out, tmp_path / f"old{len(windows)}", windows)
+        assert old.has("views_agree") and "views_agree" in old.array_names()
+        np.testing.assert_array_equal(old.load("views_agree"), expected)
+        np.testing.assert_array_equal(np.stack([old.views_agree(t) for t in range(5)]), expected)
+        np.testing.assert_array_equal(old.window_arrays(0)["views_agree"], expected[:3])
+    fixture = Path(__file__).resolve().parent / "fixtures" / "recon_v2"
+    shutil.copytree(fixture, tmp_path / "v2")
+    v2 = Reconstruction.open(tmp_path / "v2")
+    assert v2.format_version == 2 and not list((tmp_path / "v2").rglob("views_agree.npy"))
+    np.testing.assert_array_equal(v2.load("views_agree"), on_read(v2))
+    for t in range(v2.num_timesteps):
+        depth = np.asarray(v2.get("depth", t), np.float32)
+        np.testing.assert_array_equal(
+            v2.views_agree(t), views_agree(depth, v2.get("extrinsics", t), v2.get("intrinsics", t))
+        )
+
+
+def test_min_views_keeps_the_same_pixels_stored_or_computed(stored_run, tmp_path: Path) -> None:
+    out, _ = stored_run
+    stored = Reconstruction.open(out)
+    computed = without_stored_agreement(out, tmp_path / "old")
+    selection = Selection(stream="pose", conf_percentile=0.0, min_views=1)
+    masks = [npz_mask(recon, selection, tmp_path / f"{i}.npz") for i, recon in enumerate((stored, computed))]
+    np.testing.assert_array_equal(masks[0], masks[1])
+    everything = npz_mask(stored, Selection(stream="pose", conf_percentile=0.0), tmp_path / "all.npz")
+    assert masks[0].sum() < everything.sum()
+    for t in range(stored.num_timesteps):
+        np.testing.assert_array_equal(viewer_mask(stored, t, "pose", 0.0, 1), viewer_mask(computed, t, "pose", 0.0, 1))
+
+
+def test_kill_and_resume_keeps_it(stored_run, tmp_path: Path) -> None:
+    """A run killed after its first window keeps that window's stored agreement; the resume stores the rest (also
+    when the kept window was written before the pipeline stored it): the same values as an uninterrupted run."""
+    out, _ = stored_run
+    full = Reconstruction.open(out).load("views_agree")
+
+    def kill(index: int) -> None:
+        if index == 0:
+            raise KeyboardInterrupt
+
+    for strip in (False, True):
+        part = tmp_path / f"part{int(strip)}"
+        with pytest.raises(KeyboardInterrupt):
+            run_rig(part, on_window=kill)
+        first = part / "windows" / "00000" / "views_agree.npy"
+        kept = np.load(first)
+        np.testing.assert_array_equal(kept, full[:3])
+        if strip:
+            first.unlink()
+        run_rig(part, resume=True)
+        resumed = Reconstruction.open(part)
+        assert resumed.is_complete and first.is_file() != strip
+        assert (part / "windows" / "00001" / "views_agree.npy").is_file()
+        if not strip:
+            np.testing.assert_array_equal(np.load(first), kept)
+        np.testing.assert_array_equal(resumed.load("views_agree"), full)
+
+
+def test_replaced_cameras_replace_the_stored_agreement(rig, tmp_path: Path) -> None:
+    """A pass that replaces a window's cameras (``--rigid-rig``) stores the agreement of the new ones; writers
+    cannot hand the store an agreement of their own."""
+    recon = write_recon(tmp_path / "r", rig_arrays(rig), rig.camera_names, format_version=3)
+    before = recon.load("views_agree")
+    extrinsics = rig.extrinsics.copy()
+    extrinsics[:, 1, :, 3] += np.float32(0.2)  # camera 1 moved: its depth no longer agrees with the others
+    recon.replace_arrays(0, {"extrinsics": extrinsics})
+    after = Reconstruction.open(tmp_path / "r")
+    stored = np.load(tmp_path / "r" / "windows" / "00000" / "views_agree.npy")
+    np.testing.assert_array_equal(stored, on_read(after))
+    assert (stored[:, 1] != before[:, 1]).mean() > 0.2
+    with pytest.raises(ValueError, match="views_agree is computed by the store"):
+        recon.replace_arrays(0, {"views_agree": before})
+    arrays = rig_arrays(rig) | {"views_agree": before}
+    with pytest.raises(ValueError, match="views_agree is computed by the store"):
+        write_recon(tmp_path / "given", arrays, rig.camera_names, format_version=3)
 
 
 def npz_mask(recon: Reconstruction, selection: Selection, out: Path) -> np.ndarray:

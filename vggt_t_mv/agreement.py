@@ -59,32 +59,77 @@ class PairMatch:
     pixel: np.ndarray
 
 
-def _pixel_rays(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Camera-frame rays with ``z = 1`` through every pixel: ``[H * W, 3]`` float64."""
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column ``u`` and row ``v`` of every pixel, flat ``[H * W]`` float64 each (row-major, as ``ravel``)."""
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    pixels = np.stack([u.ravel(), v.ravel(), np.ones(height * width)], axis=-1)
-    return pixels @ np.linalg.inv(intrinsics.astype(np.float64)).T
+    return u.ravel(), v.ravel()
 
 
-def _to_world(camera_points: np.ndarray, extrinsics: np.ndarray) -> np.ndarray:
-    rotation, translation = extrinsics[:, :3].astype(np.float64), extrinsics[:, 3].astype(np.float64)
-    return (camera_points - translation) @ rotation
+def _camera_map(extrinsics_from: np.ndarray, intrinsics_from: np.ndarray, extrinsics_to: np.ndarray) -> np.ndarray:
+    """``[3, 4]`` float64 ``[G | g]``: the point of pixel ``(u, v)`` of camera ``from`` at z-depth ``d``, in camera
+    ``to``'s frame, is ``d * G [u, v, 1] + g`` (``G = R_rel K_from^-1``, ``[R_rel | g]`` the relative pose)."""
+    rotation_from, rotation_to = extrinsics_from[:, :3].astype(np.float64), extrinsics_to[:, :3].astype(np.float64)
+    relative = rotation_to @ np.linalg.inv(rotation_from)  # the exact inverse: float32 rotations are ~orthonormal
+    offset = extrinsics_to[:, 3].astype(np.float64) - relative @ extrinsics_from[:, 3].astype(np.float64)
+    return np.concatenate([relative @ np.linalg.inv(intrinsics_from.astype(np.float64)), offset[:, None]], axis=1)
 
 
-def _to_camera(world_points: np.ndarray, extrinsics: np.ndarray) -> np.ndarray:
-    rotation, translation = extrinsics[:, :3].astype(np.float64), extrinsics[:, 3].astype(np.float64)
-    return world_points @ rotation.T + translation
-
-
-def _project(camera_points: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates ``[M, 2]`` (u, v) and depth ``[M]`` of camera-frame points (depth <= 0: pixels are NaN)."""
-    z = camera_points[:, 2]
+def _transfer(
+    u: np.ndarray, v: np.ndarray, depth: np.ndarray, camera_map: np.ndarray, intrinsics_to: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels ``u, v`` ``[M]`` of one camera at z-depth ``depth [M]`` -> their pixel ``(u', v')`` in another camera
+    (``camera_map`` from :func:`_camera_map`, ``intrinsics_to`` with last row ``[0, 0, 1]``) and z-depth there; the
+    pixel is NaN where that depth is ``<= 0``. Elementwise only (no ``[M, 3]`` temporaries)."""
+    m, k = camera_map, intrinsics_to.astype(np.float64)
+    x = depth * (m[0, 0] * u + m[0, 1] * v + m[0, 2]) + m[0, 3]
+    y = depth * (m[1, 0] * u + m[1, 1] * v + m[1, 2]) + m[1, 3]
+    z = depth * (m[2, 0] * u + m[2, 1] * v + m[2, 2]) + m[2, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
-        normalized = camera_points[:, :2] / np.where(z > 0, z, np.nan)[:, None]
-    k = intrinsics.astype(np.float64)
-    u = k[0, 0] * normalized[:, 0] + k[0, 1] * normalized[:, 1] + k[0, 2]
-    v = k[1, 1] * normalized[:, 1] + k[1, 2]
-    return np.stack([u, v], axis=-1), z
+        inverse = 1.0 / np.where(z > 0, z, np.nan)
+    x *= inverse
+    y *= inverse
+    return k[0, 0] * x + k[0, 1] * y + k[0, 2], k[1, 1] * y + k[1, 2], z
+
+
+@dataclass
+class _Camera:
+    """One camera of a timestep, prepared once: flat float64 depth ``[H * W]``, its validity, cameras."""
+
+    depth: np.ndarray
+    valid: np.ndarray
+    extrinsics: np.ndarray
+    intrinsics: np.ndarray
+
+    @classmethod
+    def of(cls, depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> _Camera:
+        flat = np.asarray(depth, np.float64).ravel()
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(flat) & (flat > 0)
+        return cls(np.where(valid, flat, 0.0), valid, np.asarray(extrinsics), np.asarray(intrinsics))
+
+
+def _match(
+    n: _Camera, m: _Camera, grid: tuple[np.ndarray, np.ndarray], width: int, config: AgreementConfig
+) -> PairMatch:
+    """:func:`match_pair` of prepared cameras (``grid``: :func:`_pixel_grid` of the shared image size)."""
+    u, v = grid
+    height = u.size // width
+    forward = _camera_map(n.extrinsics, n.intrinsics, m.extrinsics)
+    pixel_u, pixel_v, z_m = _transfer(u, v, n.depth, forward, m.intrinsics)
+    col, row = np.rint(pixel_u), np.rint(pixel_v)
+    with np.errstate(invalid="ignore"):  # NaN (behind m) compares False
+        inside = n.valid & (z_m > 0) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    target = np.where(inside, row * width + col, 0).astype(np.int64)
+    d_m = m.depth[target]
+    seen = inside & m.valid[target]
+    agree = seen & (np.abs(z_m - d_m) <= config.depth_tolerance * d_m)
+    # round trip: q lifted with its own depth in m, back into n
+    back_map = _camera_map(m.extrinsics, m.intrinsics, n.extrinsics)
+    back_u, back_v, back_z = _transfer(u[target], v[target], np.where(seen, d_m, 0.0), back_map, n.intrinsics)
+    with np.errstate(invalid="ignore"):
+        error = np.hypot(back_u - u, back_v - v)
+        agree &= (back_z > 0) & (error <= config.reprojection_px)
+    return PairMatch(seen, agree, target, np.stack([pixel_u, pixel_v], axis=-1))
 
 
 def match_pair(
@@ -101,26 +146,8 @@ def match_pair(
     ``depth_*`` ``[H, W]`` (both cameras share the image size), ``extrinsics_*`` ``[3, 4]``, ``intrinsics_*``
     ``[3, 3]``."""
     height, width = depth_n.shape
-    d_n = depth_n.astype(np.float64).ravel()
-    valid_n = np.isfinite(d_n) & (d_n > 0)
-    world = _to_world(_pixel_rays(intrinsics_n, height, width) * np.where(valid_n, d_n, 0.0)[:, None], extrinsics_n)
-    pixels_m, z_m = _project(_to_camera(world, extrinsics_m), intrinsics_m)
-    with np.errstate(invalid="ignore"):
-        col, row = np.rint(pixels_m[:, 0]), np.rint(pixels_m[:, 1])
-        inside = valid_n & (z_m > 0) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
-    target = np.where(inside, row * width + col, 0).astype(np.int64)
-    d_m = depth_m.astype(np.float64).ravel()[target]
-    seen = inside & np.isfinite(d_m) & (d_m > 0)
-    agree = seen & (np.abs(z_m - d_m) <= config.depth_tolerance * d_m)
-    # round trip: q lifted with its own depth in m, back into n
-    rays_m = _pixel_rays(intrinsics_m, height, width)[target]
-    back_world = _to_world(rays_m * np.where(seen, d_m, 0.0)[:, None], extrinsics_m)
-    back_pixels, back_z = _project(_to_camera(back_world, extrinsics_n), intrinsics_n)
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    with np.errstate(invalid="ignore"):
-        error = np.hypot(back_pixels[:, 0] - u.ravel(), back_pixels[:, 1] - v.ravel())
-        agree &= (back_z > 0) & (error <= config.reprojection_px)
-    return PairMatch(seen, agree, target, pixels_m)
+    cameras = _Camera.of(depth_n, extrinsics_n, intrinsics_n), _Camera.of(depth_m, extrinsics_m, intrinsics_m)
+    return _match(*cameras, _pixel_grid(height, width), width, config)
 
 
 def views_agree(
@@ -129,23 +156,25 @@ def views_agree(
     """Agreement counts of one timestep: uint8 ``[N, H, W]`` (module docstring; :data:`UNSEEN` where no other
     camera sees the point).
 
-    ``depth`` ``[N, H, W]`` (z-depth), ``extrinsics`` ``[N, 3, 4]`` camera-from-world, ``intrinsics`` ``[N, 3, 3]``."""
+    ``depth`` ``[N, H, W]`` (z-depth), ``extrinsics`` ``[N, 3, 4]`` camera-from-world, ``intrinsics`` ``[N, 3, 3]``.
+    Cost: ``N - 1`` pair checks per camera image, each a few dozen elementwise passes over its ``H * W`` pixels."""
     config = config or AgreementConfig()
     num_cameras, height, width = depth.shape
     if num_cameras > MAX_CAMERAS:
         raise ValueError(f"views_agree counts up to {MAX_CAMERAS - 1} other cameras; got {num_cameras} cameras")
+    grid = _pixel_grid(height, width)
+    cameras = [_Camera.of(depth[n], extrinsics[n], intrinsics[n]) for n in range(num_cameras)]
     out = np.zeros((num_cameras, height * width), dtype=np.uint8)
     for n in range(num_cameras):
-        count = np.zeros(height * width, dtype=np.int64)
+        count = np.zeros(height * width, dtype=np.uint8)  # up to N - 1 < 255
         seen_any = np.zeros(height * width, dtype=bool)
         for m in range(num_cameras):
             if m == n:
                 continue
-            match = match_pair(depth[n], extrinsics[n], intrinsics[n], depth[m], extrinsics[m], intrinsics[m], config)
+            match = _match(cameras[n], cameras[m], grid, width, config)
             count += match.agree
             seen_any |= match.seen
-        valid = np.isfinite(depth[n].ravel()) & (depth[n].ravel() > 0)
-        out[n] = np.where(valid & ~seen_any, UNSEEN, count)
+        out[n] = np.where(cameras[n].valid & ~seen_any, UNSEEN, count)
     return out.reshape(num_cameras, height, width)
 
 
@@ -154,9 +183,10 @@ def views_agree_window(
 ) -> np.ndarray:
     """:func:`views_agree` of every timestep of a window: ``depth [T, N, H, W]``, ``extrinsics [T, N, 3, 4]``,
     ``intrinsics [T, N, 3, 3]`` -> uint8 ``[T, N, H, W]``."""
-    return np.stack(
-        [views_agree(np.asarray(depth[t]), extrinsics[t], intrinsics[t], config) for t in range(depth.shape[0])]
-    ).reshape(depth.shape)
+    out = np.empty(depth.shape, np.uint8)
+    for t in range(depth.shape[0]):
+        out[t] = views_agree(np.asarray(depth[t]), extrinsics[t], intrinsics[t], config)
+    return out
 
 
 def passes_min_views(counts: np.ndarray, min_views: int, keep_unseen: bool = True) -> np.ndarray:

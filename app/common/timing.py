@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-Stage = Literal["decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "write"]
-STAGES: tuple[Stage, ...] = ("decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "write")
+Stage = Literal["decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "agreement", "write"]
+STAGES: tuple[Stage, ...] = (
+    "decode", "preprocess", "to_device", "model", "to_host", "unproject", "stitch", "agreement", "write",
+)  # fmt: skip
 
 
 class StageTimer:

@@ -54,7 +54,9 @@ class StoredRows(Protocol):
 class ArraySpec:
     """One reconstruction array. ``trailing(h, w)``: its shape after ``[T, N]`` for model images of ``h x w``;
     ``dtype``: as computed (and as read back); ``codec``/``motion``: format 3 (module docstring); ``dtype_v2``:
-    format 2's file dtype; ``optional``: a model may not predict it; ``derived``: computed on read, never stored."""
+    format 2's file dtype; ``optional``: a model may not predict it; ``derived``: computed on read, never stored;
+    ``computed``: computed from the stored depth and cameras by the store when it writes a window (format 3), read
+    where a window has it, else computed on read (formats 1, 2, format-3 windows written before it existed)."""
 
     name: str
     trailing: Callable[[int, int], tuple[int, ...]]
@@ -65,6 +67,7 @@ class ArraySpec:
     optional: bool = False
     derived: bool = False
     compressed: bool = False
+    computed: bool = False
 
     def files(self) -> tuple[str, ...]:
         """The file stems format 3 writes for this array (``.npy`` each)."""
@@ -95,6 +98,7 @@ SPECS: tuple[ArraySpec, ...] = (
     ArraySpec("extrinsics", lambda h, w: (3, 4)),
     ArraySpec("intrinsics", lambda h, w: (3, 3)),
     ArraySpec("dynamic_mask", _image, codec="unit_uint8", dtype_v2=np.float16, optional=True, compressed=True),
+    ArraySpec("views_agree", _image, dtype=np.uint8, dtype_v2=np.uint8, computed=True, compressed=True),
 )
 SPEC = {spec.name: spec for spec in SPECS}
 

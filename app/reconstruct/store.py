@@ -18,6 +18,7 @@ Layout (format version :data:`FORMAT_VERSION` = 3)::
         extrinsics.npy          float32 [Ts, N, 3, 4]      OpenCV camera-from-world, stitched frame
         intrinsics.npy          float32 [Ts, N, 3, 3]      model pixels (see meta "preprocess" for the originals)
         dynamic_mask.zst        uint8   [Ts, N, H, W]      probability x 255, only when the model predicts it
+        views_agree.zst         uint8   [Ts, N, H, W]      other cameras agreeing with each pixel (255: none sees it)
 
 ``.zst`` files hold one zstd frame per timestep, lossless (:mod:`app.reconstruct.chunked`); format-3 windows
 written before compression hold the same arrays as ``.npy`` files, and readers take either.
@@ -34,6 +35,12 @@ codecs and motions are declared in :mod:`app.reconstruct.arrays` (one line per a
 every reader derives it from the stitched-frame ``depth``, ``extrinsics`` and ``intrinsics``
 (:func:`derive_world_points`), so it always follows the stored cameras (also after ``--rigid-rig``).
 
+``views_agree`` (:func:`vggt_t_mv.agreement.views_agree`, default tolerances) is computed by the store when it writes
+a window (the window writer's thread: :meth:`Reconstruction.complete_window`), from the depth and cameras that
+window stores for its timesteps exactly as a reader decodes them (the merge rule has already picked them), and again
+when :meth:`~Reconstruction.replace_arrays` changes them (``--rigid-rig``). Where a window lacks the file (formats 1
+and 2, format-3 windows written before it was stored) it is computed on read from the same arrays: the same values.
+
 Precision of what format 3 reads back against the float32 the pipeline computed (``tests/test_store_format.py``):
 
 ==========================  ============================================================================
@@ -46,6 +53,7 @@ world_points_conf           Identical to format 2's (confidences only rank pixel
 world_points                per coordinate <= 2**-11 of the point's distance from its camera (float16 offsets
                             from the camera centre), + float32 rounding (1e-6 of the coordinates)
 dynamic_mask                uint8: absolute error <= 1/510 (2.0e-3) on [0, 1]
+views_agree                 exact: that of the decoded depth and the stored cameras (as computed on read)
 world_points_from_depth     derived in float32 from the decoded depth and the exact cameras: the depth's
                             relative error along each ray, + float32 rounding (1e-5 of the scene's extent)
 (moved by the Sim(3))       relative bounds hold in the stitched frame; + float32 rounding of the move
@@ -107,7 +115,7 @@ from app.reconstruct.record import (
 )
 from app.reconstruct.stitching import owned_ranges
 from app.reconstruct.track_store import TrackSet, read_tracks
-from vggt_t_mv.agreement import AgreementConfig, views_agree
+from vggt_t_mv.agreement import views_agree_window
 from vggt_t_mv.geometry import depth_to_world_points
 from vggt_t_mv.npgeometry import Sim3
 
@@ -123,7 +131,12 @@ __all__ = [
 
 ARRAY_NAMES = tuple(spec.name for spec in SPECS)  # what readers can ask for, stored or derived
 DERIVED_ARRAYS = tuple(spec.name for spec in SPECS if spec.derived)  # formats 2, 3: computed on read
+COMPUTED_ARRAYS = tuple(spec.name for spec in SPECS if spec.computed)  # by the store from depth and cameras
 STORED_ARRAYS = tuple(name for name in ARRAY_NAMES if name not in DERIVED_ARRAYS)
+GIVEN_ARRAYS = tuple(name for name in STORED_ARRAYS if name not in COMPUTED_ARRAYS)  # what a window writer gives
+# computed array -> its function of depth [T, N, H, W], extrinsics [T, N, 3, 4], intrinsics [T, N, 3, 3]
+COMPUTE = {"views_agree": views_agree_window}
+COMPUTED_FROM = ("depth", "extrinsics", "intrinsics")
 ARRAY_DTYPES = {spec.name: spec.dtype_v2 for spec in SPECS if spec.dtype_v2 != np.float32}  # format 2 on disk
 OPTIONAL_ARRAYS = tuple(spec.name for spec in SPECS if spec.optional)
 # stream name -> (points, confidence) arrays; the viewer toggles between them
@@ -302,7 +315,7 @@ class Reconstruction:
         self._checked: dict[int, tuple] = {}  # window index -> what was checked (window.json identity)
         self.damage_problem: str | None = None  # why the window after the complete ones cannot be read (file + what)
         self.lock = None  # the writer's app.reconstruct.lock.RunLock while a run holds it
-        self._agreement: dict[int, np.ndarray] = {}  # timestep -> views_agree, computed on read
+        self._agreement: dict[int, np.ndarray] = {}  # timestep -> views_agree (read or computed)
 
     @property
     def meta(self) -> dict:
@@ -537,7 +550,7 @@ class Reconstruction:
             for spec in SPECS:
                 if spec.derived and self.format_version >= 2:
                     continue
-                if spec.optional and not stem_file(path, spec.name).is_file():
+                if (spec.optional or spec.computed) and not stem_file(path, spec.name).is_file():
                     continue
                 if self.encoded:
                     for stem, shape in spec.file_shapes(length, self.num_cameras, hw).items():
@@ -568,7 +581,7 @@ class Reconstruction:
         return windows[-1].owned[1] if windows else 0
 
     def has(self, name: str) -> bool:
-        if self.is_derived(name):
+        if self.is_derived(name) or name in COMPUTED_ARRAYS:
             return self.has("depth")
         windows = self.windows()
         return bool(windows) and stem_file(windows[0].path, name).is_file()
@@ -597,9 +610,11 @@ class Reconstruction:
         out = {
             name: self._read(record, name, slice(None))
             for name in wanted
-            if not self.is_derived(name) and stem_file(record.path, name).is_file()
+            if not self.is_derived(name) and name not in COMPUTED_ARRAYS and stem_file(record.path, name).is_file()
         }
         for name in wanted:
+            if name in COMPUTED_ARRAYS and stem_file(record.path, "depth").is_file():
+                out[name] = self._computed(record, name, slice(None))
             if self.is_derived(name) and stem_file(record.path, "depth").is_file():
                 stored = self.window_arrays(index, ("depth", "extrinsics", "intrinsics"))
                 out[name] = derive_world_points(stored["depth"], stored["extrinsics"], stored["intrinsics"])
@@ -619,16 +634,26 @@ class Reconstruction:
         if self.is_derived(name):
             return derive_world_points(self.get("depth", t), self.get("extrinsics", t), self.get("intrinsics", t))
         record, local = self._owner(t)
+        if name in COMPUTED_ARRAYS:
+            return self._computed(record, name, local)
         return self._read(record, name, local)
+
+    def _computed(self, record: WindowRecord, name: str, rows: slice | int) -> np.ndarray:
+        """Computed array ``name`` of window ``record`` (rows of its held timesteps): read where the window stores
+        it, else computed from the depth and cameras as read (the arrays the writer computes it from)."""
+        if stem_file(record.path, name).is_file():
+            return self._read(record, name, rows)
+        block = slice(rows, rows + 1) if isinstance(rows, int) else rows
+        depth, *cameras = (np.asarray(self._read(record, source, block)) for source in COMPUTED_FROM)
+        value = COMPUTE[name](depth.astype(np.float32, copy=False), *cameras)
+        return value[0] if isinstance(rows, int) else value
 
     def views_agree(self, t: int) -> np.ndarray:
         """Multi-view agreement at timestep ``t``: uint8 ``[N, H, W]`` (:func:`vggt_t_mv.agreement.views_agree` of the
         stored depth and cameras, default tolerances; :data:`~vggt_t_mv.agreement.UNSEEN` where no other camera sees
-        the pixel). Computed on read, once per timestep (any format)."""
+        the pixel). Read where the run stored it, else computed on read (module docstring); kept per timestep."""
         if t not in self._agreement:
-            depth = np.asarray(self.get("depth", t), np.float32)
-            cameras = np.asarray(self.get("extrinsics", t)), np.asarray(self.get("intrinsics", t))
-            self._agreement[t] = views_agree(depth, *cameras, AgreementConfig())
+            self._agreement[t] = np.asarray(self.get("views_agree", t))
         return self._agreement[t]
 
     def array_names(self) -> list[str]:
@@ -645,7 +670,8 @@ class Reconstruction:
             parts = []
             for record in windows:
                 rows = slice(record.owned[0] - record.held[0], record.owned[1] - record.held[0])
-                parts.append(np.asarray(self._read(record, name, rows)))
+                read = self._computed if name in COMPUTED_ARRAYS else self._read
+                parts.append(np.asarray(read(record, name, rows)))
             return np.concatenate(parts, axis=0)
         return np.stack([np.asarray(self.get(name, t)) for t in timesteps])
 
@@ -681,6 +707,12 @@ class Reconstruction:
                 f"{', '.join(derived)} is derived on read from depth and cameras (format {self.format_version}) and "
                 "not stored; leave it out of the arrays to write"
             )
+        computed = [n for n in names if n in COMPUTED_ARRAYS]
+        if computed:
+            raise ValueError(
+                f"{', '.join(computed)} is computed by the store from the depth and cameras it writes; leave it out "
+                "of the arrays to write"
+            )
         unknown = [n for n in names if n not in ARRAY_NAMES]
         if unknown:
             raise ValueError(f"unknown reconstruction array {unknown[0]!r}")
@@ -701,7 +733,7 @@ class Reconstruction:
         for name, value in arrays.items():
             if value.shape[:2] != (length, self.num_cameras):
                 raise ValueError(f"{name} has shape {value.shape}, expected [{length}, {self.num_cameras}, ...]")
-        missing = [n for n in STORED_ARRAYS if n not in arrays and n not in OPTIONAL_ARRAYS]
+        missing = [n for n in GIVEN_ARRAYS if n not in arrays and n not in OPTIONAL_ARRAYS]
         if missing:
             raise ValueError(f"window {index} misses arrays {missing}")
         sim3 = Sim3.identity() if to_stitched is None else to_stitched
@@ -723,6 +755,21 @@ class Reconstruction:
             files.update(encode(spec, value[rows], origin))
         return EncodedWindow(index, files, held, sim3)
 
+    def complete_window(self, window: EncodedWindow) -> EncodedWindow:
+        """``window`` with its computed arrays (format 3; formats 1, 2 store none): ``views_agree`` of the depth and
+        cameras it stores, exactly as a reader decodes them (decoded, moved by its Sim(3)), so what is stored equals
+        what :meth:`get` computes where a window lacks it. ``window`` itself when they are there already. Costs
+        :func:`vggt_t_mv.agreement.views_agree` per stored timestep: run in the writer's thread."""
+        missing = [name for name in COMPUTED_ARRAYS if name not in window.files]
+        if not self.encoded or not missing:
+            return window
+        depth = move(SPEC["depth"], decode(SPEC["depth"], window.files, slice(None)), window.to_stitched)
+        cameras = window.files["extrinsics"], window.files["intrinsics"]
+        files = dict(window.files)
+        for name in missing:
+            files.update(encode(SPEC[name], COMPUTE[name](depth, *cameras)))
+        return dataclasses.replace(window, files=files)
+
     def write_window(
         self,
         index: int,
@@ -734,11 +781,13 @@ class Reconstruction:
         self.commit_window(self.encode_window(index, arrays, to_stitched), info)
 
     def commit_window(self, window: EncodedWindow, info: WindowEntry | dict[str, Any]) -> None:
-        """Write an :meth:`encode_window` result and its ``window.json`` into a temporary folder and rename it to the
+        """Write an :meth:`encode_window` result (completed: :meth:`complete_window`) and its ``window.json`` into a
+        temporary folder and rename it to the
         window's folder (readers and ``--resume`` only ever see complete windows); then meta.json's alignment.
         ``info``: the window's entry (or its JSON form); index, span and what it stores are this window's."""
         index = window.index
         span = self.spans[index]
+        window = self.complete_window(window)
         if index != len(self.windows(refresh=True)):
             raise ReconstructionError(f"window {index} written out of order ({len(self.windows())} complete)")
         final = self.root / "windows" / _window_dir_name(index)
@@ -794,7 +843,8 @@ class Reconstruction:
 
     def replace_arrays(self, index: int, arrays: dict[str, np.ndarray]) -> None:
         """Overwrite some arrays of a complete window, each file atomically (post-processing passes). ``arrays``
-        in the stitched frame, over the window's held timesteps or its whole span (then cut to the held ones)."""
+        in the stitched frame, over the window's held timesteps or its whole span (then cut to the held ones). Format
+        3: the computed arrays follow new depth or cameras (computed again and saved after them)."""
         self._agreement.clear()
         self._check_writable(arrays)
         record = self.windows()[index]
@@ -814,6 +864,19 @@ class Reconstruction:
                 cameras = self._read(record, "extrinsics", slice(None)) if cameras is None else cameras
                 origin = camera_origin(cameras[rows] if len(cameras) == span_length else cameras, record.to_stitched)
             files.update(encode(spec, move_back(spec, np.asarray(value), record.to_stitched), origin))
+        self._save_files(path, files)
+        if self.encoded and any(name in arrays for name in COMPUTED_FROM):  # follow the new depth / cameras
+            inputs = [np.asarray(self._read(record, name, slice(None))) for name in COMPUTED_FROM]
+            computed: dict[str, np.ndarray] = {}
+            for name in COMPUTED_ARRAYS:
+                computed.update(encode(SPEC[name], COMPUTE[name](*inputs)))
+            self._save_files(path, computed)
+        self._checked.pop(index, None)
+        self._agreement.clear()
+
+    def _save_files(self, path: Path, files: dict[str, np.ndarray]) -> None:
+        """Save each array file ``stem`` in window folder ``path``, each atomically, in the container the window has
+        for it."""
         for stem, value in files.items():
             # the container the window has (format-3 windows written before compression keep their .npy files)
             existing = stem_file(path, stem)
@@ -826,7 +889,6 @@ class Reconstruction:
                     save_array_file(tmp, value)
             except OSError as error:
                 raise write_failure(target, error) from error
-        self._checked.pop(index, None)
 
     def discard_incomplete(self) -> None:
         """Remove temporary folders and windows past the complete prefix (before resuming)."""

@@ -5,7 +5,8 @@ whole thread layout).
 next one to the thread and returns at once (at most one window is in flight, so a crash loses at most the window
 being written): window ``w`` is written while window ``w + 1`` is computed. Each write is
 :meth:`Reconstruction.write_window`'s atomic folder rename, so ``--resume`` and readers only ever see complete
-windows.
+windows. The thread also computes what the store derives from a window before writing it (its multi-view
+agreement, :meth:`Reconstruction.complete_window`; timed as the ``agreement`` stage).
 """
 
 from __future__ import annotations
@@ -64,11 +65,14 @@ class WindowWriter:
         for index, window, info in jobs:
             outcome: BaseException | None = None
             try:
-                with self.timer.measure("write"):
-                    if isinstance(window, dict):
+                if isinstance(window, dict):
+                    with self.timer.measure("write"):
                         window = self.recon.encode_window(index, window)
-                    if window.index != index:
-                        raise RuntimeError(f"window {window.index} submitted as window {index}")
+                if window.index != index:
+                    raise RuntimeError(f"window {window.index} submitted as window {index}")
+                with self.timer.measure("agreement"):  # its views_agree, here: while the next window is computed
+                    window = self.recon.complete_window(window)
+                with self.timer.measure("write"):
                     self.recon.commit_window(window, info)
             except BaseException as error:  # handed to the main thread
                 outcome = error
