@@ -104,6 +104,18 @@ def test_dropping_a_camera_removes_exactly_its_agreements(rig) -> None:
         assert lost.any() or n == 1  # the outer cameras see parts only camera 3 sees
 
 
+def test_a_camera_that_cannot_be_used_sees_nothing(rig) -> None:
+    """Singular intrinsics of camera 2 (a degenerate prediction): its pixels are unchecked, the others lose exactly
+    its agreements, nothing raises."""
+    intrinsics = rig.intrinsics[0].copy()
+    intrinsics[2] = 0.0
+    counts = views_agree(rig.depth[0], rig.extrinsics[0], intrinsics)
+    assert (counts[2][rig.valid[0][2]] == UNSEEN).all()
+    others = [0, 1, 3]
+    three = views_agree(rig.depth[0][others], rig.extrinsics[0][others], rig.intrinsics[0][others])
+    np.testing.assert_array_equal(counts[others], three)
+
+
 def test_reconstructions_compute_it_on_read(rig, tmp_path: Path) -> None:
     recon = write_recon(tmp_path / "r", rig_arrays(rig), rig.camera_names)
     np.testing.assert_array_equal(recon.views_agree(1), counts_of(rig, 1))

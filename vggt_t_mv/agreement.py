@@ -15,7 +15,8 @@ For pixel ``p`` of camera ``n`` with depth ``d > 0``, its point ``X`` is checked
 ``m`` *agrees* when 1-3 hold. The result per pixel is the number of agreeing other cameras (``0 .. N-1``), or
 :data:`UNSEEN` when no other camera sees the pixel's point (outside every other image, behind it, or only on invalid
 depth there): that is not a disagreement, there is nothing to check it against. Invalid pixels (depth not finite or
-``<= 0``) get 0.
+``<= 0``) get 0. A camera that cannot be used (intrinsics or rotation not finite or singular) sees nothing, and its
+own valid pixels are :data:`UNSEEN`.
 """
 
 from __future__ import annotations
@@ -93,19 +94,24 @@ def _transfer(
 
 @dataclass
 class _Camera:
-    """One camera of a timestep, prepared once: flat float64 depth ``[H * W]``, its validity, cameras."""
+    """One camera of a timestep, prepared once: flat float64 depth ``[H * W]`` (0 where invalid), its validity,
+    cameras, and whether they can be used (finite, invertible intrinsics and rotation)."""
 
     depth: np.ndarray
     valid: np.ndarray
     extrinsics: np.ndarray
     intrinsics: np.ndarray
+    usable: bool
 
     @classmethod
     def of(cls, depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray) -> _Camera:
         flat = np.asarray(depth, np.float64).ravel()
         with np.errstate(invalid="ignore"):
             valid = np.isfinite(flat) & (flat > 0)
-        return cls(np.where(valid, flat, 0.0), valid, np.asarray(extrinsics), np.asarray(intrinsics))
+        extrinsics, intrinsics = np.asarray(extrinsics, np.float64), np.asarray(intrinsics, np.float64)
+        usable = bool(np.isfinite(extrinsics).all() and np.isfinite(intrinsics).all())
+        usable = usable and np.linalg.det(intrinsics) != 0 and np.linalg.det(extrinsics[:, :3]) != 0
+        return cls(np.where(valid, flat, 0.0), valid, extrinsics, intrinsics, usable)
 
 
 def _match(
@@ -114,6 +120,9 @@ def _match(
     """:func:`match_pair` of prepared cameras (``grid``: :func:`_pixel_grid` of the shared image size)."""
     u, v = grid
     height = u.size // width
+    if not (n.usable and m.usable):  # nothing seen (module docstring)
+        nothing = np.zeros(u.size, bool)
+        return PairMatch(nothing, nothing.copy(), np.zeros(u.size, np.int64), np.full((u.size, 2), np.nan))
     forward = _camera_map(n.extrinsics, n.intrinsics, m.extrinsics)
     pixel_u, pixel_v, z_m = _transfer(u, v, n.depth, forward, m.intrinsics)
     col, row = np.rint(pixel_u), np.rint(pixel_v)

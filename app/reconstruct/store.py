@@ -79,7 +79,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,7 @@ COMPUTED_ARRAYS = tuple(spec.name for spec in SPECS if spec.computed)  # by the 
 STORED_ARRAYS = tuple(name for name in ARRAY_NAMES if name not in DERIVED_ARRAYS)
 GIVEN_ARRAYS = tuple(name for name in STORED_ARRAYS if name not in COMPUTED_ARRAYS)  # what a window writer gives
 # computed array -> its function of depth [T, N, H, W], extrinsics [T, N, 3, 4], intrinsics [T, N, 3, 3]
-COMPUTE = {"views_agree": views_agree_window}
+COMPUTE: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {"views_agree": views_agree_window}
 COMPUTED_FROM = ("depth", "extrinsics", "intrinsics")
 ARRAY_DTYPES = {spec.name: spec.dtype_v2 for spec in SPECS if spec.dtype_v2 != np.float32}  # format 2 on disk
 OPTIONAL_ARRAYS = tuple(spec.name for spec in SPECS if spec.optional)
@@ -644,8 +644,8 @@ class Reconstruction:
         if stem_file(record.path, name).is_file():
             return self._read(record, name, rows)
         block = slice(rows, rows + 1) if isinstance(rows, int) else rows
-        depth, *cameras = (np.asarray(self._read(record, source, block)) for source in COMPUTED_FROM)
-        value = COMPUTE[name](depth.astype(np.float32, copy=False), *cameras)
+        depth, extrinsics, intrinsics = (np.asarray(self._read(record, source, block)) for source in COMPUTED_FROM)
+        value = COMPUTE[name](depth.astype(np.float32, copy=False), extrinsics, intrinsics)
         return value[0] if isinstance(rows, int) else value
 
     def views_agree(self, t: int) -> np.ndarray:
@@ -764,10 +764,10 @@ class Reconstruction:
         if not self.encoded or not missing:
             return window
         depth = move(SPEC["depth"], decode(SPEC["depth"], window.files, slice(None)), window.to_stitched)
-        cameras = window.files["extrinsics"], window.files["intrinsics"]
+        extrinsics, intrinsics = window.files["extrinsics"], window.files["intrinsics"]
         files = dict(window.files)
         for name in missing:
-            files.update(encode(SPEC[name], COMPUTE[name](depth, *cameras)))
+            files.update(encode(SPEC[name], COMPUTE[name](depth, extrinsics, intrinsics)))
         return dataclasses.replace(window, files=files)
 
     def write_window(
@@ -866,10 +866,10 @@ class Reconstruction:
             files.update(encode(spec, move_back(spec, np.asarray(value), record.to_stitched), origin))
         self._save_files(path, files)
         if self.encoded and any(name in arrays for name in COMPUTED_FROM):  # follow the new depth / cameras
-            inputs = [np.asarray(self._read(record, name, slice(None))) for name in COMPUTED_FROM]
+            depth, extrinsics, intrinsics = (np.asarray(self._read(record, n, slice(None))) for n in COMPUTED_FROM)
             computed: dict[str, np.ndarray] = {}
             for name in COMPUTED_ARRAYS:
-                computed.update(encode(SPEC[name], COMPUTE[name](*inputs)))
+                computed.update(encode(SPEC[name], COMPUTE[name](depth, extrinsics, intrinsics)))
             self._save_files(path, computed)
         self._checked.pop(index, None)
         self._agreement.clear()
