@@ -76,5 +76,6 @@ def _deterministic() -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Tests marked ``needs_open3d`` / ``browser`` skip (or fail in CI) where the system package is missing."""
+    """Tests marked ``needs_open3d`` / ``browser`` / ``needs_colmap`` skip (or fail in CI) where the system package is
+    missing."""
     check_markers(item)

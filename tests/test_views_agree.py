@@ -456,3 +456,27 @@ def test_colmap_export_of_a_calibrated_rig_is_ready_for_bundle_adjustment(calibr
     model.update_point_3d_errors()
     error = model.compute_mean_reprojection_error()
     assert np.isfinite(error) and error < 2.0, (error, summary)
+
+
+@pytest.mark.needs_colmap
+def test_colmap_reads_the_export_with_multi_view_tracks(calibrated_rig_recon, tmp_path: Path) -> None:
+    """COLMAP's own command line (Debian's colmap 3.8, older than pycolmap) reads the calibrated rig's merged export:
+    4 cameras, every image registered, a mean track length above 1 (``colmap model_analyzer``)."""
+    import subprocess
+
+    out = tmp_path / "colmap"
+    args = ["export", str(calibrated_rig_recon), "--format", "colmap", "--out", str(out), "--merge",
+            "--stream", "pose", "--conf-percentile", "0"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    analyzed = subprocess.run(
+        ["colmap", "model_analyzer", "--path", str(out / "sparse" / "0")], capture_output=True, text=True, timeout=300
+    )
+    assert analyzed.returncode == 0, analyzed.stdout + analyzed.stderr
+    report = {}
+    for line in (analyzed.stdout + analyzed.stderr).splitlines():
+        key, _, value = line.rpartition("]")[2].partition(":")
+        if value.strip():
+            report[key.strip()] = value.strip().removesuffix("px")
+    assert report["Cameras"] == "4" and report["Images"] == report["Registered images"] == "12", report
+    assert float(report["Mean track length"]) > 1.0 and int(report["Points"]) > 1000, report

@@ -1,13 +1,15 @@
-"""Optional system packages the tests may need (libusb for open3d, Chromium for the browser tests), and how a test
+"""Optional system packages the tests may need (libusb for open3d, Chromium for the browser tests, COLMAP's command
+line for reading exports back with it), and how a test
 skips (or, under ``VGGT_MV_REQUIRE_SYSTEM_PACKAGES=1``, fails) when one is missing.
 
-Tests mark what they need (``@pytest.mark.needs_open3d``, ``@pytest.mark.browser``); ``tests/conftest.py`` checks
+Tests mark what they need (``needs_open3d``, ``browser``, ``needs_colmap``); ``tests/conftest.py`` checks
 before each marked test. ``.ci/run`` installs the packages and sets the variable, so CI never skips them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,18 @@ def browser_missing() -> str | None:
     return None
 
 
-MISSING = {"needs_open3d": open3d_missing, "browser": browser_missing}  # marker -> why it cannot run (None: it can)
+def colmap_missing() -> str | None:
+    """Why COLMAP's own command line cannot be run here, with the fix (None when it can)."""
+    if shutil.which("colmap") is None:
+        return "the colmap command is missing; install it with `sudo apt-get install colmap` (.ci/run does it)"
+    return None
+
+
+MISSING = {
+    "needs_open3d": open3d_missing,
+    "browser": browser_missing,
+    "needs_colmap": colmap_missing,
+}  # marker -> why it cannot run (None: it can)
 
 
 def skip_or_fail(reason: str) -> None:
