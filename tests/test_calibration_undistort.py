@@ -107,3 +107,19 @@ def test_a_run_stores_undistorted_frames(tmp_path: Path) -> None:
     recorded = recon.meta["calibration"]
     assert recorded["format"] == "json" and recorded["units"] == "m"
     assert recorded["cameras"][1]["distortion"] == {"model": "opencv", "coefficients": BARREL.tolist()}
+    # the COLMAP export (issue 24): the frames at the capture's resolution, undistorted as the run did, and the
+    # calibration's pinhole K (COLMAP's pixel centre at +0.5)
+    import pycolmap
+
+    from app.export.api import ExportOptions, Selection, export_reconstruction
+
+    (out,) = export_reconstruction(recon, "colmap", Selection(), tmp_path / "colmap", ExportOptions(merge=True))
+    model = pycolmap.Reconstruction(str(out / "sparse" / "0"))
+    assert model.num_cameras() == 2 and model.num_images() == 6
+    for camera in model.cameras.values():
+        assert (camera.width, camera.height) == (WIDTH, HEIGHT)
+        np.testing.assert_allclose(camera.params, [K[0, 0], K[1, 1], K[0, 2] + 0.5, K[1, 2] + 0.5], rtol=1e-5)
+    for image in model.images.values():
+        picture = cv2.imread(str(out / "images" / image.name))[..., ::-1]
+        assert picture.shape == (HEIGHT, WIDTH, 3)
+        assert line_straightness(picture, slice(12, 148)) < 0.35  # the frame as read bends it by > 2 px

@@ -407,6 +407,31 @@ def test_colmap_tracks_join_the_agreeing_pixels_of_one_instant(rig, tmp_path: Pa
     assert pycolmap.Reconstruction(str(single / "sparse" / "0")).compute_mean_track_length() == 1.0
 
 
+def test_colmap_cameras_follow_what_is_constant(rig, tmp_path: Path) -> None:
+    """Intrinsics that change over time: one COLMAP camera (and trivial rig, frame) per image; constant intrinsics
+    but poses that do not keep the rig rigid: one camera per physical camera, each its own rig, a frame per image."""
+    import pycolmap
+
+    selection = Selection(timesteps=(0, 1), stream="pose", conf_percentile=0.0)
+    zoomed, moved = rig_arrays(rig), rig_arrays(rig)
+    zoomed["intrinsics"] = zoomed["intrinsics"].copy()
+    zoomed["intrinsics"][1, :, 0, 0] *= 1.02  # every camera's focal at timestep 1
+    moved["extrinsics"] = moved["extrinsics"].copy()
+    moved["extrinsics"][1, 2, :, 3] += np.float32(0.1)  # camera 2 alone moved at timestep 1
+    expected = {"zoomed": (8, 8, 8), "moved": (4, 4, 8)}  # cameras, rigs, frames
+    for name, arrays in (("zoomed", zoomed), ("moved", moved)):
+        recon = write_recon(tmp_path / name, arrays, rig.camera_names)
+        (out,) = export_reconstruction(recon, "colmap", selection, tmp_path / f"{name}_c", ExportOptions(merge=True))
+        model = pycolmap.Reconstruction(str(out / "sparse" / "0"))
+        assert (model.num_cameras(), model.num_rigs(), model.num_frames()) == expected[name], name
+        assert model.num_images() == 8 and model.num_reg_images() == 8
+        for image in model.images.values():
+            t, n = int(image.name[1:6]), rig.camera_names.index(image.name[7:-4])
+            k = arrays["intrinsics"][t, n]
+            np.testing.assert_allclose(image.camera.params, [k[0, 0], k[1, 1], k[0, 2] + 0.5, k[1, 2] + 0.5], rtol=1e-6)
+            np.testing.assert_allclose(image.cam_from_world().matrix(), arrays["extrinsics"][t, n], atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def calibrated_rig_recon(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """mv_page4d_rig's first 3 timesteps with the demo weights, in its calibration's frame (the default there)."""
