@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.capture.ground_truth import open_ground_truth
 from app.capture.preprocess import PreprocessConfig
+from app.capture.truth import open_ground_truth
 from app.reconstruct.evaluate import camera_alignment, ground_truth_sample
 from app.reconstruct.pipeline import PipelineConfig, RunResult
 from app.reconstruct.run import reconstruct
