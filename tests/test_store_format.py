@@ -131,7 +131,8 @@ DISK_DTYPES = {  # format 3
     "dynamic_mask": np.uint8,
     "views_agree": np.uint8,
 }
-COMPRESSED = ["depth", "depth_conf", "world_points", "world_points_conf", "dynamic_mask"]  # .zst files, lossless
+# .zst files, lossless
+COMPRESSED = ["depth", "depth_conf", "world_points", "world_points_conf", "dynamic_mask", "views_agree"]
 MOVED = Sim3(1.7, np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]), np.array([3.0, -2, 5]))
 
 

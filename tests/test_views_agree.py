@@ -20,7 +20,7 @@ from app.export.api import ColmapOptions, ExportOptions, MeshOptions, Selection,
 from app.export.selection import pixel_keep_mask
 from app.reconstruct.pipeline import PipelineConfig, RunResult
 from app.reconstruct.run import reconstruct
-from app.reconstruct.store import Reconstruction
+from app.reconstruct.store import Reconstruction, open_stem, stem_file
 from app.viewer.data import CloudSettings, filter_timestep
 from tests.helpers.export import rig_arrays, write_recon
 from tests.helpers.shared import require, shared_dir
@@ -151,10 +151,10 @@ def stored_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResul
 
 
 def without_stored_agreement(source: Path, out: Path, windows: tuple[int, ...] = (0, 1)) -> Reconstruction:
-    """A copy of ``source`` whose ``windows`` lack views_agree.npy (as written before the pipeline stored it)."""
+    """A copy of ``source`` whose ``windows`` lack the views_agree file (as written before the pipeline stored it)."""
     shutil.copytree(source, out)
     for index in windows:
-        (out / "windows" / f"{index:05d}" / "views_agree.npy").unlink()
+        stem_file(out / "windows" / f"{index:05d}", "views_agree").unlink()
     return Reconstruction.open(out)
 
 
@@ -171,7 +171,7 @@ def test_the_pipeline_stores_the_agreement_of_what_it_stores(stored_run, monkeyp
     recon = Reconstruction.open(out)
     assert [record.held for record in recon.windows()] == [(0, 3), (3, 5)]
     for record in recon.windows():
-        stored = np.load(record.path / "views_agree.npy")
+        stored = np.asarray(open_stem(record.path, "views_agree"))
         assert stored.dtype == np.uint8 and stored.shape == (record.held[1] - record.held[0], 4, *recon.image_hw)
     expected = on_read(recon)
     np.testing.assert_array_equal(recon.load("views_agree"), expected)
@@ -202,7 +202,7 @@ def test_runs_without_it_compute_it_on_read(stored_run, tmp_path: Path) -> None:
     fixture = Path(__file__).resolve().parent / "fixtures" / "recon_v2"
     shutil.copytree(fixture, tmp_path / "v2")
     v2 = Reconstruction.open(tmp_path / "v2")
-    assert v2.format_version == 2 and not list((tmp_path / "v2").rglob("views_agree.npy"))
+    assert v2.format_version == 2 and not list((tmp_path / "v2").rglob("views_agree.*"))
     np.testing.assert_array_equal(v2.load("views_agree"), on_read(v2))
     for t in range(v2.num_timesteps):
         depth = np.asarray(v2.get("depth", t), np.float32)
@@ -238,17 +238,17 @@ def test_kill_and_resume_keeps_it(stored_run, tmp_path: Path) -> None:
         part = tmp_path / f"part{int(strip)}"
         with pytest.raises(KeyboardInterrupt):
             run_rig(part, on_window=kill)
-        first = part / "windows" / "00000" / "views_agree.npy"
-        kept = np.load(first)
+        first = stem_file(part / "windows" / "00000", "views_agree")
+        kept = np.asarray(open_stem(first.parent, "views_agree"))
         np.testing.assert_array_equal(kept, full[:3])
         if strip:
             first.unlink()
         run_rig(part, resume=True)
         resumed = Reconstruction.open(part)
         assert resumed.is_complete and first.is_file() != strip
-        assert (part / "windows" / "00001" / "views_agree.npy").is_file()
+        assert stem_file(part / "windows" / "00001", "views_agree").is_file()
         if not strip:
-            np.testing.assert_array_equal(np.load(first), kept)
+            np.testing.assert_array_equal(np.asarray(open_stem(first.parent, "views_agree")), kept)
         np.testing.assert_array_equal(resumed.load("views_agree"), full)
 
 
@@ -261,7 +261,7 @@ def test_replaced_cameras_replace_the_stored_agreement(rig, tmp_path: Path) -> N
     extrinsics[:, 1, :, 3] += np.float32(0.2)  # camera 1 moved: its depth no longer agrees with the others
     recon.replace_arrays(0, {"extrinsics": extrinsics})
     after = Reconstruction.open(tmp_path / "r")
-    stored = np.load(tmp_path / "r" / "windows" / "00000" / "views_agree.npy")
+    stored = np.asarray(open_stem(tmp_path / "r" / "windows" / "00000", "views_agree"))
     np.testing.assert_array_equal(stored, on_read(after))
     assert (stored[:, 1] != before[:, 1]).mean() > 0.2
     with pytest.raises(ValueError, match="views_agree is computed by the store"):
