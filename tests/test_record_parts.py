@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from app.capture.calibration.rig import CameraCalibration, Distortion
 from app.reconstruct.calibrated import CameraAgreement, agreement_summary
 from app.reconstruct.record import (
     Alignment,
+    CalibratedCameraRecord,
     CalibrationComparison,
+    CalibrationRecord,
     CameraSpread,
     CaptureRecord,
     RecordError,
@@ -75,3 +79,24 @@ def test_the_agreement_summary_reads_typed_alignments() -> None:
     assert summary is not None and summary.windows == 2 and summary.flagged_windows == [2]
     assert (summary.rotation_error_deg_max, summary.center_error_median, summary.units) == (9.0, 3.0, "mm")
     assert agreement_summary(windows[:1]) is None
+
+
+def test_the_calibrations_lenses_round_trip_typed_through_json() -> None:
+    intrinsics = np.array([[500.0, 0.0, 319.5], [0.0, 510.0, 239.5], [0.0, 0.0, 1.0]])
+    lens = CameraCalibration("cam_A", intrinsics, (640, 480), Distortion("opencv", np.array([-0.2, 0.05, 1e-3, 0.0])))
+    record = CalibrationRecord(
+        "/c.toml", "anipose", "mm", "file", None, False, [CalibratedCameraRecord.of("view0", lens)]
+    )
+    back = CalibrationRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    assert isinstance(back.cameras[0], CalibratedCameraRecord) and back.cameras[0].name == "view0"
+    (read,) = back.lenses()
+    assert read.name == "cam_A" and read.size == (640, 480) and read.distortion.model == "opencv"
+    np.testing.assert_array_equal(read.intrinsics, intrinsics)
+    np.testing.assert_array_equal(read.distortion.coefficients, lens.distortion.coefficients)
+    assert back.to_dict() == record.to_dict()
+
+
+def test_a_calibration_camera_with_an_unknown_lens_model_is_a_record_error_naming_it() -> None:
+    entry = {"name": "view2", "intrinsics": np.eye(3).tolist(), "distortion": {"model": "kannala", "coefficients": []}}
+    with pytest.raises(RecordError, match="view2.*kannala"):
+        CalibrationRecord.from_dict({"path": "/c.toml", "cameras": [entry]}).lenses()

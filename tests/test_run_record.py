@@ -18,6 +18,7 @@ from app.reconstruct.calibrated import CameraAgreement
 from app.reconstruct.record import (
     Agreement,
     Alignment,
+    CalibratedCameraRecord,
     CalibrationRecord,
     CameraSpread,
     CaptureRecord,
@@ -80,7 +81,15 @@ def full_record() -> RunRecord:
         ),
         num_timesteps_planned=7,
         preprocess=[FrameTransform(0.25, 0.0, -3.0, (120, 168), (28, 42))] * 2,
-        calibration=CalibrationRecord("/data/calib.toml", "caliscope", "mm", "file", None, False, [{"name": "a"}]),
+        calibration=CalibrationRecord(
+            "/data/calib.toml",
+            "caliscope",
+            "mm",
+            "file",
+            None,
+            False,
+            [CalibratedCameraRecord("a", np.eye(3).tolist())],
+        ),
         status="complete",
         alignment=[
             WindowEntry(0, (0, 4), Alignment("reference", metric_scale=2.5, baseline_ratios=[1.0]), 1.5),

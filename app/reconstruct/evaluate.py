@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.capture.calibration.rig import cameras_from_record
 from app.capture.calibration.undistort import Undistorter
 from app.capture.ground_truth import GroundTruth, GroundTruthError, GroundTruthFrame
 from app.capture.preprocess import FrameTransform, preprocess_frame
@@ -92,7 +91,7 @@ def run_undistorters(recon: Reconstruction, transforms: list[FrameTransform]) ->
         return [None] * len(transforms)
     return [
         Undistorter.for_camera(camera, (transform.source_hw[1], transform.source_hw[0]))
-        for camera, transform in zip(cameras_from_record(calibration.to_dict()), transforms, strict=True)
+        for camera, transform in zip(calibration.lenses(), transforms, strict=True)
     ]
 
 

@@ -364,7 +364,7 @@ def run_record(capture: RigCapture, plan: RunPlan, config: PipelineConfig, model
         settings=plan.settings(config),
         num_timesteps_planned=capture.num_timesteps,
         preprocess=list(plan.transforms),
-        calibration=None if plan.calibration is None else CalibrationRecord.from_dict(plan.calibration.describe()),
+        calibration=None if plan.calibration is None else CalibrationRecord.of(plan.calibration),
     )
 
 

@@ -24,9 +24,19 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-from app.capture.calibration.rig import CALIBRATION_FORMATS, CalibrationFormat
+import numpy as np
+
+from app.capture.calibration.rig import (
+    CALIBRATION_FORMATS,
+    DISTORTION_MODELS,
+    CalibrationFormat,
+    CameraCalibration,
+    Distortion,
+    RigCalibration,
+)
 from app.capture.preprocess import FrameTransform
 from app.common.vocab import (
     ALIGNMENT_KINDS,
@@ -409,11 +419,66 @@ class WindowEntry:
 
 # --------------------------------------------------------------------------------------------- calibration
 @dataclass
+class CalibratedCameraRecord:
+    """One capture camera's lens as the run's calibration gave it: the capture's ``name``, the calibration's own
+    ``calibration_name``, the frame ``size`` ``(width, height)`` the intrinsics belong to (None: the file does not
+    say), ``intrinsics [3][3]`` (OpenCV pixels) and ``distortion`` (``{"model", "coefficients"}``, OpenCV order)."""
+
+    name: str
+    intrinsics: list[list[float]]
+    calibration_name: str | None = None
+    size: list[int] | None = None
+    distortion: dict[str, Any] = field(default_factory=lambda: {"model": "none", "coefficients": []})
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, camera: CameraCalibration) -> CalibratedCameraRecord:
+        """The record of capture camera ``name`` calibrated as ``camera``."""
+        return cls(
+            name,
+            np.asarray(camera.intrinsics, np.float64).tolist(),
+            camera.name,
+            None if camera.size is None else [int(camera.size[0]), int(camera.size[1])],
+            {"model": camera.distortion.model, "coefficients": [float(c) for c in camera.distortion.coefficients]},
+        )
+
+    def lens(self) -> CameraCalibration:
+        """The camera's intrinsics, size and distortion (no extrinsics): what undoes the run's undistortion."""
+        model = self.distortion.get("model", "none")
+        if model not in DISTORTION_MODELS:
+            raise RecordError(
+                f"calibration camera {self.name!r}: distortion model {model!r} is not one of "
+                f"{', '.join(DISTORTION_MODELS)}"
+            )
+        size = None if self.size is None else (int(self.size[0]), int(self.size[1]))
+        coefficients = np.asarray(self.distortion.get("coefficients", []), np.float64)
+        return CameraCalibration(
+            self.calibration_name or self.name,
+            np.asarray(self.intrinsics, np.float64),
+            size,
+            Distortion(model, coefficients),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "name": self.name,
+            "calibration_name": self.calibration_name,
+            "size": self.size,
+            "intrinsics": self.intrinsics,
+            "distortion": self.distortion,
+        }
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalibratedCameraRecord:
+        return _build(cls, data, "calibration.cameras entry")
+
+
+@dataclass
 class CalibrationRecord:
-    """The rig calibration the run used (:meth:`app.capture.calibration.RigCalibration.describe`): its absolute
-    ``path``, ``format``, ``units`` and where they came from, how its cameras were matched to the capture's, whether
-    it is a moving rig, and per capture camera its intrinsics, size and distortion (``cameras``, the records
-    :func:`app.capture.calibration.rig.cameras_from_record` reads)."""
+    """The rig calibration the run used: its absolute ``path``, ``format``, ``units`` and where they came from, how
+    its cameras were matched to the capture's, whether it is a moving rig, and per capture camera its lens
+    (``cameras``). Built from the calibration by :meth:`of`."""
 
     path: str
     format: CalibrationFormat | None = None
@@ -421,12 +486,32 @@ class CalibrationRecord:
     units_source: str | None = None
     match: str | None = None
     moving: bool = False
-    cameras: list[dict[str, Any]] = field(default_factory=list)
+    cameras: list[CalibratedCameraRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, calibration: RigCalibration) -> CalibrationRecord:
+        """The record of the calibration a run used."""
+        return cls(
+            str(Path(calibration.path).resolve()),
+            calibration.format,
+            calibration.units,
+            calibration.units_source,
+            calibration.match,
+            calibration.moving,
+            [
+                CalibratedCameraRecord.of(name, camera)
+                for name, camera in zip(calibration.camera_names, calibration.cameras, strict=True)
+            ],
+        )
+
+    def lenses(self) -> list[CameraCalibration]:
+        """Per capture camera, in capture order, its lens (:meth:`CalibratedCameraRecord.lens`)."""
+        return [camera.lens() for camera in self.cameras]
+
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        return {**out, **self.extra}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "cameras")}
+        return {**out, "cameras": [camera.to_dict() for camera in self.cameras], **self.extra}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalibrationRecord:
@@ -438,7 +523,7 @@ class CalibrationRecord:
             data.get("units_source"),
             data.get("match"),
             bool(data.get("moving", False)),
-            list(data.get("cameras") or []),
+            [CalibratedCameraRecord.from_dict(entry) for entry in data.get("cameras") or []],
             extra,
         )
 

@@ -17,6 +17,7 @@ from app.capture.sources import CaptureError
 from app.common.vocab import LengthUnit
 
 DistortionModel = Literal["none", "opencv", "fisheye"]  # opencv: k1 k2 p1 p2 [k3 [k4 k5 k6]]; fisheye: k1..k4
+DISTORTION_MODELS: tuple[DistortionModel, ...] = get_args(DistortionModel)
 CalibrationFormat = Literal["caliscope", "json", "dataset", "anipose", "easymocap", "qualisys", "colmap"]
 CALIBRATION_FORMATS: tuple[CalibrationFormat, ...] = get_args(CalibrationFormat)
 UNIT_WORDS = {"m": "metres", "cm": "centimetres", "mm": "millimetres", "arbitrary": "the calibration's own units"}
@@ -40,9 +41,6 @@ class Distortion:
     def is_identity(self) -> bool:
         """True when there is nothing to undistort (no model, or every coefficient 0)."""
         return self.model == "none" or not np.any(self.coefficients)
-
-    def describe(self) -> dict:
-        return {"model": self.model, "coefficients": [float(c) for c in self.coefficients]}
 
 
 NO_DISTORTION = Distortion()
@@ -147,27 +145,6 @@ class RigCalibration:
             parts.append(self.match)
         return "; ".join(parts)
 
-    def describe(self) -> dict:
-        """JSON-serialisable description (meta.json)."""
-        return {
-            "path": str(Path(self.path).resolve()),
-            "format": self.format,
-            "units": self.units,
-            "units_source": self.units_source,
-            "match": self.match,
-            "moving": self.moving,
-            "cameras": [
-                {
-                    "name": camera_name,
-                    "calibration_name": c.name,
-                    "size": None if c.size is None else list(c.size),
-                    "intrinsics": c.intrinsics.tolist(),
-                    "distortion": c.distortion.describe(),
-                }
-                for camera_name, c in zip(self.camera_names, self.cameras, strict=True)
-            ],
-        }
-
 
 FORMAT_NAMES: dict[str, str] = {
     "caliscope": "caliscope camera_array.toml",
@@ -265,24 +242,3 @@ class CalibrationFile:
     units: LengthUnit | None
     format: CalibrationFormat
     path: Path
-
-
-def cameras_from_record(record: dict) -> list[CameraCalibration]:
-    """The cameras (intrinsics, size, distortion; no extrinsics) of a :meth:`RigCalibration.describe` record, in
-    capture order: what a reconstruction's readers need to undistort ground truth as the run undistorted frames."""
-    cameras = []
-    for entry in record["cameras"]:
-        distortion = entry["distortion"]
-        model = distortion["model"]
-        if model not in get_args(DistortionModel):
-            raise ValueError(f"distortion model {model!r} in a calibration record")
-        size = None if entry["size"] is None else (int(entry["size"][0]), int(entry["size"][1]))
-        cameras.append(
-            CameraCalibration(
-                entry["name"],
-                np.array(entry["intrinsics"], dtype=np.float64),
-                size,
-                Distortion(model, np.array(distortion["coefficients"], dtype=np.float64)),
-            )
-        )
-    return cameras
