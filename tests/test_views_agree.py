@@ -130,10 +130,10 @@ def rig_root() -> Path:
 DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "demo_weights"
 
 
-def run_rig(out: Path, on_window=None, resume: bool = False) -> RunResult | None:
-    """mv_page4d_rig's first 5 timesteps with the demo weights in its calibration's frame, windows [0, 3) and [2, 5)
-    (format 3 stores timestep 2 once, from window 0)."""
-    config = PipelineConfig(window=3, stride=2, device="cpu")
+def run_rig(out: Path, on_window=None, resume: bool = False, **settings) -> RunResult | None:
+    """mv_page4d_rig's first 5 timesteps with the demo weights in its calibration's frame (unless ``settings`` say
+    otherwise), windows [0, 3) and [2, 5) (format 3 stores timestep 2 once, from window 0)."""
+    config = PipelineConfig(window=3, stride=2, device="cpu", **settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return reconstruct(
@@ -250,6 +250,15 @@ def test_kill_and_resume_keeps_it(stored_run, tmp_path: Path) -> None:
         if not strip:
             np.testing.assert_array_equal(np.asarray(open_stem(first.parent, "views_agree")), kept)
         np.testing.assert_array_equal(resumed.load("views_agree"), full)
+
+
+def test_a_rigid_rig_run_stores_the_agreement_of_its_final_cameras(tmp_path: Path) -> None:
+    """``--rigid-rig`` replaces every window's cameras after the last window: the stored agreement follows them."""
+    run_rig(tmp_path / "rigid", cameras="predicted", rigid_rig=True)
+    recon = Reconstruction.open(tmp_path / "rigid")
+    assert recon.record.rig is not None and recon.record.rig.rigid is not None
+    assert all(stem_file(record.path, "views_agree").is_file() for record in recon.windows())
+    np.testing.assert_array_equal(recon.load("views_agree"), on_read(recon))
 
 
 def test_replaced_cameras_replace_the_stored_agreement(rig, tmp_path: Path) -> None:
