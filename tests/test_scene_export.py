@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from app.cli.main import main
 from app.viewer.recording import CLIENT_NAME, RECORDING_NAME, VISER_CLIENT
+from app.viewer.track_tails import TailStyle, track_tails
 from tests.helpers.recording import buffer_size, read_recording, shown_timesteps
 from tests.helpers.viewer import make_reconstruction
 
@@ -59,6 +60,43 @@ def test_the_recording_takes_the_selection_and_drawing_options(recon: Path, tmp_
     assert len(clouds) == 2
     # one camera's 48x64 pixels, the least confident 10 % dropped: 2765 points, of which the budget draws 50
     assert [buffer_size(recording, cloud["colors"]) for cloud in clouds] == [50 * 3, 50 * 3]
+
+
+def track_nodes(recording: dict) -> dict[str, dict]:
+    """The props of the recording's nodes under ``/t/TTTTT/tracks``, by name."""
+    return {m["name"]: m["props"] for _, m in recording["messages"] if "/tracks" in m.get("name", "") and "props" in m}
+
+
+def test_the_recording_draws_the_point_tracks_of_each_timestep_when_there_are_some(tmp_path: Path) -> None:
+    from tests.test_viewer_tracks import example_tracks, write_example_tracks
+
+    root = tmp_path / "recon"
+    make_reconstruction(root, 6, 3, (48, 64))
+    plain = tmp_path / "plain.viser"
+    assert export(root, "--format", "viser", "--out", plain).exit_code == 0
+    assert track_nodes(read_recording(plain)) == {}  # no tracks stored: none drawn
+    write_example_tracks(root)  # as `vggt-mv run --track-queries` stores them
+    out = tmp_path / "tracks.viser"
+    result = export(root, "--format", "viser", "--out", out, "--t", "1:5")
+    assert result.exit_code == 0, result.output
+    recording = read_recording(out)
+    nodes = track_nodes(recording)
+    expected = {f"/t/{t:05d}/tracks{leaf}" for t in (1, 2, 3, 4) for leaf in ("", "/tails", "/heads")}
+    assert set(nodes) == expected
+    points, visible = example_tracks()
+    clouds = {m["name"]: m["props"] for _, m in recording["messages"] if m["type"] == "PointCloudMessage"}
+    point_size = clouds["/t/00001/points"]["point_size"]
+    for t in (1, 2, 3, 4):  # the viewer's tails at t (the whole history behind it, not only the selection's)
+        tails = track_tails(points, visible, t, TailStyle())
+        drawn = nodes[f"/t/{t:05d}/tracks/tails"]
+        assert buffer_size(recording, drawn["points"]) == tails.segments.nbytes == tails.num_segments * 2 * 3 * 4
+        assert buffer_size(recording, drawn["colors"]) == tails.colors.nbytes
+        heads = nodes[f"/t/{t:05d}/tracks/heads"]
+        assert buffer_size(recording, heads["colors"]) == len(tails.heads) * 3
+        assert heads["point_size"] == pytest.approx(2.0 * point_size)  # TRACK_HEAD_SIZE times the points'
+    hidden = tmp_path / "hidden.viser"
+    assert export(root, "--format", "viser", "--out", hidden, "--no-tracks").exit_code == 0
+    assert track_nodes(read_recording(hidden)) == {}
 
 
 def test_scene_exports_refuse_bad_outputs(recon: Path, tmp_path: Path) -> None:

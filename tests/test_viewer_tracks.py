@@ -141,6 +141,35 @@ def test_tracks_appear_with_their_toggle_once_stored_and_the_toggle_hides_them(v
     assert viewer.wait_until(lambda: not scene.timesteps[4].tracks.visible, 10)
 
 
+class Downloads:
+    """Stands for a browser: keeps what the export panel sends."""
+
+    def __init__(self) -> None:
+        self.files: list[tuple[str, bytes]] = []
+
+    def send_file_download(self, filename: str, content: bytes, save_immediately: bool = False) -> None:
+        self.files.append((filename, content))
+
+
+def test_the_exported_4d_scene_has_the_tracks_while_they_are_shown(viewer: Viewer, tmp_path: Path) -> None:
+    from tests.helpers.recording import read_recording
+
+    write_example_tracks(viewer.scene.recon.root)
+    assert viewer.wait_until(lambda: viewer.scene.num_tracks == 2 and viewer.idle(), 30)
+    viewer.gui.export_format.value = "4D scene (.viser)"
+    viewer.gui.export_scope.value = "all loaded timesteps"
+    drawn = []
+    for shown in (True, False):
+        viewer.gui.show_tracks.value = shown
+        browser = Downloads()
+        viewer.gui._export(browser)
+        ((name, content),) = browser.files
+        (tmp_path / name).write_bytes(content)
+        messages = read_recording(tmp_path / name)["messages"]
+        drawn.append({m["name"] for _, m in messages if m["type"] == "PointCloudMessage" and "/tracks" in m["name"]})
+    assert drawn == [{f"/t/{t:05d}/tracks/heads" for t in range(T)}, set()]
+
+
 def test_hidden_tracks_are_built_only_when_shown(tmp_path: Path) -> None:
     make_reconstruction(tmp_path / "recon", T, N, HW)
     write_example_tracks(tmp_path / "recon")

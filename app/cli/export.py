@@ -90,7 +90,8 @@ from app.viewer.recording import RecordingOptions, export_scene
 @click.option("--colmap-min-track", type=click.IntRange(min=1), default=1, show_default=True,
               help="colmap: only points seen in at least this many images (multi-view tracks from the agreement; "
                    "2 for a bundle adjustment).")  # fmt: skip
-@click.option("--no-tracks", is_flag=True, help="colmap: one-pixel tracks (no multi-view tracks).")
+@click.option("--no-tracks", is_flag=True,
+              help="colmap: one-pixel tracks (no multi-view tracks); viser, web: no 4D point tracks.")  # fmt: skip
 @click.option("--no-images", is_flag=True, help="colmap: no images/ folder; viser, web: no images on the frustums.")
 @display_options
 def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: str, **flags) -> None:
@@ -148,6 +149,7 @@ def export_command(recon: Path, fmt: str, out: Path, timesteps: str, cameras: st
                 frustums=not flags["no_frustums"],
                 images=not flags["no_images"],
                 trajectory=not flags["no_trajectory"],
+                tracks=not flags["no_tracks"],
                 splat=options.splat,
             )
             written = export_scene(

@@ -316,7 +316,10 @@ class ViewerGui:
             out = Path(tmp) / f"{stem}{choice.suffix}"
             if choice.fmt in SCENE_FORMATS:  # drawn and played as the viewer shows it now
                 playback = RecordingOptions(
-                    render=self.render.value, fps=float(self.fps.value), point_budget=int(self.budget.value)
+                    render=self.render.value,
+                    fps=float(self.fps.value),
+                    point_budget=int(self.budget.value),
+                    tracks=bool(self.show_tracks.value),
                 )
                 scene_format = check_choice(choice.fmt, SCENE_FORMATS, "scene format")
                 written = export_scene(recon, scene_format, selection, out, playback, overwrite=True)

@@ -2,9 +2,11 @@
 
 ``vggt-mv export RECON --format viser --out scene.viser`` writes the selection (the same :class:`Selection` as every
 export: timesteps, cameras, stream, confidence percentile, motion, voxel) as a viser scene recording: every selected
-timestep's points (or Gaussian splats) and camera frustums under ``/t/TTTTT``, the cameras' trajectories, and a time
-axis made of visibility changes, one timestep every ``1 / fps`` seconds (viser's ``StateSerializer``:
-``get_scene_serializer()``, ``insert_sleep()``, ``serialize()``). viser's player loops it, with a time slider.
+timestep's points (or Gaussian splats) and camera frustums under ``/t/TTTTT``, the 4D point tracks' fading tails up
+to it under ``/t/TTTTT/tracks`` when the reconstruction has tracks (drawn as the viewer draws them:
+:func:`app.viewer.scene.add_track_nodes`), the cameras' trajectories, and a time axis made of visibility changes,
+one timestep every ``1 / fps`` seconds (viser's ``StateSerializer``: ``get_scene_serializer()``,
+``insert_sleep()``, ``serialize()``). viser's player loops it, with a time slider.
 
 ``--format web --out DIR`` writes a folder a static file server (GitHub Pages, ``python -m http.server``) serves as
 is, with nothing fetched from elsewhere:
@@ -38,8 +40,11 @@ from app.export.ownership import check_not_the_reconstruction, write_marker
 from app.export.selection import ExportError, PointSet, Selection, select_frames, select_points
 from app.export.splat import SplatOptions, lift_pixels
 from app.reconstruct.store import Reconstruction
+from app.reconstruct.track_store import TrackSet, tracks_stamp
 from app.viewer.access import AccessPolicy, install_guard
 from app.viewer.data import camera_poses, overview_camera, scene_scale, thumbnail
+from app.viewer.scene import add_track_nodes
+from app.viewer.track_tails import TailStyle, track_tails
 from vggt_t_mv.npgeometry import camera_centers
 
 RECORDING_NAME = "scene.viser"
@@ -64,7 +69,8 @@ class RecordingOptions:
     """How the scene is drawn: ``render`` points or splats; ``fps`` timesteps per second of playback;
     ``point_budget`` at most this many points per timestep (a uniform random subset, seeded per timestep, as the
     viewer draws); ``point_size`` in percent of the scene scale (the median depth of the first selected timestep);
-    ``frustums`` (with the camera ``images`` on them) and ``trajectory``, as the GLB export."""
+    ``frustums`` (with the camera ``images`` on them) and ``trajectory``, as the GLB export; ``tracks`` the 4D point
+    tracks' tails (``tail_style``) when the reconstruction has them."""
 
     render: RenderMode = "points"
     fps: float = 5.0
@@ -73,6 +79,8 @@ class RecordingOptions:
     frustums: bool = True
     images: bool = True
     trajectory: bool = True
+    tracks: bool = True
+    tail_style: TailStyle = field(default_factory=TailStyle)
     thumbnail_side: int = 160
     frustum_scale: float = 0.06  # times the scene scale, as the viewer
     splat: SplatOptions = field(default_factory=SplatOptions)
@@ -127,6 +135,7 @@ def record_scene(recon: Reconstruction, selection: Selection, options: Recording
             f"conf percentile {selection.conf_percentile}, motion {selection.motion}); loosen the filters"
         )
     scale = scene_scale(recon, timesteps[0])
+    track_set = recon.tracks() if options.tracks and tracks_stamp(recon.root) is not None else None
     with _recording_server() as server:
         scene = server.scene
         serializer = server.get_scene_serializer()
@@ -143,6 +152,8 @@ def record_scene(recon: Reconstruction, selection: Selection, options: Recording
         for t in timesteps:
             frames[t] = scene.add_frame(f"/t/{t:05d}", show_axes=False, visible=(t == timesteps[0]))
             _add_timestep(scene, recon, selection, t, cameras, clouds[t], scale, options)
+            if track_set is not None:
+                _add_tracks(scene, track_set, t, scale * options.point_size / 100.0, options.tail_style)
         if options.trajectory:
             _add_trajectories(scene, recon, timesteps, cameras)
         previous = None
@@ -199,6 +210,15 @@ def _add_timestep(
             scale=scale * options.frustum_scale, color=camera_color(n), wxyz=pose.wxyz, position=pose.position,
             image=image, format="jpeg", thickness=2.0, thickness_units="screen",
         )  # fmt: skip
+
+
+def _add_tracks(scene, track_set: TrackSet, t: int, point_size: float, style: TailStyle) -> None:
+    """The tracks' tails up to ``t`` and their heads at ``t`` under ``/t/TTTTT/tracks`` (none past their end)."""
+    if t >= track_set.points.shape[1]:
+        return
+    base = f"/t/{t:05d}/tracks"
+    scene.add_frame(base, show_axes=False)
+    add_track_nodes(scene, base, track_tails(track_set.points, track_set.visible, t, style), point_size)
 
 
 def _add_trajectories(scene, recon: Reconstruction, timesteps: list[int], cameras: list[int]) -> None:

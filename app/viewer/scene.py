@@ -88,6 +88,32 @@ STREAM_LABELS: dict[Stream, str] = {
 }
 
 
+def add_track_nodes(
+    scene: viser.SceneApi, base: str, tails: TrackTails, point_size: float
+) -> list[viser.SceneNodeHandle]:
+    """Draw ``tails`` (one timestep's, :func:`app.viewer.track_tails.track_tails`) under ``base``: the segments as
+    ``base/tails`` (when there are any) and the heads as ``base/heads``, :data:`TRACK_HEAD_SIZE` times
+    ``point_size`` (world units); as the viewer and the 4D scene recording draw them. Returns the nodes added."""
+    nodes: list[viser.SceneNodeHandle] = []
+    if tails.num_segments:
+        nodes.append(
+            scene.add_line_segments(
+                f"{base}/tails", tails.segments, tails.colors, thickness=3.0, thickness_units="screen"
+            )
+        )
+    if len(tails.heads):
+        nodes.append(
+            scene.add_point_cloud(
+                f"{base}/heads",
+                tails.heads,
+                tails.head_colors,
+                point_size=TRACK_HEAD_SIZE * point_size,
+                point_shape="circle",
+            )
+        )
+    return nodes
+
+
 @dataclass
 class SceneOptions:
     """Display options that only change node visibility or small properties (nothing is re-sent)."""
@@ -693,22 +719,8 @@ class ViewerScene:
             self._remove_tracks(node)
             base = f"/t/{t:05d}/tracks"
             node.tracks = self.scene.add_frame(base, show_axes=False)
-            if tails is not None and tails.num_segments:
-                node.track_nodes.append(
-                    self.scene.add_line_segments(
-                        f"{base}/tails", tails.segments, tails.colors, thickness=3.0, thickness_units="screen"
-                    )
-                )
-            if tails is not None and len(tails.heads):
-                node.track_nodes.append(
-                    self.scene.add_point_cloud(
-                        f"{base}/heads",
-                        tails.heads,
-                        tails.head_colors,
-                        point_size=TRACK_HEAD_SIZE * self.point_size_world(),
-                        point_shape="circle",
-                    )
-                )
+            if tails is not None:
+                node.track_nodes = add_track_nodes(self.scene, base, tails, self.point_size_world())
             node.tracks_version = version
             self._show_prediction(node)
 
