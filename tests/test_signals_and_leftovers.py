@@ -224,15 +224,17 @@ def test_resume_on_a_read_only_folder_says_read_only_not_cannot_create(tmp_path:
 def test_a_full_disk_that_numpy_does_not_name_is_named(template, tmp_path: Path, monkeypatch) -> None:
     """numpy's ``tofile`` on a full disk raises OSError without an errno ("fix the folder" said nothing)."""
     import app.common.atomic as atomic
+    from app.reconstruct import store as store_module
 
-    real_save = np.save
+    for owner, name in ((np, "save"), (store_module, "save_chunked")):  # depth_conf is written compressed in format 3
+        real_save = getattr(owner, name)
 
-    def save(file, *args, **kwargs):
-        if ".00001.tmp-" in str(file) and "depth_conf" in str(file):
-            raise OSError("14336 requested and 0 written")
-        return real_save(file, *args, **kwargs)
+        def save(file, *args, real_save=real_save, **kwargs):
+            if ".00001.tmp-" in str(file) and "depth_conf" in str(file):
+                raise OSError("14336 requested and 0 written")
+            return real_save(file, *args, **kwargs)
 
-    monkeypatch.setattr(np, "save", save)
+        monkeypatch.setattr(owner, name, save)
     monkeypatch.setattr(atomic, "disk_problem", lambda path: errno.ENOSPC)
     result = invoke("run", template[0], "--out", tmp_path / "recon", *RUN)
     assert_refused(result, "No space left on device", "free some space", "--resume")
