@@ -87,12 +87,13 @@ class FrameTransform:
     @classmethod
     def from_dict(cls, data: dict) -> FrameTransform:
         """The inverse of :meth:`to_dict` (a reconstruction's meta.json ``preprocess`` entry)."""
+        (source_h, source_w), (target_h, target_w) = data["source_hw"], data["target_hw"]
         return cls(
             float(data["scale"]),
             float(data["offset_x"]),
             float(data["offset_y"]),
-            tuple(int(v) for v in data["source_hw"]),
-            tuple(int(v) for v in data["target_hw"]),
+            (int(source_h), int(source_w)),
+            (int(target_h), int(target_w)),
         )
 
     def intrinsics_to_target(self, intrinsics: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from app.capture.sources import (
 )
 from app.capture.sync import SyncResult, sync_by_fps, sync_by_index, sync_by_timestamps
 from app.common.timing import StageTimer
-from app.common.vocab import SyncMode
+from app.common.vocab import CaptureForm, SyncMode
 from app.common.worker import QueueWorker
 
 
@@ -81,7 +81,7 @@ class RigCapture:
     def __init__(
         self,
         path: Path,
-        form: str,
+        form: CaptureForm,
         sources: list[CameraSource],
         sync: SyncResult,
         options: CaptureOptions,
@@ -162,7 +162,7 @@ class RigCapture:
         return capture
 
     @staticmethod
-    def _synchronize(path: Path, form: str, sources: list[CameraSource], options: CaptureOptions) -> SyncResult:
+    def _synchronize(path: Path, form: CaptureForm, sources: list[CameraSource], options: CaptureOptions) -> SyncResult:
         if form == "static_images":
             return SyncResult("static", np.zeros((1, len(sources)), dtype=np.int64))
         csv_path = options.timestamps
@@ -174,10 +174,12 @@ class RigCapture:
             if not Path(csv_path).is_file():
                 raise CaptureError(f"timestamps file {csv_path} does not exist")
             return sync_by_timestamps(sources, Path(csv_path))
-        fps = [s.fps for s in sources]
-        differ = all(fps) and max(fps) > min(fps) * 1.01
+        rates = [s.fps for s in sources]
+        known = [fps for fps in rates if fps]
+        every_rate = len(known) == len(rates)
+        differ = every_rate and max(known) > min(known) * 1.01
         if options.sync == "fps" or (options.sync == "auto" and differ):
-            if not all(fps):
+            if not every_rate:
                 raise CaptureError("--sync fps: some cameras do not report a frame rate; use --timestamps")
             return sync_by_fps(sources)
         return sync_by_index(sources)
@@ -256,19 +258,22 @@ class RigCapture:
 
     def iter_timesteps(
         self, timesteps: Sequence[int], prefetch: int = 8, timer: StageTimer | None = None
-    ) -> Iterator[tuple[int, list[np.ndarray]]]:
+    ) -> Generator[tuple[int, list[np.ndarray]], None, None]:
         """Yield ``(t, [N frames RGB uint8 [h_n, w_n, 3]])`` for ``timesteps`` (increasing is fastest).
 
         A background thread decodes up to ``prefetch`` timesteps ahead (its seconds go to ``timer``'s ``decode``); its
         errors are re-raised here.
         """
         timesteps = [int(t) for t in timesteps]
-        with QueueWorker(lambda _: self._decode(timesteps, timer), name="rig-prefetch", ahead=prefetch) as frames:
+        worker: QueueWorker[None, tuple[int, list[np.ndarray]]] = QueueWorker(
+            lambda _: self._decode(timesteps, timer), name="rig-prefetch", ahead=prefetch
+        )
+        with worker as frames:
             yield from frames
 
     def _decode(self, timesteps: list[int], timer: StageTimer | None) -> Iterator[tuple[int, list[np.ndarray]]]:
         """``(t, [N frames])`` for ``timesteps``, decoded in order (runs in :meth:`iter_timesteps`'s thread)."""
-        readers = [s.frames(self.frame_index[timesteps, n]) for n, s in enumerate(self.sources)]
+        readers = [s.frames(self.frame_index[timesteps, n].tolist()) for n, s in enumerate(self.sources)]
         try:
             for t in timesteps:
                 tic = time.perf_counter()

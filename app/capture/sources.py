@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -67,7 +67,7 @@ class CameraSource:
         self.height = self.width = 0
         self.note: str | None = None  # colour conversion applied, if any
 
-    def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+    def frames(self, indices: Sequence[int]) -> Generator[np.ndarray, None, None]:
         """Yield the frames at ``indices`` (any order; increasing is fastest for videos)."""
         raise NotImplementedError
 
@@ -113,7 +113,7 @@ class VideoSource(CameraSource):
         finally:
             capture.release()
 
-    def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+    def frames(self, indices: Sequence[int]) -> Generator[np.ndarray, None, None]:
         capture, position = None, 0
         with DecoderLog() as log:
             try:
@@ -201,7 +201,7 @@ class ImageSequenceSource(CameraSource):
             )
         return rgb
 
-    def frames(self, indices: Sequence[int]) -> Iterator[np.ndarray]:
+    def frames(self, indices: Sequence[int]) -> Generator[np.ndarray, None, None]:
         for index in indices:
             yield self._load(int(index))
 

@@ -225,7 +225,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_dtype(device: torch.device, name: str) -> torch.dtype | None:
+def resolve_dtype(device: torch.device, name: DtypeName) -> torch.dtype | None:
     """Autocast dtype, or None for plain float32."""
     if name == "auto":
         if device.type == "cuda":
@@ -398,7 +398,7 @@ def _reopen(out: Path, record: RunRecord) -> tuple[Reconstruction, int]:
     if differ:
         kept = old.kept_windows(record, [window.span for window in recon.windows(refresh=True)])
         if kept is not None and recon.encoded:  # format 3: a kept window must store up to where the next one starts
-            spans = [tuple(span) for span in record.spans]
+            spans = [(begin, end) for begin, end in record.spans]
             stops = [i for i, w in enumerate(recon.windows()[:kept]) if not _continues(w.held[1], w.index, spans)]
             kept = stops[0] if stops else kept
         if kept is None:
@@ -588,13 +588,13 @@ def run_pipeline(
             read_masks=read_masks,
             undistorters=plan.undistorters,
         )
-        writer = WindowWriter(recon, timer) if dist.is_main else None
+        writer = WindowWriter(recon, timer) if dist.is_main and recon is not None else None
         started = time.perf_counter()
         for round_start in range(first_window, len(spans), dist.world_size):
             w = round_start + dist.rank
             payload = _compute_window(model, feeder, w, plan, timer) if w in mine else None
             gathered = dist.gather(payload)
-            if not dist.is_main:
+            if recon is None or writer is None or gathered is None:  # another rank: rank 0 writes every window
                 continue
             for w, window in enumerate(gathered, start=round_start):
                 if window is None:
@@ -615,7 +615,7 @@ def run_pipeline(
                 writer.submit(w, encoded, info)
         if writer is not None:
             committed(writer.flush())
-        if not dist.is_main:
+        if recon is None or not dist.is_main:
             return None
         seconds = time.perf_counter() - started
         _finish(recon, capture, plan, config, messages)
@@ -798,7 +798,7 @@ def _finish(
         report.rigid = stored
         report.diagnostics_after_rigid = RigDiagnostics.from_dict(rig_diagnostics(extrinsics, intrinsics, names))
     if plan.calibration is not None and plan.cameras == "predicted":  # calibrated: the stored cameras ARE it
-        report.calibration = _calibration_report(extrinsics, intrinsics, capture, plan)
+        report.calibration = _calibration_report(extrinsics, intrinsics, capture, plan.transforms, plan.calibration)
     report.agreement = agreement_summary(record.alignments())
     record.rig = report
     record.status = "complete"
@@ -808,11 +808,14 @@ def _finish(
 
 
 def _calibration_report(
-    extrinsics: np.ndarray, intrinsics: np.ndarray, capture: RigCapture, plan: RunPlan
+    extrinsics: np.ndarray,
+    intrinsics: np.ndarray,
+    capture: RigCapture,
+    transforms: list[FrameTransform],
+    calibration: RigCalibration,
 ) -> CalibrationComparison:
-    calibration = plan.calibration
     cameras = []
-    for n, (source, transform) in enumerate(zip(capture.sources, plan.transforms, strict=True)):
+    for n, (source, transform) in enumerate(zip(capture.sources, transforms, strict=True)):
         predicted = transform.intrinsics_to_source(np.median(intrinsics[:, n], axis=0))
         k = calibration.intrinsics[n]  # its size is the source's (load_calibration refuses others)
         focal_pred, focal_cal = (predicted[0, 0] + predicted[1, 1]) / 2, (k[0, 0] + k[1, 1]) / 2

@@ -82,7 +82,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -301,6 +301,13 @@ class EncodedWindow:
     to_stitched: Sim3
 
 
+class HeldLock(Protocol):
+    """What a reconstruction keeps of its writer's lock (:class:`app.reconstruct.lock.RunLock`, which imports this
+    module): the writer releases it when its run ends."""
+
+    def release(self) -> None: ...
+
+
 class Reconstruction:
     """A reconstruction folder. ``Reconstruction.open(path)`` to read, :meth:`create` to start writing.
 
@@ -314,7 +321,7 @@ class Reconstruction:
         self._windows: list[WindowRecord] | None = None
         self._checked: dict[int, tuple] = {}  # window index -> what was checked (window.json identity)
         self.damage_problem: str | None = None  # why the window after the complete ones cannot be read (file + what)
-        self.lock = None  # the writer's app.reconstruct.lock.RunLock while a run holds it
+        self.lock: HeldLock | None = None  # the writer's app.reconstruct.lock.RunLock while a run holds it
         self._agreement: dict[int, np.ndarray] = {}  # timestep -> views_agree (read or computed)
 
     @property
@@ -587,7 +594,9 @@ class Reconstruction:
         return bool(windows) and stem_file(windows[0].path, name).is_file()
 
     # ----------------------------------------------------------------------------- reading
-    def _read(self, record: WindowRecord, name: str, rows: slice | int, frame: str = "stitched") -> np.ndarray:
+    def _read(
+        self, record: WindowRecord, name: str, rows: slice | int, frame: Literal["stitched", "window"] = "stitched"
+    ) -> np.ndarray:
         """Stored array ``name`` of window ``record``, rows ``rows`` of its held timesteps: formats 1, 2 memory-mapped
         as stored; format 3 decoded and (``frame`` "stitched") moved by the window's Sim(3), or (``frame`` "window")
         in the frame it was predicted in."""

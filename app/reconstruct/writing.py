@@ -12,14 +12,16 @@ agreement, :meth:`Reconstruction.complete_window`; timed as the ``agreement`` st
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from app.common.timing import StageTimer
 from app.common.worker import QueueWorker
+from app.reconstruct.record import WindowEntry
 from app.reconstruct.store import EncodedWindow, Reconstruction
 
-WriteJob = tuple[int, EncodedWindow | dict[str, np.ndarray], dict]  # (index, window, info)
+WriteJob = tuple[int, EncodedWindow | dict[str, np.ndarray], WindowEntry | dict[str, Any]]  # (index, window, info)
 
 
 class WindowWriter:
@@ -34,7 +36,9 @@ class WindowWriter:
             self._work, name="window-writer", ahead=1, pending=1
         )
 
-    def submit(self, index: int, window: EncodedWindow | dict[str, np.ndarray], info: dict) -> None:
+    def submit(
+        self, index: int, window: EncodedWindow | dict[str, np.ndarray], info: WindowEntry | dict[str, Any]
+    ) -> None:
         """Start writing window ``index`` (the previous one must be flushed)."""
         if self._pending is not None:
             raise RuntimeError(f"window {self._pending} is still being written; flush() first")
