@@ -116,6 +116,9 @@ def test_no_arguments_serves_the_demo_and_ctrl_c_keeps_the_windows(tmp_path: Pat
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # Ctrl-C as in a terminal even when this suite runs in the background (nohup ... &), whose children start
+        # with SIGINT ignored, so Python would install no KeyboardInterrupt handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         url = None
