@@ -12,7 +12,7 @@ import pytest
 from app.reconstruct.store import Reconstruction
 from app.viewer.scene import STREAM_LABELS
 from app.viewer.server import Viewer, ViewerConfig
-from tests.helpers.viewer import make_reconstruction
+from tests.helpers.viewer import make_reconstruction, serving
 
 T, N, HW = 6, 3, (24, 32)
 
@@ -20,11 +20,8 @@ T, N, HW = 6, 3, (24, 32)
 @pytest.fixture
 def viewer(tmp_path: Path) -> Iterator[Viewer]:
     make_reconstruction(tmp_path / "recon", T, N, HW)
-    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
-    viewer.open(tmp_path / "recon")
-    assert viewer.wait_until(viewer.idle, 30), "the viewer did not load the reconstruction"
-    yield viewer
-    viewer.stop()
+    with serving(tmp_path / "recon") as viewer:
+        yield viewer
 
 
 def tiny_live_spec(tmp_path: Path):

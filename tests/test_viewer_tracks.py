@@ -12,7 +12,7 @@ import pytest
 from app.reconstruct.track_store import write_tracks
 from app.viewer.server import Viewer, ViewerConfig
 from app.viewer.track_tails import TailStyle, fade, query_colors, track_tails
-from tests.helpers.viewer import make_reconstruction
+from tests.helpers.viewer import make_reconstruction, serving
 from vggt_t_mv.tracks import Queries, Tracks
 
 T, N, HW = 6, 3, (24, 32)
@@ -104,11 +104,8 @@ def write_example_tracks(root: Path, scale: float = 1.0, offset: tuple[float, fl
 @pytest.fixture
 def viewer(tmp_path: Path) -> Iterator[Viewer]:
     make_reconstruction(tmp_path / "recon", T, N, HW)
-    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
-    viewer.open(tmp_path / "recon")
-    assert viewer.wait_until(viewer.idle, 30), "the viewer did not load the reconstruction"
-    yield viewer
-    viewer.stop()
+    with serving(tmp_path / "recon") as viewer:
+        yield viewer
 
 
 def test_tracks_appear_with_their_toggle_once_stored_and_the_toggle_hides_them(viewer: Viewer) -> None:

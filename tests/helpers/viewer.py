@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from app.reconstruct.store import Reconstruction
+from app.viewer.server import Viewer, ViewerConfig
 
 
 def spans_for(num_timesteps: int, window: int = 4, stride: int = 2) -> list[tuple[int, int]]:
@@ -90,3 +93,15 @@ def make_reconstruction(
         recon.record.status = "complete"
         recon.save_record()
     return recon
+
+
+@contextmanager
+def serving(root: Path) -> Iterator[Viewer]:
+    """A started viewer (any free port, no browser) with the reconstruction at ``root`` loaded; stopped on exit."""
+    viewer = Viewer(ViewerConfig(port=0, open_browser=False, poll_interval_s=0.1)).start()
+    try:
+        viewer.open(root)
+        assert viewer.wait_until(viewer.idle, 30), "the viewer did not load the reconstruction"
+        yield viewer
+    finally:
+        viewer.stop()
