@@ -276,7 +276,7 @@ class RigCapture:
         readers = [s.frames(self.frame_index[timesteps, n].tolist()) for n, s in enumerate(self.sources)]
         try:
             for t in timesteps:
-                tic = time.perf_counter()
+                tic, cpu = time.perf_counter(), time.thread_time()
                 try:
                     item = (t, [next(reader) for reader in readers])
                 except CaptureError as error:  # say which --end stops before the frame that failed
@@ -288,7 +288,7 @@ class RigCapture:
                         "windows already done)"
                     ) from error
                 if timer is not None:
-                    timer.add("decode", time.perf_counter() - tic)
+                    timer.add("decode", time.perf_counter() - tic, time.thread_time() - cpu)
                 yield item
         finally:
             for reader in readers:

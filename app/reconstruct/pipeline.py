@@ -196,7 +196,8 @@ class RunResult:
     seconds: float
     frames_per_s: float
     warnings: list[str] = field(default_factory=list)
-    stage_seconds: dict[str, float] = field(default_factory=dict)  # see app.common.timing
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # wall, see app.common.timing
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)  # the stages' threads' CPU time
 
 
 def resolve_device(name: str) -> torch.device:
@@ -476,14 +477,13 @@ def _predict(model: torch.nn.Module, window: WindowInput, plan: RunPlan, timer: 
     window.wait()
     kwargs = {} if window.masks is None else {"masks": window.masks}
     with torch.inference_mode():
-        tic = time.perf_counter()  # on CUDA the launch; the wait for the GPU shows in to_host
-        if plan.autocast_dtype is not None:
-            with torch.autocast(device_type=plan.device.type, dtype=plan.autocast_dtype):
+        with timer.measure("model"):  # on CUDA the launch; the wait for the GPU shows in to_host
+            if plan.autocast_dtype is not None:
+                with torch.autocast(device_type=plan.device.type, dtype=plan.autocast_dtype):
+                    preds = model(window.images, **kwargs)
+            else:
                 preds = model(window.images, **kwargs)
-        else:
-            preds = model(window.images, **kwargs)
-        timer.add("model", time.perf_counter() - tic)
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.thread_time()
         height, width = window.images.shape[-2:]
         pose_enc = preds["pose_enc"].float().clone()
         # A degenerate FoV (0 or 180 degrees, e.g. from untrained weights) would make the intrinsics infinite.
@@ -499,7 +499,8 @@ def _predict(model: torch.nn.Module, window: WindowInput, plan: RunPlan, timer: 
         }
         if "dynamic_mask" in preds:
             out["dynamic_mask"] = preds["dynamic_mask"].float()
-        timer.add("unproject", time.perf_counter() - tic)  # cameras from the pose encoding (no points: derived on read)
+        # cameras from the pose encoding (no points: derived on read)
+        timer.add("unproject", time.perf_counter() - tic, time.thread_time() - cpu)
         with timer.measure("to_host"):
             return _to_host(out, plan.device)
 
@@ -636,6 +637,7 @@ def run_pipeline(
         counts["new"] * capture.num_cameras / max(seconds, 1e-9),
         messages,
         timer.to_dict(),
+        timer.cpu_dict(),
     )
 
 
