@@ -45,6 +45,7 @@ from app.capture.masks import MASKS_AUTO, open_masks
 from app.capture.preprocess import DEFAULT_SIZE, FrameTransform, PreprocessConfig, frame_transform, resolve_preprocess
 from app.capture.rig import RigCapture
 from app.common.allocator import keep_freed_memory
+from app.common.blas_threads import single_threaded_blas
 from app.common.timing import StageTimer
 from app.common.vocab import CameraMode, DtypeName, LengthUnit
 from app.reconstruct.calibrated import agreement_summary, fit_to_calibration, has_baseline
@@ -544,9 +545,11 @@ def run_pipeline(
     and rank 0 (the only one with a ``recon``) aligns and writes every window in order; other ranks return
     None. Threads: :mod:`app.reconstruct.feeding` (decode, preprocess, upload ahead) and
     :mod:`app.reconstruct.writing` (window ``w`` written while ``w + 1`` is computed). Frame-sized memory freed
-    is kept for reuse from here on (:func:`app.common.allocator.keep_freed_memory`).
+    is kept for reuse from here on (:func:`app.common.allocator.keep_freed_memory`), and BLAS runs on one thread
+    (:func:`app.common.blas_threads.single_threaded_blas`).
     """
     keep_freed_memory()
+    single_threaded_blas()
     dist = dist or DistContext()
     messages: list[str] = []
     spans = plan.spans
