@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.common.worker import QueueWorker, Worker
+from app.common.worker import QueueWorker, TaskPool, Worker
 from tests.helpers.shared import REPO_ROOT
 
 
@@ -179,3 +179,42 @@ def test_only_the_worker_module_makes_threads_and_queues() -> None:
         for use in thread_and_queue_uses(path)
     ]
     assert others == [], "start background threads with app.common.worker (Worker / QueueWorker):\n" + "\n".join(others)
+
+
+# ------------------------------------------------------------------------------------------------- TaskPool
+def test_task_pool_returns_results_in_item_order_and_counts_the_tasks_cpu_time() -> None:
+    def work(n: int) -> int:
+        end = time.thread_time() + 0.02
+        while time.thread_time() < end:
+            pass
+        time.sleep(0.01 * (3 - n))  # later items finish first
+        return n * n
+
+    with TaskPool(2, name="test-pool") as pool:
+        assert pool.map_all(work, range(4)) == [0, 1, 4, 9]
+        assert 0.08 <= pool.cpu_seconds < 0.5  # four tasks of 20 ms CPU, in the pool's threads
+
+
+def test_task_pool_waits_for_every_task_before_raising_the_first_error_in_item_order() -> None:
+    finished: list[int] = []
+
+    def work(n: int) -> int:
+        if n == 1:
+            raise OSError("disk full at item 1")
+        if n == 2:
+            raise ValueError("item 2")
+        time.sleep(0.05)
+        finished.append(n)
+        return n
+
+    with TaskPool(2, name="test-pool") as pool, pytest.raises(OSError, match="item 1"):
+        pool.map_all(work, range(5))
+    assert sorted(finished) == [0, 3, 4]  # nothing was still running when the error was raised
+
+
+def test_a_one_thread_pool_runs_its_tasks_in_the_callers_thread() -> None:
+    caller = threading.get_ident()
+    pool = TaskPool(1, name="test-pool")
+    assert pool.map_all(lambda _: threading.get_ident(), range(3)) == [caller] * 3
+    with pytest.raises(ValueError, match="at least one thread"):
+        TaskPool(0, name="test-pool")

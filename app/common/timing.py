@@ -42,6 +42,13 @@ class StageTimer:
             self.cpu_seconds[stage] += cpu_seconds
             self.calls[stage] += 1
 
+    def add_cpu(self, stage: Stage, cpu_seconds: float) -> None:
+        """Add CPU seconds other threads spent on ``stage`` (a pool working for the measuring thread)."""
+        if stage not in self.seconds:
+            raise ValueError(f"unknown pipeline stage {stage!r}; one of {', '.join(STAGES)}")
+        with self._lock:
+            self.cpu_seconds[stage] += cpu_seconds
+
     @contextmanager
     def measure(self, stage: Stage) -> Iterator[None]:
         tic, cpu = time.perf_counter(), time.thread_time()

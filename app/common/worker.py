@@ -15,13 +15,18 @@ blocks run in the worker's thread), drops what was not read and waits for the th
 Used by the capture's decoding ahead (:meth:`app.capture.rig.RigCapture.iter_timesteps`), the pipeline's window
 feeder and writer (:mod:`app.reconstruct.feeding`, :mod:`app.reconstruct.writing`), the viewer's background run
 (:mod:`app.viewer.live`) and the viewer's own loops (:mod:`app.viewer.server`).
+
+:class:`TaskPool` runs independent tasks on a few threads and returns when all are done: for work that releases the
+GIL (numpy's array loops, zstd, file writes), such as the pieces of one window the writer computes and saves.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Generic, TypeVar
 
 J = TypeVar("J")  # a job handed to the worker
@@ -179,3 +184,48 @@ class QueueWorker(Worker, Generic[J, R]):
             close = getattr(items, "close", None)
             if callable(close):  # a generator stopped early: its finally blocks run here, in this thread
                 close()
+
+
+class TaskPool:
+    """``threads`` threads named ``name`` for independent tasks; one thread: the caller's own, no thread started.
+
+    :meth:`map_all` runs ``fn`` on every item and returns the results in order once *every* task has ended (so a
+    caller that cleans up after a failure never races a task still running); the first failed task's exception, in
+    item order, is raised then. :attr:`cpu_seconds` sums the tasks' own CPU time (:func:`time.thread_time`), which a
+    caller timing its own thread would not see. :meth:`close` waits for running tasks and drops queued ones."""
+
+    def __init__(self, threads: int, *, name: str) -> None:
+        if threads < 1:
+            raise ValueError(f"a task pool needs at least one thread, got {threads}")
+        self.threads = threads
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name) if threads > 1 else None
+        self._lock = threading.Lock()
+        self.cpu_seconds = 0.0
+
+    def map_all(self, fn: Callable[[J], R], items: Iterable[J]) -> list[R]:
+        """``[fn(item) for item in items]``, the calls spread over the pool's threads."""
+
+        def timed(item: J) -> R:
+            cpu = time.thread_time()
+            try:
+                return fn(item)
+            finally:
+                spent = time.thread_time() - cpu
+                with self._lock:
+                    self.cpu_seconds += spent
+
+        if self._executor is None:
+            return [timed(item) for item in items]
+        futures = [self._executor.submit(timed, item) for item in items]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> TaskPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

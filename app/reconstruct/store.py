@@ -90,6 +90,7 @@ import torch
 from app.common.atomic import atomic_file, write_failure_cause, write_json_atomic
 from app.common.paths import file_ancestor
 from app.common.vocab import RUN_STATUSES, RunStatus, Stream
+from app.common.worker import TaskPool
 from app.reconstruct.arrays import (
     SPEC,
     SPECS,
@@ -137,6 +138,7 @@ GIVEN_ARRAYS = tuple(name for name in STORED_ARRAYS if name not in COMPUTED_ARRA
 # computed array -> its function of depth [T, N, H, W], extrinsics [T, N, 3, 4], intrinsics [T, N, 3, 3]
 COMPUTE: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {"views_agree": views_agree_window}
 COMPUTED_FROM = ("depth", "extrinsics", "intrinsics")
+SERIAL = TaskPool(1, name="store")  # tasks run one after the other in the caller's thread (no pool given)
 ARRAY_DTYPES = {spec.name: spec.dtype_v2 for spec in SPECS if spec.dtype_v2 != np.float32}  # format 2 on disk
 OPTIONAL_ARRAYS = tuple(spec.name for spec in SPECS if spec.optional)
 # stream name -> (points, confidence) arrays; the viewer toggles between them
@@ -764,19 +766,26 @@ class Reconstruction:
             files.update(encode(spec, value[rows], origin))
         return EncodedWindow(index, files, held, sim3)
 
-    def complete_window(self, window: EncodedWindow) -> EncodedWindow:
+    def complete_window(self, window: EncodedWindow, tasks: TaskPool | None = None) -> EncodedWindow:
         """``window`` with its computed arrays (format 3; formats 1, 2 store none): ``views_agree`` of the depth and
         cameras it stores, exactly as a reader decodes them (decoded, moved by its Sim(3)), so what is stored equals
         what :meth:`get` computes where a window lacks it. ``window`` itself when they are there already. Costs
-        :func:`vggt_t_mv.agreement.views_agree` per stored timestep: run in the writer's thread."""
+        :func:`vggt_t_mv.agreement.views_agree` per stored timestep: run in the writer's thread, the timesteps spread
+        over ``tasks``' threads (None: one after the other)."""
         missing = [name for name in COMPUTED_ARRAYS if name not in window.files]
         if not self.encoded or not missing:
             return window
         depth = move(SPEC["depth"], decode(SPEC["depth"], window.files, slice(None)), window.to_stitched)
         extrinsics, intrinsics = window.files["extrinsics"], window.files["intrinsics"]
         files = dict(window.files)
+        tasks = tasks or SERIAL
         for name in missing:
-            files.update(encode(SPEC[name], COMPUTE[name](depth, extrinsics, intrinsics)))
+            compute = COMPUTE[name]
+            rows = tasks.map_all(
+                lambda t: compute(depth[t : t + 1], extrinsics[t : t + 1], intrinsics[t : t + 1]),  # noqa: B023
+                range(len(depth)),
+            )
+            files.update(encode(SPEC[name], np.concatenate(rows)))
         return dataclasses.replace(window, files=files)
 
     def write_window(
@@ -789,14 +798,17 @@ class Reconstruction:
         """Write window ``index`` atomically (:meth:`encode_window`, then :meth:`commit_window`)."""
         self.commit_window(self.encode_window(index, arrays, to_stitched), info)
 
-    def commit_window(self, window: EncodedWindow, info: WindowEntry | dict[str, Any]) -> None:
+    def commit_window(
+        self, window: EncodedWindow, info: WindowEntry | dict[str, Any], tasks: TaskPool | None = None
+    ) -> None:
         """Write an :meth:`encode_window` result (completed: :meth:`complete_window`) and its ``window.json`` into a
         temporary folder and rename it to the
         window's folder (readers and ``--resume`` only ever see complete windows); then meta.json's alignment.
-        ``info``: the window's entry (or its JSON form); index, span and what it stores are this window's."""
+        ``info``: the window's entry (or its JSON form); index, span and what it stores are this window's. The array
+        files are compressed and saved on ``tasks``' threads (None: one after the other)."""
         index = window.index
         span = self.spans[index]
-        window = self.complete_window(window)
+        window = self.complete_window(window, tasks)
         if index != len(self.windows(refresh=True)):
             raise ReconstructionError(f"window {index} written out of order ({len(self.windows())} complete)")
         final = self.root / "windows" / _window_dir_name(index)
@@ -814,15 +826,24 @@ class Reconstruction:
             if final.exists():  # left over beyond the complete prefix (cannot be trusted): replace
                 shutil.rmtree(final)
             tmp.mkdir(parents=True)
-            for stem, value in window.files.items():
-                target = tmp / stem_name(stem, self.encoded and compressed_stem(stem))
-                save_array_file(target, value)
+
+            def save(item: tuple[str, np.ndarray]) -> None:
+                path = tmp / stem_name(item[0], self.encoded and compressed_stem(item[0]))
+                try:
+                    save_array_file(path, item[1])
+                except OSError as error:
+                    raise write_failure(path, error) from error
+
+            (tasks or SERIAL).map_all(save, window.files.items())
             target = tmp / "window.json"
             write_json_atomic(target, entry.to_dict())
             target = final
             os.replace(tmp, final)
-        except OSError as error:
+        except StoreWriteError:
             _remove(tmp)  # never leave a half-written window behind
+            raise
+        except OSError as error:
+            _remove(tmp)
             raise write_failure(target, error) from error
         self._windows = None
         self._agreement.clear()

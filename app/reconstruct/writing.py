@@ -6,21 +6,27 @@ next one to the thread and returns at once (at most one window is in flight, so 
 being written): window ``w`` is written while window ``w + 1`` is computed. Each write is
 :meth:`Reconstruction.write_window`'s atomic folder rename, so ``--resume`` and readers only ever see complete
 windows. The thread also computes what the store derives from a window before writing it (its multi-view
-agreement, :meth:`Reconstruction.complete_window`; timed as the ``agreement`` stage).
+agreement, :meth:`Reconstruction.complete_window`; timed as the ``agreement`` stage). Both spread a window's
+pieces (its timesteps' agreement, its array files' compression) over :data:`WRITE_THREADS` threads: numpy's loops
+and zstd release the GIL, so the writer uses the cores decoding leaves free, and the last window, written after
+everything else is done, takes a fraction of the time.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from app.common.timing import StageTimer
-from app.common.worker import QueueWorker
+from app.common.timing import Stage, StageTimer
+from app.common.worker import QueueWorker, TaskPool
 from app.reconstruct.record import WindowEntry
 from app.reconstruct.store import EncodedWindow, Reconstruction
 
+WRITE_THREADS = max(1, min(4, os.cpu_count() or 1))  # beyond 4 the pieces of one window are too few to share
 WriteJob = tuple[int, EncodedWindow | dict[str, np.ndarray], WindowEntry | dict[str, Any]]  # (index, window, info)
 
 
@@ -31,6 +37,7 @@ class WindowWriter:
 
     def __init__(self, recon: Reconstruction, timer: StageTimer) -> None:
         self.recon, self.timer = recon, timer
+        self._tasks = TaskPool(WRITE_THREADS, name="window-writer-task")
         self._pending: int | None = None
         self._worker: QueueWorker[WriteJob, BaseException | None] = QueueWorker(
             self._work, name="window-writer", ahead=1, pending=1
@@ -63,6 +70,15 @@ class WindowWriter:
                 self._worker.get()
         finally:
             self._worker.close()
+            self._tasks.close()
+
+    @contextmanager
+    def _stage(self, stage: Stage) -> Iterator[None]:
+        """Time ``stage`` in this thread, its CPU seconds including what the task threads spent on it meanwhile."""
+        before = self._tasks.cpu_seconds
+        with self.timer.measure(stage):
+            yield
+        self.timer.add_cpu(stage, self._tasks.cpu_seconds - before)
 
     def _work(self, jobs: Iterator[WriteJob]) -> Iterator[BaseException | None]:
         """Each job's outcome: None (committed) or the write's error (handed to :meth:`flush`)."""
@@ -70,14 +86,14 @@ class WindowWriter:
             outcome: BaseException | None = None
             try:
                 if isinstance(window, dict):
-                    with self.timer.measure("write"):
+                    with self._stage("write"):
                         window = self.recon.encode_window(index, window)
                 if window.index != index:
                     raise RuntimeError(f"window {window.index} submitted as window {index}")
-                with self.timer.measure("agreement"):  # its views_agree, here: while the next window is computed
-                    window = self.recon.complete_window(window)
-                with self.timer.measure("write"):
-                    self.recon.commit_window(window, info)
+                with self._stage("agreement"):  # its views_agree, here: while the next window is computed
+                    window = self.recon.complete_window(window, self._tasks)
+                with self._stage("write"):
+                    self.recon.commit_window(window, info, self._tasks)
             except BaseException as error:  # handed to the main thread
                 outcome = error
             yield outcome
