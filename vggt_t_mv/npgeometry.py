@@ -224,14 +224,19 @@ def _least_median_start(
             candidates.append(umeyama(source[rows], target[rows]))
         except (ValueError, np.linalg.LinAlgError):
             continue
-    for candidate in candidates:
-        if not (np.isfinite(candidate.as_matrix()).all() and candidate.scale > 0):
-            continue
-        residual = np.linalg.norm(candidate.apply(source[score_rows]) - target[score_rows], axis=1)
-        score = float(np.median(residual))
-        if score < best_score:
-            best, best_score = candidate, score
-    return best
+    usable = [c for c in candidates if np.isfinite(c.as_matrix()).all() and c.scale > 0]
+    if not usable:
+        return best
+    # every candidate scored at once, element by element the same arithmetic as Sim3.apply (so the same scores)
+    points, expected = source[score_rows], target[score_rows]
+    matrices = np.stack([c.scale * np.asarray(c.rotation) for c in usable])[:, None]  # [K, 1, 3, 3]
+    moved = points[None, :, 0:1] * matrices[..., 0]
+    moved += points[None, :, 1:2] * matrices[..., 1]
+    moved += points[None, :, 2:3] * matrices[..., 2]
+    moved += np.stack([np.asarray(c.translation, np.float64) for c in usable])[:, None]
+    scores = np.median(np.linalg.norm(moved - expected, axis=2), axis=1)
+    first_best = int(np.argmin(scores))  # the first of equal scores, as a loop keeping strict improvements
+    return usable[first_best] if scores[first_best] < best_score else best
 
 
 # ------------------------------------------------------------------------------------------------ rotations
