@@ -218,3 +218,23 @@ def test_a_one_thread_pool_runs_its_tasks_in_the_callers_thread() -> None:
     assert pool.map_all(lambda _: threading.get_ident(), range(3)) == [caller] * 3
     with pytest.raises(ValueError, match="at least one thread"):
         TaskPool(0, name="test-pool")
+
+
+def test_a_stop_wakes_a_body_waiting_for_a_job_without_waiting_for_the_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline closes its writer after the last window: that must not wait out a poll interval (it did: 0.1 s
+    at the end of every run)."""
+    import app.common.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "POLL_S", 30.0)  # a body that only polled would keep close() for 30 s
+
+    def body(jobs: Iterator[int]) -> Iterator[int]:
+        yield from jobs
+
+    worker: QueueWorker[int, int] = QueueWorker(body, name="waiting-for-jobs")
+    worker.submit(7)
+    assert worker.get() == 7
+    time.sleep(0.05)  # the body is now waiting for the next job
+    started = time.perf_counter()
+    worker.close()
+    assert not worker.alive
+    assert time.perf_counter() - started < 5.0

@@ -22,6 +22,7 @@ GIL (numpy's array loops, zstd, file writes), such as the pieces of one window t
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -82,6 +83,7 @@ class _Failed:
 
 
 _END = object()  # the body is done
+_WAKE = object()  # put among the jobs on a stop request: a body waiting for a job sees the stop at once
 
 
 class QueueWorker(Worker, Generic[J, R]):
@@ -99,11 +101,18 @@ class QueueWorker(Worker, Generic[J, R]):
         super().__init__(self._run, name=name)
         self._body = body
         self._out: queue.Queue[R | _Failed | object] = queue.Queue(maxsize=max(1, ahead))
-        self._jobs: queue.Queue[J] = queue.Queue(maxsize=max(1, pending))
+        self._jobs: queue.Queue[J | object] = queue.Queue(maxsize=max(1, pending))
         self._finished = False
         self.start()
 
     # ------------------------------------------------------------------ caller's side
+    def request_stop(self) -> None:
+        """Set the body's ``stop`` event and wake a body waiting for a job (returns at once; a body busy with a job
+        stops at its next hand-over)."""
+        super().request_stop()
+        with contextlib.suppress(queue.Full):  # full: the body takes a job, then sees the stop
+            self._jobs.put_nowait(_WAKE)
+
     def submit(self, job: J) -> None:
         """Hand ``job`` to the body (waits while ``pending`` jobs wait already); a RuntimeError once the worker
         has ended."""
@@ -166,9 +175,11 @@ class QueueWorker(Worker, Generic[J, R]):
         """The jobs submitted, in order, until the worker is stopped."""
         while not self.stopping:
             try:
-                yield self._jobs.get(timeout=POLL_S)
+                job = self._jobs.get(timeout=POLL_S)
             except queue.Empty:
                 continue
+            if job is not _WAKE:
+                yield job  # type: ignore[misc]  # not the wake-up marker: a job the caller submitted
 
     def _run(self, stop: threading.Event) -> None:
         items: Iterable[R] | None = None
