@@ -12,6 +12,7 @@ import torch
 
 from app.capture.preprocess import frame_transform, preprocess_frame
 from app.common.timing import StageTimer
+from app.common.worker import TaskPool
 from app.reconstruct.feeding import WindowFeeder, to_model_input
 from app.reconstruct.store import Reconstruction
 from app.reconstruct.writing import WindowWriter
@@ -138,3 +139,30 @@ def test_writer_raises_a_failed_write_at_the_next_flush(tmp_path: Path) -> None:
     finally:
         writer.close()
     assert Reconstruction.open(tmp_path / "r").num_timesteps == 0
+
+
+def test_the_writers_task_threads_give_the_agreement_computed_in_one_thread(tmp_path: Path) -> None:
+    """A window's agreement is computed timestep by timestep on the writer's task threads: the same array as one
+    call over the window, and a window that stores no timestep (a resumed run planned otherwise) gets an empty one."""
+    spans = [[0, 3], [2, 5]]
+    recon = Reconstruction.create(tmp_path / "r", {"camera_names": ["a", "b"], "image_hw": [6, 8], "spans": spans})
+    rng = np.random.default_rng(3)
+    arrays = {
+        "images": np.zeros((3, 2, 6, 8, 3), np.uint8),
+        "depth": rng.uniform(2.0, 3.0, (3, 2, 6, 8)).astype(np.float32),
+        "depth_conf": np.ones((3, 2, 6, 8), np.float32),
+        "world_points": np.zeros((3, 2, 6, 8, 3), np.float32),
+        "world_points_conf": np.ones((3, 2, 6, 8), np.float32),
+        "extrinsics": np.tile(np.eye(3, 4, dtype=np.float32), (3, 2, 1, 1)),
+        "intrinsics": np.tile(np.array([[8, 0, 4], [0, 8, 3], [0, 0, 1]], np.float32), (3, 2, 1, 1)),
+    }
+    arrays["extrinsics"][:, 1, 0, 3] = -0.1  # camera b 0.1 to the side
+    encoded = recon.encode_window(0, arrays, start=0)
+    with TaskPool(2, name="test-writer-tasks") as tasks:
+        parallel = recon.complete_window(encoded, tasks)
+        empty = recon.complete_window(recon.encode_window(1, arrays, start=5), tasks)
+    serial = recon.complete_window(encoded)
+    assert parallel.files["views_agree"].shape == (encoded.held[1] - encoded.held[0], 2, 6, 8)
+    assert {0, 1} <= set(np.unique(serial.files["views_agree"]).tolist())  # some pixels agree, some do not
+    np.testing.assert_array_equal(parallel.files["views_agree"], serial.files["views_agree"])
+    assert empty.files["views_agree"].shape == (0, 2, 6, 8)

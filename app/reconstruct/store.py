@@ -785,7 +785,8 @@ class Reconstruction:
                 lambda t: compute(depth[t : t + 1], extrinsics[t : t + 1], intrinsics[t : t + 1]),  # noqa: B023
                 range(len(depth)),
             )
-            files.update(encode(SPEC[name], np.concatenate(rows)))
+            value = np.concatenate(rows) if rows else compute(depth, extrinsics, intrinsics)  # none: its empty shape
+            files.update(encode(SPEC[name], value))
         return dataclasses.replace(window, files=files)
 
     def write_window(
