@@ -213,9 +213,18 @@ def test_task_pool_waits_for_every_task_before_raising_the_first_error_in_item_o
 
 
 def test_a_one_thread_pool_runs_its_tasks_in_the_callers_thread() -> None:
+    """...where the caller's own timing sees their CPU time: the pool does not count it a second time."""
     caller = threading.get_ident()
     pool = TaskPool(1, name="test-pool")
-    assert pool.map_all(lambda _: threading.get_ident(), range(3)) == [caller] * 3
+
+    def work(_: int) -> int:
+        end = time.thread_time() + 0.02
+        while time.thread_time() < end:
+            pass
+        return threading.get_ident()
+
+    assert pool.map_all(work, range(3)) == [caller] * 3
+    assert pool.cpu_seconds == 0.0
     with pytest.raises(ValueError, match="at least one thread"):
         TaskPool(0, name="test-pool")
 

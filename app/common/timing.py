@@ -35,8 +35,7 @@ class StageTimer:
         self._lock = threading.Lock()
 
     def add(self, stage: Stage, seconds: float, cpu_seconds: float = 0.0) -> None:
-        if stage not in self.seconds:
-            raise ValueError(f"unknown pipeline stage {stage!r}; one of {', '.join(STAGES)}")
+        self._check(stage)
         with self._lock:
             self.seconds[stage] += seconds
             self.cpu_seconds[stage] += cpu_seconds
@@ -44,10 +43,13 @@ class StageTimer:
 
     def add_cpu(self, stage: Stage, cpu_seconds: float) -> None:
         """Add CPU seconds other threads spent on ``stage`` (a pool working for the measuring thread)."""
-        if stage not in self.seconds:
-            raise ValueError(f"unknown pipeline stage {stage!r}; one of {', '.join(STAGES)}")
+        self._check(stage)
         with self._lock:
             self.cpu_seconds[stage] += cpu_seconds
+
+    def _check(self, stage: str) -> None:
+        if stage not in self.seconds:
+            raise ValueError(f"unknown pipeline stage {stage!r}; one of {', '.join(STAGES)}")
 
     @contextmanager
     def measure(self, stage: Stage) -> Iterator[None]:

@@ -202,8 +202,10 @@ class TaskPool:
 
     :meth:`map_all` runs ``fn`` on every item and returns the results in order once *every* task has ended (so a
     caller that cleans up after a failure never races a task still running); the first failed task's exception, in
-    item order, is raised then. :attr:`cpu_seconds` sums the tasks' own CPU time (:func:`time.thread_time`), which a
-    caller timing its own thread would not see. :meth:`close` waits for running tasks and drops queued ones."""
+    item order, is raised then. :attr:`cpu_seconds` sums the CPU time (:func:`time.thread_time`) the pool's own threads
+    spent on tasks, which a caller timing its own thread would not see (a one-thread pool runs them in the caller's
+    thread: the caller's timing has them, and they are not counted here). :meth:`close` waits for running tasks and
+    drops queued ones."""
 
     def __init__(self, threads: int, *, name: str) -> None:
         if threads < 1:
@@ -226,7 +228,7 @@ class TaskPool:
                     self.cpu_seconds += spent
 
         if self._executor is None:
-            return [timed(item) for item in items]
+            return [fn(item) for item in items]
         futures = [self._executor.submit(timed, item) for item in items]
         wait(futures)
         return [future.result() for future in futures]
